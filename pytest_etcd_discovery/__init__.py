@@ -1,0 +1,1 @@
+"""pytest-etcd-discovery: a faithful fake of the etcd discovery service for pytest."""
