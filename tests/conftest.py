@@ -1,0 +1,65 @@
+"""Shared fixtures: the real discovery stack and the fake, both started once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
+
+from pytest_etcd_discovery.processes import RealDiscoveryService
+
+if TYPE_CHECKING:
+    from pytest_etcd_discovery.server import DiscoveryServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fake: runs against the fake discovery service")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Turn "real binaries missing" skips into failures when the real stack is required.
+
+    ``require_real`` already fails in that case; this catches skips raised any other way
+    (a plain ``pytest.skip(missing_binaries(...))``, a skip marker with such a reason).
+    """
+    report = yield
+    if report.skipped and real_required():
+        reason = real_skip_reason(report.longrepr)
+        if reason is not None:
+            report.outcome = "failed"
+            report.longrepr = f"{reason} {FAIL_SUFFIX}"
+    return report
+
+
+@pytest.fixture(scope="session")
+def real_service() -> Iterator[RealDiscoveryService]:
+    """The original discovery server (``/usr/bin/discovery.etcd.io``) in front of a real
+    etcd 3.4 with the v2 API, on free loopback ports, for the whole session.
+
+    Skips (or fails under ``ETCD_DISCOVERY_REQUIRE_REAL=1``) when the binaries are absent.
+    """
+    require_real("etcd", "discovery.etcd.io")
+    service = RealDiscoveryService()
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_service() -> Iterator[DiscoveryServer]:
+    """The fake discovery server (``DiscoveryServer()``, etcd-v2 profile) for the session."""
+    from pytest_etcd_discovery.server import DiscoveryServer
+
+    server = DiscoveryServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
