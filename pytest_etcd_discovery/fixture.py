@@ -1,0 +1,483 @@
+"""The object the ``etcd_discovery`` fixture hands to a test.
+
+:class:`EtcdDiscovery` wraps one discovery service, the fake (a live
+:class:`~pytest_etcd_discovery.server.DiscoveryServer` plus in-process interception) or a
+real one given with ``--etcd-discovery-url``.  Its helpers speak the service's HTTP API,
+so seeding a token looks exactly like the requests a real member sends; features that
+need the fake's insides (clock, journal, snapshots, interception) skip with a clear
+reason against a real service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+import requests
+
+from .intercept import DEFAULT_HOSTS, Interceptor, call_app
+
+if TYPE_CHECKING:
+    from .app import DiscoveryApp
+    from .clock import ControllableClock
+    from .server import DiscoveryServer
+
+__all__ = [
+    "V04_TTL",
+    "DiscoveryError",
+    "EtcdDiscovery",
+    "Member",
+    "TokenView",
+    "etcd_member_id",
+    "etcd_member_value",
+]
+
+#: The TTL etcd 0.4 put on its registration (7 days); it heartbeats every 21 hours.
+V04_TTL = 604800
+
+#: A token as /new issues it: 32 lowercase hex digits.
+TOKEN_RE = re.compile(r"[a-f0-9]{32}")
+
+#: Transport tag for the fixture's own seeding calls, kept out of ``.calls``.
+FIXTURE_TRANSPORT = "fixture"
+
+#: Requests to a real service are bounded like etcd's own 5 s non-watch limit, with slack.
+_REAL_TIMEOUT = 10.0
+
+
+class DiscoveryError(Exception):
+    """The discovery service refused a helper's request.
+
+    ``status`` is the HTTP status, ``body`` the raw reply and ``error`` the decoded etcd
+    error JSON (``errorCode``, ``message``, ``cause``, ``index``) when there was one.
+    """
+
+    def __init__(self, method: str, url: str, status: int, body: str) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.body = body
+        self.error: dict[str, Any] | None = None
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            self.error = decoded
+        super().__init__(f"{method} {url} -> {status}: {body.strip()}")
+
+    @property
+    def error_code(self) -> int | None:
+        """etcd's ``errorCode`` (105 = key exists, 100 = not found), if any."""
+        code = (self.error or {}).get("errorCode")
+        return code if isinstance(code, int) else None
+
+
+def etcd_member_id(peer_urls: Sequence[str], cluster_name: str, now: int | None = None) -> int:
+    """The member id etcd 3.4 derives for a new member (``membership.NewMember``).
+
+    sha1 over the sorted peer URLs, then the cluster name, then (only for runtime
+    additions) the unix time; the id is the first 8 bytes, big-endian.  When a member
+    bootstraps through discovery etcd passes the discovery URL as the cluster name, so
+    the same peer URLs on the same token always give the same id.
+    """
+    data = "".join(sorted(u.strip() for u in peer_urls)) + cluster_name
+    if now is not None:
+        data += str(now)
+    return int.from_bytes(hashlib.sha1(data.encode("utf-8")).digest()[:8], "big")
+
+
+def etcd_member_value(name: str, peer_urls: Sequence[str]) -> str:
+    """The value etcd 3.4 registers: sorted ``name=url`` pairs joined by commas."""
+    return ",".join(sorted(f"{name}={u.strip()}" for u in peer_urls))
+
+
+def _as_url_list(peer_urls: str | Sequence[str]) -> list[str]:
+    if isinstance(peer_urls, str):
+        return [u for u in (p.strip() for p in peer_urls.split(",")) if u]
+    return [u.strip() for u in peer_urls]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One registration under a token, as the service lists it."""
+
+    #: The key's last path segment: etcd 3.4's hex member id, or the etcd 0.4 name.
+    key: str
+    #: The raw value: ``name=url[,name=url]`` (etcd 3.4) or a peer URL (etcd 0.4).
+    value: str
+    created_index: int
+    modified_index: int
+    #: Seconds left (etcd's ``ttl``), None when the key does not expire.
+    ttl: int | None = None
+    #: etcd's ``expiration`` (RFC 3339), None when the key does not expire.
+    expiration: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The member name (etcd 3.4 value prefix, else the key)."""
+        first = self.value.split(",", 1)[0]
+        if "=" in first:
+            return first.split("=", 1)[0]
+        return self.key
+
+    @property
+    def peer_urls(self) -> list[str]:
+        """The peer URLs in the value, in order."""
+        urls = []
+        for part in self.value.split(","):
+            urls.append(part.split("=", 1)[1] if "=" in part else part)
+        return [u for u in urls if u]
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any]) -> Member:
+        ttl = node.get("ttl")
+        return cls(
+            key=str(node["key"]).rsplit("/", 1)[-1],
+            value=str(node.get("value", "")),
+            created_index=int(node.get("createdIndex", 0)),
+            modified_index=int(node.get("modifiedIndex", 0)),
+            ttl=int(ttl) if ttl is not None else None,
+            expiration=node.get("expiration"),
+        )
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """A read-only look at one token: what a bootstrapping member would see."""
+
+    url: str
+    #: ``_config/size``, None when the key is missing.
+    size: int | None
+    #: Registered members, oldest first (createdIndex order, as etcd sorts them).
+    members: tuple[Member, ...]
+    #: The ``_state`` value etcd 0.4 writes (``started``), None when absent.
+    state: str | None
+    #: The store index when the view was taken (``X-Etcd-Index``).
+    index: int
+
+    @property
+    def token(self) -> str:
+        return urlsplit(self.url).path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def full(self) -> bool:
+        """True when at least ``size`` members registered."""
+        return self.size is not None and len(self.members) >= self.size
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+
+class EtcdDiscovery:
+    """A discovery service for one test: the fake, or a real one.
+
+    Attributes: ``url`` (base URL of the live service), ``mode`` (``"fake"`` or
+    ``"real"``), ``profile`` and ``hosts`` (what interception captures).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        app: DiscoveryApp | None = None,
+        server: DiscoveryServer | None = None,
+        clock: ControllableClock | None = None,
+        profile: str = "etcd-v2",
+        hosts: Sequence[str] = DEFAULT_HOSTS,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.profile = profile
+        self.hosts = tuple(hosts)
+        self._app = app
+        self._server = server
+        self._clock = clock
+        self._interceptor: Interceptor | None = None
+        #: Set by the marker's seeding: the token URL it created, if any.
+        self.seeded_url: str | None = None
+        #: Token URLs :meth:`new_token` created in this test (the report lists them).
+        self.created_tokens: list[str] = []
+
+    # -- what kind of service -------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return "fake" if self._app is not None else "real"
+
+    @property
+    def is_fake(self) -> bool:
+        return self._app is not None
+
+    def _need_fake(self, feature: str) -> DiscoveryApp:
+        __tracebackhide__ = True
+        if self._app is None:
+            pytest.skip(
+                f"etcd discovery: {feature} needs the fake's insides; this run uses the real "
+                f"service at {self.url} (--etcd-discovery-url)"
+            )
+        return self._app
+
+    @property
+    def app(self) -> DiscoveryApp:
+        """The fake's WSGI app (skips the test against a real service)."""
+        return self._need_fake("the app")
+
+    @property
+    def server(self) -> DiscoveryServer:
+        """The live server (skips the test against a real service)."""
+        self._need_fake("the live server")
+        assert self._server is not None
+        return self._server
+
+    @property
+    def clock(self) -> ControllableClock:
+        """This test's clock: ``advance(seconds)``, ``freeze()``, ``unfreeze()``, ``now()``.
+
+        It follows real time until moved; advancing past a TTL expires the key at once and
+        wakes its watchers.  Skips the test against a real service.
+        """
+        self._need_fake("the clock")
+        assert self._clock is not None
+        return self._clock
+
+    @property
+    def calls(self) -> list[Any]:
+        """The request journal of this test, both transports (live and in-process).
+
+        Each entry has at least ``method``, ``path``, ``status`` and ``transport``.  The
+        fixture's own seeding requests are left out.
+        """
+        app = self._need_fake("the request journal")
+        return [c for c in app.calls if getattr(c, "transport", None) != FIXTURE_TRANSPORT]
+
+    # -- HTTP, in-process for the fake, over the network for a real service ---------
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        form: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        if self._app is not None:
+            status, headers, body = call_app(
+                self._app, method, url, form=form, transport=FIXTURE_TRANSPORT
+            )
+            return status, dict(headers), body.decode("utf-8", "replace")
+        # A real service, over the network (its host is not one interception captures).
+        with requests.Session() as session:
+            reply = session.request(method, url, data=form, timeout=_REAL_TIMEOUT)
+        return reply.status_code, dict(reply.headers), reply.text
+
+    def _checked(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        form: dict[str, str] | None = None,
+    ) -> tuple[dict[str, str], Any]:
+        __tracebackhide__ = True
+        status, headers, body = self._request(method, url, params=params, form=form)
+        if not 200 <= status < 300:
+            raise DiscoveryError(method, url, status, body)
+        return headers, json.loads(body) if body.strip() else None
+
+    def token_url(self, token: str, base_url: str | None = None) -> str:
+        """The URL of ``token`` on ``base_url`` (default: the live service)."""
+        return f"{(base_url or self.url).rstrip('/')}/{token}"
+
+    # -- the API users call ----------------------------------------------------------
+
+    def new_token(self, size: int = 3, *, base_url: str | None = None) -> str:
+        """Create a token for ``size`` members, the way ``GET /new?size=N`` does.
+
+        Returns the token URL on the live service (usable by subprocesses such as real
+        etcd); pass ``base_url="https://discovery.etcd.io"`` to get the URL code under
+        interception would see.
+        """
+        status, _, body = self._request("GET", f"{self.url}/new", params={"size": str(size)})
+        if status != 200:
+            raise DiscoveryError("GET", f"{self.url}/new?size={size}", status, body)
+        token = body.strip().rstrip("/").rsplit("/", 1)[-1]
+        self.created_tokens.append(self.token_url(token))
+        return self.token_url(token, base_url)
+
+    def register(
+        self,
+        token_url: str,
+        name: str,
+        peer_urls: str | Sequence[str],
+        *,
+        discovery_url: str | None = None,
+    ) -> Member:
+        """Register a member the way etcd 3.4 does when it bootstraps through discovery.
+
+        ``PUT <token>/<member id>?prevExist=false`` with ``value=name=url,...``; the id is
+        derived exactly as etcd derives it (:func:`etcd_member_id`) from the sorted peer
+        URLs and the discovery URL the member was started with (``discovery_url``,
+        default ``token_url``).  Registering the same member twice raises
+        :class:`DiscoveryError` with ``error_code == 105``, as etcd sees after a data-dir
+        wipe.
+        """
+        urls = _as_url_list(peer_urls)
+        if not urls:
+            raise ValueError("a member needs at least one peer URL")
+        member_id = etcd_member_id(urls, discovery_url or token_url)
+        _, reply = self._checked(
+            "PUT",
+            f"{token_url.rstrip('/')}/{member_id:x}",
+            params={"prevExist": "false"},
+            form={"value": etcd_member_value(name, urls)},
+        )
+        return Member.from_node(reply["node"])
+
+    def register_v04(
+        self,
+        token_url: str,
+        name: str,
+        peer_url: str,
+        *,
+        ttl: int = V04_TTL,
+        start: bool = True,
+    ) -> tuple[Member, bool]:
+        """Register a member the way etcd 0.4 did (the seed article's era).
+
+        ``PUT <token>/<name>`` with ``value=<peer url>`` and a 7-day ``ttl``, then (with
+        ``start``) ``PUT <token>/_state?prevExist=false value=started``.  Returns the
+        member and whether this member was the first (it created ``_state``).
+        """
+        _, reply = self._checked(
+            "PUT", f"{token_url.rstrip('/')}/{name}", form={"value": peer_url, "ttl": str(ttl)}
+        )
+        member = Member.from_node(reply["node"])
+        first = False
+        if start:
+            status, _, body = self._request(
+                "PUT",
+                f"{token_url.rstrip('/')}/_state",
+                params={"prevExist": "false"},
+                form={"value": "started"},
+            )
+            if status not in (200, 201, 412):
+                raise DiscoveryError("PUT", f"{token_url}/_state", status, body)
+            first = status != 412
+        return member, first
+
+    def set_state(self, token_url: str, value: str = "started") -> None:
+        """Write ``_state`` (as an etcd 0.4 cluster that started would)."""
+        self._checked("PUT", f"{token_url.rstrip('/')}/_state", form={"value": value})
+
+    def token(self, token_url: str) -> TokenView:
+        """Read a token: size, members in createdIndex order, ``_state``, TTLs left.
+
+        Raises :class:`DiscoveryError` when the token does not exist.
+        """
+        base = token_url.rstrip("/")
+        headers, reply = self._checked("GET", base)
+        nodes = (reply or {}).get("node", {}).get("nodes", []) or []
+        members = sorted(
+            (Member.from_node(n) for n in nodes if not n.get("dir")),
+            key=lambda m: m.created_index,
+        )
+        size: int | None = None
+        status, _, body = self._request("GET", f"{base}/_config/size")
+        if status == 200:
+            try:
+                size = int(json.loads(body)["node"]["value"])
+            except (ValueError, KeyError, TypeError):
+                size = None
+        state: str | None = None
+        status, _, body = self._request("GET", f"{base}/_state")
+        if status == 200:
+            try:
+                state = str(json.loads(body)["node"]["value"])
+            except (ValueError, KeyError, TypeError):
+                state = None
+        index = int(headers.get("X-Etcd-Index", "0") or 0)
+        return TokenView(url=base, size=size, members=tuple(members), state=state, index=index)
+
+    def delete(self, token_url: str, key: str) -> None:
+        """Delete one key under a token (a member or ``_state``), as an operator would."""
+        self._checked("DELETE", f"{token_url.rstrip('/')}/{key}")
+
+    def tokens(self) -> list[str]:
+        """Every token the fake knows, in creation order (fake only)."""
+        app = self._need_fake("listing tokens")
+        return list_tokens(app)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-able data (fake only); see :meth:`restore`."""
+        app = self._need_fake("snapshot()")
+        return {"store": app.store.snapshot()}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Put back a state taken with :meth:`snapshot` (fake only)."""
+        app = self._need_fake("restore()")
+        app.store.restore(dict(data["store"]))
+
+    @contextmanager
+    def intercept(self) -> Iterator[EtcdDiscovery]:
+        """Serve ``requests`` calls to ``https://discovery.etcd.io`` (and the
+        ``etcd_discovery_hosts``) from this fake for the ``with`` block."""
+        app = self._need_fake("interception")
+        if self._interceptor is not None and self._interceptor.active:
+            yield self  # already on for this test (flag or marker)
+            return
+        interceptor = Interceptor(app, self.hosts)
+        self._interceptor = interceptor
+        try:
+            with interceptor:
+                yield self
+        finally:
+            self._interceptor = None
+
+    def start_intercept(self) -> None:
+        """Turn interception on until :meth:`stop_intercept` (the plugin uses this)."""
+        app = self._need_fake("interception")
+        if self._interceptor is None:
+            self._interceptor = Interceptor(app, self.hosts)
+        self._interceptor.start()
+
+    def stop_intercept(self) -> None:
+        if self._interceptor is not None:
+            self._interceptor.stop()
+            self._interceptor = None
+
+    @property
+    def intercepting(self) -> bool:
+        return self._interceptor is not None and self._interceptor.active
+
+    def __repr__(self) -> str:
+        return f"<EtcdDiscovery {self.mode} {self.url} profile={self.profile}>"
+
+
+def _registry_prefix(profile: str) -> str:
+    # etcd-v2 keeps tokens under /_etcd/registry like the real proxy; the rewrite at the root.
+    return "/_etcd/registry" if profile == "etcd-v2" else "/"
+
+
+def list_tokens(app: DiscoveryApp) -> list[str]:
+    """Token names in the fake's store, oldest first."""
+    from .errors import EtcdError
+
+    try:
+        event = app.store.get(_registry_prefix(app.profile), sorted=True)
+    except EtcdError:
+        return []
+    node = event.to_json().get("node", {})
+    children = [n for n in node.get("nodes", []) or [] if n.get("dir")]
+    children.sort(key=lambda n: int(n.get("createdIndex", 0)))
+    names = [str(n["key"]).rsplit("/", 1)[-1] for n in children]
+    return [n for n in names if TOKEN_RE.fullmatch(n)]

@@ -1,0 +1,373 @@
+"""pytest plugin: a fake etcd discovery service (discovery.etcd.io) for every test.
+
+Registered as the ``etcd_discovery`` ``pytest11`` entry point.  This module stays thin:
+options, ini values, the marker, fixtures and report hooks.  The fake lives in
+:mod:`~pytest_etcd_discovery.server` / :mod:`~pytest_etcd_discovery.app`, interception in
+:mod:`~pytest_etcd_discovery.intercept`, the per-test object in
+:mod:`~pytest_etcd_discovery.fixture` and the failure section in
+:mod:`~pytest_etcd_discovery.report`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from .fixture import EtcdDiscovery
+from .intercept import DEFAULT_HOSTS, normalize_host
+from .report import SECTION_TITLE, render
+
+if TYPE_CHECKING:
+    from .server import DiscoveryServer
+
+__all__ = ["MARKER", "PROFILES"]
+
+MARKER = "etcd_discovery"
+PROFILES = ("etcd-v2", "discoveryserver")
+_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen"})
+
+
+class _Session:
+    """Per-run plugin state: the options, and the live servers (one per profile, lazy).
+
+    Each pytest-xdist worker is its own pytest run, so it gets its own servers.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.real_url: str | None = _option_ini(config, "etcd_discovery_url") or None
+        self.intercept_all = bool(_option_ini(config, "etcd_discovery_fake"))
+        if self.real_url and self.intercept_all:
+            raise pytest.UsageError(
+                "--etcd-discovery-fake and --etcd-discovery-url exclude each other: "
+                "interception serves the fake, the URL selects a real service"
+            )
+        self.profile = str(_option_ini(config, "etcd_discovery_profile") or PROFILES[0])
+        if self.profile not in PROFILES:
+            raise pytest.UsageError(
+                f"etcd_discovery_profile: {self.profile!r} is not one of {', '.join(PROFILES)}"
+            )
+        extra = [h for h in config.getini("etcd_discovery_hosts") if h.strip()]
+        try:
+            self.hosts = tuple(dict.fromkeys(normalize_host(h) for h in (*DEFAULT_HOSTS, *extra)))
+        except ValueError as exc:
+            raise pytest.UsageError(f"etcd_discovery_hosts: {exc}") from None
+        self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
+        self._servers: dict[str, DiscoveryServer] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def mode(self) -> str:
+        return "real" if self.real_url else "fake"
+
+    def server(self, profile: str | None = None) -> DiscoveryServer:
+        """The live server for ``profile``, started on first use."""
+        from .server import DiscoveryServer
+
+        profile = profile or self.profile
+        with self._lock:
+            server = self._servers.get(profile)
+            if server is None:
+                server = DiscoveryServer(self.listen_host, 0, profile=profile)
+                server.start()
+                self._servers[profile] = server
+            return server
+
+    def started_url(self) -> str | None:
+        server = self._servers.get(self.profile)
+        return server.url if server is not None else None
+
+    def close(self) -> None:
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.stop()
+
+
+_SESSION_KEY = pytest.StashKey[_Session]()
+#: The test's EtcdDiscovery, for the failure section.
+_DISCO_KEY = pytest.StashKey[EtcdDiscovery]()
+
+
+def _option_ini(config: pytest.Config, name: str) -> Any:
+    """The command-line value of ``name`` if given, else the ini value (like logging)."""
+    value = config.getoption(name)
+    if value is None:
+        value = config.getini(name)
+    return value
+
+
+def _add_option_ini(
+    parser: pytest.Parser, group: Any, option: str, dest: str, ini_type: Any, **kwargs: Any
+) -> None:
+    # One helper pairs each option with its ini value so both spellings stay in step.
+    parser.addini(dest, type=ini_type, default=None, help=kwargs["help"])
+    group.addoption(option, dest=dest, default=None, **kwargs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("etcd-discovery", "etcd discovery fake")
+    _add_option_ini(
+        parser,
+        group,
+        "--etcd-discovery-fake",
+        "etcd_discovery_fake",
+        "bool",
+        action="store_true",
+        help="serve requests calls to https://discovery.etcd.io (and etcd_discovery_hosts) "
+        "from the fake, in every test",
+    )
+    _add_option_ini(
+        parser,
+        group,
+        "--etcd-discovery-profile",
+        "etcd_discovery_profile",
+        "string",
+        choices=PROFILES,
+        help="which service the fake behaves like: etcd-v2 (original, default) or "
+        "discoveryserver (today's discovery.etcd.io)",
+    )
+    _add_option_ini(
+        parser,
+        group,
+        "--etcd-discovery-url",
+        "etcd_discovery_url",
+        "string",
+        metavar="URL",
+        help="run the etcd_discovery fixtures against a real discovery service at URL; "
+        "tests needing the fake's insides skip",
+    )
+    parser.addini(
+        "etcd_discovery_hosts",
+        type="linelist",
+        default=[],
+        help="extra discovery base URLs to intercept besides https://discovery.etcd.io",
+    )
+    parser.addini(
+        "etcd_discovery_listen_host",
+        type="string",
+        default="127.0.0.1",
+        help="address the fake's live server listens on (a free port is chosen)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "etcd_discovery(size=3, profile=None, members=None, state=None, frozen=False): "
+        "seed and configure this test's fake discovery service and intercept "
+        "https://discovery.etcd.io for the test",
+    )
+    config.stash[_SESSION_KEY] = _Session(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None:
+        session.close()
+        del config.stash[_SESSION_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash[_SESSION_KEY]
+    if session.mode == "real":
+        return [f"etcd-discovery: mode=real, url={session.real_url}"]
+    if session.intercept_all:
+        mode = "fake, intercepting " + " ".join(session.hosts)
+        if getattr(config.option, "numprocesses", None):
+            live = "one per xdist worker"
+        else:
+            # Started now so the header can name it; the session fixture reuses it.
+            live = session.server().url
+    else:
+        mode = "fake (per fixture or marker)"
+        live = session.started_url() or "started on first use"
+    return [f"etcd-discovery: mode={mode}, profile={session.profile}, live url={live}"]
+
+
+def _marker_config(item: pytest.Item) -> dict[str, Any] | None:
+    """Merged ``etcd_discovery`` marker kwargs, the closest marker winning (test > class
+    > module), or None when the test has no such marker."""
+    markers = list(item.iter_markers(MARKER))
+    if not markers:
+        return None
+    merged: dict[str, Any] = {}
+    for mark in reversed(markers):
+        if mark.args:
+            _bad_marker(f"@{MARKER} takes keyword arguments only, got {mark.args!r}")
+        unknown = set(mark.kwargs) - _MARKER_KWARGS
+        if unknown:
+            _bad_marker(
+                f"@{MARKER} got unknown arguments {sorted(unknown)}; "
+                f"known: {sorted(_MARKER_KWARGS)}"
+            )
+        merged.update(mark.kwargs)
+    return merged
+
+
+def _bad_marker(message: str) -> NoReturn:
+    __tracebackhide__ = True
+    pytest.fail(message, pytrace=False)
+
+
+def _member_specs(members: Any) -> list[tuple[str, list[str], str]]:
+    """Normalize the marker's ``members``: an int N, or names, (name, peer_urls) pairs or
+    dicts with ``name``, ``peer_urls`` and optional ``style`` ("v3.4" or "v0.4")."""
+    if members is None:
+        return []
+    if isinstance(members, int):
+        members = [f"member{i}" for i in range(1, members + 1)]
+    specs: list[tuple[str, list[str], str]] = []
+    for number, entry in enumerate(members, 1):
+        default_url = f"http://10.0.0.{number}:2380"
+        if isinstance(entry, str):
+            specs.append((entry, [default_url], "v3.4"))
+        elif isinstance(entry, Mapping):
+            urls = entry.get("peer_urls", default_url)
+            urls = [urls] if isinstance(urls, str) else list(urls)
+            specs.append((str(entry["name"]), urls, str(entry.get("style", "v3.4"))))
+        elif isinstance(entry, Sequence) and len(entry) == 2:
+            name, urls = entry
+            urls = [urls] if isinstance(urls, str) else list(urls)
+            specs.append((str(name), urls, "v3.4"))
+        else:
+            _bad_marker(f"@{MARKER}(members=...): cannot read member {entry!r}")
+    return specs
+
+
+def _seed(disco: EtcdDiscovery, config: Mapping[str, Any]) -> None:
+    """Create the marker's token and put its members and ``_state`` in it."""
+    if not ({"size", "members", "state"} & set(config)):
+        return
+    token_url = disco.new_token(int(config.get("size", 3)))
+    disco.seeded_url = token_url
+    for name, urls, style in _member_specs(config.get("members")):
+        if style == "v0.4":
+            disco.register_v04(token_url, name, urls[0], start=False)
+        else:
+            disco.register(token_url, name, urls)
+    if config.get("state") is not None:
+        disco.set_state(token_url, str(config["state"]))
+
+
+@pytest.fixture(scope="session")
+def etcd_discovery_server(pytestconfig: pytest.Config) -> DiscoveryServer:
+    """The fake discovery service's live HTTP server, shared by the whole session.
+
+    Listens on a free loopback port (``.url``, e.g. ``http://127.0.0.1:41234``); real
+    processes such as ``etcd --discovery`` or ``curl`` can reach it.  State is reset for
+    every test by the ``etcd_discovery`` fixture; under pytest-xdist each worker has its
+    own server.  Skips when ``--etcd-discovery-url`` selects a real service.
+    """
+    session = pytestconfig.stash[_SESSION_KEY]
+    if session.mode == "real":
+        pytest.skip(f"etcd discovery: no fake server; using the real service {session.real_url}")
+    return session.server()
+
+
+@pytest.fixture
+def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
+    """The etcd discovery service for this test, with fresh, isolated state.
+
+    - ``.url``: live base URL (``http://127.0.0.1:PORT``), usable by subprocesses.
+    - ``.new_token(size=3)``: a new token URL, like ``GET /new?size=3``.
+    - ``.register(token_url, name, peer_urls)``: register a member as etcd 3.4 does (id
+      derived as etcd derives it); ``.register_v04(...)``: as etcd 0.4 did (7-day TTL).
+    - ``.token(token_url)``: size, members in createdIndex order, ``_state``, TTLs left.
+    - ``.clock``: ``advance(seconds)``, ``freeze()``; expiring keys wake their watchers.
+    - ``.calls``: the request journal (live and in-process); ``.snapshot()``/``.restore()``.
+    - ``with etcd_discovery.intercept(): ...``: serve ``requests`` calls to
+      ``https://discovery.etcd.io`` from this fake (automatic with
+      ``--etcd-discovery-fake`` or the ``etcd_discovery`` marker).
+
+    With ``--etcd-discovery-url`` it talks to that real service instead, and the helpers
+    that need the fake's insides skip the test.
+    """
+    session = request.config.stash[_SESSION_KEY]
+    marker = _marker_config(request.node)
+    marked = marker is not None
+    config = marker or {}
+    if session.mode == "real":
+        if marked:
+            pytest.skip(
+                f"etcd discovery: @{MARKER} (seeding, interception) needs the fake; "
+                f"this run uses the real service {session.real_url}"
+            )
+        disco = EtcdDiscovery(session.real_url or "", profile=session.profile, hosts=session.hosts)
+        request.node.stash[_DISCO_KEY] = disco
+        yield disco
+        return
+
+    from .clock import ControllableClock
+
+    profile = str(config.get("profile") or session.profile)
+    if profile not in PROFILES:
+        _bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILES)}")
+    server = session.server(profile)
+    clock = ControllableClock()
+    _fresh_state(server, clock)
+    disco = EtcdDiscovery(
+        server.url,
+        app=server.app,
+        server=server,
+        clock=clock,
+        profile=profile,
+        hosts=session.hosts,
+    )
+    request.node.stash[_DISCO_KEY] = disco
+    try:
+        if config.get("frozen"):
+            clock.freeze()
+        _seed(disco, config)
+        if marked or session.intercept_all:
+            disco.start_intercept()
+        yield disco
+    finally:
+        disco.stop_intercept()
+        # Wake anything still blocked in a long poll (threads, the live server) so no
+        # request outlives its test; the next test starts from a fresh state anyway.
+        _release(server)
+
+
+def _fresh_state(server: DiscoveryServer, clock: Any) -> None:
+    """Give the shared server an empty store driven by this test's clock."""
+    app = server.app
+    app.clock = clock
+    app.reset()
+
+
+def _release(server: DiscoveryServer) -> None:
+    server.app.store.close()
+
+
+@pytest.fixture
+def etcd_discovery_url(request: pytest.FixtureRequest, etcd_discovery: EtcdDiscovery) -> str:
+    """A fresh token URL on the live service, for ``size`` members (from the
+    ``etcd_discovery`` marker, default 3).  With the marker's ``members``/``state`` it is
+    the token they were seeded into."""
+    if etcd_discovery.seeded_url is not None:
+        return etcd_discovery.seeded_url
+    config = _marker_config(request.node) or {}
+    return etcd_discovery.new_token(int(config.get("size", 3)))
+
+
+@pytest.fixture(autouse=True)
+def _etcd_discovery_auto(request: pytest.FixtureRequest) -> None:
+    """Turn the fake on for tests that ask through the flag, ini or marker."""
+    session = request.config.stash[_SESSION_KEY]
+    if session.intercept_all or request.node.get_closest_marker(MARKER) is not None:
+        request.getfixturevalue("etcd_discovery")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        disco = item.stash.get(_DISCO_KEY, None)
+        if disco is not None:
+            report.sections.append((SECTION_TITLE, render(disco)))
+    return report

@@ -1,0 +1,95 @@
+"""The "etcd discovery" section a failing test's report gets.
+
+It answers "why did this bootstrap test fail?" without a debugger: every token with its
+size, ``_state``, members (oldest first) and TTLs left, then the last requests the
+service answered, from both transports.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .fixture import EtcdDiscovery, TokenView
+
+__all__ = ["SECTION_TITLE", "render"]
+
+SECTION_TITLE = "etcd discovery"
+
+#: How many journal entries the section shows (the newest).
+LAST_CALLS = 20
+
+
+def _fmt_time(seconds: float) -> str:
+    moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _render_token(view: TokenView) -> list[str]:
+    size = "?" if view.size is None else str(view.size)
+    state = view.state if view.state is not None else "-"
+    lines = [
+        f"  {view.url}  size={size}  members={len(view.members)}/{size}  "
+        f"_state={state}  index={view.index}"
+    ]
+    for number, member in enumerate(view.members, 1):
+        ttl = "no ttl" if member.ttl is None else f"ttl {member.ttl}s left"
+        lines.append(
+            f"    {number}. {member.name:<12} key={member.key}  createdIndex={member.created_index}"
+            f"  {ttl}  {','.join(member.peer_urls)}"
+        )
+    if not view.members:
+        lines.append("    (no members registered)")
+    return lines
+
+
+def _render_call(call: Any) -> str:
+    method = getattr(call, "method", "?")
+    path = getattr(call, "path", "?")
+    query = getattr(call, "query", "")
+    if isinstance(query, dict):
+        query = "&".join(f"{k}={v}" for k, v in query.items())
+    target = f"{path}?{query}" if query else str(path)
+    status = getattr(call, "status", "?")
+    transport = getattr(call, "transport", "?")
+    return f"  {transport:<9} {method:<6} {target} -> {status}"
+
+
+def render(disco: EtcdDiscovery) -> str:
+    """Describe ``disco``'s state for a failure report; never raises."""
+    lines = [f"mode: {disco.mode}  profile: {disco.profile}  live url: {disco.url}"]
+    try:
+        lines.extend(_render_body(disco))
+    except Exception as exc:  # a report must never hide the test's own failure
+        lines.append(f"(could not read the discovery state: {type(exc).__name__}: {exc})")
+    return "\n".join(lines)
+
+
+def _render_body(disco: EtcdDiscovery) -> list[str]:
+    lines: list[str] = []
+    if disco.is_fake:
+        clock = disco.clock
+        pace = "frozen" if clock.frozen else "running"
+        lines.append(f"clock: {_fmt_time(clock.now())} ({pace})")
+        hosts = ", ".join(disco.hosts)
+        lines.append(f"interception: {'on' if disco.intercepting else 'off'} ({hosts})")
+        token_urls = [disco.token_url(t) for t in disco.tokens()]
+    else:
+        token_urls = list(disco.created_tokens)
+    lines.append(f"tokens ({len(token_urls)}):")
+    for url in token_urls:
+        try:
+            lines.extend(_render_token(disco.token(url)))
+        except Exception as exc:
+            lines.append(f"  {url}: unreadable ({exc})")
+    if not token_urls:
+        lines.append("  (none)")
+    if disco.is_fake:
+        calls = disco.calls
+        shown = calls[-LAST_CALLS:]
+        lines.append(f"last requests ({len(shown)} of {len(calls)}):")
+        lines.extend(_render_call(c) for c in shown)
+        if not calls:
+            lines.append("  (none)")
+    return lines
