@@ -1,0 +1,584 @@
+"""The differential harness: run one request sequence against the fake and the real
+discovery service, normalise both transcripts and compare them.
+
+A *scenario* is a function ``scenario(d: Recorder) -> None``. It talks HTTP through the
+recorder, which records every reply as a normalised step:
+
+- tokens become ``<T0>``, ``<T1>`` … (never-issued ones ``<N0>`` …), the server's base
+  URL becomes ``<URL>``;
+- indexes (``modifiedIndex``, ``createdIndex``, error ``index``, ``X-Etcd-Index``, the
+  numbers in 101/401 causes, ``prevIndex``/``waitIndex`` we send) become offsets from an
+  anchor taken in the scenario (the first token's ``createdIndex``): ``I+3``; ``0`` stays 0;
+- ``expiration`` becomes ``<EXP>`` when it is RFC 3339 (nanoseconds, ``Z``) and agrees
+  with ``ttl``; ``ttl`` becomes ``~N`` when within 1 below a TTL the scenario asked for;
+- ``X-Raft-*`` / ``X-Etcd-Cluster-Id`` become ``<present>``; ``Date``, ``Content-Length``
+  and hop-by-hop headers are dropped (``Server`` too, checked in its own test);
+- listings not asked for ``sorted=true`` are sorted by key (Go map order is random).
+
+Raw properties travel in the step too: the trailing newline of JSON bodies and the
+``\\uXXXX`` escapes used (Go escapes ``<``, ``>``, ``&``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+TOKEN_RE = re.compile(r"[a-f0-9]{32}")
+#: Hex runs long enough to be (parts of) tokens; etcd member ids (16 hex) stay as they are.
+HEX_RUN_RE = re.compile(r"[a-fA-F0-9]{24,}")
+EXPIRATION_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+ESCAPE_RE = re.compile(r"\\u[0-9a-fA-F]{4}")
+INDEX_FIELDS = frozenset({"modifiedIndex", "createdIndex", "index"})
+INDEX_PARAMS = frozenset({"prevIndex", "waitIndex"})
+DROPPED_HEADERS = frozenset(
+    {"date", "content-length", "transfer-encoding", "connection", "keep-alive", "server"}
+)
+PRESENCE_HEADERS = frozenset({"x-raft-index", "x-raft-term", "x-etcd-cluster-id"})
+#: Upper bound for any single request; watches that should fire do so within it.
+REQUEST_TIMEOUT = 10.0
+
+Step = dict[str, Any]
+Scenario = Callable[["Recorder"], None]
+
+
+@dataclass
+class Side:
+    """One discovery service under test."""
+
+    name: str
+    url: str
+    #: How many long polls the backing store currently holds (for "next event" watches).
+    watcher_count: Callable[[], int]
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # loopback only: no proxies from the environment
+        return session
+
+
+@dataclass
+class Reply:
+    """A raw HTTP reply, as the scenario sees it."""
+
+    method: str
+    path: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Watch:
+    """A request running in its own thread (a long poll); recorded when collected."""
+
+    recorder: Recorder
+    method: str
+    path: str
+    params: dict[str, Any]
+    sorted_listing: bool
+    _done: threading.Event = field(default_factory=threading.Event)
+    _reply: Reply | None = None
+    _error: BaseException | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="conformance-watch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Own session: requests.Session is not meant to be shared between threads.
+        try:
+            with self.recorder.side.session() as session:
+                self._reply = self.recorder.send(session, self.method, self.path, self.params)
+        except BaseException as err:  # handed to the scenario thread in result()
+            self._error = err
+        finally:
+            self._done.set()
+
+    def pending(self, within: float = 0.15) -> bool:
+        """True if no reply arrived within ``within`` s (proves the poll blocks), recorded."""
+        still = not self._done.wait(within)
+        self.recorder.note(f"watch {self.recorder.norm_path(self.path)} pending", still)
+        return still
+
+    def result(self, timeout: float = REQUEST_TIMEOUT, *, expect: int | None = 200) -> Reply:
+        """Wait for the reply and record it as the next step."""
+        assert self._thread is not None
+        if not self._done.wait(timeout):
+            raise AssertionError(
+                f"[{self.recorder.side.name}] watch {self.method} {self.path} "
+                f"{self.params} got no reply within {timeout} s"
+            )
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._reply is not None
+        self.recorder.record(self._reply, self.params, None, self.sorted_listing, expect)
+        return self._reply
+
+
+class Recorder:
+    """Sends requests for a scenario and keeps the normalised transcript."""
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.session = side.session()
+        self.steps: list[Step] = []
+        self.anchor: int | None = None
+        self._names: dict[str, str] = {}
+        self._issued = 0
+        self._never = 0
+        self._ttls: set[int] = set()
+        self._watches: list[Watch] = []
+
+    # -- names, anchors ----------------------------------------------------------------
+
+    def name_token(self, token: str, *, issued: bool = True) -> str:
+        if token not in self._names:
+            if issued:
+                self._names[token] = f"<T{self._issued}>"
+                self._issued += 1
+            else:
+                self._names[token] = f"<N{self._never}>"
+                self._never += 1
+        return self._names[token]
+
+    def never_issued(self) -> str:
+        """A well-formed token nobody created (random, so it cannot exist on either side)."""
+        token = secrets.token_hex(16)
+        self.name_token(token, issued=False)
+        return token
+
+    def set_anchor(self, index: int) -> None:
+        self.anchor = index
+
+    def idx(self, offset: int) -> int:
+        """The absolute index ``anchor + offset`` to send as prevIndex/waitIndex."""
+        assert self.anchor is not None, "scenario has no anchor yet (call new_token first)"
+        return self.anchor + offset
+
+    def rel(self, value: int) -> str | int:
+        if value == 0 or self.anchor is None:
+            return value
+        return f"I{value - self.anchor:+d}"
+
+    def norm_text(self, text: str) -> str:
+        text = text.replace(self.side.url, "<URL>")
+        return HEX_RUN_RE.sub(self._name_hex, text)
+
+    def _name_hex(self, match: re.Match[str]) -> str:
+        run = match.group(0)
+        low = run.lower()
+        case = "" if run == low else ":upper"
+        if low in self._names:
+            return self._names[low] + case
+        for token, name in self._names.items():
+            # A token cut short or with extra characters (route-matching probes).
+            if token.startswith(low):
+                return f"{name}[:{len(low)}]{case}"
+            if low.startswith(token):
+                return f"{name}+{low[len(token) :]}{case}"
+        return "<unknown-hex>"
+
+    def norm_path(self, path: str) -> str:
+        return self.norm_text(path)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def send(
+        self,
+        session: requests.Session,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        url = self.side.url + path
+        if params:
+            url += "?" + urlencode(params)
+        resp = session.request(
+            method,
+            url,
+            data=data,
+            headers=dict(headers or {}),
+            allow_redirects=False,  # "/" redirects to an outside host: never follow
+            timeout=REQUEST_TIMEOUT,
+        )
+        return Reply(method, path, resp.status_code, resp.headers, resp.content)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect: int | None = None,
+    ) -> Reply:
+        """Send one request, record the normalised reply, check ``expect`` (status)."""
+        params = dict(params or {})
+        self._learn_ttls(params, data)
+        reply = self.send(self.session, method, path, params, data, headers)
+        self.record(reply, params, data, _asks_sorted(params), expect)
+        return reply
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Reply:
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.request("DELETE", path, **kw)
+
+    def watch(self, path: str, params: Mapping[str, Any], method: str = "GET") -> Watch:
+        """Start a long poll in a thread; collect it with :meth:`Watch.result`."""
+        params = {"wait": "true", **params}
+        watch = Watch(self, method, path, params, _asks_sorted(params))
+        self._watches.append(watch)
+        watch.start()
+        return watch
+
+    def wait_watchers(self, count: int, timeout: float = 5.0) -> None:
+        """Block until the store holds ``count`` long polls (so a write cannot race them)."""
+        deadline = time.monotonic() + timeout
+        while self.side.watcher_count() < count:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"[{self.side.name}] {count} watcher(s) not registered")
+            time.sleep(0.02)
+
+    def new_token(
+        self, size: int | str | None = 3, *, method: str = "GET", form: bool = False
+    ) -> str:
+        """``/new`` (recorded); returns the token. The first one anchors the indexes."""
+        params = {} if size is None or form else {"size": size}
+        data = {"size": size} if form and size is not None else None
+        reply = self.send(self.session, method, "/new", params, data)
+        token = reply.text.rsplit("/", 1)[-1]
+        assert reply.status == 200 and TOKEN_RE.fullmatch(token), (
+            f"[{self.side.name}] /new failed: {reply.status} {reply.text!r}"
+        )
+        self.name_token(token)
+        self.record(reply, params, data, False, 200)
+        if self.anchor is None:
+            size_reply = self.send(self.session, "GET", f"/{token}/_config/size")
+            self.set_anchor(size_reply.json()["node"]["createdIndex"])
+            self.record(size_reply, {}, None, False, 200)
+        return token
+
+    def note(self, label: str, value: Any) -> None:
+        """Record a fact the scenario computed (compared like any reply)."""
+        self.steps.append({"note": label, "value": value})
+
+    def close(self) -> None:
+        for watch in self._watches:
+            if watch._thread is not None:
+                watch._thread.join(REQUEST_TIMEOUT + 1)
+        self.session.close()
+
+    # -- normalisation -----------------------------------------------------------------
+
+    def _learn_ttls(self, params: Mapping[str, Any], data: Mapping[str, Any] | str | None) -> None:
+        for source in (params, data if isinstance(data, Mapping) else {}):
+            ttl = source.get("ttl")
+            if ttl is not None and str(ttl).isdigit() and int(ttl) > 0:
+                self._ttls.add(int(ttl))
+
+    def record(
+        self,
+        reply: Reply,
+        params: Mapping[str, Any],
+        data: Mapping[str, Any] | str | None,
+        sorted_listing: bool,
+        expect: int | None,
+    ) -> Step:
+        step: Step = {"req": self._request_line(reply.method, reply.path, params, data)}
+        step["status"] = reply.status
+        step["headers"] = self._headers(reply.headers)
+        content_type = reply.headers.get("Content-Type", "")
+        if content_type.startswith("application/json"):
+            step.update(self._json_body(reply.body, sorted_listing))
+        else:
+            step["body"] = self.norm_text(reply.text)
+        self.steps.append(step)
+        if expect is not None and reply.status != expect:
+            raise AssertionError(
+                f"[{self.side.name}] {reply.method} {reply.path} {dict(params)} {data!r}: "
+                f"expected {expect}, got {reply.status} {reply.text!r}"
+            )
+        return step
+
+    def _request_line(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        data: Mapping[str, Any] | str | None,
+    ) -> str:
+        shown = {
+            k: (self.rel(int(v)) if k in INDEX_PARAMS and str(v).isdigit() else v)
+            for k, v in params.items()
+        }
+        line = f"{method} {self.norm_path(path)}"
+        if shown:
+            line += "?" + "&".join(f"{k}={v}" for k, v in shown.items())
+        if data is not None:
+            body = data if isinstance(data, str) else urlencode(data)
+            line += f" body={self.norm_text(body)}"
+        return line
+
+    def _headers(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in sorted(headers, key=str.lower):
+            low = name.lower()
+            if low in DROPPED_HEADERS:
+                continue
+            value: Any = headers[name]
+            if low in PRESENCE_HEADERS:
+                value = "<present>"
+            elif low == "x-etcd-index":
+                value = self.rel(int(value)) if str(value).isdigit() else value
+            else:
+                value = self.norm_text(value)
+            out[name.title()] = value
+        return out
+
+    def _json_body(self, body: bytes, sorted_listing: bool) -> Step:
+        try:
+            parsed = json.loads(body)
+        except ValueError as err:
+            return {"body": f"<invalid JSON: {err}> {body[:200]!r}"}
+        normalised = self._norm_json(parsed, sorted_listing)
+        return {
+            "body": json.dumps(normalised, separators=(",", ":"), ensure_ascii=False),
+            "newline": body.endswith(b"\n"),
+            "escapes": sorted(set(ESCAPE_RE.findall(body.decode("utf-8", "replace")))),
+        }
+
+    def _norm_json(self, value: Any, sorted_listing: bool) -> Any:
+        if isinstance(value, list):
+            items = [self._norm_json(v, sorted_listing) for v in value]
+            return items
+        if isinstance(value, str):
+            return self.norm_text(value)
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in INDEX_FIELDS and isinstance(item, int) and not isinstance(item, bool):
+                out[key] = self.rel(item)
+            elif key == "expiration":
+                out[key] = self._norm_expiration(item, value.get("ttl"))
+            elif key == "ttl" and isinstance(item, int):
+                out[key] = self._norm_ttl(item)
+            elif key == "cause" and isinstance(item, str):
+                out[key] = self._norm_cause(item, value.get("errorCode"))
+            elif key == "nodes" and isinstance(item, list):
+                nodes = [self._norm_json(v, sorted_listing) for v in item]
+                raw_keys = [n.get("key", "") for n in item if isinstance(n, dict)]
+                if sorted_listing:
+                    # The order is part of the contract here; record whether it held.
+                    out["sorted"] = raw_keys == sorted(raw_keys)
+                else:
+                    nodes.sort(key=lambda n: str(n.get("key", "")) if isinstance(n, dict) else "")
+                out[key] = nodes
+            else:
+                out[key] = self._norm_json(item, sorted_listing)
+        return out
+
+    def _norm_expiration(self, value: Any, ttl: Any) -> str:
+        if not isinstance(value, str) or not EXPIRATION_RE.match(value):
+            return f"<EXP malformed: {value!r}>"
+        whole, _, frac = value[:-1].partition(".")
+        when = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.timezone.utc)
+        left = when.timestamp() + float(f"0.{frac or '0'}") - time.time()
+        # ttl = ceil(seconds left) on the server; a cached (history) copy may be older.
+        if isinstance(ttl, int) and left > ttl + 1.0:
+            return f"<EXP beyond ttl {ttl}>"
+        return "<EXP>"
+
+    def _norm_ttl(self, ttl: int) -> str | int:
+        for asked in sorted(self._ttls):
+            if asked - 1 <= ttl <= asked:
+                return f"~{asked}"
+        return ttl
+
+    def _norm_cause(self, cause: str, code: Any) -> str:
+        if code == 101:
+            # "[prevValue != value] [prevIndex != modifiedIndex]": only all-digit pairs are
+            # indexes (scenarios use non-numeric values).
+            def pair(m: re.Match[str]) -> str:
+                a, b = m.group(1), m.group(2)
+                if a.isdigit() and b.isdigit():
+                    return f"[{self.rel(int(a))} != {self.rel(int(b))}]"
+                return m.group(0)
+
+            return self.norm_text(re.sub(r"\[([^\]]*) != ([^\]]*)\]", pair, cause))
+        if code == 401:
+            return re.sub(
+                r"\[(\d+)/(\d+)\]",
+                lambda m: f"[{self.rel(int(m.group(1)))}/{self.rel(int(m.group(2)))}]",
+                cause,
+            )
+        return self.norm_text(cause)
+
+
+def _asks_sorted(params: Mapping[str, Any]) -> bool:
+    return str(params.get("sorted", "")).lower() in ("true", "1", "t")
+
+
+def run_scenario(side: Side, scenario: Scenario) -> list[Step]:
+    """Run ``scenario`` against ``side``; return the transcript (raises on its failures)."""
+    recorder = Recorder(side)
+    try:
+        scenario(recorder)
+    except BaseException as err:
+        err.transcript = recorder.steps  # type: ignore[attr-defined]
+        raise
+    finally:
+        recorder.close()
+    return recorder.steps
+
+
+def render(steps: list[Step]) -> list[str]:
+    """One transcript as text lines, for a readable unified diff."""
+    lines: list[str] = []
+    for number, step in enumerate(steps):
+        if "note" in step:
+            lines.append(f"#{number} note {step['note']}: {step['value']!r}")
+            continue
+        if "error" in step:
+            lines.append(f"#{number} ERROR {step['error']}")
+            continue
+        lines.append(f"#{number} {step['req']}")
+        lines.append(f"    -> {step['status']}")
+        for name, value in step["headers"].items():
+            lines.append(f"    {name}: {value}")
+        lines.append(f"    body: {step['body']}")
+        for extra in ("newline", "escapes"):
+            if extra in step:
+                lines.append(f"    {extra}: {step[extra]!r}")
+    return lines
+
+
+def diff(a_name: str, a: list[Step], b_name: str, b: list[Step]) -> str:
+    return "\n".join(
+        difflib.unified_diff(render(a), render(b), fromfile=a_name, tofile=b_name, lineterm="")
+    )
+
+
+def count_requests(steps: list[Step]) -> int:
+    return sum(1 for s in steps if "req" in s)
+
+
+# -- the differential comparison (used by the ``discovery`` fixture) --------------------
+
+SELFCHECK_ENV = "ETCD_DISCOVERY_CONFORMANCE_SELFCHECK"
+#: A directory to write every rendered transcript to (for reading them by eye).
+DUMP_ENV = "ETCD_DISCOVERY_CONFORMANCE_DUMP"
+
+# (scenario id, side name, run number) -> transcript, or the exception the run raised
+_RUNS: dict[tuple[str, str, int], list[Step] | BaseException] = {}
+#: Statistics for the final report: scenario id -> request steps compared, divergent?
+COMPARED: dict[str, tuple[int, bool]] = {}
+
+
+def side_for(request: pytest.FixtureRequest, name: str) -> Side:
+    if name == "real":
+        real = request.getfixturevalue("real_service")
+        etcd_url = real.etcd_url
+
+        def real_watchers() -> int:
+            stats = requests.get(f"{etcd_url}/v2/stats/store", timeout=5).json()
+            return int(stats["watchers"])
+
+        return Side("real", real.url, real_watchers)
+    fake = request.getfixturevalue("fake_service")
+    return Side("fake", fake.url, lambda: int(fake.store.watcher_count))
+
+
+def _run(side: Side, scenario: Scenario, run: int) -> list[Step]:
+    key = (f"{scenario.__module__}.{scenario.__qualname__}", side.name, run)
+    if key not in _RUNS:
+        try:
+            _RUNS[key] = run_scenario(side, scenario)
+        except Exception as err:
+            _RUNS[key] = err
+        dump_dir = os.environ.get(DUMP_ENV)
+        if dump_dir:
+            steps = _RUNS[key]
+            if isinstance(steps, BaseException):
+                steps = [*getattr(steps, "transcript", []), {"error": repr(steps)}]
+            os.makedirs(dump_dir, exist_ok=True)
+            name = f"{scenario.__qualname__}.{side.name}{'.2' if run else ''}.txt"
+            with open(os.path.join(dump_dir, name), "w", encoding="utf-8") as out:
+                out.write("\n".join(render(steps)) + "\n")
+    outcome = _RUNS[key]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+@dataclass
+class Discovery:
+    """What a conformance test gets: its side, plus :meth:`check` for the comparison."""
+
+    side: Side
+    request: pytest.FixtureRequest
+
+    @property
+    def url(self) -> str:
+        return self.side.url
+
+    @property
+    def session(self) -> requests.Session:
+        return self.side.session()
+
+    def check(self, scenario: Scenario) -> list[Step]:
+        """Run ``scenario`` here (its own assertions must hold), then compare the
+        normalised transcript with the other side's; fail with a diff if they differ."""
+        __tracebackhide__ = True
+        mine = _run(self.side, scenario, 0)
+        if os.environ.get(SELFCHECK_ENV) == "1":
+            other_side, run = self.side, 1
+        else:
+            other = "real" if self.side.name == "fake" else "fake"
+            other_side, run = side_for(self.request, other), 0
+        try:
+            theirs = _run(other_side, scenario, run)
+        except Exception as err:
+            partial: list[Step] = list(getattr(err, "transcript", []))
+            theirs = [*partial, {"error": f"{type(err).__name__}: {err}"}]
+        real, fake = (mine, theirs) if self.side.name == "real" else (theirs, mine)
+        name = f"{scenario.__module__}.{scenario.__qualname__}"
+        COMPARED[name] = (count_requests(real), real != fake)
+        if real != fake:
+            pytest.fail(
+                f"fake and real differ for {scenario.__qualname__}:\n"
+                + diff("real", real, "fake" if run == 0 else "real (2nd run)", fake),
+                pytrace=False,
+            )
+        return mine
