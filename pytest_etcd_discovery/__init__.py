@@ -1,1 +1,36 @@
-"""pytest-etcd-discovery: a faithful fake of the etcd discovery service for pytest."""
+"""pytest-etcd-discovery: a faithful fake of the etcd discovery service for pytest.
+
+The fake imitates discovery.etcd.io closely enough that real ``etcd`` binaries
+bootstrap clusters through it. Its parts:
+
+- :class:`Store`: an etcd-v2-like store (index, TTLs, events, watches) on a clock;
+- :class:`DiscoveryApp`: the service as a WSGI app, in either profile;
+- :class:`DiscoveryServer`: the app on a loopback socket.
+"""
+
+from .app import Call, DiscoveryApp, make_app
+from .clock import Clock, ControllableClock, SystemClock
+from .errors import EtcdError
+from .events import Event
+from .profiles import PROFILES, Profile
+from .server import DiscoveryServer, ServerError
+from .store import Store
+from .watchers import Watcher
+
+__all__ = [
+    "PROFILES",
+    "Call",
+    "Clock",
+    "ControllableClock",
+    "DiscoveryApp",
+    "DiscoveryServer",
+    "EtcdError",
+    "Event",
+    "Profile",
+    "ServerError",
+    "Store",
+    "SystemClock",
+    "Watcher",
+    "make_app",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""``etcd-discovery-fake`` / ``python -m pytest_etcd_discovery``: the standalone fake.
+
+Prints its base URL as one line on stdout once it accepts connections, so a
+script or a test in another language can read it and go; SIGINT or SIGTERM stop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .profiles import PROFILES
+from .server import DiscoveryServer, ServerError
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range 0-65535: {port}")
+    return port
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text.split("://", 1)[1]) == 0:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="etcd-discovery-fake",
+        description="Run the fake etcd discovery service (discovery.etcd.io) on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_port, default=8087, help="port to bind; 0 picks a free one (default 8087)"
+    )
+    parser.add_argument(
+        "--public-url",
+        type=_url,
+        default=None,
+        help="prefix /new hands out (default: the server's own URL)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="etcd-v2",
+        help="behave like the original service (etcd-v2, default) or today's (discoveryserver)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    server = DiscoveryServer(args.host, args.port, profile=args.profile, public_url=args.public_url)
+    try:
+        server.start()
+    except ServerError as exc:
+        print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(server.url, flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

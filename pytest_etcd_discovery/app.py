@@ -1,0 +1,566 @@
+"""The fake discovery service as one werkzeug WSGI application.
+
+The same :class:`DiscoveryApp` answers the live server (:mod:`.server`) and
+in-process ``requests`` calls (:mod:`.intercept`), so both share one store.
+Routes, statuses, bodies and headers follow the real services; see
+:mod:`.profiles` for what differs between the two we imitate.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import errors, gojson
+from .clock import Clock
+from .errors import EtcdError
+from .events import Event
+from .forms import Form, go_atoi, go_parse_bool, go_parse_uint64, parse_form, parse_query
+from .metrics import Metrics
+from .profiles import Profile, get_profile
+from .store import Store, clean_path
+from .watchers import Watcher
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+TRANSPORT_KEY = "etcd_discovery.transport"
+CORS_HEADERS = (
+    ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Headers", "accept, content-type, authorization"),
+)
+KEYS_METHODS = ("HEAD", "GET", "PUT", "POST", "DELETE")
+
+
+class TokenConverter(BaseConverter):
+    """A discovery token: 32 lowercase hex digits, nothing else (gorilla mux's regex)."""
+
+    regex = "[a-f0-9]{32}"
+
+
+# strict_slashes/merge_slashes off: the real router never redirects on a slash;
+# Go's path cleaning is done by hand in _clean_redirect.
+URL_MAP = Map(
+    [
+        Rule("/", endpoint="home"),
+        Rule("/new", endpoint="new"),
+        Rule("/health", endpoint="health"),
+        Rule("/robots.txt", endpoint="robots"),
+        Rule("/metrics", endpoint="metrics"),
+        Rule("/<token:token>", endpoint="token"),
+        Rule("/<token:token>/", endpoint="token"),
+        Rule("/<token:token>/<machine>", endpoint="machine"),
+        Rule("/<token:token>/_config/size", endpoint="size"),
+        Rule("/v2/keys", endpoint="keys"),
+        Rule("/v2/keys/", endpoint="keys"),
+        Rule("/v2/keys/<path:key>", endpoint="keys"),
+    ],
+    converters={"token": TokenConverter},
+    strict_slashes=False,
+    merge_slashes=False,
+    redirect_defaults=False,
+)
+
+# Methods each token route accepts; anything else is gorilla mux's empty 405.
+ROUTE_METHODS = {
+    "token": ("GET", "PUT"),
+    "machine": ("GET", "PUT", "DELETE"),
+    "size": ("GET",),
+}
+
+
+@dataclass
+class Call:
+    """One request the fake answered: the journal entry tests and reports read."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    transport: str
+    form: dict[str, list[str]] = field(default_factory=dict)
+    time: float = 0.0
+
+    def __str__(self) -> str:
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.method} {self.path}{query} -> {self.status} ({self.transport})"
+
+
+def go_clean_path(path: str) -> str:
+    """Go's ``http`` cleanPath: ``path.Clean`` keeping a trailing slash."""
+    cleaned = clean_path(path)
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def _text(body: str, status: int) -> Response:
+    """``http.Error``: text/plain, nosniff, and a newline after the message."""
+    resp = Response(body + "\n", status=status, mimetype="text/plain")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+def _bare(status: int) -> Response:
+    """A status with no body and no Content-Type, like Go's ``WriteHeader`` alone."""
+    resp = Response(b"", status=status)
+    del resp.headers["Content-Type"]
+    return resp
+
+
+def _redirect(location: str, method: str) -> Response:
+    """``http.Redirect`` with 301: a tiny HTML body for GET only."""
+    if method == "GET":
+        escaped = location.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        escaped = escaped.replace('"', "&#34;").replace("'", "&#39;")
+        resp = Response(f'<a href="{escaped}">Moved Permanently</a>.\n\n', status=301)
+        resp.headers["Content-Type"] = "text/html; charset=utf-8"
+    elif method == "HEAD":
+        resp = Response(b"", status=301)
+        resp.headers["Content-Type"] = "text/html; charset=utf-8"
+    else:
+        resp = _bare(301)
+    resp.headers["Location"] = location
+    return resp
+
+
+class DiscoveryApp:
+    """The fake discovery service (a WSGI application).
+
+    :param store: the state; a fresh :class:`Store` on ``clock`` by default.
+    :param profile: ``"etcd-v2"`` (default) or ``"discoveryserver"``.
+    :param public_url: the prefix ``/new`` hands out; ``None`` uses the request's own
+        host URL, so the live server hands out its URL and the in-process transport
+        hands out ``https://discovery.etcd.io``.
+    :param clock: the clock of a default store.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        profile: str | Profile = "etcd-v2",
+        public_url: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.profile = get_profile(profile)
+        self.store = store if store is not None else Store(clock)
+        self.public_url = public_url
+        self.calls: list[Call] = []
+        self.metrics = Metrics()
+        self.cluster_id = secrets.token_hex(8)
+        self.raft_term = 2
+        self._calls_lock = threading.Lock()
+        #: Hooks run before routing; the first one returning a response answers the request.
+        self.before_request: list[Callable[[Request], Response | None]] = []
+
+    @property
+    def clock(self) -> Clock:
+        return self.store.clock
+
+    # -- the Python API ------------------------------------------------------------------
+
+    def token_key(self, token: str) -> str:
+        """The store key of ``token`` (where its members live)."""
+        return f"{self.profile.key_prefix}/{token}"
+
+    def new_token(self, size: int = 3) -> str:
+        """Create a token as ``/new?size=`` does; returns the 32-hex token."""
+        token = secrets.token_hex(16)
+        self.store.create(f"{self.token_key(token)}/_config/size", str(size))
+        if self.profile.gc_records:
+            self.store.bump_index()  # discoveryserver's garbage-collection record
+        return token
+
+    def reset(self, store: Store | None = None) -> None:
+        """Start over with an empty store on the same clock and an empty journal.
+
+        Watches blocked on the old store are released.
+        """
+        old = self.store
+        self.store = store if store is not None else Store(old.clock)
+        old.close()
+        with self._calls_lock:
+            self.calls.clear()
+        self.metrics.clear()
+
+    def close(self) -> None:
+        """Release every blocked long poll (the server calls this when it stops)."""
+        self.store.close()
+
+    # -- WSGI ----------------------------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self.dispatch(request)
+        self._record(request, response.status_code)
+        return response(environ, start_response)
+
+    def _record(self, request: Request, status: int) -> None:
+        form = parse_form(
+            request.method,
+            request.environ.get("QUERY_STRING", ""),
+            request.content_type or "",
+            request.get_data(cache=True),
+        )
+        call = Call(
+            method=request.method,
+            path=request.path,
+            query=request.environ.get("QUERY_STRING", ""),
+            status=status,
+            transport=request.environ.get(TRANSPORT_KEY, "live"),
+            form=form.values,
+            time=self.clock.now(),
+        )
+        with self._calls_lock:
+            self.calls.append(call)
+
+    def dispatch(self, request: Request) -> Response:
+        for hook in self.before_request:
+            hooked = hook(request)
+            if hooked is not None:
+                return hooked
+        path = request.path
+        cleaned = go_clean_path(path)
+        if cleaned != path:
+            # Go's ServeMux redirects unclean paths before any handler runs.
+            query = request.environ.get("QUERY_STRING", "")
+            return _redirect(cleaned + (f"?{query}" if query else ""), request.method)
+        adapter = URL_MAP.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match(method=None)
+        except NotFound:
+            return _text("404 page not found", 404)
+        except HTTPException:
+            return _text("404 page not found", 404)
+        if endpoint == "keys" and not self.profile.serves_keys_api:
+            return _text("404 page not found", 404)
+        handler: Callable[..., Response] = getattr(self, f"on_{endpoint}")
+        return handler(request, **args)
+
+    # -- fixed routes --------------------------------------------------------------------
+
+    def on_home(self, request: Request) -> Response:
+        return _redirect(self.profile.home_url, request.method)
+
+    def on_robots(self, request: Request) -> Response:
+        return Response("User-agent: *\nDisallow: /", mimetype="text/plain")
+
+    def on_metrics(self, request: Request) -> Response:
+        return Response(
+            self.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    def on_new(self, request: Request) -> Response:
+        form = self._form(request)
+        size = 3
+        raw = form.get("size")  # Go's FormValue ignores parse errors
+        if raw:
+            try:
+                size = go_atoi(raw)
+            except ValueError as exc:
+                return self._count("new", request, _text(str(exc), 400))
+        try:
+            token = self.new_token(size)
+        except EtcdError:
+            return self._count("new", request, _text(self.profile.new_error, 400))
+        base = (self.public_url or request.host_url).rstrip("/")
+        return self._count("new", request, Response(f"{base}/{token}", mimetype="text/plain"))
+
+    def on_health(self, request: Request) -> Response:
+        token = self.new_token(0)
+        self.store.delete(self.token_key(token), dir=True, recursive=True)
+        if self.profile.gc_records:
+            self.store.bump_index()
+        return self._count("health", request, Response("OK", mimetype="text/plain"))
+
+    # -- token routes --------------------------------------------------------------------
+
+    def on_token(self, request: Request, token: str) -> Response:
+        return self._token_route(request, "token", token, "")
+
+    def on_machine(self, request: Request, token: str, machine: str) -> Response:
+        return self._token_route(request, "machine", token, machine)
+
+    def on_size(self, request: Request, token: str) -> Response:
+        return self._token_route(request, "size", token, "_config/size")
+
+    def _token_route(self, request: Request, route: str, token: str, rest: str) -> Response:
+        if request.method not in ROUTE_METHODS[route]:
+            return _bare(405)
+        key = f"{self.token_key(token)}/{rest}" if rest else self.token_key(token)
+        if self.profile.name == "discoveryserver":
+            response = self._discoveryserver_token(request, key)
+        else:
+            # The original service proxies to etcd: the v2 keys API, flushed at the end.
+            response = self._keys(request, key, flush_early=False)
+        return self._count("token", request, response)
+
+    def on_keys(self, request: Request, key: str = "") -> Response:
+        if request.method not in KEYS_METHODS:
+            resp = _text("Method Not Allowed", 405)
+            resp.headers["Allow"] = ",".join(KEYS_METHODS)
+            return resp
+        return self._keys(request, "/" + key, flush_early=True)
+
+    # -- the etcd v2 keys API ------------------------------------------------------------
+
+    def _form(self, request: Request) -> Form:
+        return parse_form(
+            request.method,
+            request.environ.get("QUERY_STRING", ""),
+            request.content_type or "",
+            request.get_data(cache=True),
+        )
+
+    def _keys(self, request: Request, key: str, *, flush_early: bool) -> Response:
+        try:
+            return self._keys_request(request, key, flush_early)
+        except EtcdError as err:
+            return self._etcd_error(err)
+
+    def _keys_request(self, request: Request, key: str, flush_early: bool) -> Response:
+        params = KeyParams.parse(request.method, self._form(request))
+        store = self.store
+        method = request.method
+        if method in ("GET", "HEAD"):
+            if params.wait and method == "GET":
+                watcher = store.watch(
+                    key,
+                    recursive=params.recursive,
+                    stream=params.stream,
+                    since_index=params.wait_index,
+                )
+                return self._watch_response(watcher, params.stream, flush_early)
+            return self._event(store.get(key, recursive=params.recursive, sorted=params.sorted))
+        if method == "PUT":
+            return self._event(self._put(key, params), params.no_value_on_success)
+        if method == "POST":
+            event = store.create(key, params.value, dir=params.dir, ttl=params.ttl, unique=True)
+            return self._event(event, params.no_value_on_success)
+        # DELETE
+        if params.prev_index > 0 or params.prev_value:
+            event = store.compare_and_delete(key, params.prev_value, params.prev_index)
+        else:
+            event = store.delete(key, dir=params.dir, recursive=params.recursive)
+        return self._event(event)
+
+    def _put(self, key: str, p: KeyParams) -> Event:
+        store = self.store
+        if p.prev_exist is True:
+            if p.prev_index == 0 and not p.prev_value:
+                return store.update(key, p.value, ttl=p.ttl, refresh=p.refresh)
+            return store.compare_and_swap(
+                key, p.prev_value, p.prev_index, p.value, ttl=p.ttl, refresh=p.refresh
+            )
+        if p.prev_exist is False:
+            return store.create(key, p.value, dir=p.dir, ttl=p.ttl)
+        if p.prev_index > 0 or p.prev_value:
+            return store.compare_and_swap(
+                key, p.prev_value, p.prev_index, p.value, ttl=p.ttl, refresh=p.refresh
+            )
+        return store.set(key, p.value, dir=p.dir, ttl=p.ttl, refresh=p.refresh)
+
+    def _headers(self, etcd_index: int) -> list[tuple[str, str]]:
+        return [
+            *CORS_HEADERS,
+            ("Content-Type", "application/json"),
+            ("X-Etcd-Cluster-Id", self.cluster_id),
+            ("X-Etcd-Index", str(etcd_index)),
+            ("X-Raft-Index", str(self.store.index + 1000)),
+            ("X-Raft-Term", str(self.raft_term)),
+        ]
+
+    def _event(self, event: Event, no_value: bool = False) -> Response:
+        body = event.to_json()
+        if no_value and event.action in ("set", "compareAndSwap", "create", "update"):
+            body = {"action": event.action}
+        status = 201 if event.is_created else 200
+        return Response(
+            gojson.encode_line(body), status=status, headers=self._headers(event.etcd_index)
+        )
+
+    def _etcd_error(self, err: EtcdError) -> Response:
+        headers = [
+            *CORS_HEADERS,
+            ("Content-Type", "application/json"),
+            ("X-Etcd-Cluster-Id", self.cluster_id),
+            ("X-Etcd-Index", str(err.index)),
+        ]
+        return Response(gojson.encode_line(err.to_json()), status=err.status, headers=headers)
+
+    def _watch_response(self, watcher: Watcher, stream: bool, flush_early: bool) -> Response:
+        timeout = self.profile.watch_timeout
+
+        def body() -> Iterator[bytes]:
+            try:
+                if flush_early:
+                    yield b""  # etcd flushes the headers at once for long polls
+                deadline = time.monotonic() + timeout
+                while True:
+                    left = deadline - time.monotonic()
+                    event = watcher.get(timeout=max(left, 0))
+                    if event is None:
+                        return
+                    yield gojson.encode_line(event.to_json())
+                    if not stream:
+                        return
+            finally:
+                watcher.remove()
+
+        return Response(
+            body(), status=200, headers=self._headers(watcher.start_index), direct_passthrough=True
+        )
+
+    # -- discoveryserver's token handler -------------------------------------------------
+
+    def _discoveryserver_token(self, request: Request, key: str) -> Response:
+        store = self.store
+        form = self._form(request)
+        event: Event
+        if request.method == "GET":
+            query = Form()
+            parse_query(request.environ.get("QUERY_STRING", ""), query.values)
+            try:
+                recursive = go_parse_bool(query.get("recursive"))
+            except ValueError:
+                recursive = False
+            try:
+                wait_index = go_parse_uint64(query.get("waitIndex"))
+            except ValueError:
+                wait_index = 0
+            if query.get("wait") != "":
+                return self._discoveryserver_watch(key, recursive, wait_index + 1)
+            try:
+                event = store.get(key, recursive=recursive, sorted=True)
+            except EtcdError:
+                return _text("unable to GET token", 400)
+        elif request.method == "DELETE":
+            try:
+                # Its store deletes as a directory: members and _state cannot be deleted.
+                if not store.get(key).node.get("dir"):
+                    return _text("unable to DELETE token", 400)
+                event = store.delete(key, dir=True, recursive=True)
+            except EtcdError:
+                return _text("unable to DELETE token", 400)
+        else:
+            try:
+                event = store.set(key, form.get("value"))
+            except EtcdError:
+                return _text("unable to PUT token", 400)
+            event = Event("set", event.node, event.prev_node, event.etcd_index)
+        return Response(
+            gojson.dumps(event.to_json()),
+            status=200,
+            headers=[("Content-Type", "application/json"), ("X-Etcd-Index", str(event.etcd_index))],
+        )
+
+    def _discoveryserver_watch(self, key: str, recursive: bool, since: int) -> Response:
+        try:
+            watcher = self.store.watch(key, recursive=recursive, since_index=since)
+        except EtcdError:
+            return _bare(200)
+        try:
+            event = watcher.get(timeout=self.profile.watch_timeout)
+        finally:
+            watcher.remove()
+        if event is None:
+            return _bare(200)
+        return Response(
+            gojson.dumps(event.to_json()),
+            status=200,
+            headers=[("Content-Type", "application/json"), ("X-Etcd-Index", str(event.etcd_index))],
+        )
+
+    def _count(self, endpoint: str, request: Request, response: Response) -> Response:
+        self.metrics.count(endpoint, response.status_code, request.method)
+        return response
+
+
+@dataclass
+class KeyParams:
+    """A keys-API request's parameters, validated as etcd's ``parseKeyRequest`` does."""
+
+    value: str = ""
+    dir: bool = False
+    prev_value: str = ""
+    prev_index: int = 0
+    prev_exist: bool | None = None
+    wait: bool = False
+    wait_index: int = 0
+    recursive: bool = False
+    sorted: bool = False
+    stream: bool = False
+    ttl: int | None = None
+    refresh: bool = False
+    no_value_on_success: bool = False
+
+    @classmethod
+    def parse(cls, method: str, form: Form) -> KeyParams:
+        def fail(code: int, cause: str) -> EtcdError:
+            return EtcdError(code, cause)
+
+        if form.error is not None:
+            raise fail(errors.INVALID_FORM, form.error)
+
+        def uint(name: str) -> int:
+            if name not in form:
+                return 0
+            try:
+                return go_parse_uint64(form.values[name][0])
+            except ValueError:
+                raise fail(errors.INDEX_NAN, f'invalid value for "{name}"') from None
+
+        def flag(name: str, cause: str | None = None) -> bool:
+            if name not in form:
+                return False
+            try:
+                return go_parse_bool(form.values[name][0])
+            except ValueError:
+                raise fail(errors.INVALID_FIELD, cause or f'invalid value for "{name}"') from None
+
+        p = cls()
+        p.prev_index = uint("prevIndex")
+        p.wait_index = uint("waitIndex")
+        p.recursive = flag("recursive")
+        p.sorted = flag("sorted")
+        p.wait = flag("wait")
+        p.dir = flag("dir")
+        flag("quorum")
+        p.stream = flag("stream")
+        if p.wait and method != "GET":
+            raise fail(errors.INVALID_FIELD, '"wait" can only be used with GET requests')
+        p.prev_value = form.get("prevValue")
+        if "prevValue" in form and not p.prev_value:
+            raise fail(errors.PREV_VALUE_REQUIRED, '"prevValue" cannot be empty')
+        p.no_value_on_success = flag("noValueOnSuccess")
+        if form.get("ttl"):
+            try:
+                p.ttl = go_parse_uint64(form.values["ttl"][0])
+            except ValueError:
+                raise fail(errors.TTL_NAN, 'invalid value for "ttl"') from None
+        if "prevExist" in form:
+            p.prev_exist = flag("prevExist", "invalid value for prevExist")
+        if "refresh" in form:
+            p.refresh = flag("refresh", "invalid value for refresh")
+            if p.refresh:
+                if "value" in form and form.get("value"):
+                    raise fail(errors.REFRESH_VALUE, "A value was provided on a refresh")
+                if p.ttl is None:
+                    raise fail(errors.REFRESH_TTL_REQUIRED, "No TTL value set")
+        p.value = form.get("value")
+        return p
+
+
+def make_app(**kwargs: Any) -> DiscoveryApp:
+    """A :class:`DiscoveryApp`; keyword arguments as its constructor."""
+    return DiscoveryApp(**kwargs)

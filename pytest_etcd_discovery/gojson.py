@@ -1,0 +1,71 @@
+"""JSON bytes as Go's ``encoding/json`` writes them.
+
+Clients compare raw bodies more often than one would hope, so the fake escapes the
+way Go does: ``<``, ``>``, ``&``, U+2028 and U+2029 as ``\\u00XX``/``\\u20XX``, control
+characters as ``\\u00XX`` (except ``\\n``, ``\\r``, ``\\t``), non-ASCII kept as UTF-8.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ESCAPES: dict[int, str] = {i: f"\\u{i:04x}" for i in range(0x20)}
+_ESCAPES.update(
+    {
+        ord("\n"): "\\n",
+        ord("\r"): "\\r",
+        ord("\t"): "\\t",
+        ord('"'): '\\"',
+        ord("\\"): "\\\\",
+        ord("<"): "\\u003c",
+        ord(">"): "\\u003e",
+        ord("&"): "\\u0026",
+        0x2028: "\\u2028",
+        0x2029: "\\u2029",
+    }
+)
+
+
+def _encode(obj: Any, out: list[str]) -> None:
+    if isinstance(obj, str):
+        out.append('"' + obj.translate(_ESCAPES) + '"')
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif obj is None:
+        out.append("null")
+    elif isinstance(obj, int):
+        out.append(str(obj))
+    elif isinstance(obj, dict):
+        out.append("{")
+        first = True
+        for key, value in obj.items():
+            if not first:
+                out.append(",")
+            first = False
+            _encode(str(key), out)
+            out.append(":")
+            _encode(value, out)
+        out.append("}")
+    elif isinstance(obj, (list, tuple)):
+        out.append("[")
+        for i, value in enumerate(obj):
+            if i:
+                out.append(",")
+            _encode(value, out)
+        out.append("]")
+    else:
+        raise TypeError(f"cannot encode {type(obj).__name__} as Go JSON")
+
+
+def dumps(obj: Any) -> str:
+    """``json.Marshal``: compact, Go's escaping, dict order kept."""
+    out: list[str] = []
+    _encode(obj, out)
+    return "".join(out)
+
+
+def encode_line(obj: Any) -> bytes:
+    """``json.NewEncoder(w).Encode``: the same plus a trailing newline."""
+    return (dumps(obj) + "\n").encode("utf-8", "replace")

@@ -1,0 +1,141 @@
+"""The live fake: a threaded werkzeug server on loopback serving :class:`DiscoveryApp`."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+from types import TracebackType
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .app import DiscoveryApp
+from .clock import Clock
+from .profiles import Profile
+from .store import Store
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: test output stays readable (``app.calls`` is the log)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class ServerError(RuntimeError):
+    """The server could not start (for example: the port is busy)."""
+
+
+class DiscoveryServer:
+    """The fake discovery service on a real socket, for subprocesses such as ``etcd``.
+
+    :param host: address to bind, loopback by default.
+    :param port: port to bind; 0 picks a free one (read it back from :attr:`port`).
+    :param app: the application to serve; a new :class:`DiscoveryApp` by default,
+        made from ``profile``, ``public_url`` and ``clock``.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        app: DiscoveryApp | None = None,
+        profile: str | Profile = "etcd-v2",
+        public_url: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.app = (
+            app
+            if app is not None
+            else DiscoveryApp(profile=profile, public_url=public_url, clock=clock)
+        )
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
+
+    @property
+    def is_running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise ServerError("the server is not running")
+        return int(self._server.server_port)
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``http://127.0.0.1:PORT`` (no trailing slash)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind and serve in a daemon thread; raises :class:`ServerError` if it cannot bind."""
+        if self._server is not None:
+            raise ServerError("the server is already running")
+        try:
+            server = make_server(
+                self.host,
+                self._requested_port,
+                self.app,
+                threaded=True,
+                request_handler=_QuietHandler,
+            )
+        except SystemExit as exc:
+            # werkzeug prints and exits when the port is taken; say it in one line instead.
+            raise ServerError(
+                f"cannot listen on {self.host}:{self._requested_port}: address already in use"
+            ) from exc
+        except OSError as exc:
+            reason = errno.errorcode.get(exc.errno or 0, str(exc))
+            raise ServerError(
+                f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror or reason}"
+            ) from exc
+        # Handler threads must never keep the interpreter alive.
+        server.daemon_threads = True  # type: ignore[attr-defined]
+        # Blocked long polls must not hold the listening socket open after stop().
+        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"etcd-discovery-fake:{server.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Release blocked long polls, stop serving and close the socket. Idempotent."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        self.app.close()
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def __enter__(self) -> DiscoveryServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "stopped"
+        return f"<DiscoveryServer {self.app.profile.name} {where}>"

@@ -1,0 +1,544 @@
+"""An etcd-v2-like key-value store: the state behind the fake discovery service.
+
+The operations, index rules, errors and events follow etcd 3.4's ``v2store``
+(read in its source, checked against the real binaries by the conformance suite):
+
+1. one global index, +1 per write, one event per write;
+2. create/set give a node ``createdIndex = modifiedIndex = index``; update and
+   compare-and-swap move only ``modifiedIndex``;
+3. TTLs are absolute expiry instants on the injected clock; a key expires at
+   exactly its instant, producing an ``expire`` event that wakes its watchers;
+4. ``refresh`` rewrites the TTL and bumps the index but notifies no watcher.
+
+Everything happens under one lock; long polls wait on their own watcher, outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from . import errors
+from .clock import NS_PER_S, Clock, ControllableClock, SystemClock
+from .errors import EtcdError
+from .events import (
+    COMPARE_AND_DELETE,
+    COMPARE_AND_SWAP,
+    CREATE,
+    DELETE,
+    EXPIRE,
+    GET,
+    SET,
+    UPDATE,
+    Event,
+)
+from .node import Node, View
+from .ttl_heap import TTLKeyHeap
+from .watchers import Watcher, WatcherHub
+
+KEEP = object()  # update(): "no ttl given", which in etcd removes an existing TTL
+
+
+def clean_path(key: str) -> str:
+    """Go's ``path.Clean(path.Join("/", key))``."""
+    parts: list[str] = []
+    for segment in key.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(segment)
+    return "/" + "/".join(parts)
+
+
+def _split(path: str) -> tuple[str, str]:
+    head, _, name = path.rpartition("/")
+    return head or "/", name
+
+
+def _event_node(key: str, modified: int, created: int, *, is_dir: bool = False) -> View:
+    view: View = {"key": key}
+    if is_dir:
+        view["dir"] = True
+    view["modifiedIndex"] = modified
+    view["createdIndex"] = created
+    return view
+
+
+class Store:
+    """The v2 keys store. Thread-safe; every method may raise :class:`EtcdError`."""
+
+    def __init__(self, clock: Clock | None = None, history_size: int = 1000) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._lock = threading.RLock()
+        self._wakeup = threading.Condition(self._lock)
+        self._index = 0
+        self.root = Node("/", 0, None, is_dir=True)
+        self.hub = WatcherHub(history_size)
+        self._ttl = TTLKeyHeap()
+        self._closed = False
+        self._reaper: threading.Thread | None = None
+        if isinstance(self.clock, ControllableClock):
+            self.clock.subscribe(self._clock_moved)
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    @property
+    def index(self) -> int:
+        with self._lock:
+            return self._index
+
+    @property
+    def watcher_count(self) -> int:
+        return self.hub.count
+
+    def _now(self) -> int:
+        return self.clock.now_ns()
+
+    def _expire_at(self, ttl: float | None, now: int) -> int | None:
+        return None if ttl is None else now + round(ttl * NS_PER_S)
+
+    def bump_index(self, steps: int = 1) -> int:
+        """Advance the index without an event (a write the keys API cannot see)."""
+        with self._lock:
+            self._index += steps
+            return self._index
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, key: str, *, recursive: bool = False, sorted: bool = False) -> Event:
+        with self._lock:
+            now = self._expire_due()
+            path = clean_path(key)
+            node = self._internal_get(path)
+            view = node.view_listing(now, recursive=recursive, sorted_=sorted)
+            return Event(GET, view, etcd_index=self._index)
+
+    def watch(
+        self, key: str, *, recursive: bool = False, stream: bool = False, since_index: int = 0
+    ) -> Watcher:
+        """Register a watch; a past ``since_index`` still in history is answered at once."""
+        with self._lock:
+            self._expire_due()
+            if since_index == 0:
+                since_index = self._index + 1
+            try:
+                return self.hub.watch(
+                    clean_path(key),
+                    recursive=recursive,
+                    stream=stream,
+                    since_index=since_index,
+                    store_index=self._index,
+                )
+            except EtcdError as err:
+                err.index = self._index
+                raise
+
+    # -- writes ------------------------------------------------------------------------
+
+    def create(
+        self,
+        key: str,
+        value: str = "",
+        *,
+        dir: bool = False,
+        ttl: float | None = None,
+        unique: bool = False,
+    ) -> Event:
+        with self._lock:
+            now = self._expire_due()
+            event = self._internal_create(
+                key, value, dir, unique, False, self._expire_at(ttl, now), CREATE, now
+            )
+            self.hub.notify(event)
+            return event
+
+    def set(
+        self,
+        key: str,
+        value: str = "",
+        *,
+        dir: bool = False,
+        ttl: float | None = None,
+        refresh: bool = False,
+    ) -> Event:
+        with self._lock:
+            now = self._expire_due()
+            path = clean_path(key)
+            try:
+                existing: Node | None = self._internal_get(path)
+            except EtcdError as err:
+                if err.code != errors.KEY_NOT_FOUND or refresh:
+                    raise
+                existing = None
+            if refresh and existing is not None:
+                value = existing.value
+            event = self._internal_create(
+                path, value, dir, False, True, self._expire_at(ttl, now), SET, now
+            )
+            self._publish(event, refresh)
+            return event
+
+    def update(
+        self,
+        key: str,
+        value: str = "",
+        *,
+        ttl: float | None = None,
+        refresh: bool = False,
+    ) -> Event:
+        """``prevExist=true``: the key must exist; no ``ttl`` removes an existing TTL."""
+        with self._lock:
+            now = self._expire_due()
+            path = self._writable(key)
+            node = self._internal_get(path)
+            nxt = self._index + 1
+            if node.is_dir and value:
+                raise EtcdError(errors.NOT_FILE, path, self._index)
+            if refresh:
+                value = node.value
+            prev = node.view(now)
+            if not node.is_dir:
+                node.value = value
+                node.modified_index = nxt
+            self._update_ttl(node, self._expire_at(ttl, now))
+            view: View = {"key": path}
+            if node.is_dir:
+                view["dir"] = True
+            else:
+                view["value"] = value
+            view.update(_ttl_fields(node, now))
+            view["modifiedIndex"] = nxt
+            view["createdIndex"] = node.created_index
+            self._index = nxt
+            event = Event(UPDATE, view, prev, etcd_index=nxt)
+            self._publish(event, refresh)
+            return event
+
+    def compare_and_swap(
+        self,
+        key: str,
+        prev_value: str,
+        prev_index: int,
+        value: str,
+        *,
+        ttl: float | None = None,
+        refresh: bool = False,
+    ) -> Event:
+        with self._lock:
+            now = self._expire_due()
+            path = self._writable(key)
+            node = self._internal_get(path)
+            if node.is_dir:
+                raise EtcdError(errors.NOT_FILE, path, self._index)
+            self._compare(node, prev_value, prev_index)
+            if refresh:
+                value = node.value
+            self._index += 1
+            prev = node.view(now)
+            node.value = value
+            node.modified_index = self._index
+            self._update_ttl(node, self._expire_at(ttl, now))
+            event = Event(COMPARE_AND_SWAP, node.view(now), prev, etcd_index=self._index)
+            self._publish(event, refresh)
+            return event
+
+    def delete(self, key: str, *, dir: bool = False, recursive: bool = False) -> Event:
+        with self._lock:
+            now = self._expire_due()
+            path = self._writable(key)
+            node = self._internal_get(path)
+            nxt = self._index + 1
+            event = Event(
+                DELETE,
+                _event_node(path, nxt, node.created_index, is_dir=node.is_dir),
+                node.view(now),
+                etcd_index=nxt,
+            )
+            self._remove(node, event, dir=dir or recursive, recursive=recursive)
+            self._index = nxt
+            self.hub.notify(event)
+            return event
+
+    def compare_and_delete(self, key: str, prev_value: str, prev_index: int) -> Event:
+        with self._lock:
+            now = self._expire_due()
+            path = clean_path(key)
+            node = self._internal_get(path)
+            if node.is_dir:
+                raise EtcdError(errors.NOT_FILE, path, self._index)
+            self._compare(node, prev_value, prev_index)
+            self._index += 1
+            event = Event(
+                COMPARE_AND_DELETE,
+                _event_node(path, self._index, node.created_index),
+                node.view(now),
+                etcd_index=self._index,
+            )
+            self._remove(node, event, dir=False, recursive=False)
+            self.hub.notify(event)
+            return event
+
+    # -- expiry ------------------------------------------------------------------------
+
+    def expire_due(self) -> None:
+        """Expire every key whose instant has come (the store also does this by itself)."""
+        with self._lock:
+            self._expire_due()
+
+    def _expire_due(self) -> int:
+        now = self._now()
+        while True:
+            node = self._ttl.top()
+            if node is None or node.expire_ns is None or node.expire_ns > now:
+                return now
+            self._ttl.pop()
+            self._index += 1
+            event = Event(
+                EXPIRE,
+                _event_node(node.path, self._index, node.created_index, is_dir=node.is_dir),
+                node.view(now),
+                etcd_index=self._index,
+            )
+            self._remove(node, event, dir=True, recursive=True)
+            self.hub.notify(event)
+
+    def _update_ttl(self, node: Node, expire_ns: int | None) -> None:
+        node.expire_ns = expire_ns
+        if expire_ns is None:
+            self._ttl.remove(node)
+        else:
+            self._ttl.push(node)
+            self._ensure_reaper()
+
+    def _clock_moved(self) -> None:
+        with self._wakeup:
+            self._expire_due()
+            self._wakeup.notify_all()
+
+    def _ensure_reaper(self) -> None:
+        # The reaper wakes at the next expiry so watchers hear about it without any request.
+        if self._reaper is None and not self._closed:
+            self._reaper = threading.Thread(
+                target=self._reap, name="etcd-discovery-expiry", daemon=True
+            )
+            self._reaper.start()
+        else:
+            self._wakeup.notify_all()
+
+    def _reap(self) -> None:
+        with self._wakeup:
+            while not self._closed:
+                now = self._expire_due()
+                nxt = self._ttl.next_expiry()
+                frozen = isinstance(self.clock, ControllableClock) and self.clock.frozen
+                if nxt is None or frozen:
+                    self._wakeup.wait()
+                else:
+                    self._wakeup.wait(max(nxt - now, 0) / NS_PER_S)
+
+    def close(self) -> None:
+        """Stop the expiry thread and release every blocked watch."""
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify_all()
+        reaper = self._reaper
+        if reaper is not None and reaper is not threading.current_thread():
+            reaper.join(timeout=5)
+        if isinstance(self.clock, ControllableClock):
+            self.clock.unsubscribe(self._clock_moved)
+        self.hub.close_all()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _publish(self, event: Event, refresh: bool) -> None:
+        if refresh:
+            self.hub.add(Event(event.action, event.node, event.prev_node, event.etcd_index, True))
+        else:
+            self.hub.notify(event)
+
+    def _writable(self, key: str) -> str:
+        path = clean_path(key)
+        if path == "/":
+            raise EtcdError(errors.ROOT_READ_ONLY, "/", self._index)
+        return path
+
+    def _compare(self, node: Node, prev_value: str, prev_index: int) -> None:
+        index_ok = prev_index == 0 or node.modified_index == prev_index
+        value_ok = prev_value == "" or node.value == prev_value
+        if index_ok and value_ok:
+            return
+        if index_ok:
+            cause = f"[{prev_value} != {node.value}]"
+        elif value_ok:
+            cause = f"[{prev_index} != {node.modified_index}]"
+        else:
+            cause = f"[{prev_value} != {node.value}] [{prev_index} != {node.modified_index}]"
+        raise EtcdError(errors.TEST_FAILED, cause, self._index)
+
+    def _internal_get(self, path: str) -> Node:
+        node = self.root
+        for name in path.split("/"):
+            if not name:
+                continue
+            if node.children is None:
+                raise EtcdError(errors.NOT_DIR, node.path, self._index)
+            child = node.children.get(name)
+            if child is None:
+                joined = f"{node.path.rstrip('/')}/{name}"
+                raise EtcdError(errors.KEY_NOT_FOUND, joined, self._index)
+            node = child
+        return node
+
+    def _internal_create(
+        self,
+        key: str,
+        value: str,
+        is_dir: bool,
+        unique: bool,
+        replace: bool,
+        expire_ns: int | None,
+        action: str,
+        now: int,
+    ) -> Event:
+        cur, nxt = self._index, self._index + 1
+        if unique:  # POST: an in-order key named after the new index
+            key = f"{key}/{nxt:020d}"
+        path = clean_path(key)
+        if path == "/":
+            raise EtcdError(errors.ROOT_READ_ONLY, "/", cur)
+        dir_path, name = _split(path)
+        parent = self._make_dirs(dir_path, nxt, cur)
+        assert parent.children is not None
+        prev: View | None = None
+        existing = parent.children.get(name)
+        if existing is not None:
+            if not replace:
+                raise EtcdError(errors.NODE_EXIST, path, cur)
+            if existing.is_dir:
+                raise EtcdError(errors.NOT_FILE, path, cur)
+            prev = existing.view(now)
+            self._detach(existing)
+        node = Node(path, nxt, parent, value=value, is_dir=is_dir, expire_ns=expire_ns)
+        parent.children[name] = node
+        if expire_ns is not None:
+            self._ttl.push(node)
+            self._ensure_reaper()
+        self._index = nxt
+        return Event(action, node.view(now), prev, etcd_index=nxt)
+
+    def _make_dirs(self, dir_path: str, created: int, cur: int) -> Node:
+        """Walk to ``dir_path``, creating missing directories (etcd's checkDir)."""
+        node = self.root
+        for name in dir_path.split("/"):
+            if not name:
+                continue
+            assert node.children is not None
+            child = node.children.get(name)
+            if child is None:
+                child = Node(f"{node.path.rstrip('/')}/{name}", created, node, is_dir=True)
+                node.children[name] = child
+            elif not child.is_dir:
+                raise EtcdError(errors.NOT_DIR, child.path, cur)
+            node = child
+        return node
+
+    def _detach(self, node: Node) -> None:
+        parent = node.parent
+        if parent is not None and parent.children and parent.children.get(node.name) is node:
+            del parent.children[node.name]
+        for n in node.walk():
+            self._ttl.remove(n)
+
+    def _remove(self, node: Node, event: Event, *, dir: bool, recursive: bool) -> None:
+        if node.is_dir:
+            if not dir:
+                raise EtcdError(errors.NOT_FILE, node.path, self._index)
+            if node.children and not recursive:
+                raise EtcdError(errors.DIR_NOT_EMPTY, node.path, self._index)
+        removed = node.walk()
+        self._detach(node)
+        # Watchers of every removed key hear of it, whatever their recursive flag.
+        for n in reversed(removed):
+            self.hub.notify_watchers(event, n.path, deleted=True)
+
+    # -- snapshot ----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state (tree, index, history) as JSON-able data."""
+        with self._lock:
+            self._expire_due()
+            return {
+                "index": self._index,
+                "root": _dump(self.root),
+                "history": [
+                    {**e.to_json(), "etcdIndex": e.etcd_index} for e in self.hub.history.events()
+                ],
+            }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Replace the state with a :meth:`snapshot`; blocked watches are released."""
+        with self._lock:
+            self.hub.close_all()
+            self.hub = WatcherHub(self.hub.history.capacity)
+            self._ttl = TTLKeyHeap()
+            self._index = int(data["index"])
+            self.root = self._load(data["root"], None)
+            for raw in data.get("history", []):
+                self.hub.add(
+                    Event(
+                        raw["action"],
+                        raw["node"],
+                        raw.get("prevNode"),
+                        int(raw.get("etcdIndex", 0)),
+                        bool(raw.get("refresh", False)),
+                    )
+                )
+            self._expire_due()
+            self._wakeup.notify_all()
+
+    def _load(self, raw: dict[str, Any], parent: Node | None) -> Node:
+        node = Node(
+            raw["path"],
+            int(raw["createdIndex"]),
+            parent,
+            value=raw.get("value", ""),
+            is_dir="children" in raw,
+            expire_ns=raw.get("expireNs"),
+        )
+        node.modified_index = int(raw["modifiedIndex"])
+        if node.children is not None:
+            for child in raw["children"]:
+                loaded = self._load(child, node)
+                node.children[loaded.name] = loaded
+        if node.expire_ns is not None:
+            self._ttl.push(node)
+            self._ensure_reaper()
+        return node
+
+
+def _ttl_fields(node: Node, now: int) -> View:
+    expiration, ttl = node.expiration_and_ttl(now)
+    out: View = {}
+    if expiration is not None:
+        out["expiration"] = expiration
+    if ttl:
+        out["ttl"] = ttl
+    return out
+
+
+def _dump(node: Node) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "path": node.path,
+        "createdIndex": node.created_index,
+        "modifiedIndex": node.modified_index,
+    }
+    if node.children is None:
+        out["value"] = node.value
+    else:
+        out["children"] = [_dump(c) for c in node.children.values()]
+    if node.expire_ns is not None:
+        out["expireNs"] = node.expire_ns
+    return out

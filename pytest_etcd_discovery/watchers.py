@@ -1,0 +1,173 @@
+"""Watchers and the hub that registers them and hands each its events.
+
+A waiting watch sleeps on its own condition and is woken by the write itself (or
+by an expiry, or by the store closing); nothing polls.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+from .events import Event, EventHistory
+
+STREAM_BUFFER = 100  # etcd's channel size; a stream watcher that falls behind is dropped
+
+
+def _is_hidden(watch_path: str, key_path: str) -> bool:
+    """True if ``key_path`` is below ``watch_path`` through a ``_`` name (etcd's isHidden)."""
+    if len(watch_path) > len(key_path):
+        return False
+    after = "/" + key_path[len(watch_path) :].lstrip("/")
+    return "/_" in after
+
+
+class Watcher:
+    """One watch: a queue of matching events and a condition to wait on."""
+
+    def __init__(
+        self,
+        hub: WatcherHub,
+        key: str,
+        *,
+        recursive: bool,
+        stream: bool,
+        since_index: int,
+        start_index: int,
+    ) -> None:
+        self.hub = hub
+        self.key = key
+        self.recursive = recursive
+        self.stream = stream
+        self.since_index = since_index
+        self.start_index = start_index  # the store index when the watch began
+        self._events: collections.deque[Event] = collections.deque()
+        self._cond = threading.Condition()
+        self.closed = False
+        self.removed = False
+
+    def _push(self, event: Event) -> bool:
+        with self._cond:
+            if self.closed:
+                return False
+            if len(self._events) >= STREAM_BUFFER:
+                self.closed = True
+                self._cond.notify_all()
+                return False
+            self._events.append(event)
+            self._cond.notify_all()
+            return True
+
+    def notify(self, event: Event, original_path: bool, deleted: bool) -> bool:
+        if (self.recursive or original_path or deleted) and event.index >= self.since_index:
+            if not self._push(event):
+                self.hub.remove(self)
+            return True
+        return False
+
+    def close(self) -> None:
+        """Wake the waiter with no event (store closing, watch dropped)."""
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None on timeout or when the watch was closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._events or self.closed, timeout)
+            if self._events:
+                return self._events.popleft()
+            return None
+
+    def remove(self) -> None:
+        """Stop watching (idempotent)."""
+        self.hub.remove(self)
+        self.close()
+
+
+class WatcherHub:
+    """Watchers by key plus the event history (etcd's watcherHub)."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self._lock = threading.RLock()
+        self._watchers: dict[str, list[Watcher]] = {}
+        self.history = EventHistory(capacity)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return sum(len(ws) for ws in self._watchers.values())
+
+    def watch(
+        self, key: str, *, recursive: bool, stream: bool, since_index: int, store_index: int
+    ) -> Watcher:
+        event = self.history.scan(key, recursive, since_index)  # may raise 401
+        watcher = Watcher(
+            self,
+            key,
+            recursive=recursive,
+            stream=stream,
+            since_index=since_index,
+            start_index=store_index,
+        )
+        with self._lock:
+            if event is not None:
+                # A past event is answered at once, as a copy stamped with today's index.
+                watcher._push(event.with_index(store_index))
+                if not stream:
+                    return watcher
+            self._watchers.setdefault(key, []).append(watcher)
+        return watcher
+
+    def add(self, event: Event) -> None:
+        """Record without notifying (refreshes)."""
+        self.history.add(event)
+
+    def notify(self, event: Event) -> None:
+        self.history.add(event)
+        path = ""
+        self.notify_watchers(event, "/", deleted=False)
+        for segment in event.key.split("/"):
+            if not segment:
+                continue
+            path = f"{path}/{segment}"
+            self.notify_watchers(event, path, deleted=False)
+
+    def notify_watchers(self, event: Event, path: str, *, deleted: bool) -> None:
+        with self._lock:
+            watchers = self._watchers.get(path)
+            if not watchers:
+                return
+            original = event.key == path
+            if not original and _is_hidden(path, event.key):
+                return
+            keep: list[Watcher] = []
+            for w in list(watchers):
+                if w.notify(event, original, deleted) and not w.stream:
+                    w.removed = True
+                    continue
+                if not w.removed:
+                    keep.append(w)
+            if keep:
+                self._watchers[path] = keep
+            else:
+                del self._watchers[path]
+
+    def remove(self, watcher: Watcher) -> None:
+        with self._lock:
+            if watcher.removed:
+                return
+            watcher.removed = True
+            watchers = self._watchers.get(watcher.key)
+            if watchers and watcher in watchers:
+                watchers.remove(watcher)
+                if not watchers:
+                    del self._watchers[watcher.key]
+
+    def close_all(self) -> None:
+        with self._lock:
+            all_watchers = [w for ws in self._watchers.values() for w in ws]
+            self._watchers.clear()
+        for w in all_watchers:
+            w.removed = True
+            w.close()
