@@ -1,0 +1,479 @@
+"""Start real etcd 3.4 members that bootstrap through a discovery URL.
+
+This is the end-to-end check of the fake: the clients that matter are real etcd
+processes, so these helpers start N of them with ``--discovery <url>`` on free loopback
+ports and temporary data directories, wait until they form a cluster, and ask the cluster
+(through ``etcdctl``) who its members are.
+
+Facts measured against etcd 3.4.23 (and read from its source) that the API relies on:
+
+* A member's id is ``sha1(sorted peer URLs joined + discovery URL)``, first 8 bytes big
+  endian, printed in lowercase hex without leading zeros (:func:`etcd_member_id`).  With
+  ``--discovery`` the discovery URL *is* the cluster token (``embed.Config.PeerURLsMapAndToken``),
+  so restarting a member with the same peer URL and discovery URL registers the same key.
+* The client and peer ports are bound *before* discovery runs, so an open port says
+  nothing; readiness is ``/health`` answering ``{"health":"true"}`` (needs a leader).
+* Members block in discovery until all ``size`` have registered, so they must be started
+  together (:meth:`DiscoveryCluster.start` starts every process before waiting on any).
+* An extra member of a full token fails fast without registering: with
+  ``--discovery-fallback=exit`` it exits 1 ("cluster is full"); with the default
+  ``proxy`` it keeps running as a v2-only HTTP proxy on its client URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from pytest_etcd_discovery.processes import (
+    EtcdProcess,
+    ProcessError,
+    find_binary,
+    free_port,
+    missing_binaries,
+)
+
+__all__ = [
+    "DUPLICATE_ID_PATTERN",
+    "FULL_CLUSTER_PATTERN",
+    "PROXY_FALLBACK_PATTERN",
+    "PROXY_STARTED_PATTERN",
+    "READY_PATTERN",
+    "ClusterError",
+    "DiscoveryCluster",
+    "EtcdMember",
+    "MemberInfo",
+    "etcd_member_id",
+]
+
+# Log lines of etcd 3.4; each pattern matches both the zap (JSON) and capnslog wording.
+#: Printed once the member serves client requests.
+READY_PATTERN = re.compile(r"ready to serve client requests")
+#: An extra member of a full token (both fallbacks print the error itself).
+FULL_CLUSTER_PATTERN = re.compile(r"discovery: cluster is full")
+#: The default ``--discovery-fallback=proxy`` decided to run as a proxy.
+PROXY_FALLBACK_PATTERN = re.compile(r"discovery cluster (is )?full, falling back to proxy")
+#: The fallback proxy listens on its client URL.
+PROXY_STARTED_PATTERN = re.compile(r"v2 proxy started listening on client requests")
+#: A member whose id is already registered (its data dir was wiped): PUT answered 412.
+DUPLICATE_ID_PATTERN = re.compile(
+    r"discovery: found duplicate id|has previously registered with discovery service"
+    r"|member has been registered with discovery service"
+)
+
+#: Raft timings that let a loopback cluster elect a leader in well under a second while
+#: leaving room for a loaded 2-core machine (heartbeat 25 ms, election 250 ms).
+FAST_RAFT_ARGS: tuple[str, ...] = ("--heartbeat-interval", "25", "--election-timeout", "250")
+
+_POLL_INTERVAL = 0.05
+_TAIL_CHARS = 3000
+
+
+class ClusterError(RuntimeError):
+    """The cluster did not come up (or ``etcdctl`` failed); the message quotes the logs."""
+
+
+def etcd_member_id(peer_urls: Iterable[str], cluster_token: str) -> str:
+    """The member id etcd 3.4 derives for a new member, as the hex string it registers.
+
+    ``membership.NewMember(name, peerURLs, clusterName, nil)``: sort the peer URLs
+    (Go ``sort.Strings``), concatenate them with no separator, append the cluster token,
+    sha1 the bytes and read the first 8 bytes as a big-endian uint64; ``types.ID.String``
+    prints it with ``strconv.FormatUint(id, 16)`` (no zero padding). With ``--discovery``
+    the token is the discovery URL exactly as given on the command line.
+
+    >>> etcd_member_id(["http://127.0.0.1:23002"],
+    ...                "http://127.0.0.1:28087/8d64c987c9ae2a1964a66a7ff775b701")
+    '521f2ae9dc80ca0'
+    """
+    data = "".join(sorted(peer_urls)) + cluster_token
+    digest = hashlib.sha1(data.encode("utf-8")).digest()
+    return format(int.from_bytes(digest[:8], "big"), "x")
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """One entry of ``etcdctl member list -w json``."""
+
+    id: str  # hex, as etcd prints and registers it
+    name: str  # empty while the member has not started (published its attributes)
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    is_learner: bool
+
+    @property
+    def started(self) -> bool:
+        """etcdctl's "started" column: a member that published its name has started."""
+        return bool(self.name)
+
+
+def _etcdctl_env() -> dict[str, str]:
+    # Inherited ETCDCTL_* settings (endpoints, TLS, API version) would change the query.
+    return {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+
+
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback only
+            status: int = resp.status
+            return status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _healthy(client_url: str) -> bool:
+    """Whether ``/health`` says the member has a leader and can serve a read."""
+    try:
+        status, body = _http_get(f"{client_url}/health", timeout=1)
+    except OSError:
+        return False
+    return status == 200 and b'"true"' in body
+
+
+class EtcdMember:
+    """One real etcd member configured to bootstrap through ``discovery_url``.
+
+    Ports are chosen once, so :meth:`start` after :meth:`stop` (or after
+    :meth:`wipe_data`) comes back with the same peer URL and therefore the same member id.
+    Each start runs a fresh :class:`~pytest_etcd_discovery.processes.EtcdProcess`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        discovery_url: str,
+        *,
+        host: str = "127.0.0.1",
+        fallback: str | None = None,
+        enable_v2: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.data_dir = Path(data_dir)
+        self.discovery_url = discovery_url
+        self.host = host
+        self.fallback = fallback
+        self.enable_v2 = enable_v2
+        self.extra_args = tuple(str(a) for a in extra_args)
+        self.client_port = free_port(host)
+        self.peer_port = free_port(host)
+        self.process: EtcdProcess | None = None
+        #: Output of earlier runs (a restart replaces :attr:`process`).
+        self.previous_output = ""
+
+    # -- addresses -------------------------------------------------------------------
+
+    @property
+    def client_url(self) -> str:
+        """``http://host:client_port``."""
+        return f"http://{self.host}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        """``http://host:peer_port``."""
+        return f"http://{self.host}:{self.peer_port}"
+
+    @property
+    def member_id(self) -> str:
+        """The id this member registers under the token (see :func:`etcd_member_id`)."""
+        return etcd_member_id([self.peer_url], self.discovery_url)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def argv_extra(self) -> list[str]:
+        """The etcd flags this class adds to :class:`EtcdProcess`'s own."""
+        args = ["--discovery", self.discovery_url, *FAST_RAFT_ARGS]
+        if self.fallback is not None:
+            args.append(f"--discovery-fallback={self.fallback}")
+        return [*args, *self.extra_args]
+
+    def start(self) -> None:
+        """Start etcd (returns at once; it blocks in discovery until the token fills)."""
+        if self.process is not None and self.process.running:
+            raise ClusterError(f"{self.name} is already running")
+        if self.process is not None:
+            self.previous_output += self.process.output
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = EtcdProcess(
+            self.name,
+            self.data_dir,
+            host=self.host,
+            client_port=self.client_port,
+            peer_port=self.peer_port,
+            enable_v2=self.enable_v2,
+            extra_args=self.argv_extra(),
+        )
+        self.process.start()
+
+    def stop(self) -> int | None:
+        """Stop the process (idempotent); return its exit code."""
+        if self.process is None:
+            return None
+        return self.process.stop()
+
+    def wipe_data(self) -> None:
+        """Delete the data directory, as an operator re-provisioning a machine would."""
+        if self.running:
+            raise ClusterError(f"stop {self.name} before wiping its data dir")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the current process runs."""
+        return self.process is not None and self.process.running
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit code of the current process, ``None`` while it runs or before start."""
+        return None if self.process is None else self.process.returncode
+
+    @property
+    def output(self) -> str:
+        """Captured output of the current process."""
+        return "" if self.process is None else self.process.output
+
+    def _proc(self) -> EtcdProcess:
+        if self.process is None:
+            raise ClusterError(f"{self.name} was not started")
+        return self.process
+
+    def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float = 30) -> re.Match[str]:
+        """Block until the current run's log matches ``pattern``; return the match.
+
+        :raises ProcessError: etcd exited first, or ``timeout`` passed.
+        """
+        return self._proc().wait_for_output(pattern, timeout)
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        """Block until etcd exits; return its exit code.
+
+        :raises ClusterError: it still runs after ``timeout`` seconds.
+        """
+        code = self._proc().wait(timeout)
+        if code is None:
+            raise ClusterError(f"{self.name} still runs after {timeout} s\n{self.describe()}")
+        return code
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Block until ``/health`` is healthy (a leader exists and reads succeed).
+
+        :raises ClusterError: etcd exited, or was not healthy within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while not _healthy(self.client_url):
+            if not self.running:
+                raise ClusterError(f"{self.name} exited before it was healthy\n{self.describe()}")
+            if time.monotonic() >= deadline:
+                raise ClusterError(f"{self.name} not healthy in {timeout} s\n{self.describe()}")
+            time.sleep(_POLL_INTERVAL)
+
+    def describe(self) -> str:
+        """A few lines for failure messages: urls, state and the tail of the log."""
+        state = "running" if self.running else f"exit code {self.returncode}"
+        return (
+            f"--- {self.name} ({state}; client {self.client_url}, peer {self.peer_url}, "
+            f"id {self.member_id}) log tail ---\n{self.output[-_TAIL_CHARS:]}"
+        )
+
+
+class DiscoveryCluster:
+    """``size`` real etcd members bootstrapping through one discovery URL.
+
+    Use as a context manager: members are stopped on exit whatever happened. Member
+    names are ``<name_prefix>1`` .. ``<name_prefix><size>``; data dirs live under
+    ``base_dir``. ``fallback`` sets ``--discovery-fallback`` (``None`` = etcd's default,
+    ``proxy``). ``enable_v2`` turns on the v2 API on the members (the fallback proxy only
+    forwards v2 requests, so tests of it need that).
+    """
+
+    def __init__(
+        self,
+        discovery_url: str,
+        size: int,
+        *,
+        base_dir: Path,
+        name_prefix: str = "m",
+        extra_args: Sequence[str] = (),
+        fallback: str | None = None,
+        enable_v2: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.discovery_url = discovery_url
+        self.size = size
+        self.base_dir = Path(base_dir)
+        self.name_prefix = name_prefix
+        self.extra_args = tuple(extra_args)
+        self.fallback = fallback
+        self.enable_v2 = enable_v2
+        self.host = host
+        self.members: list[EtcdMember] = [
+            self._new_member(f"{name_prefix}{i}", fallback) for i in range(1, size + 1)
+        ]
+        #: Members added by :meth:`add_extra_member` (not counted in :attr:`size`).
+        self.extras: list[EtcdMember] = []
+
+    def _new_member(
+        self, name: str, fallback: str | None, extra_args: Sequence[str] = ()
+    ) -> EtcdMember:
+        return EtcdMember(
+            name,
+            self.base_dir / f"{name}.etcd",
+            self.discovery_url,
+            host=self.host,
+            fallback=fallback,
+            enable_v2=self.enable_v2,
+            extra_args=(*self.extra_args, *extra_args),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every member without waiting: each blocks in discovery until all
+        ``size`` have registered, so waiting on one before starting the next deadlocks.
+        """
+        reason = missing_binaries("etcd", "etcdctl")
+        if reason is not None:
+            raise ProcessError(reason)
+        for member in self.members:
+            member.start()
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        """Block until every member's ``/health`` is healthy.
+
+        Fails at once, quoting every member's log, as soon as any member exits.
+
+        :raises ClusterError: a member exited, or not all were healthy in ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        pending = list(self.members)
+        while pending:
+            for member in self.members:
+                if not member.running:
+                    raise ClusterError(
+                        f"member {member.name} exited while the cluster bootstrapped\n"
+                        + self.describe()
+                    )
+            pending = [m for m in pending if not _healthy(m.client_url)]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                names = ", ".join(m.name for m in pending)
+                raise ClusterError(f"not healthy after {timeout} s: {names}\n{self.describe()}")
+            time.sleep(_POLL_INTERVAL)
+
+    def add_extra_member(
+        self,
+        name: str | None = None,
+        *,
+        fallback: str | None = None,
+        extra_args: Sequence[str] = (),
+        start: bool = True,
+    ) -> EtcdMember:
+        """Create (and by default start) one more member with the same discovery URL.
+
+        It is not waited for: against a full token it either exits (``fallback="exit"``)
+        or turns into a proxy (default); use :meth:`EtcdMember.wait_exit` or
+        :meth:`EtcdMember.wait_for_log` to observe which. It is stopped with the cluster.
+        """
+        if name is None:
+            name = f"{self.name_prefix}{self.size + len(self.extras) + 1}"
+        member = self._new_member(name, fallback, extra_args)
+        self.extras.append(member)
+        if start:
+            member.start()
+        return member
+
+    def stop(self) -> None:
+        """Stop every member, extras first; safe to call twice."""
+        errors: list[BaseException] = []
+        for member in [*reversed(self.extras), *reversed(self.members)]:
+            try:
+                member.stop()
+            except Exception as err:  # keep stopping the others
+                errors.append(err)
+        if errors:
+            raise ClusterError(f"stopping members failed: {errors!r}")
+
+    def __enter__(self) -> DiscoveryCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- queries ---------------------------------------------------------------------
+
+    @property
+    def client_urls(self) -> list[str]:
+        """Client URLs of the ``size`` bootstrap members."""
+        return [m.client_url for m in self.members]
+
+    def etcdctl(self, *args: str, timeout: float = 15) -> str:
+        """Run ``etcdctl --endpoints <members> <args>`` (API v3); return its stdout.
+
+        :raises ClusterError: non-zero exit or timeout, quoting etcdctl's stderr.
+        """
+        exe = find_binary("etcdctl")
+        if exe is None:
+            raise ProcessError(missing_binaries("etcdctl") or "etcdctl not found")
+        argv = [
+            exe,
+            "--endpoints",
+            ",".join(self.client_urls),
+            "--dial-timeout",
+            "3s",
+            "--command-timeout",
+            f"{max(1, int(timeout) - 2)}s",
+            *args,
+        ]
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, env=_etcdctl_env()
+            )
+        except subprocess.TimeoutExpired as err:
+            raise ClusterError(f"{' '.join(argv)} timed out after {timeout} s") from err
+        if done.returncode != 0:
+            raise ClusterError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
+        return done.stdout
+
+    def member_list(self) -> list[MemberInfo]:
+        """The cluster's view of its members (``etcdctl member list -w json``), sorted by name."""
+        data = json.loads(self.etcdctl("member", "list", "-w", "json"))
+        members = [
+            MemberInfo(
+                id=format(int(m["ID"]), "x"),
+                name=str(m.get("name", "")),
+                peer_urls=tuple(m.get("peerURLs", ())),
+                client_urls=tuple(m.get("clientURLs", ())),
+                is_learner=bool(m.get("isLearner", False)),
+            )
+            for m in data.get("members", [])
+        ]
+        return sorted(members, key=lambda m: m.name)
+
+    def describe(self) -> str:
+        """Every member's state and log tail, for failure messages."""
+        parts = [f"discovery URL: {self.discovery_url}"]
+        parts += [m.describe() for m in (*self.members, *self.extras)]
+        return "\n".join(parts)
