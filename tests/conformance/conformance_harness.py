@@ -151,6 +151,9 @@ class Recorder:
         self._never = 0
         self._ttls: set[int] = set()
         self._watches: list[Watch] = []
+        # Long polls left over elsewhere (the Go proxy keeps a poll open upstream after
+        # its client went away) do not count.
+        self._watchers_before = side.watcher_count()
 
     # -- names, anchors ----------------------------------------------------------------
 
@@ -263,9 +266,10 @@ class Recorder:
         return watch
 
     def wait_watchers(self, count: int, timeout: float = 5.0) -> None:
-        """Block until the store holds ``count`` long polls (so a write cannot race them)."""
+        """Block until the store holds ``count`` more long polls than when the scenario
+        started (so a write cannot race them)."""
         deadline = time.monotonic() + timeout
-        while self.side.watcher_count() < count:
+        while self.side.watcher_count() < self._watchers_before + count:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"[{self.side.name}] {count} watcher(s) not registered")
             time.sleep(0.02)
@@ -401,7 +405,7 @@ class Recorder:
                 raw_keys = [n.get("key", "") for n in item if isinstance(n, dict)]
                 if sorted_listing:
                     # The order is part of the contract here; record whether it held.
-                    out["sorted"] = raw_keys == sorted(raw_keys)
+                    out["(sorted by key)"] = raw_keys == sorted(raw_keys)
                 else:
                     nodes.sort(key=lambda n: str(n.get("key", "")) if isinstance(n, dict) else "")
                 out[key] = nodes
