@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 TRANSPORT_KEY = "etcd_discovery.transport"
+FORM_KEY = "etcd_discovery.form"
 CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
     ("Access-Control-Allow-Origin", "*"),
@@ -47,7 +48,7 @@ class TokenConverter(BaseConverter):
     regex = "[a-f0-9]{32}"
 
 
-# strict_slashes/merge_slashes off: the real router never redirects on a slash;
+# Both slash spellings of a route are listed, so strict slashes never redirect;
 # Go's path cleaning is done by hand in _clean_redirect.
 URL_MAP = Map(
     [
@@ -65,7 +66,7 @@ URL_MAP = Map(
         Rule("/v2/keys/<path:key>", endpoint="keys"),
     ],
     converters={"token": TokenConverter},
-    strict_slashes=False,
+    strict_slashes=True,
     merge_slashes=False,
     redirect_defaults=False,
 )
@@ -101,6 +102,12 @@ def go_clean_path(path: str) -> str:
     if path.endswith("/") and cleaned != "/":
         cleaned += "/"
     return cleaned
+
+
+def _raw_query(request: Request) -> str:
+    """The query string with its original bytes (WSGI hands them over as latin-1)."""
+    raw: str = request.environ.get("QUERY_STRING", "")
+    return raw.encode("latin-1", "replace").decode("utf-8", "surrogateescape")
 
 
 def _text(body: str, status: int) -> Response:
@@ -206,12 +213,7 @@ class DiscoveryApp:
         return response(environ, start_response)
 
     def _record(self, request: Request, status: int) -> None:
-        form = parse_form(
-            request.method,
-            request.environ.get("QUERY_STRING", ""),
-            request.content_type or "",
-            request.get_data(cache=True),
-        )
+        form = self._form(request)
         call = Call(
             method=request.method,
             path=request.path,
@@ -315,12 +317,17 @@ class DiscoveryApp:
     # -- the etcd v2 keys API ------------------------------------------------------------
 
     def _form(self, request: Request) -> Form:
-        return parse_form(
-            request.method,
-            request.environ.get("QUERY_STRING", ""),
-            request.content_type or "",
-            request.get_data(cache=True),
-        )
+        """The request's parameters as etcd sees them, parsed once per request."""
+        form: Form | None = request.environ.get(FORM_KEY)
+        if form is None:
+            form = parse_form(
+                request.method,
+                _raw_query(request),
+                request.content_type or "",
+                request.get_data(cache=True),
+            )
+            request.environ[FORM_KEY] = form
+        return form
 
     def _keys(self, request: Request, key: str, *, flush_early: bool) -> Response:
         try:
@@ -429,7 +436,7 @@ class DiscoveryApp:
         event: Event
         if request.method == "GET":
             query = Form()
-            parse_query(request.environ.get("QUERY_STRING", ""), query.values)
+            parse_query(_raw_query(request), query.values)
             try:
                 recursive = go_parse_bool(query.get("recursive"))
             except ValueError:

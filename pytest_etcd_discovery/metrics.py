@@ -28,7 +28,7 @@ class Metrics:
             self._counts.clear()
 
     def render(self) -> str:
-        """The text exposition format, one family per endpoint, even when still empty."""
+        """The text exposition format; like Go's client, a family with no sample is left out."""
         with self._lock:
             counts = dict(self._counts)
         lines: list[str] = []

@@ -21,6 +21,11 @@ class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Go's net/http sends no Server header; neither do we.
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
 
 class ServerError(RuntimeError):
     """The server could not start (for example: the port is busy)."""
