@@ -463,17 +463,13 @@ class EtcdDiscovery:
         return f"<EtcdDiscovery {self.mode} {self.url} profile={self.profile}>"
 
 
-def _registry_prefix(profile: str) -> str:
-    # etcd-v2 keeps tokens under /_etcd/registry like the real proxy; the rewrite at the root.
-    return "/_etcd/registry" if profile == "etcd-v2" else "/"
-
-
 def list_tokens(app: DiscoveryApp) -> list[str]:
     """Token names in the fake's store, oldest first."""
     from .errors import EtcdError
 
     try:
-        event = app.store.get(_registry_prefix(app.profile), sorted=True)
+        # etcd-v2 keeps tokens under /_etcd/registry like the real proxy; the rewrite at /.
+        event = app.store.get(app.profile.key_prefix or "/", sorted=True)
     except EtcdError:
         return []
     node = event.to_json().get("node", {})

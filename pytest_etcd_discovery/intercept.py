@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -88,12 +88,15 @@ class Interceptor:
         if self._mock is not None:
             return
         mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+        # responses' stubs say headers are a Mapping; it also takes a list of pairs at
+        # run time, which keeps repeated headers intact.
+        callback = cast(Any, self._callback)
         for host in self.hosts:
             # Anchored on the host and a path boundary, so "https://discovery.etcd.io.evil"
             # or another port on the same name is not captured.
             pattern = re.compile(re.escape(host) + r"(?:[/?#].*)?\Z", re.DOTALL)
             for method in _METHODS:
-                mock.add_callback(method, pattern, callback=self._callback, content_type=None)
+                mock.add_callback(method, pattern, callback=callback, content_type=None)
         # Anything not matched above goes out for real (other services, the live fake).
         mock.add_passthru(re.compile(r".*", re.DOTALL))
         mock.start()

@@ -21,6 +21,7 @@ from .intercept import DEFAULT_HOSTS, normalize_host
 from .report import SECTION_TITLE, render
 
 if TYPE_CHECKING:
+    from .clock import ControllableClock
     from .server import DiscoveryServer
 
 __all__ = ["MARKER", "PROFILES"]
@@ -331,15 +332,17 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         _release(server)
 
 
-def _fresh_state(server: DiscoveryServer, clock: Any) -> None:
+def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
     """Give the shared server an empty store driven by this test's clock."""
-    app = server.app
-    app.clock = clock
-    app.reset()
+    from .store import Store
+
+    server.app.reset(Store(clock))
 
 
 def _release(server: DiscoveryServer) -> None:
-    server.app.store.close()
+    # reset() closes the test's store, which releases its blocked watches, and leaves
+    # the server with an empty store until the next test brings its own clock.
+    server.app.reset()
 
 
 @pytest.fixture

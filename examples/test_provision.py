@@ -1,0 +1,120 @@
+"""The provisioning workflow in ``provision.py``, tested against the fake.
+
+Run with ``pytest --etcd-discovery-fake examples/``: ``provision.py`` talks to
+``https://discovery.etcd.io`` with plain ``requests`` and the plugin serves those calls
+in-process, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import provision
+import pytest
+
+from pytest_etcd_discovery.fixture import EtcdDiscovery
+
+PUBLIC = provision.DISCOVERY_URL
+WEEK = 7 * 86400
+
+
+@pytest.fixture(autouse=True)
+def _only_against_the_fake(etcd_discovery: EtcdDiscovery) -> None:
+    # Without interception these tests would reach the real public service.
+    if not etcd_discovery.intercepting:
+        pytest.skip("run these examples with: pytest --etcd-discovery-fake examples/")
+
+
+def public(etcd_discovery: EtcdDiscovery, token_url: str) -> str:
+    """The same token as code under test sees it, on https://discovery.etcd.io."""
+    return etcd_discovery.token_url(token_url.rsplit("/", 1)[-1], PUBLIC)
+
+
+def test_new_token_is_a_public_url_sized_for_the_cluster(etcd_discovery: EtcdDiscovery) -> None:
+    token_url = provision.new_token(5)
+
+    assert token_url.startswith("https://discovery.etcd.io/")
+    assert len(token_url.rsplit("/", 1)[-1]) == 32
+    view = etcd_discovery.token(token_url)
+    assert view.size == 5
+    assert view.members == ()
+    assert [c.path for c in etcd_discovery.calls] == ["/new"]
+
+
+def test_cloud_config_carries_the_token(etcd_discovery: EtcdDiscovery) -> None:
+    token_url = provision.new_token(3)
+
+    config = provision.render_cloud_config(token_url, name="core-1")
+
+    assert config.startswith("#cloud-config\n")
+    assert f"    discovery: {token_url}\n" in config
+    assert "    name: core-1\n" in config
+    with pytest.raises(ValueError):
+        provision.render_cloud_config(token_url + "\nevil: true")
+
+
+def test_wait_returns_once_every_member_registered(etcd_discovery: EtcdDiscovery) -> None:
+    token_url = provision.new_token(3)
+    etcd_discovery.register(token_url, "infra0", "http://10.0.0.1:2380")
+    etcd_discovery.register(token_url, "infra1", "http://10.0.0.2:2380")
+    result: list[list[provision.Registration]] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(provision.wait_for_members(token_url, 3, timeout=10)),
+        daemon=True,
+    )
+    waiter.start()
+
+    etcd_discovery.register(token_url, "infra2", "http://10.0.0.3:2380")
+    waiter.join(timeout=10)
+
+    assert not waiter.is_alive()
+    assert [m.name for m in result[0]] == ["infra0", "infra1", "infra2"]
+
+
+def test_wait_gives_up_after_its_timeout(etcd_discovery: EtcdDiscovery) -> None:
+    token_url = provision.new_token(3)
+    etcd_discovery.register(token_url, "infra0", "http://10.0.0.1:2380")
+
+    with pytest.raises(TimeoutError, match=r"1 of 3 members registered"):
+        provision.wait_for_members(token_url, 3, timeout=0.3, poll_timeout=0.1)
+    # It long-polled instead of hammering the service.
+    assert any("wait=true" in c.query for c in etcd_discovery.calls)
+
+
+def test_etcd04_registrations_expire_after_a_week(etcd_discovery: EtcdDiscovery) -> None:
+    token_url = provision.new_token(3)
+    for number in range(3):
+        etcd_discovery.register_v04(token_url, f"core-{number}", f"http://10.0.0.{number}:7001")
+    members, _ = provision.registrations(token_url)
+    assert [m.ttl for m in members] == [WEEK] * 3
+
+    etcd_discovery.clock.advance(WEEK)
+
+    assert provision.registrations(token_url)[0] == []
+    assert etcd_discovery.token(token_url).state == "started"  # _state never expires
+
+
+@pytest.mark.etcd_discovery(size=3, members=["infra0", "infra1", "infra2"], state="started")
+def test_reset_deletes_state_and_stale_members(
+    etcd_discovery: EtcdDiscovery, etcd_discovery_url: str
+) -> None:
+    token_url = public(etcd_discovery, etcd_discovery_url)
+
+    deleted = provision.reset_token(token_url, live=["infra0"])
+
+    assert len(deleted) == 3 and deleted[0] == "_state"
+    view = etcd_discovery.token(token_url)
+    assert view.state is None
+    assert view.names == ["infra0"]
+
+
+@pytest.mark.etcd_discovery(profile="discoveryserver", size=3, members=2, state="started")
+def test_reset_is_refused_by_todays_public_service(
+    etcd_discovery: EtcdDiscovery, etcd_discovery_url: str
+) -> None:
+    # discovery.etcd.io today (etcd-io/discoveryserver) cannot delete single keys.
+    token_url = public(etcd_discovery, etcd_discovery_url)
+
+    with pytest.raises(provision.ProvisioningError, match="DELETE _state: 400"):
+        provision.reset_token(token_url)
+    assert etcd_discovery.token(token_url).state == "started"
