@@ -20,7 +20,7 @@ class FormError(ValueError):
 
 def query_unescape(text: str) -> str:
     """``url.QueryUnescape``: ``+`` is a space, ``%XX`` a byte; bytes decode as UTF-8."""
-    if "%" not in text and "+" not in text:
+    if text.isascii() and "%" not in text and "+" not in text:
         return text
     out = bytearray()
     i = 0

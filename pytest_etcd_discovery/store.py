@@ -36,7 +36,12 @@ from .node import Node, View
 from .ttl_heap import TTLKeyHeap
 from .watchers import Watcher, WatcherHub
 
-KEEP = object()  # update(): "no ttl given", which in etcd removes an existing TTL
+MIN_EXPIRE_NS = 946_684_800 * NS_PER_S  # 2000-01-01T00:00:00Z, etcd's minExpireTime
+
+
+def _wrap64(value: int) -> int:
+    """``value`` as Go's int64 arithmetic leaves it (two's complement wrap-around)."""
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 def clean_path(key: str) -> str:
@@ -98,7 +103,17 @@ class Store:
         return self.clock.now_ns()
 
     def _expire_at(self, ttl: float | None, now: int) -> int | None:
-        return None if ttl is None else now + round(ttl * NS_PER_S)
+        """The expiry instant etcd computes for ``ttl`` seconds from ``now``.
+
+        etcd does ``now.Add(time.Duration(ttl) * time.Second).UnixNano()`` in int64, so
+        absurd TTLs wrap around; a result before 2000 means "no TTL", as in its store.
+        """
+        if ttl is None:
+            return None
+        expire = _wrap64(now + _wrap64(round(ttl * NS_PER_S)))
+        if expire == 0 or expire < MIN_EXPIRE_NS:
+            return None
+        return expire
 
     def bump_index(self, steps: int = 1) -> int:
         """Advance the index without an event (a write the keys API cannot see)."""
