@@ -33,9 +33,13 @@ class Metrics:
             counts = dict(self._counts)
         lines: list[str] = []
         for endpoint, (name, text) in sorted(HELP.items(), key=lambda kv: kv[1][0]):
-            lines.append(f"# HELP {name} {text}, partitioned by status code and HTTP method.")
-            lines.append(f"# TYPE {name} counter")
-            for (ep, code, method), n in sorted(counts.items()):
-                if ep == endpoint:
-                    lines.append(f'{name}{{code="{code}",method="{method.lower()}"}} {n}')
+            samples = [
+                f'{name}{{code="{code}",method="{method}"}} {n}'
+                for (ep, code, method), n in sorted(counts.items())
+                if ep == endpoint
+            ]
+            if samples:
+                lines.append(f"# HELP {name} {text}, partitioned by status code and HTTP method.")
+                lines.append(f"# TYPE {name} counter")
+                lines.extend(samples)
         return "\n".join(lines) + "\n"
