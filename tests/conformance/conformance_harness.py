@@ -328,11 +328,12 @@ class Recorder:
         else:
             step["body"] = self.norm_text(reply.text)
         self.steps.append(step)
+        where = f"[{self.side.name}] {reply.method} {reply.path} {dict(params)} {data!r}"
         if expect is not None and reply.status != expect:
-            raise AssertionError(
-                f"[{self.side.name}] {reply.method} {reply.path} {dict(params)} {data!r}: "
-                f"expected {expect}, got {reply.status} {reply.text!r}"
-            )
+            raise AssertionError(f"{where}: expected {expect}, got {reply.status} {reply.text!r}")
+        problems = raw_problems(reply)
+        if problems:
+            raise AssertionError(f"{where}: {'; '.join(problems)}: {reply.status} {reply.text!r}")
         return step
 
     def _request_line(
@@ -448,6 +449,49 @@ class Recorder:
                 cause,
             )
         return self.norm_text(cause)
+
+
+#: etcd's error code -> HTTP status table (v2error); every other code is a 400.
+ERROR_STATUS = {100: 404, 102: 403, 108: 403, 101: 412, 105: 412, 110: 401, 300: 500, 301: 500}
+
+
+def raw_problems(reply: Reply) -> list[str]:
+    """Properties every reply must have on both sides, whatever the other side says."""
+    problems: list[str] = []
+    length = reply.headers.get("Content-Length")
+    if length is not None and reply.method != "HEAD" and int(length) != len(reply.body):
+        problems.append(f"Content-Length {length} but {len(reply.body)} bytes")
+    if reply.status == 405 and reply.body:
+        problems.append("405 with a body")
+    if not reply.headers.get("Content-Type", "").startswith("application/json"):
+        return problems
+    if not reply.body.endswith(b"\n"):
+        problems.append("JSON body without the trailing newline")
+    if not str(reply.headers.get("X-Etcd-Index", "")).isdigit():
+        problems.append("JSON reply without a numeric X-Etcd-Index")
+    try:
+        doc = json.loads(reply.body)
+    except ValueError:
+        return [*problems, "body is not JSON"]
+    if "errorCode" in doc:
+        status = ERROR_STATUS.get(doc["errorCode"], 400)
+        if reply.status != status:
+            problems.append(f"error {doc['errorCode']} must be HTTP {status}")
+        if doc.get("index") != int(reply.headers.get("X-Etcd-Index", -1)):
+            problems.append("error index differs from X-Etcd-Index")
+        if "X-Raft-Index" in reply.headers:
+            problems.append("error reply with X-Raft-Index")
+    elif "action" in doc:
+        # Watches and GETs answer 200; a PUT's status follows what it did.
+        created = reply.method == "PUT" and (
+            doc["action"] == "create" or (doc["action"] == "set" and "prevNode" not in doc)
+        )
+        if reply.status != (201 if created else 200):
+            problems.append(f"action {doc['action']} must be {201 if created else 200}")
+        for name in ("X-Raft-Index", "X-Raft-Term", "X-Etcd-Cluster-Id"):
+            if name not in reply.headers:
+                problems.append(f"success reply without {name}")
+    return problems
 
 
 def _asks_sorted(params: Mapping[str, Any]) -> bool:

@@ -240,3 +240,22 @@ def seed_article(d: Recorder) -> None:
 
 def test_seed_article_transcript(discovery: Discovery) -> None:
     discovery.check(seed_article)
+
+
+def error_table(d: Recorder) -> None:
+    """Error codes reachable through the token routes, each with its HTTP status."""
+    d.new_token()
+    # A never-issued token PUT as a file: the "token" is then a file, not a directory.
+    n = d.never_issued()
+    d.put(f"/{n}", data={"value": "file"}, expect=201)
+    d.get(f"/{n}", expect=200)
+    d.get(f"/{n}/", params={"recursive": "true"}, expect=200)
+    d.get(f"/{n}/m1", expect=400)  # 104 Not a directory
+    d.put(f"/{n}/m1", data={"value": "x"}, expect=400)  # 104
+    d.delete(f"/{n}/m1", expect=400)
+    d.put(f"/{n}", data={"value": "file2"}, params={"prevValue": "file"}, expect=200)
+    d.get(f"/{n}/_config/size", expect=400)
+
+
+def test_error_table(discovery: Discovery) -> None:
+    discovery.check(error_table)
