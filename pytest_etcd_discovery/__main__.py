@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .faults import FaultError, load_plan
 from .profiles import PROFILES
 from .server import DiscoveryServer, ServerError
 
@@ -54,12 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="etcd-v2",
         help="behave like the original service (etcd-v2, default) or today's (discoveryserver)",
     )
+    parser.add_argument(
+        "--faults",
+        metavar="FILE",
+        default=None,
+        help="a fault plan to apply, JSON or TOML ([[faults]] tables: status, route, path, "
+        "method, nth, times, delay, action)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     server = DiscoveryServer(args.host, args.port, profile=args.profile, public_url=args.public_url)
+    if args.faults is not None:
+        try:
+            load_plan(args.faults).install(server.app)
+        except FaultError as exc:
+            print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
+            return 2
     try:
         server.start()
     except ServerError as exc:

@@ -90,6 +90,8 @@ class Call:
     transport: str
     form: dict[str, list[str]] = field(default_factory=dict)
     time: float = 0.0
+    #: the fault rule that answered this request (see :mod:`.faults`), else None
+    fault: str | None = None
 
     def __str__(self) -> str:
         query = f"?{self.query}" if self.query else ""
@@ -208,7 +210,12 @@ class DiscoveryApp:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
-        response = self.dispatch(request)
+        try:
+            response = self.dispatch(request)
+        except OSError:
+            # A fault dropped the connection: journal it (status 0), let the transport see it.
+            self._record(request, 0)
+            raise
         self._record(request, response.status_code)
         return response(environ, start_response)
 
@@ -222,6 +229,7 @@ class DiscoveryApp:
             transport=request.environ.get(TRANSPORT_KEY, "live"),
             form=form.values,
             time=self.clock.now(),
+            fault=request.environ.get("etcd_discovery.fault"),
         )
         with self._calls_lock:
             self.calls.append(call)

@@ -27,6 +27,7 @@ from .intercept import DEFAULT_HOSTS, Interceptor, call_app
 if TYPE_CHECKING:
     from .app import DiscoveryApp
     from .clock import ControllableClock
+    from .faults import FaultPlan
     from .server import DiscoveryServer
 
 __all__ = [
@@ -257,6 +258,16 @@ class EtcdDiscovery:
         """
         app = self._need_fake("the request journal")
         return [c for c in app.calls if getattr(c, "transport", None) != FIXTURE_TRANSPORT]
+
+    @property
+    def faults(self) -> FaultPlan:
+        """This test's fault plan (fake only; cleared after the test), e.g.
+        ``.fail(503, route="size", times=1)``, ``.delay(6, method="GET")``,
+        ``.drop(method="PUT")``, ``.empty_watch()``; see :mod:`~pytest_etcd_discovery.faults`.
+        Faulted requests show in :attr:`calls` with their rule in ``fault``."""
+        from .faults import FaultPlan
+
+        return FaultPlan.of(self._need_fake("fault injection"))
 
     # -- HTTP, in-process for the fake, over the network for a real service ---------
 

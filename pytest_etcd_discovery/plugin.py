@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from .faults import FAULT_MARKER, FAULT_MARKER_DOC, FaultError, FaultPlan, rule_from_marker
 from .fixture import EtcdDiscovery
 from .intercept import DEFAULT_HOSTS, normalize_host
 from .report import SECTION_TITLE, render
@@ -161,6 +162,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "seed and configure this test's fake discovery service and intercept "
         "https://discovery.etcd.io for the test",
     )
+    config.addinivalue_line("markers", FAULT_MARKER_DOC)
     config.stash[_SESSION_KEY] = _Session(config)
 
 
@@ -322,7 +324,8 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         if config.get("frozen"):
             clock.freeze()
         _seed(disco, config)
-        if marked or session.intercept_all:
+        faulted = _apply_fault_markers(request.node, server)
+        if marked or faulted or session.intercept_all:
             disco.start_intercept()
         yield disco
     finally:
@@ -339,7 +342,21 @@ def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
     server.app.reset(Store(clock))
 
 
+def _apply_fault_markers(item: pytest.Item, server: DiscoveryServer) -> bool:
+    """Add one fault rule per ``etcd_discovery_fault`` marker (nearest first)."""
+    marks = list(item.iter_markers(FAULT_MARKER))
+    plan = FaultPlan.of(server.app)
+    for mark in marks:
+        try:
+            plan.add(rule_from_marker(mark.args, mark.kwargs))
+        except FaultError as exc:
+            _bad_marker(str(exc))
+    return bool(marks)
+
+
 def _release(server: DiscoveryServer) -> None:
+    # Faults end with their test; waiting delays are released first.
+    FaultPlan.of(server.app).clear()
     # reset() closes the test's store, which releases its blocked watches, and leaves
     # the server with an empty store until the next test brings its own clock.
     server.app.reset()
@@ -360,7 +377,10 @@ def etcd_discovery_url(request: pytest.FixtureRequest, etcd_discovery: EtcdDisco
 def _etcd_discovery_auto(request: pytest.FixtureRequest) -> None:
     """Turn the fake on for tests that ask through the flag, ini or marker."""
     session = request.config.stash[_SESSION_KEY]
-    if session.intercept_all or request.node.get_closest_marker(MARKER) is not None:
+    node = request.node
+    if session.intercept_all or any(
+        node.get_closest_marker(name) is not None for name in (MARKER, FAULT_MARKER)
+    ):
         request.getfixturevalue("etcd_discovery")
 
 
