@@ -10,7 +10,6 @@ reason against a real service.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import requests
 
+from .cluster import etcd_member_id
 from .intercept import DEFAULT_HOSTS, Interceptor, call_app
 
 if TYPE_CHECKING:
@@ -81,26 +81,14 @@ class DiscoveryError(Exception):
         return code if isinstance(code, int) else None
 
 
-def etcd_member_id(peer_urls: Sequence[str], cluster_name: str, now: int | None = None) -> int:
-    """The member id etcd 3.4 derives for a new member (``membership.NewMember``).
-
-    sha1 over the sorted peer URLs, then the cluster name, then (only for runtime
-    additions) the unix time; the id is the first 8 bytes, big-endian.  When a member
-    bootstraps through discovery etcd passes the discovery URL as the cluster name, so
-    the same peer URLs on the same token always give the same id.
-    """
-    data = "".join(sorted(u.strip() for u in peer_urls)) + cluster_name
-    if now is not None:
-        data += str(now)
-    return int.from_bytes(hashlib.sha1(data.encode("utf-8")).digest()[:8], "big")
-
-
 def etcd_member_value(name: str, peer_urls: Sequence[str]) -> str:
-    """The value etcd 3.4 registers: sorted ``name=url`` pairs joined by commas."""
+    """The value etcd 3.4 registers: sorted ``name=url`` pairs joined by commas
+    (``types.URLsMap.String``).  The key is :func:`etcd_member_id`."""
     return ",".join(sorted(f"{name}={u.strip()}" for u in peer_urls))
 
 
 def _as_url_list(peer_urls: str | Sequence[str]) -> list[str]:
+    # etcd trims each --initial-advertise-peer-urls entry (types.NewURLs).
     if isinstance(peer_urls, str):
         return [u for u in (p.strip() for p in peer_urls.split(",")) if u]
     return [u.strip() for u in peer_urls]
@@ -348,7 +336,7 @@ class EtcdDiscovery:
         member_id = etcd_member_id(urls, discovery_url or token_url)
         _, reply = self._checked(
             "PUT",
-            f"{token_url.rstrip('/')}/{member_id:x}",
+            f"{token_url.rstrip('/')}/{member_id}",
             params={"prevExist": "false"},
             form={"value": etcd_member_value(name, urls)},
         )
