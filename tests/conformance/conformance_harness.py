@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import http.client
 import json
 import os
 import re
@@ -32,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -122,8 +123,11 @@ class Watch:
         self.recorder.note(f"watch {self.recorder.norm_path(self.path)} pending", still)
         return still
 
-    def result(self, timeout: float = REQUEST_TIMEOUT, *, expect: int | None = 200) -> Reply:
-        """Wait for the reply and record it as the next step."""
+    def result(
+        self, timeout: float = REQUEST_TIMEOUT, *, expect: int | None = 200, record: bool = True
+    ) -> Reply:
+        """Wait for the reply and record it as the next step (unless ``record`` is false:
+        for replies whose headers depend on timing, such as etcd's 500 ms expiry tick)."""
         assert self._thread is not None
         if not self._done.wait(timeout):
             raise AssertionError(
@@ -134,7 +138,10 @@ class Watch:
         if self._error is not None:
             raise self._error
         assert self._reply is not None
-        self.recorder.record(self._reply, self.params, None, self.sorted_listing, expect)
+        if record:
+            self.recorder.record(self._reply, self.params, None, self.sorted_listing, expect)
+        elif expect is not None and self._reply.status != expect:
+            raise AssertionError(f"watch {self.path}: {self._reply.status} {self._reply.text!r}")
         return self._reply
 
 
@@ -145,6 +152,7 @@ class Recorder:
         self.side = side
         self.session = side.session()
         self.steps: list[Step] = []
+        self.failures: list[str] = []
         self.anchor: int | None = None
         self._names: dict[str, str] = {}
         self._issued = 0
@@ -182,7 +190,8 @@ class Recorder:
         return self.anchor + offset
 
     def rel(self, value: int) -> str | int:
-        if value == 0 or self.anchor is None:
+        # 0 means "no index"; absurd values (sent on purpose) are not offsets either.
+        if value == 0 or self.anchor is None or abs(value - self.anchor) > 10**9:
             return value
         return f"I{value - self.anchor:+d}"
 
@@ -246,6 +255,28 @@ class Recorder:
         self._learn_ttls(params, data)
         reply = self.send(self.session, method, path, params, data, headers)
         self.record(reply, params, data, _asks_sorted(params), expect)
+        return reply
+
+    def raw(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect: int | None = None,
+    ) -> Reply:
+        """Send ``target`` byte for byte (no URL normalisation by a client library)."""
+        parsed = urlsplit(self.side.url)
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=REQUEST_TIMEOUT)
+        try:
+            conn.request(method, target, body=body, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            reply = Reply(method, target, resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+        data = body.decode("utf-8", "replace") if body is not None else None
+        self.record(reply, {}, data, _asks_sorted(_query_of(target)), expect)
         return reply
 
     def get(self, path: str, **kw: Any) -> Reply:
@@ -319,6 +350,8 @@ class Recorder:
         sorted_listing: bool,
         expect: int | None,
     ) -> Step:
+        if reply.path.split("?")[0].lstrip("/") == "new" and reply.status == 200:
+            self.name_token(reply.text.rsplit("/", 1)[-1])  # however /new was reached
         step: Step = {"req": self._request_line(reply.method, reply.path, params, data)}
         step["status"] = reply.status
         step["headers"] = self._headers(reply.headers)
@@ -328,12 +361,14 @@ class Recorder:
         else:
             step["body"] = self.norm_text(reply.text)
         self.steps.append(step)
-        where = f"[{self.side.name}] {reply.method} {reply.path} {dict(params)} {data!r}"
+        # Violations are collected, not raised, so the transcript goes on and shows every
+        # difference; run_scenario raises them together at the end.
+        where = f"#{len(self.steps) - 1} [{self.side.name}] {reply.method} {reply.path}"
         if expect is not None and reply.status != expect:
-            raise AssertionError(f"{where}: expected {expect}, got {reply.status} {reply.text!r}")
+            self.failures.append(f"{where}: expected {expect}, got {reply.status} {reply.text!r}")
         problems = raw_problems(reply)
         if problems:
-            raise AssertionError(f"{where}: {'; '.join(problems)}: {reply.status} {reply.text!r}")
+            self.failures.append(f"{where}: {'; '.join(problems)}: {reply.status} {reply.text!r}")
         return step
 
     def _request_line(
@@ -494,6 +529,10 @@ def raw_problems(reply: Reply) -> list[str]:
     return problems
 
 
+def _query_of(target: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
+
+
 def _asks_sorted(params: Mapping[str, Any]) -> bool:
     return str(params.get("sorted", "")).lower() in ("true", "1", "t")
 
@@ -503,6 +542,8 @@ def run_scenario(side: Side, scenario: Scenario) -> list[Step]:
     recorder = Recorder(side)
     try:
         scenario(recorder)
+        if recorder.failures:
+            raise AssertionError("\n".join(recorder.failures))
     except BaseException as err:
         err.transcript = recorder.steps  # type: ignore[attr-defined]
         raise
@@ -548,8 +589,8 @@ SELFCHECK_ENV = "ETCD_DISCOVERY_CONFORMANCE_SELFCHECK"
 #: A directory to write every rendered transcript to (for reading them by eye).
 DUMP_ENV = "ETCD_DISCOVERY_CONFORMANCE_DUMP"
 
-# (scenario id, side name, run number) -> transcript, or the exception the run raised
-_RUNS: dict[tuple[str, str, int], list[Step] | BaseException] = {}
+# (scenario id, side name, run number) -> what the run gave
+_RUNS: dict[tuple[str, str, int], Outcome] = {}
 #: Statistics for the final report: scenario id -> request steps compared, divergent?
 COMPARED: dict[str, tuple[int, bool]] = {}
 
@@ -568,26 +609,37 @@ def side_for(request: pytest.FixtureRequest, name: str) -> Side:
     return Side("fake", fake.url, lambda: int(fake.store.watcher_count))
 
 
-def _run(side: Side, scenario: Scenario, run: int) -> list[Step]:
+@dataclass
+class Outcome:
+    """One scenario run on one side: its transcript, and what went wrong if anything."""
+
+    steps: list[Step]
+    error: BaseException | None = None
+
+    def compared(self) -> list[Step]:
+        """The transcript to compare: a crash (not a failed expectation) shows as a step."""
+        if self.error is None or isinstance(self.error, AssertionError):
+            return self.steps
+        return [*self.steps, {"error": f"{type(self.error).__name__}: {self.error}"}]
+
+
+def _run(side: Side, scenario: Scenario, run: int) -> Outcome:
     key = (f"{scenario.__module__}.{scenario.__qualname__}", side.name, run)
     if key not in _RUNS:
         try:
-            _RUNS[key] = run_scenario(side, scenario)
+            _RUNS[key] = Outcome(run_scenario(side, scenario))
         except Exception as err:
-            _RUNS[key] = err
+            _RUNS[key] = Outcome(list(getattr(err, "transcript", [])), err)
         dump_dir = os.environ.get(DUMP_ENV)
         if dump_dir:
-            steps = _RUNS[key]
-            if isinstance(steps, BaseException):
-                steps = [*getattr(steps, "transcript", []), {"error": repr(steps)}]
             os.makedirs(dump_dir, exist_ok=True)
             name = f"{scenario.__qualname__}.{side.name}{'.2' if run else ''}.txt"
             with open(os.path.join(dump_dir, name), "w", encoding="utf-8") as out:
-                out.write("\n".join(render(steps)) + "\n")
-    outcome = _RUNS[key]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
+                lines = render(_RUNS[key].steps)
+                if _RUNS[key].error is not None:
+                    lines.append(f"ERROR {_RUNS[key].error!r}")
+                out.write("\n".join(lines) + "\n")
+    return _RUNS[key]
 
 
 @dataclass
@@ -606,8 +658,9 @@ class Discovery:
         return self.side.session()
 
     def check(self, scenario: Scenario) -> list[Step]:
-        """Run ``scenario`` here (its own assertions must hold), then compare the
-        normalised transcript with the other side's; fail with a diff if they differ."""
+        """Run ``scenario`` here and on the other side; fail if this side broke one of
+        the scenario's own expectations or if the normalised transcripts differ (with a
+        unified diff, real first)."""
         __tracebackhide__ = True
         mine = _run(self.side, scenario, 0)
         if os.environ.get(SELFCHECK_ENV) == "1":
@@ -615,18 +668,20 @@ class Discovery:
         else:
             other = "real" if self.side.name == "fake" else "fake"
             other_side, run = side_for(self.request, other), 0
-        try:
-            theirs = _run(other_side, scenario, run)
-        except Exception as err:
-            partial: list[Step] = list(getattr(err, "transcript", []))
-            theirs = [*partial, {"error": f"{type(err).__name__}: {err}"}]
+        theirs = _run(other_side, scenario, run)
         real, fake = (mine, theirs) if self.side.name == "real" else (theirs, mine)
+        real_steps, fake_steps = real.compared(), fake.compared()
         name = f"{scenario.__module__}.{scenario.__qualname__}"
-        COMPARED[name] = (count_requests(real), real != fake)
-        if real != fake:
-            pytest.fail(
+        COMPARED[name] = (count_requests(real_steps), real_steps != fake_steps)
+        problems: list[str] = []
+        if mine.error is not None:
+            problems.append(f"{self.side.name} side: {type(mine.error).__name__}: {mine.error}")
+        if real_steps != fake_steps:
+            other_name = "fake" if run == 0 else "real (2nd run)"
+            problems.append(
                 f"fake and real differ for {scenario.__qualname__}:\n"
-                + diff("real", real, "fake" if run == 0 else "real (2nd run)", fake),
-                pytrace=False,
+                + diff("real", real_steps, other_name, fake_steps)
             )
-        return mine
+        if problems:
+            pytest.fail("\n".join(problems), pytrace=False)
+        return mine.steps
