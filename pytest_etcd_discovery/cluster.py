@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from pytest_etcd_discovery.processes import (
     EtcdProcess,
@@ -130,6 +131,18 @@ def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
             return status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
+
+
+def _http_post_json(url: str, body: dict[str, object], timeout: float) -> dict[str, Any]:
+    """POST a JSON body; return the decoded JSON object (raises OSError/ValueError)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as resp:  # loopback only
+        data = json.loads(resp.read())
+    if not isinstance(data, dict):
+        raise ValueError(f"not a JSON object: {data!r}")
+    return data
 
 
 def _healthy(client_url: str) -> bool:
@@ -400,12 +413,22 @@ class DiscoveryCluster:
         return member
 
     def stop(self) -> None:
-        """Stop every member, extras first; safe to call twice."""
+        """Stop every member, extras first and the raft leader last; safe to call twice.
+
+        Why the order: a stopping leader hands leadership to its best-connected peer and
+        waits for the handover up to etcd's request timeout (5 s + 2 election timeouts,
+        measured 5.5 s) when that peer is itself going away; a leader whose peers are all
+        gone skips the handover at once. Followers stop in ~20 ms.
+        """
+        leader = self.leader()
+        order = [*reversed(self.extras), *(m for m in reversed(self.members) if m is not leader)]
+        if leader is not None:
+            order.append(leader)
         errors: list[BaseException] = []
-        for member in [*reversed(self.extras), *reversed(self.members)]:
+        for member in order:
             try:
                 member.stop()
-            except Exception as err:  # keep stopping the others
+            except Exception as err:  # keep stopping the others, report all at the end
                 errors.append(err)
         if errors:
             raise ClusterError(f"stopping members failed: {errors!r}")
@@ -428,6 +451,23 @@ class DiscoveryCluster:
     def client_urls(self) -> list[str]:
         """Client URLs of the ``size`` bootstrap members."""
         return [m.client_url for m in self.members]
+
+    def leader(self) -> EtcdMember | None:
+        """The member a running member names as raft leader, or ``None`` if none answers.
+
+        Asks the v3 HTTP gateway (``POST /v3/maintenance/status``), which is cheaper than
+        running ``etcdctl``; the ids there are decimal strings.
+        """
+        by_id = {int(m.member_id, 16): m for m in self.members}
+        for member in self.members:
+            if not member.running:
+                continue
+            try:
+                status = _http_post_json(f"{member.client_url}/v3/maintenance/status", {}, 1)
+                return by_id.get(int(status.get("leader", 0)))
+            except (OSError, ValueError):
+                continue
+        return None
 
     def etcdctl(self, *args: str, timeout: float = 15) -> str:
         """Run ``etcdctl --endpoints <members> <args>`` (API v3); return its stdout.
