@@ -293,11 +293,12 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     marked = marker is not None
     config = marker or {}
     if session.mode == "real":
-        if marked:
-            pytest.skip(
-                f"etcd discovery: @{MARKER} (seeding, interception) needs the fake; "
-                f"this run uses the real service {session.real_url}"
-            )
+        for name in (MARKER, FAULT_MARKER):
+            if request.node.get_closest_marker(name) is not None:
+                pytest.skip(
+                    f"etcd discovery: @{name} (seeding, faults, interception) needs the "
+                    f"fake; this run uses the real service {session.real_url}"
+                )
         disco = EtcdDiscovery(session.real_url or "", profile=session.profile, hosts=session.hosts)
         request.node.stash[_DISCO_KEY] = disco
         yield disco

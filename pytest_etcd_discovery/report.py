@@ -53,7 +53,10 @@ def _render_call(call: Any) -> str:
     target = f"{path}?{query}" if query else str(path)
     status = getattr(call, "status", "?")
     transport = getattr(call, "transport", "?")
-    return f"  {transport:<9} {method:<6} {target} -> {status}"
+    line = f"  {transport:<9} {method:<6} {target} -> {status}"
+    fault = getattr(call, "fault", None)
+    # An injected fault explains an odd status at a glance.
+    return f"{line}  [fault: {fault}]" if fault else line
 
 
 def render(disco: EtcdDiscovery) -> str:

@@ -606,11 +606,15 @@ REAL_MODE = """
 
     def test_no_fake_server(etcd_discovery_server):
         pass
+
+    @pytest.mark.etcd_discovery_fault(503, route="size")
+    def test_faults_need_the_fake():
+        pass
 """
 
 
 def _check_real_mode(result: pytest.RunResult, url: str) -> None:
-    result.assert_outcomes(passed=1, skipped=3)
+    result.assert_outcomes(passed=1, skipped=4)
     result.stdout.fnmatch_lines([f"etcd-discovery: mode=real, url={url}"])
     result.stdout.fnmatch_lines(
         [
@@ -618,7 +622,10 @@ def _check_real_mode(result: pytest.RunResult, url: str) -> None:
             f"{url} (--etcd-discovery-url)*",
         ]
     )
-    result.stdout.fnmatch_lines(["*@etcd_discovery (seeding, interception) needs the fake*"])
+    result.stdout.fnmatch_lines(
+        ["*@etcd_discovery (seeding, faults, interception) needs the fake*"]
+    )
+    result.stdout.fnmatch_lines(["*@etcd_discovery_fault (seeding, faults, interception)*"])
     result.stdout.fnmatch_lines([f"*no fake server; using the real service {url}*"])
 
 
