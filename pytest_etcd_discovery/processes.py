@@ -8,6 +8,7 @@ left running (explicit ``stop`` in ``finally`` plus an ``atexit`` safety net).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import shutil
@@ -295,8 +296,12 @@ class ManagedProcess:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-        what = "exited" if self._eof else f"timed out after {timeout} s"
-        raise self._failure(f"{what} without printing {regex.pattern!r}")
+        if self._eof:
+            # Output ends just before the exit; give it a moment so the message has the code.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._require_started().wait(2)
+            raise self._failure(f"exited without printing {regex.pattern!r}")
+        raise self._failure(f"timed out after {timeout} s without printing {regex.pattern!r}")
 
 
 def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
