@@ -281,6 +281,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     - ``.token(token_url)``: size, members in createdIndex order, ``_state``, TTLs left.
     - ``.clock``: ``advance(seconds)``, ``freeze()``; expiring keys wake their watchers.
     - ``.calls``: the request journal (live and in-process); ``.snapshot()``/``.restore()``.
+    - ``.faults``: inject failures (5xx, delays, drops) for this test only.
     - ``with etcd_discovery.intercept(): ...``: serve ``requests`` calls to
       ``https://discovery.etcd.io`` from this fake (automatic with
       ``--etcd-discovery-fake`` or the ``etcd_discovery`` marker).
