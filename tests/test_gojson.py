@@ -1,0 +1,98 @@
+"""Unit tests of :mod:`gojson`: bytes as Go's ``encoding/json`` writes them.
+
+etcd 3.4.23 here is built with go1.19, whose encoder writes ``\\b`` and ``\\f`` as
+``\\u0008``/``\\u000c`` (measured: ``PUT value=x<BS>y<FF>z`` answers ``"x\\u0008y\\u000cz"``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_etcd_discovery import gojson
+
+
+def test_compact_with_key_order_kept() -> None:
+    body = {
+        "action": "get",
+        "node": {"key": "/_etcd/registry/T", "dir": True, "modifiedIndex": 7, "createdIndex": 7},
+    }
+    # The real service's bytes for this reply (spec transcript).
+    expected = (
+        b'{"action":"get","node":{"key":"/_etcd/registry/T","dir":true,'
+        b'"modifiedIndex":7,"createdIndex":7}}\n'
+    )
+    assert gojson.encode_line(body) == expected
+    assert gojson.dumps({"b": 1, "a": 2}) == '{"b":1,"a":2}'
+
+
+def test_scalars_and_containers() -> None:
+    assert gojson.dumps(None) == "null"
+    assert gojson.dumps(True) == "true"
+    assert gojson.dumps(False) == "false"
+    assert gojson.dumps(0) == "0"
+    assert gojson.dumps(-12) == "-12"
+    assert gojson.dumps(18446744073709551615) == "18446744073709551615"
+    assert gojson.dumps([]) == "[]"
+    assert gojson.dumps({}) == "{}"
+    assert gojson.dumps([1, "a", [True], {"k": None}]) == '[1,"a",[true],{"k":null}]'
+    assert gojson.dumps((1, 2)) == "[1,2]"
+
+
+@pytest.mark.parametrize("value", [1.5, object(), {1, 2}, b"bytes"])
+def test_unsupported_types_raise(value: object) -> None:
+    with pytest.raises(TypeError):
+        gojson.dumps(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoded"),
+    [
+        ("<", r'"\u003c"'),
+        (">", r'"\u003e"'),
+        ("&", r'"\u0026"'),
+        ("\u2028", r'"\u2028"'),
+        ("\u2029", r'"\u2029"'),
+        ("\x00", r'"\u0000"'),
+        ("\x08", r'"\u0008"'),
+        ("\x0c", r'"\u000c"'),
+        ("\x1f", r'"\u001f"'),
+        ("\n", r'"\n"'),
+        ("\r", r'"\r"'),
+        ("\t", r'"\t"'),
+        ('"', r'"\""'),
+        ("\\", r'"\\"'),
+        ("\x7f", '"\x7f"'),  # DEL is not escaped by Go
+        ("/", '"/"'),
+        ("é€😀", '"é€😀"'),
+        ("http://10.1.0.73:7001", '"http://10.1.0.73:7001"'),
+        ("a=b&c=<d>", r'"a=b\u0026c=\u003cd\u003e"'),
+    ],
+)
+def test_go_string_escaping(text: str, encoded: str) -> None:
+    assert gojson.dumps(text) == encoded
+
+
+def test_keys_are_escaped_like_values() -> None:
+    assert gojson.dumps({"<k>": "v"}) == r'{"\u003ck\u003e":"v"}'
+
+
+def test_every_bmp_character_round_trips_and_only_go_escapes_are_used() -> None:
+    go_escaped = {"<", ">", "&", "\u2028", "\u2029", '"', "\\"}
+    for cp in range(0x3000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        char = chr(cp)
+        out = gojson.dumps(char)
+        assert json.loads(out) == char, hex(cp)
+        if cp < 0x20 or char in go_escaped:
+            assert out != f'"{char}"', hex(cp)
+        else:
+            assert out == f'"{char}"', hex(cp)
+
+
+def test_encode_line_is_utf8_with_one_trailing_newline() -> None:
+    line = gojson.encode_line({"value": "é\n"})
+    assert line == b'{"value":"\xc3\xa9\\n"}\n'
+    assert line.count(b"\n") == 1
