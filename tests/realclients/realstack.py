@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
 from pytest_etcd_discovery.cluster import DiscoveryCluster
@@ -49,6 +50,17 @@ class Stack:
     keys_url: str | None  # an etcd v2 keys API root (".../v2/keys"), if the stack has one
     fake: DiscoveryServer | None = None
     real: RealDiscoveryService | None = None
+    #: A known fake bug that keeps real etcd from bootstrapping here (see xfail_known_bug).
+    known_bug: str | None = None
+
+    def xfail_known_bug(self) -> None:
+        """xfail the calling test if a known bug would make its bootstrap hang.
+
+        Called only by tests that need a full bootstrap; the bug itself has its own
+        failing test, so it is not hidden. Once fixed, these tests simply run.
+        """
+        if self.known_bug is not None:
+            pytest.xfail(self.known_bug)
 
     def new_token_url(self, size: int) -> str:
         """``GET /new?size=N``: the discovery URL to hand to etcd."""
