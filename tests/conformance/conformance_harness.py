@@ -350,8 +350,9 @@ class Recorder:
         sorted_listing: bool,
         expect: int | None,
     ) -> Step:
-        if reply.path.split("?")[0].lstrip("/") == "new" and reply.status == 200:
-            self.name_token(reply.text.rsplit("/", 1)[-1])  # however /new was reached
+        issued = reply.text.rsplit("/", 1)[-1]
+        if reply.path.split("?")[0].lstrip("/") == "new" and TOKEN_RE.fullmatch(issued):
+            self.name_token(issued)  # however /new was reached
         step: Step = {"req": self._request_line(reply.method, reply.path, params, data)}
         step["status"] = reply.status
         step["headers"] = self._headers(reply.headers)
@@ -387,6 +388,8 @@ class Recorder:
             line += "?" + "&".join(f"{k}={v}" for k, v in shown.items())
         if data is not None:
             body = data if isinstance(data, str) else urlencode(data)
+            if len(body) > 200:  # keep diffs readable
+                body = f"{body[:60]}...({len(body)} chars)"
             line += f" body={self.norm_text(body)}"
         return line
 

@@ -119,3 +119,81 @@ def odd_ttls_and_indexes(d: Recorder) -> None:
 
 def test_odd_ttls_and_indexes(discovery: Discovery) -> None:
     discovery.check(odd_ttls_and_indexes)
+
+
+def head_and_options(d: Recorder) -> None:
+    t = d.new_token()
+    # /new, /health and friends answer any method; HEAD gets headers only (and still
+    # creates a token / runs the health check, visible in the index).
+    for path in ("/new", "/health", "/robots.txt", "/metrics", "/nope", "/"):
+        d.raw("HEAD", path)
+    for path in ("/new", "/health", "/robots.txt"):
+        d.raw("OPTIONS", path, expect=200)
+    d.raw("HEAD", f"/{t}", expect=405)
+    d.raw("OPTIONS", f"/{t}/_config/size", expect=405)
+    d.get(f"/{t}", expect=200)
+
+
+def test_head_and_options(discovery: Discovery) -> None:
+    discovery.check(head_and_options)
+
+
+def new_size_spellings(d: Recorder) -> None:
+    d.new_token()
+    # Go's Atoi takes a sign and leading zeros; the size key holds Itoa of the number.
+    for size in ("+3", "007", "-0", "9223372036854775807", "-9223372036854775808"):
+        reply = d.get("/new", params={"size": size}, expect=200)
+        d.get(f"/{reply.text.rsplit('/', 1)[-1]}/_config/size", expect=200)
+    for size in ("9223372036854775808", "3 ", "1e3", "", "٣"):
+        d.get("/new", params={"size": size})
+
+
+def test_new_size_spellings(discovery: Discovery) -> None:
+    discovery.check(new_size_spellings)
+
+
+def case_sensitive_options(d: Recorder) -> None:
+    t = d.new_token()
+    m = f"/{t}/m1"
+    d.put(m, data={"value": "v"}, expect=201)
+    # Option names are case-sensitive: these are ignored.
+    d.put(m, params={"PrevExist": "false"}, data={"value": "w"}, expect=200)
+    d.put(m, params={"prevexist": "false", "TTL": "5"}, data={"Value": "x"}, expect=200)
+    d.get(m, params={"Wait": "true"}, expect=200)
+    d.get(f"/{t}", params={"Sorted": "true", "Recursive": "true"}, expect=200)
+    # Boolean values are not: Go's ParseBool spellings only.
+    d.get(m, params={"wait": "TRUE", "waitIndex": d.idx(1)}, expect=200)
+    d.get(m, params={"wait": "yes"}, expect=400)
+    # An empty boolean is not "false" either: 209.
+    d.get(m, params={"wait": ""}, expect=400)
+    d.get(f"/{t}", params={"recursive": "", "sorted": ""}, expect=400)
+    d.put(m, params={"prevExist": ""}, data={"value": "e"}, expect=400)
+    d.put(m, params={"dir": ""}, data={"value": "f"}, expect=400)
+    d.get(m, expect=200)
+
+
+def test_case_sensitive_options(discovery: Discovery) -> None:
+    discovery.check(case_sensitive_options)
+
+
+def odd_bytes(d: Recorder) -> None:
+    t = d.new_token()
+    # Control characters, DEL, U+2029 and invalid UTF-8 in values (JSON escaping).
+    d.raw("PUT", f"/{t}/ctl", body=b"value=%01%1f%7f%e2%80%a9x", headers=FORM, expect=201)
+    d.raw("PUT", f"/{t}/bad", body=b"value=%ff%fe%c3", headers=FORM, expect=201)
+    d.raw("PUT", f"/{t}/nul", body=b"value=a%00b", headers=FORM, expect=201)
+    # ... and in key names.
+    d.raw("PUT", f"/{t}/%ffkey", body=b"value=1", headers=FORM)
+    d.raw("PUT", f"/{t}/%3Cb%3E", body=b"value=1", headers=FORM)
+    d.raw("PUT", f"/{t}/_", body=b"value=1", headers=FORM)
+    d.raw("PUT", f"/{t}/.dot", body=b"value=1", headers=FORM)
+    d.raw("GET", f"/{t}?sorted=true&recursive=true", expect=200)
+    # A large value comes back whole.
+    big = "v" * 200_000
+    d.put(f"/{t}/big", data={"value": big}, expect=201)
+    reply = d.send(d.session, "GET", f"/{t}/big")
+    d.note("200 kB value round trip", reply.json()["node"]["value"] == big)
+
+
+def test_odd_bytes(discovery: Discovery) -> None:
+    discovery.check(odd_bytes)
