@@ -693,3 +693,26 @@ def test_real_etcd_cluster_bootstraps_through_the_fixture(pytester: pytest.Pytes
     result = run(pytester, "-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=1)
+
+
+def test_works_beside_freezegun(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("freezegun")
+    pytester.makepyfile(
+        """
+        import requests
+        from freezegun import freeze_time
+
+        def test_frozen_world(etcd_discovery):
+            with freeze_time("2014-06-01 12:00:00"):
+                token_url = requests.get("https://discovery.etcd.io/new?size=3", timeout=5).text
+                member, _ = etcd_discovery.register_v04(token_url, "core-1", "http://10.0.0.1:7001")
+                # The fake reads time through its clock, which follows the (frozen) time.
+                assert member.expiration == "2014-06-08T12:00:00Z"
+                assert member.ttl == 604800
+                etcd_discovery.clock.advance(7 * 86400)
+                assert etcd_discovery.token(token_url).members == ()
+                assert requests.get(etcd_discovery.url + "/health", timeout=5).text == "OK"
+        """
+    )
+
+    run(pytester, "--etcd-discovery-fake").assert_outcomes(passed=1)
