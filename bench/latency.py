@@ -1,0 +1,124 @@
+"""Group 2: single-request latency, and write -> wake-up of one blocked watcher."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any
+
+from pytest_etcd_discovery.intercept import call_app
+
+from .common import RunError, new_token
+from .stats import clock, median
+from .targets import DiscoveryApp, FloorTarget, Target, wait_watchers
+
+#: (case, what it is) in table order.
+CASES = (
+    ("new", "GET /new?size=3"),
+    ("get", "GET /<token> (3 members)"),
+    ("put", "PUT /<token>/<id>?prevExist=false (201)"),
+    ("get-timeout", "GET /<token> with timeout=10"),
+    ("wake", "PUT -> blocked watcher has its reply"),
+)
+
+_counter = itertools.count()
+
+
+class LatencyBench:
+    """Per-target fixtures (a token with 3 members, a session) and one batch per call."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[Any, str]] = {}
+
+    def _setup(self, target: Target) -> tuple[Any, str]:
+        state = self._state.get(target.name)
+        if state is None:
+            if isinstance(target, FloorTarget):
+                token_url = f"{target.base_url}/{'0' * 32}"
+            else:
+                token_url = new_token(target, 3)
+                session = target.session()
+                for i in range(3):
+                    session.put(f"{token_url}/m{i}", data={"value": f"m{i}=http://10.0.0.{i}:2380"})
+                session.close()
+            state = (target.session(), token_url)
+            self._state[target.name] = state
+        return state
+
+    def close(self) -> None:
+        for session, _ in self._state.values():
+            session.close()
+        self._state.clear()
+
+    def batch(self, target: Target, case: str, size: int) -> list[float]:
+        """``size`` sequential calls of ``case``; seconds each."""
+        session, token_url = self._setup(target)
+        timeout = target.timeout()
+        samples = []
+        for _ in range(size):
+            if case == "wake":
+                samples.append(self._wake(target, session, token_url))
+                continue
+            if case == "new":
+                url, method, data = f"{target.base_url}/new?size=3", "GET", None
+            elif case in ("get", "get-timeout"):
+                url, method, data = token_url, "GET", None
+                if case == "get-timeout":
+                    timeout = 10
+            else:
+                url = f"{token_url}/{next(_counter):x}?prevExist=false"
+                method, data = "PUT", {"value": "m=http://10.0.0.9:2380"}
+            start = clock()
+            resp = session.request(method, url, data=data, timeout=timeout)
+            samples.append(clock() - start)
+            if resp.status_code not in (200, 201):
+                raise RunError(f"{target.name}: {method} {url} -> {resp.status_code}")
+        return samples
+
+    def _wake(self, target: Target, session: Any, token_url: str) -> float:
+        """One blocked recursive watch on the token, woken by one PUT."""
+        got: list[float] = []
+        watcher_session = target.session()
+        index = int(session.get(token_url, timeout=target.timeout()).headers["X-Etcd-Index"])
+
+        def watch() -> None:
+            resp = watcher_session.get(
+                f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}",
+                timeout=target.timeout(watch=True),
+            )
+            got.append(clock())
+            if resp.status_code != 200:
+                raise RunError(f"{target.name}: watch -> {resp.status_code}")
+
+        before = target.watchers()
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        wait_watchers(target, before + 1)
+        start = clock()
+        session.put(
+            f"{token_url}/{next(_counter):x}", data={"value": "x"}, timeout=target.timeout()
+        )
+        thread.join(10)
+        watcher_session.close()
+        if not got:
+            target.release()
+            raise RunError(f"{target.name}: watcher not woken within 10 s")
+        return got[0] - start
+
+
+def floor_replies(app: DiscoveryApp) -> dict[str, tuple[int, str]]:
+    """The fake's own answers to the measured calls, served statically by the floor."""
+    base = "http://127.0.0.1:9"
+    status, _, body = call_app(app, "GET", f"{base}/new?size=3")
+    token_url = body.decode()
+    for i in range(3):
+        call_app(app, "PUT", f"{token_url}/m{i}", form={"value": f"m{i}=http://10.0.0.{i}:2380"})
+    _, _, get_body = call_app(app, "GET", token_url)
+    _, _, put_body = call_app(app, "PUT", f"{token_url}/x?prevExist=false", form={"value": "v"})
+    del status
+    return {"GET": (200, get_body.decode()), "PUT": (201, put_body.decode())}
+
+
+def summarize(samples: list[list[float]]) -> float:
+    """Median of the batch medians, in ms."""
+    return median([median(batch) for batch in samples]) * 1000

@@ -1,0 +1,402 @@
+"""Turn measurements into the markdown table, the target checks and the scale plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .common import Row
+from .stats import median
+
+TARGET_ORDER = ("live", "live-proc", "inprocess", "floor", "real")
+README_BEGIN = "<!-- bench:results:begin -->"
+README_END = "<!-- bench:results:end -->"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def fmt_values(row: Row) -> str:
+    return ", ".join(f"{k}={_num(v)}{row.unit}" for k, v in row.values.items())
+
+
+def median_series(
+    runs: dict[str, list[list[dict[str, float]]]],
+) -> dict[str, list[dict[str, float]]]:
+    """Point-wise medians over repeated series."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for target, series in runs.items():
+        points = []
+        for same_n in zip(*series, strict=True):
+            point = {"n": same_n[0]["n"]}
+            for key in same_n[0]:
+                if key != "n":
+                    point[key] = median([p[key] for p in same_n])
+            points.append(point)
+        out[target] = points
+    return out
+
+
+def median_watchers(
+    runs: dict[str, dict[int, list[dict[str, float]]]],
+) -> dict[str, list[dict[str, float]]]:
+    return median_series(
+        {t: [list(col) for col in zip(*by_n.values(), strict=True)] for t, by_n in runs.items()}
+    )
+
+
+def _rows(results: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    return [r for r in results["rows"] if r["group"] == group]
+
+
+def _value(results: dict[str, Any], group: str, case: str, target: str) -> float | None:
+    for r in _rows(results, group):
+        if r["case"] == case:
+            v = r["values"].get(target)
+            return float(v) if v is not None else None
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def _targets_in(rows: list[dict[str, Any]]) -> list[str]:
+    seen = {t for r in rows for t in r["values"]}
+    return [t for t in TARGET_ORDER if t in seen]
+
+
+def _table(header: list[str], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out) + "\n"
+
+
+def _compare_table(
+    results: dict[str, Any], group: str, first: str, ratios: list[tuple[str, str]]
+) -> str:
+    rows = _rows(results, group)
+    targets = _targets_in(rows)
+    header = [first, *targets, *(f"{a}/{b}" for a, b in ratios)]
+    lines = []
+    for r in rows:
+        v = r["values"]
+        line = [r["case"], *(_num(v.get(t)) for t in targets)]
+        line += [_num(_ratio(v.get(a), v.get(b))) for a, b in ratios]
+        lines.append(line)
+    return _table(header, lines)
+
+
+def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets against this run's numbers (``ok`` None = not measured)."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, measured: str, ok: bool | None) -> None:
+        out.append({"target": name, "measured": measured, "ok": ok})
+
+    for r in _rows(results, "bootstrap"):
+        live, real = r["values"].get("live"), r["values"].get("real")
+        ratio = _ratio(live, real)
+        add(
+            f"bootstrap {r['case']}: live <= real (aim 0.5x)",
+            f"{_num(live)} ms vs {_num(real)} ms ({_num(ratio)}x)",
+            None if ratio is None else ratio <= 1.0,
+        )
+    for case in ("new", "get", "put"):
+        inproc = _value(results, "latency", _label(results, case), "inprocess")
+        floor = _value(results, "latency", _label(results, case), "floor")
+        ratio = _ratio(inproc, floor)
+        add(
+            f"in-process {case} within 1.5x of the responses floor",
+            f"{_num(inproc, 3)} ms vs {_num(floor, 3)} ms ({_num(ratio)}x)",
+            None if ratio is None else ratio <= 1.5,
+        )
+    fixture = results.get("fixture") or {}
+    ours = fixture.get("etcd_discovery")
+    theirs = fixture.get("httpserver")
+    if ours:
+        add(
+            "fixture <= 0.2 ms per test over plain",
+            f"{_num(ours['per_test_ms'], 3)} ms",
+            ours["per_test_ms"] <= 0.2,
+        )
+        add(
+            "fixture per-session cost well under pytest-httpserver's",
+            f"{_num(ours['per_session_ms'])} ms vs "
+            + (f"{_num(theirs['per_session_ms'])} ms" if theirs else "not measured"),
+            None if not theirs else ours["per_session_ms"] < 0.5 * theirs["per_session_ms"],
+        )
+    for target in ("live", "inprocess"):
+        wake = _value(results, "latency", _label(results, "wake"), target)
+        add(
+            f"watch wake-up < 1 ms median ({target})",
+            f"{_num(wake, 3)} ms",
+            None if wake is None else wake < 1.0,
+        )
+    series = results.get("series") or {}
+    for target, points in (series.get("watchers") or {}).items():
+        top = max(points, key=lambda p: p["n"])
+        if top["n"] >= 1000:
+            add(
+                f"1,000 watchers woken by one write < 1 s ({target})",
+                f"{_num(top['seconds'] * 1000)} ms",
+                top["seconds"] < 1.0,
+            )
+    traced = series.get("traced_members") or []
+    if traced:
+        top = traced[-1]
+        per = top["bytes"] / top["n"]
+        add(
+            f"memory < 2 KB per registered member (fake, tracemalloc, {int(top['n'])} members)",
+            f"{_num(per, 0)} B/member",
+            per < 2048,
+        )
+    for kind in ("members", "tokens"):
+        for target, points in (series.get(kind) or {}).items():
+            growth = _linearity(points, "seconds")
+            if growth is not None:
+                add(
+                    f"time linear in {kind} ({target}: per-item cost last/first segment)",
+                    f"{_num(growth)}x",
+                    growth < 2.0,
+                )
+        traced_points = series.get(f"traced_{kind}") or []
+        growth = _linearity(traced_points, "bytes")
+        if growth is not None:
+            add(
+                f"memory linear in {kind} (fake, tracemalloc: per-item last/first segment)",
+                f"{_num(growth)}x",
+                growth < 2.0,
+            )
+    return out
+
+
+def _label(results: dict[str, Any], case: str) -> str:
+    from .latency import CASES
+
+    return dict(CASES)[case]
+
+
+def _linearity(points: list[dict[str, float]], key: str) -> float | None:
+    """Per-item cost in the last segment over the first (1.0 = perfectly linear)."""
+    if len(points) < 2:
+        return None
+    first = points[0][key] / points[0]["n"]
+    last = (points[-1][key] - points[-2][key]) / (points[-1]["n"] - points[-2]["n"])
+    return _ratio(last, first)
+
+
+def _series_table(results: dict[str, Any], kind: str) -> str:
+    series = results["series"]
+    timed = series.get(kind) or {}
+    traced = {int(p["n"]): p for p in series.get(f"traced_{kind}") or []}
+    targets = [t for t in TARGET_ORDER if t in timed]
+    header = [kind, *(f"{t} s" for t in targets)]
+    header += ["fake B/item (tracemalloc)"]
+    mem_targets = [t for t in targets if any("bytes" in p for p in timed[t])]
+    header += [f"{t} RSS B/item" for t in mem_targets]
+    if kind == "members":
+        header += [f"{t} GET ms" for t in targets]
+    lines = []
+    for i, point in enumerate(timed[targets[0]] if targets else []):
+        n = int(point["n"])
+        line = [f"{n:,}"]
+        line += [_num(timed[t][i]["seconds"], 3) for t in targets]
+        tp = traced.get(n)
+        line.append(_num(tp["bytes"] / n, 0) if tp else "-")
+        line += [_num(timed[t][i].get("bytes", float("nan")) / n, 0) for t in mem_targets]
+        if kind == "members":
+            line += [_num(timed[t][i]["get_seconds"] * 1000) for t in targets]
+        lines.append(line)
+    return _table(header, lines)
+
+
+def markdown(results: dict[str, Any], plot_name: str | None) -> str:
+    m = results["machine"]
+    parts = [
+        f"Measured {results['date']} with `{results['command']}` ({results['seconds']} s).\n",
+        _table(
+            ["machine", ""],
+            [
+                ["CPU", f"{m['cpu']}, nproc {m['nproc']}"],
+                ["memory", f"{m['memory_gib']} GiB"],
+                [
+                    "load average (1 min) at start / end",
+                    f"{m['loadavg_start']:.1f} / {m.get('loadavg_end', 0):.1f}",
+                ],
+                ["kernel", m["kernel"]],
+                ["Python", m["python"]],
+                ["etcd", m["etcd"]],
+                ["discovery.etcd.io (Debian etcd-discovery)", m["discovery.etcd.io"] or "missing"],
+                [
+                    "werkzeug / requests / responses",
+                    f"{m['werkzeug']} / {m['requests']} / {m['responses']}",
+                ],
+            ],
+        ),
+    ]
+    if results["skipped"]:
+        parts.append("Skipped: " + "; ".join(results["skipped"]) + "\n")
+    parts.append("### Targets\n")
+    parts.append(
+        _table(
+            ["target", "measured", "met"],
+            [
+                [c["target"], c["measured"], {True: "yes", False: "**no**", None: "-"}[c["ok"]]]
+                for c in results["checks"]
+            ],
+        )
+    )
+    if _rows(results, "bootstrap"):
+        parts.append("### 1. Bootstrap workload (ms, median; N simulated etcd 3.4 members)\n")
+        parts.append(
+            _compare_table(
+                results,
+                "bootstrap",
+                "members",
+                [("live", "real"), ("live-proc", "real"), ("inprocess", "real")],
+            )
+        )
+    if _rows(results, "latency"):
+        parts.append("### 2. Single-request latency (ms, median of batch medians)\n")
+        parts.append(
+            _compare_table(
+                results,
+                "latency",
+                "request",
+                [("live", "real"), ("inprocess", "real"), ("inprocess", "floor")],
+            )
+        )
+    fixture = results.get("fixture") or {}
+    if fixture:
+        sizes = results["sizes"]["fixture_sizes"]
+        parts.append(
+            f"### 3. Fixture cost (whole pytest runs of {sizes[0]} and {sizes[1]} tests)\n"
+        )
+        lines = []
+        for variant, v in fixture.items():
+            lines.append(
+                [
+                    variant,
+                    _num(v[f"run_{sizes[0]}_ms"]),
+                    _num(v[f"run_{sizes[1]}_ms"]),
+                    _num(v["per_test_ms"], 3),
+                    _num(v["per_session_ms"]),
+                ]
+            )
+        parts.append(
+            _table(
+                [
+                    "tests use",
+                    f"run {sizes[0]} ms",
+                    f"run {sizes[1]} ms",
+                    "per test ms (over plain)",
+                    "per session ms (over plain)",
+                ],
+                lines,
+            )
+        )
+    series = results.get("series") or {}
+    if series:
+        parts.append("### 4. Scale (median of repeated series; time is cumulative)\n")
+        parts.append("One token, members registered one by one (PUT prevExist=false):\n\n")
+        parts.append(_series_table(results, "members"))
+        parts.append("\nTokens created with `/new`:\n\n")
+        parts.append(_series_table(results, "tokens"))
+        watchers = series.get("watchers") or {}
+        if watchers:
+            targets = [t for t in TARGET_ORDER if t in watchers]
+            parts.append(
+                "\nBlocked recursive watchers on one token, woken by one PUT "
+                "(ms until the last / the median one has its reply):\n\n"
+            )
+            lines = []
+            for i, p in enumerate(watchers[targets[0]]):
+                line = [f"{int(p['n']):,}"]
+                for t in targets:
+                    q = watchers[t][i]
+                    line.append(f"{_num(q['seconds'] * 1000)} / {_num(q['median_wake'] * 1000)}")
+                lines.append(line)
+            parts.append(_table(["watchers", *targets], lines))
+        journal = series.get("journal") or {}
+        if journal:
+            j = journal.get("members") or {}
+            parts.append(
+                f"\nOf the fake's memory, the request journal (`app.calls`) held "
+                f"{_num(j.get('journal_bytes', 0), 0)} B for {int(j.get('journal_entries', 0))} "
+                "entries in the members series.\n"
+            )
+    if _rows(results, "cluster"):
+        parts.append(
+            "\n### 5. Real 3-node etcd cluster bootstrapped through discovery (ms to all healthy)\n"
+        )
+        parts.append(
+            _compare_table(results, "cluster", "cluster", [("live", "real"), ("live-proc", "real")])
+        )
+    if plot_name:
+        parts.append(f"\n![scale series]({plot_name})\n")
+    return "\n".join(parts)
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    """Log-log plot of the scale series; False when matplotlib is missing or no data."""
+    series = results.get("series") or {}
+    if not series:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    panels = [
+        (axes[0][0], "members", "seconds", "register N members on one token (s)"),
+        (axes[0][1], "tokens", "seconds", "create N tokens (s)"),
+        (axes[0][2], "watchers", "seconds", "wake N blocked watchers (s)"),
+        (axes[1][0], "members", "bytes", "memory for N members (bytes)"),
+        (axes[1][1], "tokens", "bytes", "memory for N tokens (bytes)"),
+        (axes[1][2], "members", "get_seconds", "GET token with N members (s)"),
+    ]
+    for ax, kind, key, title in panels:
+        data = dict(series.get(kind) or {})
+        if key == "bytes":
+            data = {f"{t} (RSS)": pts for t, pts in data.items() if pts and key in pts[0]}
+            traced = series.get(f"traced_{kind}")
+            if traced:
+                data["fake (tracemalloc)"] = traced
+        for name, points in data.items():
+            xs = [p["n"] for p in points if p.get(key, 0) > 0]
+            ys = [p[key] for p in points if p.get(key, 0) > 0]
+            if xs:
+                ax.plot(xs, ys, marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("N")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def update_readme(readme: Path, block: str) -> None:
+    """Replace the text between the results markers of ``readme`` with ``block``."""
+    text = readme.read_text() if readme.exists() else f"{README_BEGIN}\n{README_END}\n"
+    if README_BEGIN not in text or README_END not in text:
+        text += f"\n{README_BEGIN}\n{README_END}\n"
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")

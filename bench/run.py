@@ -1,0 +1,349 @@
+"""Run every benchmark group; write JSON, markdown and a PNG plot under bench/results/.
+
+    python -m bench            # full sizes (several minutes)
+    python -m bench --smoke    # smallest sizes, well under a minute (CI)
+    python -m bench --readme   # also refresh the table and plot in bench/README.md
+
+Each group measures, in the same run and interleaved round-robin, the fake's live server
+(``live``: in this process like the plugin runs it; ``live-proc``: its own process), the
+fake in-process through ``responses`` (``inprocess``), the real stack (``real``) and,
+for single requests, ``responses`` with a static body (``floor``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as ``python bench/run.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bootstrap, fixturecost, latency, realcluster, report, scale
+from bench.common import Row
+from bench.targets import (
+    FloorTarget,
+    InProcessTarget,
+    Target,
+    make_target,
+    real_available,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+GROUPS = ("bootstrap", "latency", "fixture", "scale", "cluster")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    bootstrap: tuple[int, ...]
+    bootstrap_reps: int
+    latency_batch: int
+    latency_reps: int
+    wake_batch: int
+    fixture_sizes: tuple[int, int]
+    fixture_reps: int
+    members: tuple[int, ...]
+    tokens: tuple[int, ...]
+    watchers: tuple[int, ...]
+    scale_reps: int
+    cluster_reps: int
+
+
+FULL = Sizes(
+    bootstrap=(3, 20, 100),
+    bootstrap_reps=7,
+    latency_batch=50,
+    latency_reps=9,
+    wake_batch=10,
+    fixture_sizes=(100, 400),
+    fixture_reps=5,
+    members=(10, 100, 1000),
+    tokens=(10, 100, 1000, 10000),
+    watchers=(10, 100, 1000),
+    scale_reps=3,
+    cluster_reps=5,
+)
+SMOKE = Sizes(
+    bootstrap=(3,),
+    bootstrap_reps=1,
+    latency_batch=5,
+    latency_reps=1,
+    wake_batch=2,
+    fixture_sizes=(5, 10),
+    fixture_reps=1,
+    members=(10,),
+    tokens=(10,),
+    watchers=(10,),
+    scale_reps=1,
+    cluster_reps=1,
+)
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _rotated(items: list[Target], turn: int) -> list[Target]:
+    """A different target goes first each round, so drift does not favour one."""
+    turn %= len(items) or 1
+    return items[turn:] + items[:turn]
+
+
+def _measure(target: Target, fn: Callable[[], Any]) -> Any:
+    target.activate()
+    try:
+        return fn()
+    finally:
+        target.deactivate()
+
+
+def _command_output(argv: list[str]) -> str:
+    exe = shutil.which(argv[0])
+    if exe is None:
+        return "missing"
+    try:
+        proc = subprocess.run(
+            [exe, *argv[1:]], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return repr(exc)
+    return (proc.stdout or proc.stderr).strip()
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    from importlib.metadata import version
+
+    etcd = _command_output(["etcd", "--version"]).splitlines()
+    discovery = _command_output(["dpkg-query", "-W", "-f=${Version}", "etcd-discovery"])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "etcd": etcd[0] if etcd else "missing",
+        "discovery.etcd.io": discovery,
+        "werkzeug": version("werkzeug"),
+        "requests": version("requests"),
+        "responses": version("responses"),
+        "loadavg_start": os.getloadavg()[0],
+    }
+
+
+class Runner:
+    def __init__(self, sizes: Sizes, groups: tuple[str, ...], use_real: bool) -> None:
+        self.sizes = sizes
+        self.groups = groups
+        self.rows: dict[str, dict[str, Row]] = {g: {} for g in GROUPS}
+        self.series: dict[str, Any] = {}
+        self.fixture: dict[str, Any] = {}
+        self.skipped: list[str] = []
+        names = ["live", "live-proc", "inprocess"]
+        reason = real_available() if use_real else "--no-real"
+        if reason is None:
+            names.append("real")
+        else:
+            self.skipped.append(f"real stack: {reason}")
+        self.targets: dict[str, Target] = {}
+        for name in names:
+            target = make_target(name)
+            target.start()
+            self.targets[name] = target
+        _log(f"targets up: {', '.join(f'{t.name} {t.base_url}' for t in self.targets.values())}")
+
+    def close(self) -> None:
+        for target in self.targets.values():
+            target.stop()
+
+    def pick(self, *names: str) -> list[Target]:
+        return [self.targets[n] for n in names if n in self.targets]
+
+    # -- groups ------------------------------------------------------------------------
+
+    def run_bootstrap(self) -> None:
+        rows = self.rows["bootstrap"]
+        targets = self.pick("live", "live-proc", "inprocess", "real")
+        for size in self.sizes.bootstrap:
+            row = rows.setdefault(f"N={size}", Row("bootstrap", f"N={size}", "ms"))
+            for t in targets:  # warm-up round, not recorded
+                _measure(t, lambda t=t, n=size: bootstrap.bootstrap_once(t, n))
+            samples: dict[str, list[float]] = {}
+            for turn in range(self.sizes.bootstrap_reps):
+                for t in _rotated(targets, turn):
+                    seconds, reqs = _measure(t, lambda t=t, n=size: bootstrap.bootstrap_once(t, n))
+                    samples.setdefault(t.name, []).append(seconds)
+                    row.extra[f"requests_{t.name}"] = reqs
+            for name, values in samples.items():
+                row.add(name, values, scale=1000)
+            _log(f"bootstrap N={size}: {report.fmt_values(row)}")
+
+    def run_latency(self) -> None:
+        rows = self.rows["latency"]
+        inproc = self.targets["inprocess"]
+        assert isinstance(inproc, InProcessTarget)
+        floor = FloorTarget(latency.floor_replies(InProcessTarget().app()))
+        floor.start()
+        bench = latency.LatencyBench()
+        try:
+            for case, label in latency.CASES:
+                row = rows.setdefault(case, Row("latency", label, "ms"))
+                targets = self.pick("live", "live-proc", "inprocess", "real")
+                if case in ("new", "get", "put", "get-timeout"):
+                    targets.append(floor)
+                else:  # the wake-up needs to see the watcher registered
+                    targets = [t for t in targets if t.counts_watchers]
+                batch = self.sizes.wake_batch if case == "wake" else self.sizes.latency_batch
+                samples: dict[str, list[list[float]]] = {}
+                for t in targets:  # warm-up
+                    _measure(t, lambda t=t, c=case, b=batch: bench.batch(t, c, min(b, 5)))
+                for turn in range(self.sizes.latency_reps):
+                    for t in _rotated(targets, turn):
+                        got = _measure(t, lambda t=t, c=case, b=batch: bench.batch(t, c, b))
+                        samples.setdefault(t.name, []).append(got)
+                for name, batches in samples.items():
+                    flat = [s for b in batches for s in b]
+                    row.samples[name] = [s * 1000 for s in flat]
+                    row.values[name] = latency.summarize(batches)
+                _log(f"latency {case}: {report.fmt_values(row)}")
+        finally:
+            bench.close()
+            floor.stop()
+
+    def run_fixture(self) -> None:
+        if not fixturecost.httpserver_available():
+            self.skipped.append("httpserver fixture: pytest-httpserver not installed")
+        self.fixture = fixturecost.measure(self.sizes.fixture_sizes, self.sizes.fixture_reps)
+        _log(f"fixture: {json.dumps(self.fixture)}")
+
+    def run_scale(self) -> None:
+        s = self.sizes
+        members: dict[str, list[list[dict[str, float]]]] = {}
+        tokens: dict[str, list[list[dict[str, float]]]] = {}
+        watchers: dict[str, dict[int, list[dict[str, float]]]] = {}
+        timed_targets = self.pick("live", "live-proc", "inprocess", "real")
+        for turn in range(s.scale_reps):
+            for t in _rotated(timed_targets, turn):
+                members.setdefault(t.name, []).append(
+                    _measure(t, lambda t=t: scale.members_series(t, s.members))
+                )
+                tokens.setdefault(t.name, []).append(
+                    _measure(t, lambda t=t: scale.tokens_series(t, s.tokens))
+                )
+                if t.counts_watchers:
+                    for count in s.watchers:
+                        point = _measure(t, lambda t=t, c=count: scale.watchers_point(t, c))
+                        watchers.setdefault(t.name, {}).setdefault(count, []).append(point)
+            _log(f"scale round {turn + 1}/{s.scale_reps} done")
+        traced_members, members_journal = scale.traced_series("members", s.members)
+        traced_tokens, tokens_journal = scale.traced_series("tokens", s.tokens)
+        self.series = {
+            "members": report.median_series(members),
+            "tokens": report.median_series(tokens),
+            "watchers": report.median_watchers(watchers),
+            "traced_members": traced_members,
+            "traced_tokens": traced_tokens,
+            "journal": {"members": members_journal, "tokens": tokens_journal},
+        }
+        _log("scale: " + json.dumps(self.series["traced_members"][-1]))
+
+    def run_cluster(self) -> None:
+        reason = realcluster.cluster_missing()
+        if reason is not None:
+            self.skipped.append(f"cluster group: {reason}")
+            return
+        row = self.rows["cluster"].setdefault(
+            "3 nodes", Row("cluster", "3 etcd members healthy", "ms")
+        )
+        targets = self.pick("live", "live-proc", "real")
+        samples: dict[str, list[float]] = {}
+        for turn in range(self.sizes.cluster_reps):
+            for t in _rotated(targets, turn):
+                samples.setdefault(t.name, []).append(
+                    _measure(t, lambda t=t: realcluster.bootstrap_cluster(t))
+                )
+        for name, values in samples.items():
+            row.add(name, values, scale=1000)
+        _log(f"cluster: {report.fmt_values(row)}")
+
+    def run(self) -> None:
+        for group in self.groups:
+            _log(f"group {group} ...")
+            getattr(self, f"run_{group}")()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="smallest sizes, one repetition")
+    parser.add_argument(
+        "--groups", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}"
+    )
+    parser.add_argument("--no-real", action="store_true", help="leave the real stack out")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument(
+        "--readme", action="store_true", help="refresh the results block of bench/README.md"
+    )
+    args = parser.parse_args(argv)
+    groups = tuple(g for g in args.groups.split(",") if g)
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        parser.error(f"unknown groups: {sorted(unknown)}")
+    sizes = SMOKE if args.smoke else FULL
+    started = time.time()
+    machine = machine_info()
+    _log(f"machine: {json.dumps(machine)}")
+    runner = Runner(sizes, groups, use_real=not args.no_real)
+    try:
+        runner.run()
+    finally:
+        runner.close()
+    machine["loadavg_end"] = os.getloadavg()[0]
+    command = "python -m bench" + (" --smoke" if args.smoke else "")
+    results = {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": machine,
+        "sizes": asdict(sizes),
+        "rows": [asdict(r) for g in runner.rows.values() for r in g.values()],
+        "fixture": runner.fixture,
+        "series": runner.series,
+        "skipped": runner.skipped,
+    }
+    results["checks"] = report.checks(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot = args.out / "scale.png"
+    has_plot = report.plot(results, plot)
+    markdown = report.markdown(results, "scale.png" if has_plot else None)
+    (args.out / "results.md").write_text(markdown)
+    if args.readme:
+        if has_plot:
+            shutil.copyfile(plot, BENCH_DIR / "scale.png")
+        report.update_readme(BENCH_DIR / "README.md", markdown)
+    _log(f"done in {results['seconds']} s: {args.out / 'results.md'}")
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

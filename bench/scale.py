@@ -1,0 +1,171 @@
+"""Group 4: one token with many members, many blocked watchers, many tokens.
+
+Time comes from every target; memory from the service's own process where it has one
+(RSS delta of ``live-proc``, and of etcd + discovery.etcd.io for ``real``) and, for the
+fake's in-process app, from ``tracemalloc`` (exact Python allocations, journal included).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import tracemalloc
+from collections.abc import Callable
+
+from .common import RunError, new_token
+from .stats import clock, median
+from .targets import InProcessTarget, Target, wait_watchers
+
+Point = dict[str, float]
+
+
+def _memory_probe(target: Target, traced: bool) -> Callable[[], float] | None:
+    if traced:
+        return lambda: float(tracemalloc.get_traced_memory()[0])
+    if target.has_process_memory:
+        return lambda: float(target.memory())
+    return None
+
+
+def members_series(
+    target: Target, checkpoints: tuple[int, ...], traced: bool = False
+) -> list[Point]:
+    """Register up to max(checkpoints) members on one token; a point at each checkpoint:
+    seconds so far, one listing GET's seconds, memory delta in bytes."""
+    token_url = new_token(target, max(checkpoints))
+    session = target.session()
+    probe = _memory_probe(target, traced)
+    gc.collect()
+    base = probe() if probe else 0.0
+    points: list[Point] = []
+    elapsed = 0.0
+    count = 0
+    for stop in checkpoints:
+        start = clock()
+        while count < stop:
+            count += 1
+            resp = session.put(
+                f"{token_url}/{count:016x}?prevExist=false",
+                data={"value": f"m{count}=http://10.0.{count // 250}.{count % 250}:2380"},
+                timeout=target.timeout(),
+            )
+            if resp.status_code != 201:
+                raise RunError(f"{target.name}: member PUT -> {resp.status_code} {resp.text}")
+        elapsed += clock() - start
+        start = clock()
+        listing = session.get(token_url, timeout=target.timeout())
+        get_seconds = clock() - start
+        if len(listing.json()["node"].get("nodes", [])) != count:
+            raise RunError(f"{target.name}: listing does not show {count} members")
+        point: Point = {"n": count, "seconds": elapsed, "get_seconds": get_seconds}
+        if probe:
+            gc.collect()
+            point["bytes"] = probe() - base
+        points.append(point)
+    session.close()
+    return points
+
+
+def tokens_series(
+    target: Target, checkpoints: tuple[int, ...], traced: bool = False
+) -> list[Point]:
+    """Create up to max(checkpoints) tokens with /new; a point at each checkpoint."""
+    session = target.session()
+    probe = _memory_probe(target, traced)
+    gc.collect()
+    base = probe() if probe else 0.0
+    points: list[Point] = []
+    elapsed = 0.0
+    count = 0
+    for stop in checkpoints:
+        start = clock()
+        while count < stop:
+            count += 1
+            resp = session.get(f"{target.base_url}/new?size=3", timeout=target.timeout())
+            if resp.status_code != 200:
+                raise RunError(f"{target.name}: /new -> {resp.status_code}")
+        elapsed += clock() - start
+        point: Point = {"n": count, "seconds": elapsed}
+        if probe:
+            gc.collect()
+            point["bytes"] = probe() - base
+        points.append(point)
+    session.close()
+    return points
+
+
+def traced_series(kind: str, checkpoints: tuple[int, ...]) -> tuple[list[Point], dict[str, float]]:
+    """The in-process fake's memory with tracemalloc, on a fresh app; also the journal's
+    share (bytes freed by clearing ``app.calls`` at the end)."""
+    target = InProcessTarget()
+    target.start()
+    target.activate()
+    tracemalloc.start()
+    try:
+        series = members_series if kind == "members" else tokens_series
+        points = series(target, checkpoints, traced=True)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        calls = len(target.app().calls)
+        target.app().calls.clear()
+        gc.collect()
+        journal = before - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        target.deactivate()
+        target.stop()
+    return points, {"journal_bytes": float(journal), "journal_entries": float(calls)}
+
+
+def watchers_point(target: Target, count: int) -> Point:
+    """``count`` blocked recursive watches on one token, all woken by one PUT."""
+    token_url = new_token(target, 3)
+    session = target.session()
+    index = int(session.get(token_url, timeout=target.timeout()).headers["X-Etcd-Index"])
+    woke: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    sessions = [target.session() for _ in range(count)]
+
+    def watch(s: object) -> None:
+        try:
+            resp = s.get(  # type: ignore[attr-defined]
+                f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}",
+                timeout=target.timeout(watch=True),
+            )
+            now = clock()
+            with lock:
+                if resp.status_code == 200:
+                    woke.append(now)
+                else:
+                    errors.append(f"{resp.status_code}")
+        except Exception as exc:
+            with lock:
+                errors.append(repr(exc))
+
+    before = target.watchers()
+    threads = [threading.Thread(target=watch, args=(s,), daemon=True) for s in sessions]
+    for t in threads:
+        t.start()
+    try:
+        wait_watchers(target, before + count, timeout=60)
+    except TimeoutError:
+        target.release()
+        raise
+    start = clock()
+    session.put(f"{token_url}/wake", data={"value": "x"}, timeout=target.timeout())
+    for t in threads:
+        t.join(max(0.0, start + 30 - clock()))
+    if any(t.is_alive() for t in threads):
+        target.release()
+        raise RunError(f"{target.name}: {len(woke)}/{count} watchers woken within 30 s")
+    for s in sessions:
+        s.close()
+    session.close()
+    if errors:
+        raise RunError(f"{target.name}: watcher errors: {errors[:3]}")
+    return {
+        "n": count,
+        "seconds": max(woke) - start,
+        "median_wake": median([w - start for w in woke]),
+    }

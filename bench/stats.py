@@ -1,0 +1,42 @@
+"""Small timing and statistics helpers shared by the benchmark groups."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+clock = time.perf_counter
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def p90(values: Sequence[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` took."""
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident set size of ``pid`` (this process by default), from /proc."""
+    path = f"/proc/{pid or os.getpid()}/status"
+    with open(path, encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS in {path}")
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
