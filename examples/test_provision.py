@@ -76,7 +76,7 @@ def test_wait_gives_up_after_its_timeout(etcd_discovery: EtcdDiscovery) -> None:
     etcd_discovery.register(token_url, "infra0", "http://10.0.0.1:2380")
 
     with pytest.raises(TimeoutError, match=r"1 of 3 members registered"):
-        provision.wait_for_members(token_url, 3, timeout=0.3, poll_timeout=0.1)
+        provision.wait_for_members(token_url, 3, timeout=1.0, poll_timeout=0.2)
     # It long-polled instead of hammering the service.
     assert any("wait=true" in c.query for c in etcd_discovery.calls)
 

@@ -235,6 +235,25 @@ def test_without_flag_or_marker_nothing_is_patched(pytester: pytest.Pytester) ->
     run(pytester).assert_outcomes(passed=2)
 
 
+def test_intercept_inside_an_intercepted_test_is_harmless(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        def test_nested(etcd_discovery):
+            patched = HTTPAdapter.send
+            with etcd_discovery.intercept():
+                assert HTTPAdapter.send is patched  # no second patch
+            # Leaving the block does not switch off the test-wide interception.
+            assert etcd_discovery.intercepting
+            assert requests.get("https://discovery.etcd.io/new", timeout=5).ok
+        """
+    )
+
+    run(pytester, "--etcd-discovery-fake").assert_outcomes(passed=1)
+
+
 def test_intercepted_long_poll_honours_the_requests_timeout(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -399,14 +418,14 @@ def test_advance_wakes_a_watch_blocked_in_another_thread(pytester: pytest.Pytest
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 10
             while etcd_discovery.app.store.watcher_count == 0:  # the watch is registered
                 assert time.monotonic() < deadline, "watch never arrived"
                 time.sleep(0.02)
             assert not got
 
             etcd_discovery.clock.advance(7 * 86400)
-            watcher.join(timeout=5)
+            watcher.join(timeout=10)
 
             assert not watcher.is_alive()
             assert got[0]["action"] == "expire"
@@ -637,6 +656,16 @@ def test_real_url_mode_against_a_separate_server(pytester: pytest.Pytester) -> N
         result = run(pytester, "--etcd-discovery-url", other.url, "-rs")
         # The helpers reached it over HTTP, not through the app's Python API.
         assert {c.transport for c in other.app.calls} == {"live"}
+        _check_real_mode(result, other.url)
+
+
+def test_real_url_from_ini(pytester: pytest.Pytester) -> None:
+    from pytest_etcd_discovery.server import DiscoveryServer
+
+    pytester.makepyfile(REAL_MODE)
+    with DiscoveryServer() as other:
+        pytester.makeini(f"[pytest]\netcd_discovery_url = {other.url}\n")
+        result = run(pytester, "-rs")
         _check_real_mode(result, other.url)
 
 
