@@ -7,15 +7,16 @@ import socket
 import threading
 from types import TracebackType
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import DiscoveryApp
 from .clock import Clock
+from .gohttp import GoLikeRequestHandler
 from .profiles import Profile
 from .store import Store
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(GoLikeRequestHandler):
     """No access log on stderr: test output stays readable (``app.calls`` is the log)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

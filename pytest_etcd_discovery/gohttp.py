@@ -1,0 +1,78 @@
+"""The live server's request handler, answering malformed requests like Go's ``net/http``.
+
+Both real services are Go programs; Python's :mod:`http.server` answers the same bad
+input differently, measured against ``/usr/bin/discovery.etcd.io`` (Go 1.x):
+
+1. a malformed request line (a space in the path, no HTTP version, TLS or other bytes
+   that are not HTTP, a non-numeric ``Content-Length``) gets Go's bare
+   ``400 Bad Request`` text, not an HTML error page; an HTTP/0.9 request line
+   (``GET /x``) is refused the same way instead of being answered without headers;
+2. a bad ``%`` escape in the *path* (``/T/%zz``) is refused by Go's request parser
+   before any handler runs (escapes in the query are the handler's business: etcd
+   answers ``210 Invalid POST form``);
+3. raw non-ASCII bytes in the path are UTF-8 (invalid bytes become U+FFFD in etcd's
+   JSON), not Latin-1 as werkzeug's handler would read them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from werkzeug.serving import WSGIRequestHandler
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+__all__ = ["GoLikeRequestHandler"]
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: Go writes this for every request it cannot parse (net/http server.go).
+_GO_400 = "400 Bad Request"
+#: Go's answer to headers over MaxHeaderBytes (Python trips earlier, at 64 KiB lines).
+_GO_431 = "431 Request Header Fields Too Large"
+
+
+class GoLikeRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler with Go's answers to requests that cannot be parsed."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Go: "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n
+        # Connection: close\r\n\r\n400 Bad Request", then it closes the connection.
+        text = _GO_431 if code in (414, 431) else _GO_400
+        self.close_connection = True
+        head = f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close"
+        try:
+            self.wfile.write(f"{head}\r\n\r\n{text}".encode("ascii"))
+            self.wfile.flush()
+        except OSError:
+            pass  # the client is gone already
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":
+            self.send_error(400)
+            return False
+        length = self.headers.get("Content-Length")
+        if length is not None and not length.strip().isdigit():
+            self.send_error(400)
+            return False
+        if _BAD_ESCAPE.search(self._raw_path()):
+            self.send_error(400)
+            return False
+        return True
+
+    def _raw_path(self) -> str:
+        if self.path.startswith("/"):
+            # Origin form, kept whole: "//new" is a path Go redirects, not a host.
+            return self.path.split("?", 1)[0]
+        return urlsplit(self.path).path  # absolute form: "http://host/path"
+
+    def make_environ(self) -> WSGIEnvironment:
+        environ: Any = super().make_environ()
+        # PATH_INFO as WSGI wants it: the unescaped bytes, as a Latin-1 string.
+        raw = self._raw_path().encode("latin-1", "replace")
+        environ["PATH_INFO"] = unquote_to_bytes(raw).decode("latin-1")
+        return environ  # type: ignore[no-any-return]
