@@ -1,0 +1,196 @@
+"""Unit tests of :class:`DiscoveryServer`: the app on a real loopback socket."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from pytest_etcd_discovery.app import DiscoveryApp
+from pytest_etcd_discovery.server import DiscoveryServer, ServerError
+
+WAIT = 5.0
+
+
+def port_is_closed(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(WAIT)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port some other socket is listening on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def wait_until(condition: object, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.02)
+
+
+def test_port_zero_binds_a_free_port_and_serves() -> None:
+    with DiscoveryServer() as server:
+        assert server.is_running
+        port = server.port
+        assert port > 0
+        assert server.url == f"http://127.0.0.1:{port}"
+        assert repr(server) == f"<DiscoveryServer etcd-v2 http://127.0.0.1:{port}>"
+        resp = requests.get(f"{server.url}/health", timeout=WAIT)
+        assert (resp.status_code, resp.text) == (200, "OK")
+        assert "Server" not in resp.headers  # Go's net/http sends none
+    assert not server.is_running
+    assert port_is_closed(port)
+
+
+def test_new_hands_out_the_servers_own_url() -> None:
+    with DiscoveryServer() as server:
+        text = requests.get(f"{server.url}/new", timeout=WAIT).text
+        assert re.fullmatch(rf"{re.escape(server.url)}/[0-9a-f]{{32}}", text)
+
+
+def test_public_url_and_profile_are_passed_to_the_app() -> None:
+    with DiscoveryServer(profile="discoveryserver", public_url="https://d.example") as server:
+        assert server.app.profile.name == "discoveryserver"
+        assert requests.get(f"{server.url}/new", timeout=WAIT).text.startswith("https://d.example/")
+        assert requests.get(f"{server.url}/v2/keys/", timeout=WAIT).status_code == 404
+
+
+def test_a_given_app_is_served_with_its_store() -> None:
+    app = DiscoveryApp()
+    token = app.new_token(1)
+    with DiscoveryServer(app=app) as server:
+        assert server.app is app and server.store is app.store
+        resp = requests.get(f"{server.url}/{token}/_config/size", timeout=WAIT)
+        assert resp.json()["node"]["value"] == "1"
+        assert app.calls[-1].transport == "live"
+
+
+def test_port_and_url_need_a_running_server() -> None:
+    server = DiscoveryServer()
+    with pytest.raises(ServerError):
+        _ = server.port
+    assert "stopped" in repr(server)
+    server.stop()  # stopping a server that never started is fine
+
+
+def test_start_twice_is_an_error_and_stop_is_idempotent() -> None:
+    server = DiscoveryServer()
+    server.start()
+    try:
+        with pytest.raises(ServerError, match="already running"):
+            server.start()
+    finally:
+        server.stop()
+    server.stop()
+
+
+def test_stop_closes_the_port() -> None:
+    server = DiscoveryServer()
+    server.start()
+    port = server.port
+    assert not port_is_closed(port)
+    server.stop()
+    assert port_is_closed(port)
+
+
+def test_a_long_poll_is_answered_by_a_write_from_another_client() -> None:
+    with DiscoveryServer() as server:
+        token = server.app.new_token()
+        result: list[requests.Response] = []
+
+        def poll() -> None:
+            result.append(
+                requests.get(f"{server.url}/{token}?wait=true&recursive=true", timeout=WAIT * 2)
+            )
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        wait_until(lambda: server.store.watcher_count == 1, "the long poll is registered")
+        put = requests.put(f"{server.url}/{token}/m1", data={"value": "v"}, timeout=WAIT)
+        assert put.status_code == 201
+        thread.join(timeout=WAIT)
+        assert not thread.is_alive()
+        body = result[0].json()
+        assert (body["action"], body["node"]["key"]) == ("set", f"/_etcd/registry/{token}/m1")
+
+
+def test_stop_releases_a_blocked_long_poll_and_leaves_no_threads() -> None:
+    before = set(threading.enumerate())
+    server = DiscoveryServer()
+    server.start()
+    port = server.port
+    token = server.app.new_token()
+    # A TTL key starts the store's expiry thread: stop() must end it too.
+    server.store.set("/some/ttl/key", "v", ttl=3600)
+    outcome: list[object] = []
+
+    def poll() -> None:
+        try:
+            outcome.append(
+                requests.get(f"{server.url}/{token}?wait=true&recursive=true", timeout=60)
+            )
+        except requests.RequestException as exc:  # a closed connection is fine too
+            outcome.append(exc)
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    wait_until(lambda: server.store.watcher_count == 1, "the long poll is registered")
+    started = time.monotonic()
+    server.stop()
+    thread.join(timeout=WAIT)
+    assert not thread.is_alive(), "the long poll still blocks after stop()"
+    assert time.monotonic() - started < WAIT
+    assert len(outcome) == 1
+    if isinstance(outcome[0], requests.Response):
+        assert outcome[0].status_code == 200
+        assert outcome[0].content == b""  # released with no event
+    wait_until(lambda: set(threading.enumerate()) <= before, "the server's threads end")
+    assert port_is_closed(port)
+
+
+def test_a_busy_port_is_a_one_line_server_error(busy_port: int) -> None:
+    server = DiscoveryServer(port=busy_port)
+    with pytest.raises(ServerError) as err:
+        server.start()
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(busy_port) in message
+    assert "in use" in message
+    assert not server.is_running
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: werkzeug's make_server prints 'Address already in use' and a hint to "
+    "stderr before DiscoveryServer turns its SystemExit into ServerError",
+)
+def test_a_busy_port_prints_nothing(busy_port: int, capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ServerError):
+        DiscoveryServer(port=busy_port).start()
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_ipv6_loopback_url_has_brackets() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 support in this Python")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with DiscoveryServer(host="::1") as server:
+        assert server.url == f"http://[::1]:{server.port}"
+        assert requests.get(f"{server.url}/health", timeout=WAIT).text == "OK"
