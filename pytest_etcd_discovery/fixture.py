@@ -25,7 +25,7 @@ from .cluster import etcd_member_id
 from .intercept import DEFAULT_HOSTS, Interceptor, call_app
 
 if TYPE_CHECKING:
-    from .app import DiscoveryApp
+    from .app import Call, DiscoveryApp
     from .clock import ControllableClock
     from .faults import FaultPlan
     from .server import DiscoveryServer
@@ -238,14 +238,14 @@ class EtcdDiscovery:
         return self._clock
 
     @property
-    def calls(self) -> list[Any]:
+    def calls(self) -> list[Call]:
         """The request journal of this test, both transports (live and in-process).
 
         Each entry has at least ``method``, ``path``, ``status`` and ``transport``.  The
         fixture's own seeding requests are left out.
         """
         app = self._need_fake("the request journal")
-        return [c for c in app.calls if getattr(c, "transport", None) != FIXTURE_TRANSPORT]
+        return [c for c in app.calls if c.transport != FIXTURE_TRANSPORT]
 
     @property
     def faults(self) -> FaultPlan:
