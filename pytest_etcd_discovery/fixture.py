@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "V04_TTL",
+    "ClusterFullError",
     "DiscoveryError",
     "EtcdDiscovery",
     "Member",
@@ -79,6 +80,18 @@ class DiscoveryError(Exception):
         """etcd's ``errorCode`` (105 = key exists, 100 = not found), if any."""
         code = (self.error or {}).get("errorCode")
         return code if isinstance(code, int) else None
+
+
+class ClusterFullError(Exception):
+    """etcd's ``discovery: cluster is full``: the token already has ``size`` other
+    members, so etcd 3.4 does not register (it falls back to proxy or exits)."""
+
+    def __init__(self, token_url: str, size: int, members: Sequence[Member]) -> None:
+        self.token_url = token_url
+        self.size = size
+        self.members = tuple(members)
+        names = ", ".join(m.name for m in self.members)
+        super().__init__(f"discovery: cluster is full ({size} of {size}: {names}) at {token_url}")
 
 
 def etcd_member_value(name: str, peer_urls: Sequence[str]) -> str:
@@ -320,6 +333,7 @@ class EtcdDiscovery:
         peer_urls: str | Sequence[str],
         *,
         discovery_url: str | None = None,
+        check_full: bool = True,
     ) -> Member:
         """Register a member the way etcd 3.4 does when it bootstraps through discovery.
 
@@ -329,11 +343,18 @@ class EtcdDiscovery:
         default ``token_url``).  Registering the same member twice raises
         :class:`DiscoveryError` with ``error_code == 105``, as etcd sees after a data-dir
         wipe.
+
+        Like etcd, it first reads ``_config/size`` and the members, and raises
+        :class:`ClusterFullError` without registering when ``size`` others are there
+        (``check_full=False`` skips that and just writes).  A missing size key raises
+        :class:`DiscoveryError` (etcd stops there too).
         """
         urls = _as_url_list(peer_urls)
         if not urls:
             raise ValueError("a member needs at least one peer URL")
         member_id = etcd_member_id(urls, discovery_url or token_url)
+        if check_full:
+            self._check_not_full(token_url, member_id)
         _, reply = self._checked(
             "PUT",
             f"{token_url.rstrip('/')}/{member_id}",
@@ -341,6 +362,22 @@ class EtcdDiscovery:
             form={"value": etcd_member_value(name, urls)},
         )
         return Member.from_node(reply["node"])
+
+    def _check_not_full(self, token_url: str, member_id: str) -> None:
+        # etcd's checkCluster: members sorted by createdIndex; full when `size` of them
+        # come before this member's own key (or it is absent and `size` are there).
+        base = token_url.rstrip("/")
+        _, reply = self._checked("GET", f"{base}/_config/size")
+        try:
+            size = int(reply["node"]["value"])
+        except (KeyError, TypeError, ValueError):
+            return  # etcd gives up with "size key is bad"; the PUT shows what happens
+        view = self.token(base)
+        for position, member in enumerate(view.members):
+            if member.key == member_id:
+                return
+            if size > 0 and position >= size - 1:
+                raise ClusterFullError(base, size, view.members[:size])
 
     def register_v04(
         self,

@@ -250,7 +250,8 @@ def _seed(disco: EtcdDiscovery, config: Mapping[str, Any]) -> None:
         if style == "v0.4":
             disco.register_v04(token_url, name, urls[0], start=False)
         else:
-            disco.register(token_url, name, urls)
+            # Seeding writes what it is told, even past the size (a reused token).
+            disco.register(token_url, name, urls, check_full=False)
     if config.get("state") is not None:
         disco.set_state(token_url, str(config["state"]))
 

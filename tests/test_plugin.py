@@ -277,7 +277,7 @@ def test_register_derives_the_member_id_like_etcd(pytester: pytest.Pytester) -> 
     pytester.makepyfile(
         """
         import hashlib
-        from pytest_etcd_discovery.fixture import DiscoveryError
+        from pytest_etcd_discovery.fixture import ClusterFullError, DiscoveryError
 
         def test_register(etcd_discovery):
             token_url = etcd_discovery.new_token(3)
@@ -296,10 +296,30 @@ def test_register_derives_the_member_id_like_etcd(pytester: pytest.Pytester) -> 
                 assert (err.status, err.error_code) == (412, 105)
             else:
                 raise AssertionError("second registration accepted")
+
+        def test_full_token(etcd_discovery):
+            token_url = etcd_discovery.new_token(2)
+            a = etcd_discovery.register(token_url, "a", "http://10.0.0.1:2380")
+            etcd_discovery.register(token_url, "b", "http://10.0.0.2:2380")
+            try:
+                etcd_discovery.register(token_url, "c", "http://10.0.0.3:2380")
+            except ClusterFullError as err:
+                assert [m.name for m in err.members] == ["a", "b"]
+                assert str(err).startswith("discovery: cluster is full")
+            else:
+                raise AssertionError("a third member joined a size-2 token")
+            assert etcd_discovery.token(token_url).names == ["a", "b"]  # nothing written
+            # A member already registered is not "full": etcd goes on to the PUT (412).
+            try:
+                etcd_discovery.register(token_url, "a", "http://10.0.0.1:2380")
+            except DiscoveryError as err:
+                assert err.error_code == 105
+            etcd_discovery.register(token_url, "c", "http://10.0.0.3:2380", check_full=False)
+            assert etcd_discovery.token(token_url).names == ["a", "b", "c"]
         """
     )
 
-    run(pytester).assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=2)
 
 
 def test_token_view_and_etcd04_helper(pytester: pytest.Pytester) -> None:
@@ -693,7 +713,9 @@ def test_real_etcd_cluster_bootstraps_through_the_fixture(pytester: pytest.Pytes
         """
         import pytest
         from pytest_etcd_discovery.cluster import DiscoveryCluster
-        from pytest_etcd_discovery.fixture import DiscoveryError, etcd_member_id
+        from pytest_etcd_discovery.fixture import (
+            ClusterFullError, DiscoveryError, etcd_member_id,
+        )
 
         @pytest.mark.etcd_discovery(size=3)
         def test_bootstrap(etcd_discovery, etcd_discovery_url, tmp_path):
@@ -713,6 +735,13 @@ def test_real_etcd_cluster_bootstraps_through_the_fixture(pytester: pytest.Pytes
                 with pytest.raises(DiscoveryError) as info:
                     etcd_discovery.register(etcd_discovery_url, "m1", [peers["m1"]])
                 assert info.value.error_code == 105
+                # A 4th member: the helper and a real etcd both find the token full.
+                with pytest.raises(ClusterFullError):
+                    etcd_discovery.register(etcd_discovery_url, "m4", ["http://127.0.0.1:1"])
+                extra = cluster.add_extra_member(fallback="exit")
+                assert extra.wait_exit(timeout=60) != 0
+                assert "cluster is full" in extra.output
+                assert len(etcd_discovery.token(etcd_discovery_url).members) == 3
                 # etcd's discovery traffic went over TCP to the live server.
                 assert {c.transport for c in etcd_discovery.calls} == {"live"}
                 assert any("wait=true" in c.query for c in etcd_discovery.calls)
