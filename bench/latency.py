@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Any
 
 from pytest_etcd_discovery.intercept import call_app
@@ -50,11 +51,16 @@ class LatencyBench:
             session.close()
         self._state.clear()
 
-    def batch(self, target: Target, case: str, size: int) -> list[float]:
-        """``size`` sequential calls of ``case``; seconds each."""
+    def batch(
+        self, target: Target, case: str, size: int, cpu: list[float] | None = None
+    ) -> list[float]:
+        """``size`` sequential calls of ``case``; wall seconds each. ``cpu`` collects this
+        thread's CPU seconds per call: for in-process targets that is the whole cost, and
+        unlike wall time it does not depend on what else the machine is running."""
         session, token_url = self._setup(target)
         timeout = target.timeout()
         samples = []
+        cpu = cpu if cpu is not None else []
         for _ in range(size):
             if case == "wake":
                 samples.append(self._wake(target, session, token_url))
@@ -68,9 +74,11 @@ class LatencyBench:
             else:
                 url = f"{token_url}/{next(_counter):x}?prevExist=false"
                 method, data = "PUT", {"value": "m=http://10.0.0.9:2380"}
+            cpu_start = time.thread_time()
             start = clock()
             resp = session.request(method, url, data=data, timeout=timeout)
             samples.append(clock() - start)
+            cpu.append(time.thread_time() - cpu_start)
             if resp.status_code not in (200, 201):
                 raise RunError(f"{target.name}: {method} {url} -> {resp.status_code}")
         return samples

@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 
 from bench import bootstrap, fixturecost, latency, realcluster, report, scale
 from bench.common import Row
+from bench.stats import median
 from bench.targets import (
     FloorTarget,
     InProcessTarget,
@@ -214,16 +215,24 @@ class Runner:
                     targets = [t for t in targets if t.counts_watchers]
                 batch = self.sizes.wake_batch if case == "wake" else self.sizes.latency_batch
                 samples: dict[str, list[list[float]]] = {}
+                cpu: dict[str, list[float]] = {}
                 for t in targets:  # warm-up
                     _measure(t, lambda t=t, c=case, b=batch: bench.batch(t, c, min(b, 5)))
                 for turn in range(self.sizes.latency_reps):
                     for t in _rotated(targets, turn):
-                        got = _measure(t, lambda t=t, c=case, b=batch: bench.batch(t, c, b))
+                        sink = cpu.setdefault(t.name, [])
+                        got = _measure(
+                            t, lambda t=t, c=case, b=batch, k=sink: bench.batch(t, c, b, k)
+                        )
                         samples.setdefault(t.name, []).append(got)
                 for name, batches in samples.items():
                     flat = [s for b in batches for s in b]
                     row.samples[name] = [s * 1000 for s in flat]
                     row.values[name] = latency.summarize(batches)
+                if cpu:
+                    row.extra["cpu_ms"] = {
+                        name: median(values) * 1000 for name, values in cpu.items() if values
+                    }
                 _log(f"latency {case}: {report.fmt_values(row)}")
         finally:
             bench.close()
