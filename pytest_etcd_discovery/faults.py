@@ -176,7 +176,10 @@ class FaultRule:
         if self.action not in ACTIONS:
             raise FaultError(f"unknown fault action {self.action!r} (one of: {', '.join(ACTIONS)})")
         if self.action == "status":
-            self.status = 503 if self.status is None else int(self.status)
+            if self.status is None:
+                self.status = 503
+            elif not isinstance(self.status, int) or isinstance(self.status, bool):
+                raise FaultError(f"fault status must be an integer, got {self.status!r}")
             if not 100 <= self.status <= 999:
                 raise FaultError(f"fault status out of range: {self.status}")
         elif self.status is not None:
@@ -283,7 +286,10 @@ class FaultRule:
             raise FaultError(f"unknown fault fields {sorted(unknown)}; known: {sorted(allowed)}")
         kwargs = dict(data)
         if "delay" in kwargs:
-            kwargs["delay"] = float(kwargs["delay"])
+            try:
+                kwargs["delay"] = float(kwargs["delay"])
+            except (TypeError, ValueError):
+                raise FaultError(f"fault delay must be a number, got {data['delay']!r}") from None
         return cls(**kwargs)
 
 
@@ -590,6 +596,7 @@ def _drop(request: Request) -> None:
                 RemoteDisconnected("Remote end closed connection without response"),
             )
         )
+    request.get_data(cache=True)  # read before closing: the journal shows the body
     sock = request.environ.get("werkzeug.socket")
     if sock is not None:
         with contextlib.suppress(OSError):  # the client may have gone already
