@@ -20,10 +20,14 @@ from .stats import clock, median
 #: variant -> one test's source ({i} is its number).
 VARIANTS: dict[str, str] = {
     "plain": "def test_{i}():\n    pass\n",
+    "plain, plugin disabled": "def test_{i}():\n    pass\n",
     "etcd_discovery": "def test_{i}(etcd_discovery):\n    pass\n",
     "etcd_discovery+token": ("def test_{i}(etcd_discovery):\n    etcd_discovery.new_token()\n"),
     "httpserver": "def test_{i}(httpserver):\n    pass\n",
 }
+#: Extra pytest arguments per variant ("plain, plugin disabled" shows what the installed
+#: plugin costs tests that do not use it: its autouse fixture and hooks).
+ARGS: dict[str, tuple[str, ...]] = {"plain, plugin disabled": ("-p", "no:etcd_discovery")}
 
 
 def httpserver_available() -> bool:
@@ -35,7 +39,8 @@ def httpserver_available() -> bool:
 
 
 def _write_suite(root: Path, variant: str, count: int) -> Path:
-    suite = root / f"{variant.replace('+', '_')}_{count}"
+    slug = "".join(c if c.isalnum() else "_" for c in variant)
+    suite = root / f"{slug}_{count}"
     suite.mkdir()
     # Its own rootdir: the repository's pytest settings (addopts) must not apply.
     (suite / "pytest.ini").write_text("[pytest]\n")
@@ -44,9 +49,9 @@ def _write_suite(root: Path, variant: str, count: int) -> Path:
     return suite
 
 
-def _run_suite(suite: Path, count: int) -> float:
+def _run_suite(suite: Path, count: int, extra: tuple[str, ...] = ()) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(suite)]
     start = clock()
     proc = subprocess.run(
         argv, cwd=suite, env=env, capture_output=True, text=True, timeout=300, check=False
@@ -67,7 +72,7 @@ def measure(sizes: tuple[int, int], reps: int) -> dict[str, dict[str, float]]:
         # Round-robin, so a load change on the machine hits every variant alike.
         for _ in range(reps):
             for (v, n), suite in suites.items():
-                times.setdefault((v, n), []).append(_run_suite(suite, n))
+                times.setdefault((v, n), []).append(_run_suite(suite, n, ARGS.get(v, ())))
     med = {key: median(values) for key, values in times.items()}
     plain_slope = (med[("plain", large)] - med[("plain", small)]) / (large - small)
     result: dict[str, dict[str, float]] = {}
