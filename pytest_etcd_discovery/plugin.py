@@ -39,13 +39,26 @@ class _Session:
     """
 
     def __init__(self, config: pytest.Config) -> None:
-        self.real_url: str | None = _option_ini(config, "etcd_discovery_url") or None
-        self.intercept_all = bool(_option_ini(config, "etcd_discovery_fake"))
-        if self.real_url and self.intercept_all:
+        cli_fake = bool(config.getoption("etcd_discovery_fake"))
+        cli_url = config.getoption("etcd_discovery_url") or None
+        if cli_fake and cli_url:
             raise pytest.UsageError(
                 "--etcd-discovery-fake and --etcd-discovery-url exclude each other: "
                 "interception serves the fake, the URL selects a real service"
             )
+        ini_fake = bool(config.getini("etcd_discovery_fake"))
+        ini_url = config.getini("etcd_discovery_url") or None
+        if not (cli_fake or cli_url) and ini_fake and ini_url:
+            raise pytest.UsageError(
+                "ini values etcd_discovery_fake and etcd_discovery_url exclude each other"
+            )
+        # The command line beats the ini file, so a nightly job can add
+        # --etcd-discovery-url to a project whose ini turns the fake on.
+        self.real_url: str | None = None if cli_fake else (cli_url or ini_url)
+        self.intercept_all = cli_fake or (ini_fake and not cli_url)
+        #: The ini asked for interception but a real URL won: such tests must not run,
+        #: or code under test would reach the public service.
+        self.intercept_overridden = bool(ini_fake and cli_url)
         self.profile = str(_option_ini(config, "etcd_discovery_profile") or PROFILES[0])
         if self.profile not in PROFILES:
             raise pytest.UsageError(
@@ -295,6 +308,12 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     marked = marker is not None
     config = marker or {}
     if session.mode == "real":
+        if session.intercept_overridden:
+            pytest.skip(
+                "etcd discovery: etcd_discovery_fake = true (ini) intercepts "
+                f"https://discovery.etcd.io, which needs the fake; this run uses the real "
+                f"service {session.real_url}"
+            )
         for name in (MARKER, FAULT_MARKER):
             if request.node.get_closest_marker(name) is not None:
                 pytest.skip(
@@ -381,8 +400,10 @@ def _etcd_discovery_auto(request: pytest.FixtureRequest) -> None:
     """Turn the fake on for tests that ask through the flag, ini or marker."""
     session = request.config.stash[_SESSION_KEY]
     node = request.node
-    if session.intercept_all or any(
-        node.get_closest_marker(name) is not None for name in (MARKER, FAULT_MARKER)
+    if (
+        session.intercept_all
+        or session.intercept_overridden
+        or any(node.get_closest_marker(name) is not None for name in (MARKER, FAULT_MARKER))
     ):
         request.getfixturevalue("etcd_discovery")
 

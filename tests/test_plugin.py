@@ -132,6 +132,41 @@ def test_flag_and_real_url_exclude_each_other(pytester: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(["*--etcd-discovery-fake and --etcd-discovery-url exclude*"])
 
 
+def test_both_in_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\netcd_discovery_fake = true\netcd_discovery_url = http://127.0.0.1:1\n"
+    )
+
+    result = run(pytester)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*etcd_discovery_fake and etcd_discovery_url exclude*"])
+
+
+def test_command_line_url_beats_ini_fake_and_skips_what_needed_it(
+    pytester: pytest.Pytester,
+) -> None:
+    from pytest_etcd_discovery.server import DiscoveryServer
+
+    pytester.makeini("[pytest]\netcd_discovery_fake = true\n")
+    pytester.makepyfile(
+        """
+        import requests
+
+        def test_code_that_relied_on_interception():
+            requests.get("https://discovery.etcd.io/new", timeout=5)
+        """
+    )
+    with DiscoveryServer() as other:
+        result = run(pytester, "--etcd-discovery-url", other.url, "-rs")
+
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(
+            [f"etcd-discovery: mode=real, url={other.url}", "*etcd_discovery_fake = true (ini)*"]
+        )
+        assert other.app.calls == []
+
+
 # -- interception --------------------------------------------------------------------------
 
 INTERCEPTED = """
