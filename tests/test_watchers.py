@@ -277,3 +277,46 @@ def test_close_releases_blocked_waiters_promptly(store: Store) -> None:
 )
 def test_is_hidden_like_etcd(watch_path: str, key_path: str, hidden: bool) -> None:
     assert _is_hidden(watch_path, key_path) is hidden
+
+
+# -- hidden keys through every kind of write (etcd's store_test/store_ttl_test cases) --------------
+
+
+def test_hidden_key_writes_reach_only_watchers_of_that_key(
+    store: Store, clock: ControllableClock
+) -> None:
+    store.create("/_foo", "bar", ttl=5)
+    on_hidden = store.watch("/_foo", stream=True)
+    everything = store.watch("/", recursive=True, stream=True)
+    store.update("/_foo", "baz", ttl=5)
+    store.compare_and_swap("/_foo", "baz", 0, "qux", ttl=5)
+    clock.advance(5)  # expires /_foo
+    store.create("/_foo", "again")
+    store.delete("/_foo")
+    store.create("/visible", "v", ttl=1)
+    clock.advance(1)
+    # etcd delivers a delete/expire twice to a stream on the removed key itself (once as a
+    # removed node, once along the key's path); measured: `?wait=true&stream=true` on /sw
+    # printed each of DELETE /sw and its TTL expiry twice.
+    assert [first(on_hidden).action for _ in range(7)] == [
+        "update",
+        "compareAndSwap",
+        "expire",
+        "expire",
+        "create",
+        "delete",
+        "delete",
+    ]
+    assert on_hidden.get(timeout=0) is None
+    assert [summary(first(everything)) for _ in range(2)] == [
+        ("create", "/visible", 7),
+        ("expire", "/visible", 8),
+    ]
+    assert everything.get(timeout=0) is None
+
+
+def test_start_index_is_the_store_index_when_the_watch_began(store: Store) -> None:
+    store.create("/a", "1")
+    store.create("/b", "1")
+    assert store.watch("/k").start_index == 2
+    assert store.watch("/a", since_index=1).start_index == 2
