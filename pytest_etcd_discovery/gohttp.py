@@ -32,6 +32,8 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _GO_400 = "400 Bad Request"
 #: Go's answer to headers over MaxHeaderBytes (Python trips earlier, at 64 KiB lines).
 _GO_431 = "431 Request Header Fields Too Large"
+_GO_505 = "505 HTTP Version Not Supported: unsupported protocol version"
+_CTL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class GoLikeRequestHandler(WSGIRequestHandler):
@@ -40,17 +42,43 @@ class GoLikeRequestHandler(WSGIRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Go: "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n
         # Connection: close\r\n\r\n400 Bad Request", then it closes the connection.
-        text = _GO_431 if code in (414, 431) else _GO_400
+        if code in (414, 431):
+            text = _GO_431
+        elif code == 505:
+            text = _GO_505
+        else:
+            text = _GO_400 if message is None or code != 400 else f"{_GO_400}: {message}"
+        self._write_raw(
+            f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Connection: close\r\n\r\n{text}"
+        )
+
+    def _write_raw(self, response: str) -> None:
         self.close_connection = True
-        head = f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close"
         try:
-            self.wfile.write(f"{head}\r\n\r\n{text}".encode("ascii"))
+            self.wfile.write(response.encode("ascii"))
             self.wfile.flush()
         except OSError:
             pass  # the client is gone already
 
     def parse_request(self) -> bool:
+        words = self.raw_requestline.split()
+        if words[:3] == [b"PRI", b"*", b"HTTP/2.0"]:
+            # An HTTP/2 preface on an HTTP/1 server: Go answers an empty 400.
+            self._write_raw(
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            )
+            return False
         if not super().parse_request():
+            return False
+        if _CTL.search(self.path):
+            self.send_error(400)  # net/url: invalid control character in URL
+            return False
+        if self.headers.defects:
+            self.send_error(400)  # a header line without a colon
+            return False
+        if self.request_version == "HTTP/1.1" and "Host" not in self.headers:
+            self.send_error(400, "missing required Host header")
             return False
         if self.request_version == "HTTP/0.9":
             self.send_error(400)
