@@ -244,6 +244,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     f"{m['loadavg_start']:.1f} / {m.get('loadavg_end', 0):.1f}",
                 ],
                 ["kernel", m["kernel"]],
+                [
+                    "code",
+                    f"commit {m.get('commit')}" + (" + local changes" if m.get("dirty") else ""),
+                ],
                 ["Python", m["python"]],
                 ["etcd", m["etcd"]],
                 ["discovery.etcd.io (Debian etcd-discovery)", m["discovery.etcd.io"] or "missing"],
@@ -254,6 +258,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             ],
         ),
     ]
+    if results.get("errors"):
+        parts.append("**Groups that failed:** " + "; ".join(results["errors"]) + "\n")
     if results["skipped"]:
         parts.append("Skipped: " + "; ".join(results["skipped"]) + "\n")
     parts.append("### Targets\n")

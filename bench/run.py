@@ -135,8 +135,16 @@ def machine_info() -> dict[str, Any]:
     from importlib.metadata import version
 
     etcd = _command_output(["etcd", "--version"]).splitlines()
+    here = str(BENCH_DIR.parent)
+    commit = _command_output(["git", "-C", here, "rev-parse", "--short", "HEAD"])
+    dirty = _command_output(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"])
     discovery = _command_output(["dpkg-query", "-W", "-f=${Version}", "etcd-discovery"])
     return {
+        # BENCH_COMMIT names the commit when running from an exported snapshot
+        # (``git archive HEAD``), which is how a run avoids a work tree in flux.
+        "commit": os.environ.get("BENCH_COMMIT")
+        or (commit if "fatal" not in commit else "not a git checkout"),
+        "dirty": bool(dirty) and "fatal" not in dirty,
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
@@ -159,6 +167,7 @@ class Runner:
         self.series: dict[str, Any] = {}
         self.fixture: dict[str, Any] = {}
         self.skipped: list[str] = []
+        self.errors: list[str] = []
         names = ["live", "live-proc", "inprocess"]
         reason = real_available() if use_real else "--no-real"
         if reason is None:
@@ -297,7 +306,11 @@ class Runner:
     def run(self) -> None:
         for group in self.groups:
             _log(f"group {group} ...")
-            getattr(self, f"run_{group}")()
+            try:
+                getattr(self, f"run_{group}")()
+            except Exception as exc:  # the other groups still run; the exit code says it
+                _log(f"group {group} FAILED: {exc}")
+                self.errors.append(f"{group}: {str(exc)[:500]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         "fixture": runner.fixture,
         "series": runner.series,
         "skipped": runner.skipped,
+        "errors": runner.errors,
     }
     results["checks"] = report.checks(results)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -351,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update_readme(BENCH_DIR / "README.md", markdown)
     _log(f"done in {results['seconds']} s: {args.out / 'results.md'}")
     print(markdown)
-    return 0
+    return 1 if runner.errors else 0
 
 
 if __name__ == "__main__":
