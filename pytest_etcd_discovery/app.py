@@ -27,7 +27,7 @@ from .forms import Form, go_atoi, go_parse_bool, go_parse_uint64, parse_form, pa
 from .metrics import Metrics
 from .profiles import Profile, get_profile
 from .store import Store, clean_path
-from .watchers import Watcher
+from .watchers import Watcher, is_hidden
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -454,7 +454,7 @@ class DiscoveryApp:
             except ValueError:
                 wait_index = 0
             if query.get("wait") != "":
-                return self._discoveryserver_watch(key, recursive, wait_index + 1)
+                return self._discoveryserver_watch(key, recursive, wait_index)
             try:
                 event = store.get(key, recursive=recursive, sorted=True)
             except EtcdError:
@@ -472,29 +472,42 @@ class DiscoveryApp:
                 event = store.set(key, form.get("value"))
             except EtcdError:
                 return _text("unable to PUT token", 400)
-            event = Event("set", event.node, event.prev_node, event.etcd_index)
         return Response(
             gojson.dumps(event.to_json()),
             status=200,
             headers=[("Content-Type", "application/json"), ("X-Etcd-Index", str(event.etcd_index))],
         )
 
-    def _discoveryserver_watch(self, key: str, recursive: bool, since: int) -> Response:
-        try:
-            watcher = self.store.watch(key, recursive=recursive, since_index=since)
-        except EtcdError:
-            return _bare(200)
-        try:
-            event = watcher.get(timeout=self.profile.watch_timeout)
-        finally:
-            watcher.remove()
-        if event is None:
-            return _bare(200)
-        return Response(
-            gojson.dumps(event.to_json()),
-            status=200,
-            headers=[("Content-Type", "application/json"), ("X-Etcd-Index", str(event.etcd_index))],
-        )
+    def _discoveryserver_watch(self, key: str, recursive: bool, wait_index: int) -> Response:
+        """discoveryserver's long poll over its v2v3 store.
+
+        It asks for v3 revision ``waitIndex + 1``, which is v2 index ``waitIndex``: the
+        first event at or after ``waitIndex`` (no ``waitIndex``: from the oldest one kept).
+        Its watcher drops events below the key through a ``_`` name, replayed ones too.
+        """
+        deadline = time.monotonic() + self.profile.watch_timeout
+        since = max(wait_index, 1, self.store.hub.history.start_index)
+        while True:
+            try:
+                watcher = self.store.watch(key, recursive=recursive, since_index=since)
+            except EtcdError:
+                return _bare(200)
+            try:
+                event = watcher.get(timeout=max(deadline - time.monotonic(), 0))
+            finally:
+                watcher.remove()
+            if event is None:
+                return _bare(200)
+            if event.key == key or not is_hidden(key, event.key):
+                return Response(
+                    gojson.dumps(event.to_json()),
+                    status=200,
+                    headers=[
+                        ("Content-Type", "application/json"),
+                        ("X-Etcd-Index", str(event.etcd_index)),
+                    ],
+                )
+            since = event.index + 1
 
     def _count(self, endpoint: str, request: Request, response: Response) -> Response:
         self.metrics.count(endpoint, response.status_code, request.method)

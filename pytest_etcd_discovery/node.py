@@ -102,7 +102,8 @@ class Node:
         return self._view(now_ns, recursive, sorted_, list_children=True)
 
     def _view(self, now_ns: int, recursive: bool, sorted_: bool, *, list_children: bool) -> View:
-        out: View = {"key": self.path}
+        # etcd's root is "/1", which its replies trim to nothing: the root shows no key.
+        out: View = {"key": self.path} if self.parent is not None else {}
         if self.children is None:
             out["value"] = self.value
         else:

@@ -75,7 +75,7 @@ class DiscoveryServer:
     def port(self) -> int:
         if self._server is None:
             raise ServerError("the server is not running")
-        return int(self._server.server_port)
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -87,36 +87,46 @@ class DiscoveryServer:
         """Bind and serve in a daemon thread; raises :class:`ServerError` if it cannot bind."""
         if self._server is not None:
             raise ServerError("the server is already running")
+        sock = self._bind()
         try:
+            # werkzeug dups the bound socket; binding it ourselves keeps werkzeug from
+            # printing to stderr and exiting when the port is busy.
             server = make_server(
                 self.host,
-                self._requested_port,
+                sock.getsockname()[1],
                 self.app,
                 threaded=True,
                 request_handler=_QuietHandler,
+                fd=sock.fileno(),
             )
-        except SystemExit as exc:
-            # werkzeug prints and exits when the port is taken; say it in one line instead.
-            raise ServerError(
-                f"cannot listen on {self.host}:{self._requested_port}: address already in use"
-            ) from exc
-        except OSError as exc:
-            reason = errno.errorcode.get(exc.errno or 0, str(exc))
-            raise ServerError(
-                f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror or reason}"
-            ) from exc
+        finally:
+            sock.close()
         # Handler threads must never keep the interpreter alive.
         server.daemon_threads = True  # type: ignore[attr-defined]
-        # Blocked long polls must not hold the listening socket open after stop().
-        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"etcd-discovery-fake:{server.server_port}",
+            name=f"etcd-discovery-fake:{server.server_address[1]}",
             daemon=True,
         )
         self._thread.start()
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            # A restarted server may reuse a port whose old connections are in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self._requested_port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+            raise ServerError(
+                f"cannot listen on {self.host}:{self._requested_port}: {reason.lower()}"
+            ) from exc
+        return sock
 
     def stop(self) -> None:
         """Release blocked long polls, stop serving and close the socket. Idempotent."""

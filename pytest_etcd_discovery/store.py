@@ -283,7 +283,8 @@ class Store:
             path = clean_path(key)
             node = self._internal_get(path)
             if node.is_dir:
-                raise EtcdError(errors.NOT_FILE, path, self._index)
+                # etcd's root is "/1", which its replies trim to nothing: no cause.
+                raise EtcdError(errors.NOT_FILE, "" if path == "/" else path, self._index)
             self._compare(node, prev_value, prev_index)
             self._index += 1
             event = Event(
@@ -311,10 +312,12 @@ class Store:
                 return now
             self._ttl.pop()
             self._index += 1
+            # prevNode as at the expiry instant: a clock that jumped past it shows no ttl,
+            # as etcd's (which expires within half a second) never does.
             event = Event(
                 EXPIRE,
                 _event_node(node.path, self._index, node.created_index, is_dir=node.is_dir),
-                node.view(now),
+                node.view(node.expire_ns),
                 etcd_index=self._index,
             )
             self._remove(node, event, dir=True, recursive=True)

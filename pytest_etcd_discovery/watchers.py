@@ -14,7 +14,7 @@ from .events import Event, EventHistory
 STREAM_BUFFER = 100  # etcd's channel size; a stream watcher that falls behind is dropped
 
 
-def _is_hidden(watch_path: str, key_path: str) -> bool:
+def is_hidden(watch_path: str, key_path: str) -> bool:
     """True if ``key_path`` is below ``watch_path`` through a ``_`` name (etcd's isHidden)."""
     if len(watch_path) > len(key_path):
         return False
@@ -139,7 +139,7 @@ class WatcherHub:
             if not watchers:
                 return
             original = event.key == path
-            if not original and _is_hidden(path, event.key):
+            if not original and is_hidden(path, event.key):
                 return
             keep: list[Watcher] = []
             for w in list(watchers):
@@ -148,10 +148,11 @@ class WatcherHub:
                     continue
                 if not w.removed:
                     keep.append(w)
+            # A dropped stream watcher may already have emptied (and deleted) the list.
             if keep:
                 self._watchers[path] = keep
             else:
-                del self._watchers[path]
+                self._watchers.pop(path, None)
 
     def remove(self, watcher: Watcher) -> None:
         with self._lock:

@@ -242,19 +242,7 @@ def test_delete_and_post_on_the_token_are_405(client: Client) -> None:
 
 @pytest.mark.parametrize(
     "offset",
-    [
-        0,
-        1,
-        pytest.param(
-            2,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: the fake watches from waitIndex+1 in v2 terms; discoveryserver's "
-                "v2v3 store watches v3 revision waitIndex+1 = v2 index waitIndex, so "
-                "waitIndex=B+2 must return the event at B+2",
-            ),
-        ),
-    ],
+    [0, 1, 2],
 )
 def test_wait_index_b_to_b_plus_2_return_the_first_member(client: Client, offset: int) -> None:
     token = new_token(client)
@@ -268,11 +256,6 @@ def test_wait_index_b_to_b_plus_2_return_the_first_member(client: Client, offset
     assert (node["key"], node["modifiedIndex"]) == (f"/{token}/m1", base + 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: same off-by-one; etcd's createSelf watches its own key with "
-    "waitIndex=createdIndex and would hang for the 60 s watch timeout",
-)
 def test_self_watch_at_created_index_returns_at_once(client: Client) -> None:
     token = new_token(client)
     node = ok_json(client.put(f"/{token}/m1", data={"value": "a"}))["node"]
@@ -301,11 +284,6 @@ def test_a_blocked_wait_returns_the_next_visible_event(client: Client, app: Disc
     assert isinstance(node, dict) and node["key"] == f"/{token}/m1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a recursive long poll answered from history returns `_` keys; "
-    "discoveryserver's v2v3 watcher drops every key containing /_ below the token",
-)
 def test_recursive_wait_answered_from_history_skips_hidden_keys(
     client: Client, app: DiscoveryApp
 ) -> None:
@@ -498,11 +476,6 @@ def test_reset_starts_over_and_releases_blocked_polls() -> None:
 # (and a cause that is the root) come out empty and are omitted.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: GET /v2/keys/ shows "key":"/"; etcd omits the root\'s key '
-    '(measured: {"action":"get","node":{"dir":true,"nodes":[...]}})',
-)
 def test_keys_api_root_listing_has_no_key() -> None:
     app = DiscoveryApp()
     try:
@@ -519,11 +492,6 @@ def test_keys_api_root_listing_has_no_key() -> None:
         app.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: DELETE /v2/keys/?prevValue=a answers cause "/"; etcd sends no cause '
-    '(measured: {"errorCode":102,"message":"Not a file","index":N})',
-)
 def test_keys_api_compare_and_delete_of_the_root_has_no_cause() -> None:
     app = DiscoveryApp()
     try:

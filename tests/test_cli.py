@@ -230,11 +230,6 @@ def test_a_busy_port_exits_1_with_an_error(run: Callable[..., Fake], busy_port: 
     assert fake.stdout == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: werkzeug prints 'Address already in use' and a 'Port N is in use' hint to "
-    "stderr before the fake's own one-line error",
-)
 def test_a_busy_port_error_is_one_line(run: Callable[..., Fake], busy_port: int) -> None:
     _, stderr = run("--port", str(busy_port)).finish()
     assert stderr == (

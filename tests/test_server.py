@@ -171,11 +171,6 @@ def test_a_busy_port_is_a_one_line_server_error(busy_port: int) -> None:
     assert not server.is_running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: werkzeug's make_server prints 'Address already in use' and a hint to "
-    "stderr before DiscoveryServer turns its SystemExit into ServerError",
-)
 def test_a_busy_port_prints_nothing(busy_port: int, capfd: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ServerError):
         DiscoveryServer(port=busy_port).start()
