@@ -118,6 +118,22 @@ def test_profile_from_ini(pytester: pytest.Pytester) -> None:
     run(pytester).assert_outcomes(passed=1)
 
 
+def test_listen_host_from_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\netcd_discovery_listen_host = localhost\n")
+    pytester.makepyfile(
+        """
+        import requests
+
+        def test_listen(etcd_discovery, etcd_discovery_server):
+            assert etcd_discovery.url.startswith("http://localhost:")
+            assert etcd_discovery_server.url == etcd_discovery.url
+            assert requests.get(etcd_discovery.url + "/health", timeout=5).text == "OK"
+        """
+    )
+
+    run(pytester).assert_outcomes(passed=1)
+
+
 def test_unknown_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--etcd-discovery-profile", "etcd-v3")
 
