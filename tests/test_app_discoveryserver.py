@@ -517,3 +517,33 @@ def test_keys_api_compare_and_delete_of_the_root_has_no_cause() -> None:
         assert resp.json == {"errorCode": 102, "message": "Not a file", "index": 1}
     finally:
         app.close()
+
+
+# -- token bookkeeping in both profiles --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile_name", "prefix", "new_steps", "health_steps"),
+    [("etcd-v2", "/_etcd/registry", 1, 2), ("discoveryserver", "", 2, 4)],
+)
+def test_new_token_keys_and_index_steps(
+    profile_name: str, prefix: str, new_steps: int, health_steps: int
+) -> None:
+    # etcd-v2: one PUT for /new, a create and a delete for /health. discoveryserver adds a
+    # v3 garbage-collection record to each (handlers/new.go setupToken/deleteToken).
+    app = DiscoveryApp(profile=profile_name)
+    try:
+        token = app.new_token(5)
+        assert TOKEN_RE.fullmatch(token)
+        assert app.token_key(token) == f"{prefix}/{token}"
+        size = app.store.get(f"{prefix}/{token}/_config/size")
+        assert size.node["value"] == "5"
+        assert app.store.index == new_steps
+        before = app.store.index
+        assert Client(app).get("/health").data == b"OK"
+        assert app.store.index == before + health_steps
+        # The throw-away health token is gone again: only ours is left.
+        listing = app.store.get(prefix or "/").node.get("nodes", [])
+        assert [n["key"] for n in listing] == [f"{prefix}/{token}"]
+    finally:
+        app.close()
