@@ -71,6 +71,7 @@ def test_wait_returns_once_every_member_registered(etcd_discovery: EtcdDiscovery
     assert [m.name for m in result[0]] == ["infra0", "infra1", "infra2"]
 
 
+@pytest.mark.etcd_discovery(profile="etcd-v2")  # a long poll is journaled at once
 def test_wait_gives_up_after_its_timeout(etcd_discovery: EtcdDiscovery) -> None:
     token_url = provision.new_token(3)
     etcd_discovery.register(token_url, "infra0", "http://10.0.0.1:2380")
@@ -81,6 +82,7 @@ def test_wait_gives_up_after_its_timeout(etcd_discovery: EtcdDiscovery) -> None:
     assert any("wait=true" in c.query for c in etcd_discovery.calls)
 
 
+@pytest.mark.etcd_discovery(profile="etcd-v2")  # today's service ignores ttl
 def test_etcd04_registrations_expire_after_a_week(etcd_discovery: EtcdDiscovery) -> None:
     token_url = provision.new_token(3)
     for number in range(3):
@@ -94,7 +96,9 @@ def test_etcd04_registrations_expire_after_a_week(etcd_discovery: EtcdDiscovery)
     assert etcd_discovery.token(token_url).state == "started"  # _state never expires
 
 
-@pytest.mark.etcd_discovery(size=3, members=["infra0", "infra1", "infra2"], state="started")
+@pytest.mark.etcd_discovery(
+    profile="etcd-v2", size=3, members=["infra0", "infra1", "infra2"], state="started"
+)
 def test_reset_deletes_state_and_stale_members(
     etcd_discovery: EtcdDiscovery, etcd_discovery_url: str
 ) -> None:
