@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,27 @@ class Stack:
             for method, target, status in seen
             if f"/{token}" in target
         ]
+
+    def watchers(self) -> int:
+        """Long polls currently blocked in the service's store (all tokens).
+
+        The fake's store counts them; the real stack's etcd exports the same number as
+        the ``etcd_debugging_store_watchers`` gauge of its v2 store.
+        """
+        if self.fake is not None:
+            return self.fake.app.store.watcher_count
+        assert self.real is not None
+        metrics = requests.get(f"{self.real.etcd_url}/metrics", timeout=5).text
+        found = re.search(r"^etcd_debugging_store_watchers (\S+)$", metrics, re.MULTILINE)
+        assert found is not None, "etcd exports no etcd_debugging_store_watchers gauge"
+        return int(float(found[1]))
+
+    def wait_for_watchers(self, count: int, timeout: float = EXIT_TIMEOUT) -> None:
+        """Block until at least ``count`` long polls are blocked in the store."""
+        deadline = time.monotonic() + timeout
+        while (seen := self.watchers()) < count:
+            assert time.monotonic() < deadline, f"{seen} watchers after {timeout} s, want {count}"
+            time.sleep(0.02)
 
     def describe(self, token: str) -> str:
         """The journal as text, for failure messages."""
