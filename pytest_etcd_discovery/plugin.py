@@ -271,12 +271,12 @@ def _seed(disco: EtcdDiscovery, config: Mapping[str, Any]) -> None:
 
 @pytest.fixture(scope="session")
 def etcd_discovery_server(pytestconfig: pytest.Config) -> DiscoveryServer:
-    """The fake discovery service's live HTTP server, shared by the whole session.
+    """The fake discovery service's live HTTP server, shared by the whole session
+    (``.url`` such as ``http://127.0.0.1:41234``, ``.app``, ``.store``).
 
-    Listens on a free loopback port (``.url``, e.g. ``http://127.0.0.1:41234``); real
-    processes such as ``etcd --discovery`` or ``curl`` can reach it.  State is reset for
-    every test by the ``etcd_discovery`` fixture; under pytest-xdist each worker has its
-    own server.  Skips when ``--etcd-discovery-url`` selects a real service.
+    Real processes such as ``etcd --discovery`` or ``curl`` can reach it.  State is reset
+    for every test by the ``etcd_discovery`` fixture; under pytest-xdist each worker has
+    its own server.  Skips when ``--etcd-discovery-url`` selects a real service.
     """
     session = pytestconfig.stash[_SESSION_KEY]
     if session.mode == "real":
@@ -286,7 +286,10 @@ def etcd_discovery_server(pytestconfig: pytest.Config) -> DiscoveryServer:
 
 @pytest.fixture
 def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
-    """The etcd discovery service for this test, with fresh, isolated state.
+    """The etcd discovery service for this test, with fresh, isolated state:
+    ``.url``, ``.new_token(size)``, ``.register(token_url, name, peer_urls)``,
+    ``.token(token_url)``, ``.clock.advance(s)``, ``.calls``, ``.intercept()``
+    (``pytest --fixtures -v`` shows the details).
 
     - ``.url``: live base URL (``http://127.0.0.1:PORT``), usable by subprocesses.
     - ``.new_token(size=3)``: a new token URL, like ``GET /new?size=3``.

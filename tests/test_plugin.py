@@ -63,10 +63,12 @@ def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "etcd_discovery_server [[]session scope[]] -- *",
-            "*live HTTP server, shared by the whole session*",
+            "*live HTTP server, shared by the whole session",
         ]
     )
-    result.stdout.fnmatch_lines(["etcd_discovery -- *", "*fresh, isolated state*"])
+    result.stdout.fnmatch_lines(
+        ["etcd_discovery -- *", "*fresh, isolated state:", "*.new_token(size)*"]
+    )
     result.stdout.fnmatch_lines(["etcd_discovery_url -- *", "*A fresh token URL*"])
 
 
