@@ -95,6 +95,29 @@ def _compare_table(
     return _table(header, lines)
 
 
+def _service_cpu_table(results: dict[str, Any], group: str, first: str, per: str) -> str:
+    """CPU the service process(es) used, per ``per``: load-independent cost."""
+    lines = []
+    for r in _rows(results, group):
+        cpu = r["extra"].get("service_cpu_ms") or {}
+        if "live-proc" in cpu or "real" in cpu:
+            lines.append(
+                [
+                    r["case"],
+                    _num(cpu.get("live-proc"), 3),
+                    _num(cpu.get("real"), 3),
+                    _num(_ratio(cpu.get("live-proc"), cpu.get("real"))),
+                ]
+            )
+    if not lines:
+        return ""
+    return (
+        f"\nCPU used by the service's own process(es) per {per} (idle use subtracted; "
+        "`real` = etcd + discovery.etcd.io):\n\n"
+        + _table([first, "live-proc CPU ms", "real CPU ms", "live-proc/real"], lines)
+    )
+
+
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets against this run's numbers (``ok`` None = not measured)."""
     out: list[dict[str, Any]] = []
@@ -282,6 +305,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 [("live", "real"), ("live-proc", "real"), ("inprocess", "real")],
             )
         )
+        parts.append(_service_cpu_table(results, "bootstrap", "members", "bootstrap"))
     if _rows(results, "latency"):
         parts.append("### 2. Single-request latency (ms, median of batch medians)\n")
         parts.append(
@@ -314,6 +338,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     ["request", "inprocess CPU ms", "floor CPU ms", "inprocess/floor"], cpu_lines
                 )
             )
+        parts.append(
+            _service_cpu_table(results, "latency", "request", "call (the wake-up: per sample)")
+        )
     fixture = results.get("fixture") or {}
     if fixture:
         sizes = results["sizes"]["fixture_sizes"]

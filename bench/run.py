@@ -99,12 +99,39 @@ def _rotated(items: list[Target], turn: int) -> list[Target]:
     return items[turn:] + items[:turn]
 
 
-def _measure(target: Target, fn: Callable[[], Any]) -> Any:
+#: CPU seconds per wall second each service process uses while idle (etcd's raft ticker,
+#: the fake's accept-loop poll); subtracted so service CPU counts the requests only.
+IDLE_CPU_RATE: dict[str, float] = {}
+
+
+def _measure(
+    target: Target, fn: Callable[[], Any], service_cpu: dict[str, float] | None = None
+) -> Any:
+    """Run ``fn`` with ``target`` active; add the service's CPU seconds to ``service_cpu``."""
     target.activate()
+    before = target.service_cpu()
+    start = time.monotonic()
     try:
         return fn()
     finally:
+        after = target.service_cpu()
+        if service_cpu is not None and before is not None and after is not None:
+            idle = IDLE_CPU_RATE.get(target.name, 0.0) * (time.monotonic() - start)
+            service_cpu[target.name] = service_cpu.get(target.name, 0.0) + after - before - idle
         target.deactivate()
+
+
+def calibrate_idle(targets: list[Target], seconds: float) -> None:
+    """Measure each service's idle CPU rate over one quiet window (not a wait for a
+    condition: the window itself is the measurement)."""
+    before = {t.name: t.service_cpu() for t in targets}
+    start = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - start
+    for t in targets:
+        first, now = before[t.name], t.service_cpu()
+        if first is not None and now is not None:
+            IDLE_CPU_RATE[t.name] = (now - first) / elapsed
 
 
 def _command_output(argv: list[str]) -> str:
@@ -180,6 +207,8 @@ class Runner:
             target.start()
             self.targets[name] = target
         _log(f"targets up: {', '.join(f'{t.name} {t.base_url}' for t in self.targets.values())}")
+        calibrate_idle(list(self.targets.values()), 0.5 if sizes is SMOKE else 3.0)
+        _log(f"idle service CPU (s/s): {IDLE_CPU_RATE}")
 
     def close(self) -> None:
         for target in self.targets.values():
@@ -198,14 +227,22 @@ class Runner:
             for t in targets:  # warm-up round, not recorded
                 _measure(t, lambda t=t, n=size: bootstrap.bootstrap_once(t, n))
             samples: dict[str, list[float]] = {}
+            service_cpu: dict[str, float] = {}
             for turn in range(self.sizes.bootstrap_reps):
                 for t in _rotated(targets, turn):
-                    seconds, reqs = _measure(t, lambda t=t, n=size: bootstrap.bootstrap_once(t, n))
+                    seconds, reqs = _measure(
+                        t, lambda t=t, n=size: bootstrap.bootstrap_once(t, n), service_cpu
+                    )
                     samples.setdefault(t.name, []).append(seconds)
                     row.extra[f"requests_{t.name}"] = reqs
             for name, values in samples.items():
                 row.add(name, values, scale=1000)
-            _log(f"bootstrap N={size}: {report.fmt_values(row)}")
+            # CPU the service process(es) spent per bootstrap (live-proc and real only).
+            row.extra["service_cpu_ms"] = {
+                name: total * 1000 / self.sizes.bootstrap_reps
+                for name, total in service_cpu.items()
+            }
+            _log(f"bootstrap N={size}: {report.fmt_values(row)} cpu {row.extra['service_cpu_ms']}")
 
     def run_latency(self) -> None:
         rows = self.rows["latency"]
@@ -225,13 +262,16 @@ class Runner:
                 batch = self.sizes.wake_batch if case == "wake" else self.sizes.latency_batch
                 samples: dict[str, list[list[float]]] = {}
                 cpu: dict[str, list[float]] = {}
+                service_cpu: dict[str, float] = {}
                 for t in targets:  # warm-up
                     _measure(t, lambda t=t, c=case, b=batch: bench.batch(t, c, min(b, 5)))
                 for turn in range(self.sizes.latency_reps):
                     for t in _rotated(targets, turn):
                         sink = cpu.setdefault(t.name, [])
                         got = _measure(
-                            t, lambda t=t, c=case, b=batch, k=sink: bench.batch(t, c, b, k)
+                            t,
+                            lambda t=t, c=case, b=batch, k=sink: bench.batch(t, c, b, k),
+                            service_cpu,
                         )
                         samples.setdefault(t.name, []).append(got)
                 for name, batches in samples.items():
@@ -242,6 +282,10 @@ class Runner:
                     row.extra["cpu_ms"] = {
                         name: median(values) * 1000 for name, values in cpu.items() if values
                     }
+                calls = batch * self.sizes.latency_reps
+                row.extra["service_cpu_ms"] = {
+                    name: total * 1000 / calls for name, total in service_cpu.items()
+                }
                 _log(f"latency {case}: {report.fmt_values(row)}")
         finally:
             bench.close()
@@ -351,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "series": runner.series,
         "skipped": runner.skipped,
         "errors": runner.errors,
+        "idle_cpu_rate": IDLE_CPU_RATE,
     }
     results["checks"] = report.checks(results)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,14 @@ def rss_bytes(pid: int | None = None) -> int:
 
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` used so far (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        # The command name may contain spaces; the fields after its ")" are fixed.
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS

@@ -29,7 +29,7 @@ from pytest_etcd_discovery.processes import (
 )
 from pytest_etcd_discovery.server import DiscoveryServer
 
-from .stats import rss_bytes
+from .stats import cpu_seconds, rss_bytes
 
 #: Host the in-process transport intercepts: loopback's discard port, so a request that
 #: escaped interception is refused locally instead of reaching any outside host.
@@ -90,6 +90,11 @@ class Target:
         """The fake's app when it lives in this process (memory is measured on it)."""
         return None
 
+    def service_cpu(self) -> float | None:
+        """CPU seconds the service's own process(es) used so far; None when the service
+        shares this process. Unlike wall time it does not grow when the machine is busy."""
+        return None
+
     def __enter__(self) -> Target:
         self.start()
         return self
@@ -145,6 +150,10 @@ class LiveProcTarget(Target):
     def memory(self) -> int:
         assert self.proc.pid is not None
         return rss_bytes(self.proc.pid)
+
+    def service_cpu(self) -> float | None:
+        assert self.proc.pid is not None
+        return cpu_seconds(self.proc.pid)
 
 
 class InProcessTarget(Target):
@@ -205,10 +214,16 @@ class RealTarget(Target):
             stats: dict[str, Any] = json.load(resp)
         return int(stats["watchers"])
 
-    def memory(self) -> int:
+    def _pids(self) -> list[int]:
         assert self.service.etcd is not None and self.service.discovery is not None
         pids = (self.service.etcd.pid, self.service.discovery.pid)
-        return sum(rss_bytes(pid) for pid in pids if pid is not None)
+        return [pid for pid in pids if pid is not None]
+
+    def memory(self) -> int:
+        return sum(rss_bytes(pid) for pid in self._pids())
+
+    def service_cpu(self) -> float | None:
+        return sum(cpu_seconds(pid) for pid in self._pids())
 
 
 class FloorTarget(Target):
