@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 from .common import Row, RunError, new_token, run_threads
@@ -23,7 +24,7 @@ def bootstrap_once(target: Target, size: int) -> tuple[float, int]:
         return start, clock(), found
 
     results: list[Any] = run_threads(
-        target, [lambda m=m: worker(m) for m in members], timeout=60 + size, start=barrier
+        target, [partial(worker, m) for m in members], timeout=60 + size, start=barrier
     )
     expected = sorted(m.id for m in members)
     for member, (_, _, found) in zip(members, results, strict=True):

@@ -7,11 +7,12 @@ import threading
 import time
 from typing import Any
 
+from pytest_etcd_discovery.app import DiscoveryApp
 from pytest_etcd_discovery.intercept import call_app
 
 from .common import RunError, new_token
 from .stats import clock, median
-from .targets import DiscoveryApp, FloorTarget, Target, wait_watchers
+from .targets import FloorTarget, Target, wait_watchers
 
 #: (case, what it is) in table order.
 CASES = (

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -225,13 +226,13 @@ class Runner:
         for size in self.sizes.bootstrap:
             row = rows.setdefault(f"N={size}", Row("bootstrap", f"N={size}", "ms"))
             for t in targets:  # warm-up round, not recorded
-                _measure(t, lambda t=t, n=size: bootstrap.bootstrap_once(t, n))
+                _measure(t, partial(bootstrap.bootstrap_once, t, size))
             samples: dict[str, list[float]] = {}
             service_cpu: dict[str, float] = {}
             for turn in range(self.sizes.bootstrap_reps):
                 for t in _rotated(targets, turn):
                     seconds, reqs = _measure(
-                        t, lambda t=t, n=size: bootstrap.bootstrap_once(t, n), service_cpu
+                        t, partial(bootstrap.bootstrap_once, t, size), service_cpu
                     )
                     samples.setdefault(t.name, []).append(seconds)
                     row.extra[f"requests_{t.name}"] = reqs
@@ -264,13 +265,13 @@ class Runner:
                 cpu: dict[str, list[float]] = {}
                 service_cpu: dict[str, float] = {}
                 for t in targets:  # warm-up
-                    _measure(t, lambda t=t, c=case, b=batch: bench.batch(t, c, min(b, 5)))
+                    _measure(t, partial(bench.batch, t, case, min(batch, 5)))
                 for turn in range(self.sizes.latency_reps):
                     for t in _rotated(targets, turn):
                         sink = cpu.setdefault(t.name, [])
                         got = _measure(
                             t,
-                            lambda t=t, c=case, b=batch, k=sink: bench.batch(t, c, b, k),
+                            partial(bench.batch, t, case, batch, sink),
                             service_cpu,
                         )
                         samples.setdefault(t.name, []).append(got)
@@ -306,14 +307,14 @@ class Runner:
         for turn in range(s.scale_reps):
             for t in _rotated(timed_targets, turn):
                 members.setdefault(t.name, []).append(
-                    _measure(t, lambda t=t: scale.members_series(t, s.members))
+                    _measure(t, partial(scale.members_series, t, s.members))
                 )
                 tokens.setdefault(t.name, []).append(
-                    _measure(t, lambda t=t: scale.tokens_series(t, s.tokens))
+                    _measure(t, partial(scale.tokens_series, t, s.tokens))
                 )
                 if t.counts_watchers:
                     for count in s.watchers:
-                        point = _measure(t, lambda t=t, c=count: scale.watchers_point(t, c))
+                        point = _measure(t, partial(scale.watchers_point, t, count))
                         watchers.setdefault(t.name, {}).setdefault(count, []).append(point)
             _log(f"scale round {turn + 1}/{s.scale_reps} done")
         traced_members, members_journal = scale.traced_series("members", s.members)
@@ -341,7 +342,7 @@ class Runner:
         for turn in range(self.sizes.cluster_reps):
             for t in _rotated(targets, turn):
                 samples.setdefault(t.name, []).append(
-                    _measure(t, lambda t=t: realcluster.bootstrap_cluster(t))
+                    _measure(t, partial(realcluster.bootstrap_cluster, t))
                 )
         for name, values in samples.items():
             row.add(name, values, scale=1000)
@@ -368,7 +369,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--readme", action="store_true", help="refresh the results block of bench/README.md"
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: rebuild the markdown and plot (and README with --readme) "
+        "from a results.json written by an earlier run",
+    )
     args = parser.parse_args(argv)
+    if args.report is not None:
+        results = json.loads(args.report.read_text())
+        results["checks"] = report.checks(results)
+        write_outputs(results, args.out, args.readme)
+        return 1 if results.get("errors") else 0
     groups = tuple(g for g in args.groups.split(",") if g)
     unknown = set(groups) - set(GROUPS)
     if unknown:
@@ -398,19 +411,25 @@ def main(argv: list[str] | None = None) -> int:
         "idle_cpu_rate": IDLE_CPU_RATE,
     }
     results["checks"] = report.checks(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    plot = args.out / "scale.png"
+    write_outputs(results, args.out, args.readme)
+    _log(f"done in {results['seconds']} s: {args.out / 'results.md'}")
+    return 1 if runner.errors else 0
+
+
+def write_outputs(results: dict[str, Any], out: Path, readme: bool) -> None:
+    """results.json, results.md and scale.png under ``out``; optionally the README block
+    (and bench/scale.png, which the README shows)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot = out / "scale.png"
     has_plot = report.plot(results, plot)
     markdown = report.markdown(results, "scale.png" if has_plot else None)
-    (args.out / "results.md").write_text(markdown)
-    if args.readme:
+    (out / "results.md").write_text(markdown)
+    if readme:
         if has_plot:
             shutil.copyfile(plot, BENCH_DIR / "scale.png")
         report.update_readme(BENCH_DIR / "README.md", markdown)
-    _log(f"done in {results['seconds']} s: {args.out / 'results.md'}")
     print(markdown)
-    return 1 if runner.errors else 0
 
 
 if __name__ == "__main__":
