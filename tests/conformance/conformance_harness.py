@@ -226,6 +226,7 @@ class Recorder:
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | str | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> Reply:
         url = self.side.url + path
         if params:
@@ -236,7 +237,7 @@ class Recorder:
             data=data,
             headers=dict(headers or {}),
             allow_redirects=False,  # "/" redirects to an outside host: never follow
-            timeout=REQUEST_TIMEOUT,
+            timeout=timeout,
         )
         return Reply(method, path, resp.status_code, resp.headers, resp.content)
 
@@ -249,11 +250,12 @@ class Recorder:
         data: Mapping[str, Any] | str | None = None,
         headers: Mapping[str, str] | None = None,
         expect: int | None = None,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> Reply:
         """Send one request, record the normalised reply, check ``expect`` (status)."""
         params = dict(params or {})
         self._learn_ttls(params, data)
-        reply = self.send(self.session, method, path, params, data, headers)
+        reply = self.send(self.session, method, path, params, data, headers, timeout)
         self.record(reply, params, data, _asks_sorted(params), expect)
         return reply
 
@@ -379,15 +381,17 @@ class Recorder:
         params: Mapping[str, Any],
         data: Mapping[str, Any] | str | None,
     ) -> str:
-        shown = {
-            k: (self.rel(int(v)) if k in INDEX_PARAMS and str(v).isdigit() else v)
-            for k, v in params.items()
-        }
+        def shown(fields: Mapping[str, Any]) -> dict[str, Any]:
+            return {
+                k: (self.rel(int(v)) if k in INDEX_PARAMS and str(v).isdigit() else v)
+                for k, v in fields.items()
+            }
+
         line = f"{method} {self.norm_path(path)}"
-        if shown:
-            line += "?" + "&".join(f"{k}={v}" for k, v in shown.items())
+        if params:
+            line += "?" + "&".join(f"{k}={v}" for k, v in shown(params).items())
         if data is not None:
-            body = data if isinstance(data, str) else urlencode(data)
+            body = data if isinstance(data, str) else urlencode(shown(data))
             if len(body) > 200:  # keep diffs readable
                 body = f"{body[:60]}...({len(body)} chars)"
             line += f" body={self.norm_text(body)}"
