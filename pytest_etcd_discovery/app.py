@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 TRANSPORT_KEY = "etcd_discovery.transport"
 FORM_KEY = "etcd_discovery.form"
+PATH_KEY = "etcd_discovery.path"
 CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
     ("Access-Control-Allow-Origin", "*"),
@@ -128,6 +129,10 @@ def _bare(status: int) -> Response:
 
 def _redirect(location: str, method: str) -> Response:
     """``http.Redirect`` with 301: a tiny HTML body for GET only."""
+    # Go escapes non-ASCII bytes of the target (hexEscapeNonASCII).
+    location = "".join(
+        chr(b) if b < 0x80 else f"%{b:02x}" for b in location.encode("utf-8", "surrogateescape")
+    )
     if method == "GET":
         escaped = location.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         escaped = escaped.replace('"', "&#34;").replace("'", "&#39;")
@@ -239,7 +244,13 @@ class DiscoveryApp:
             hooked = hook(request)
             if hooked is not None:
                 return hooked
-        path = request.path
+        # PATH_INFO itself: werkzeug's request.path folds a leading "//" that Go redirects.
+        raw: str = request.environ.get("PATH_INFO", "")
+        # Invalid UTF-8 stays as surrogate escapes, so keys keep their bytes like Go's.
+        path = raw.encode("latin-1", "replace").decode("utf-8", "surrogateescape")
+        if not path.startswith("/"):
+            path = "/" + path
+        request.environ[PATH_KEY] = path
         cleaned = go_clean_path(path)
         if cleaned != path:
             # Go's ServeMux redirects unclean paths before any handler runs.
@@ -296,18 +307,19 @@ class DiscoveryApp:
     # -- token routes --------------------------------------------------------------------
 
     def on_token(self, request: Request, token: str) -> Response:
-        return self._token_route(request, "token", token, "")
+        return self._token_route(request, "token", token)
 
     def on_machine(self, request: Request, token: str, machine: str) -> Response:
-        return self._token_route(request, "machine", token, machine)
+        return self._token_route(request, "machine", token)
 
     def on_size(self, request: Request, token: str) -> Response:
-        return self._token_route(request, "size", token, "_config/size")
+        return self._token_route(request, "size", token)
 
-    def _token_route(self, request: Request, route: str, token: str, rest: str) -> Response:
+    def _token_route(self, request: Request, route: str, token: str) -> Response:
         if request.method not in ROUTE_METHODS[route]:
             return _bare(405)
-        key = f"{self.token_key(token)}/{rest}" if rest else self.token_key(token)
+        # The rest of the path with its original bytes (werkzeug's args lose invalid UTF-8).
+        key = self.token_key(token) + request.environ[PATH_KEY][1 + len(token) :]
         if self.profile.name == "discoveryserver":
             response = self._discoveryserver_token(request, key)
         else:
@@ -320,7 +332,8 @@ class DiscoveryApp:
             resp = _text("Method Not Allowed", 405)
             resp.headers["Allow"] = ",".join(KEYS_METHODS)
             return resp
-        return self._keys(request, "/" + key, flush_early=True)
+        key = request.environ[PATH_KEY][len("/v2/keys") :] or "/"
+        return self._keys(request, key, flush_early=True)
 
     # -- the etcd v2 keys API ------------------------------------------------------------
 

@@ -19,8 +19,12 @@ class FormError(ValueError):
 
 
 def query_unescape(text: str) -> str:
-    """``url.QueryUnescape``: ``+`` is a space, ``%XX`` a byte; bytes decode as UTF-8."""
-    if text.isascii() and "%" not in text and "+" not in text:
+    """``url.QueryUnescape``: ``+`` is a space, ``%XX`` a byte.
+
+    Bytes that are not UTF-8 stay as surrogate escapes, so a value keeps its exact
+    bytes (compare-and-swap compares bytes in Go) and JSON shows them as Go does.
+    """
+    if "%" not in text and "+" not in text:
         return text
     out = bytearray()
     i = 0
@@ -40,7 +44,7 @@ def query_unescape(text: str) -> str:
         else:
             out.append(c)
             i += 1
-    return out.decode("utf-8", "replace")
+    return out.decode("utf-8", "surrogateescape")
 
 
 def parse_query(query: str, into: dict[str, list[str]]) -> str | None:

@@ -16,7 +16,9 @@ input differently, measured against ``/usr/bin/discovery.etcd.io`` (Go 1.x):
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -92,11 +94,22 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             return False
         return True
 
+    def connection_dropped(
+        self, error: BaseException, environ: WSGIEnvironment | None = None
+    ) -> None:
+        # A "drop" fault (or a client that went away): close without a reply.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _raw_path(self) -> str:
-        if self.path.startswith("/"):
+        # The target as sent: http.server folds a leading "//" in self.path, Go doesn't.
+        words = self.raw_requestline.split()
+        target = words[1].decode("latin-1") if len(words) > 1 else self.path
+        if target.startswith("/"):
             # Origin form, kept whole: "//new" is a path Go redirects, not a host.
-            return self.path.split("?", 1)[0]
-        return urlsplit(self.path).path  # absolute form: "http://host/path"
+            return target.split("?", 1)[0]
+        return urlsplit(target).path  # absolute form: "http://host/path"
 
     def make_environ(self) -> WSGIEnvironment:
         environ: Any = super().make_environ()

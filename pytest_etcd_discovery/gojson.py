@@ -24,6 +24,8 @@ _ESCAPES.update(
         0x2029: "\\u2029",
     }
 )
+# Bytes that were not UTF-8 (kept as surrogate escapes): Go writes the escape \ufffd.
+_ESCAPES.update({i: "\\ufffd" for i in range(0xD800, 0xE000)})
 
 
 def _encode(obj: Any, out: list[str]) -> None:
@@ -68,4 +70,4 @@ def dumps(obj: Any) -> str:
 
 def encode_line(obj: Any) -> bytes:
     """``json.NewEncoder(w).Encode``: the same plus a trailing newline."""
-    return (dumps(obj) + "\n").encode("utf-8", "replace")
+    return (dumps(obj) + "\n").encode("utf-8")
