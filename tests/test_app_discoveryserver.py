@@ -20,7 +20,7 @@ from pytest_etcd_discovery.app import TRANSPORT_KEY, DiscoveryApp
 from pytest_etcd_discovery.clock import ControllableClock
 from pytest_etcd_discovery.profiles import PROFILES, Profile
 
-WAIT = 5.0
+WAIT = 10.0  # generous bound for anything that should happen at once
 HOME = "https://etcd.io/docs/v3.5/dev-internal/discovery_protocol"
 TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -32,7 +32,7 @@ def profile(watch_timeout: float) -> Profile:
 
 @pytest.fixture
 def app() -> Iterator[DiscoveryApp]:
-    a = DiscoveryApp(profile=profile(3.0))
+    a = DiscoveryApp(profile=profile(10.0))
     yield a
     a.close()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-WAIT = 10.0
+WAIT = 30.0  # generous: a loaded CI box can be slow to start Python
 REPO = Path(__file__).resolve().parent.parent
 URL_LINE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 

@@ -14,7 +14,7 @@ from pytest_etcd_discovery.events import Event
 from pytest_etcd_discovery.store import Store
 
 START = 1_700_000_000
-WAIT = 5.0
+WAIT = 10.0  # generous bound for anything that should happen at once
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import requests
 from pytest_etcd_discovery.app import DiscoveryApp
 from pytest_etcd_discovery.server import DiscoveryServer, ServerError
 
-WAIT = 5.0
+WAIT = 10.0  # generous bound for anything that should happen at once
 
 
 def port_is_closed(port: int) -> bool:

@@ -21,7 +21,7 @@ from pytest_etcd_discovery.events import Event
 from pytest_etcd_discovery.store import Store, clean_path
 
 START = 1_700_000_000  # 2023-11-14T22:13:20Z, exactly representable in ns
-WAIT = 5.0  # generous bound for anything that should happen at once
+WAIT = 10.0  # generous bound for anything that should happen at once
 
 
 @pytest.fixture

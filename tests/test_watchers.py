@@ -18,7 +18,7 @@ from pytest_etcd_discovery.store import Store
 from pytest_etcd_discovery.watchers import STREAM_BUFFER, Watcher, is_hidden
 
 START = 1_700_000_000
-WAIT = 5.0
+WAIT = 10.0  # generous bound for anything that should happen at once
 
 
 @pytest.fixture
