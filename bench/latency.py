@@ -30,25 +30,29 @@ class LatencyBench:
     """Per-target fixtures (a token with 3 members, a session) and one batch per call."""
 
     def __init__(self) -> None:
-        self._state: dict[str, tuple[Any, str]] = {}
+        self._state: dict[str, tuple[Any, str, str]] = {}
 
-    def _setup(self, target: Target) -> tuple[Any, str]:
+    def _setup(self, target: Target) -> tuple[Any, str, str]:
+        """(session, token URL with 3 members for GETs, token URL the PUTs fill)."""
         state = self._state.get(target.name)
         if state is None:
             if isinstance(target, FloorTarget):
-                token_url = f"{target.base_url}/{'0' * 32}"
+                token_url = put_url = f"{target.base_url}/{'0' * 32}"
             else:
                 token_url = new_token(target, 3)
+                # PUTs and wake-ups go to their own token, so the GET's listing stays at
+                # three members for the whole run.
+                put_url = new_token(target, 3)
                 session = target.session()
                 for i in range(3):
                     session.put(f"{token_url}/m{i}", data={"value": f"m{i}=http://10.0.0.{i}:2380"})
                 session.close()
-            state = (target.session(), token_url)
+            state = (target.session(), token_url, put_url)
             self._state[target.name] = state
         return state
 
     def close(self) -> None:
-        for session, _ in self._state.values():
+        for session, _, _ in self._state.values():
             session.close()
         self._state.clear()
 
@@ -58,13 +62,13 @@ class LatencyBench:
         """``size`` sequential calls of ``case``; wall seconds each. ``cpu`` collects this
         thread's CPU seconds per call: for in-process targets that is the whole cost, and
         unlike wall time it does not depend on what else the machine is running."""
-        session, token_url = self._setup(target)
+        session, token_url, put_url = self._setup(target)
         timeout = target.timeout()
         samples = []
         cpu = cpu if cpu is not None else []
         for _ in range(size):
             if case == "wake":
-                samples.append(self._wake(target, session, token_url))
+                samples.append(self._wake(target, session, put_url))
                 continue
             if case == "new":
                 url, method, data = f"{target.base_url}/new?size=3", "GET", None
@@ -73,7 +77,7 @@ class LatencyBench:
                 if case == "get-timeout":
                     timeout = 10
             else:
-                url = f"{token_url}/{next(_counter):x}?prevExist=false"
+                url = f"{put_url}/{next(_counter):x}?prevExist=false"
                 method, data = "PUT", {"value": "m=http://10.0.0.9:2380"}
             cpu_start = time.thread_time()
             start = clock()
@@ -88,7 +92,9 @@ class LatencyBench:
         """One blocked recursive watch on the token, woken by one PUT."""
         got: list[float] = []
         watcher_session = target.session()
-        index = int(session.get(token_url, timeout=target.timeout()).headers["X-Etcd-Index"])
+        # Any answer carries the store's index; the size key's is small.
+        probe = session.get(f"{token_url}/_config/size", timeout=target.timeout())
+        index = int(probe.headers["X-Etcd-Index"])
 
         def watch() -> None:
             resp = watcher_session.get(
