@@ -11,6 +11,7 @@ import json
 import pytest
 
 from pytest_etcd_discovery import gojson
+from pytest_etcd_discovery.forms import query_unescape
 
 
 def test_compact_with_key_order_kept() -> None:
@@ -96,3 +97,12 @@ def test_encode_line_is_utf8_with_one_trailing_newline() -> None:
     line = gojson.encode_line({"value": "é\n"})
     assert line == b'{"value":"\xc3\xa9\\n"}\n'
     assert line.count(b"\n") == 1
+
+
+def test_invalid_utf8_bytes_become_escaped_replacement_runes() -> None:
+    # Measured on etcd 3.4.23: PUT value=a%ffb%e2%82%ac answers "value":"a\ufffdb€" (the bad
+    # byte as a \ufffd escape, the valid euro sign as raw UTF-8); bytes that were not UTF-8
+    # travel as surrogate escapes inside the fake.
+    assert gojson.dumps(query_unescape("a%ffb%e2%82%ac")) == '"a\\ufffdb€"'
+    assert gojson.dumps("a\udcffb") == '"a\\ufffdb"'
+    assert gojson.dumps("\ufffd") == '"\ufffd"'  # a real U+FFFD stays raw

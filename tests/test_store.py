@@ -807,3 +807,16 @@ def test_concurrent_creates_of_different_keys_lose_nothing(store: Store) -> None
     assert sorted(indexes) == list(range(1, total + 1))
     assert store.index == total
     assert len(store.get("/d").node["nodes"]) == total
+
+
+def test_absurd_ttls_wrap_like_go_int64_and_before_2000_means_no_ttl(
+    store: Store, clock: ControllableClock
+) -> None:
+    # etcd computes now + ttl*1s in int64 nanoseconds; a result before 2000 is "permanent".
+    far = store.create("/far", "v", ttl=7_000_000_000)  # ~ year 2245: still fits in int64
+    assert far.node["ttl"] == 7_000_000_000
+    assert far.node["expiration"].startswith("2245-")
+    wrapped = store.create("/wrapped", "v", ttl=8_000_000_000)  # overflows int64: no TTL
+    assert "ttl" not in wrapped.node and "expiration" not in wrapped.node
+    clock.advance(10**9)
+    assert store.get("/wrapped").node["value"] == "v"
