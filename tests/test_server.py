@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from pytest_etcd_discovery.app import DiscoveryApp
+from pytest_etcd_discovery.clock import ControllableClock
 from pytest_etcd_discovery.server import DiscoveryServer, ServerError
 
 WAIT = 10.0  # generous bound for anything that should happen at once
@@ -189,3 +190,40 @@ def test_ipv6_loopback_url_has_brackets() -> None:
     with DiscoveryServer(host="::1") as server:
         assert server.url == f"http://[::1]:{server.port}"
         assert requests.get(f"{server.url}/health", timeout=WAIT).text == "OK"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: stop() closes the app's store for good (clock unsubscribed, expiry thread "
+    "not restarted), so after stop()/start() TTL keys only expire lazily on the next request "
+    "and their watchers are never woken",
+)
+def test_a_restarted_server_still_expires_keys_by_itself() -> None:
+    clock = ControllableClock(start=1_700_000_000, frozen=True)
+    server = DiscoveryServer(clock=clock)
+    server.start()
+    server.stop()
+    server.start()  # e.g. a test simulating an outage of the service
+    try:
+        token = server.app.new_token()
+        put = requests.put(f"{server.url}/{token}/m1?ttl=10", data={"value": "v"}, timeout=WAIT)
+        assert put.status_code == 201
+        watcher = server.store.watch(f"/_etcd/registry/{token}/m1")
+        clock.advance(10)  # expires synchronously, as on a server never stopped
+        event = watcher.get(timeout=0)
+        assert event is not None and event.action == "expire"
+    finally:
+        server.stop()
+
+
+def test_a_never_stopped_server_expires_keys_on_advance() -> None:
+    # The control case for the restart test above.
+    clock = ControllableClock(start=1_700_000_000, frozen=True)
+    with DiscoveryServer(clock=clock) as server:
+        token = server.app.new_token()
+        put = requests.put(f"{server.url}/{token}/m1?ttl=10", data={"value": "v"}, timeout=WAIT)
+        assert put.status_code == 201
+        watcher = server.store.watch(f"/_etcd/registry/{token}/m1")
+        clock.advance(10)
+        event = watcher.get(timeout=0)
+        assert event is not None and event.action == "expire"
