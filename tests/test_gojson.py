@@ -1,7 +1,8 @@
 """Unit tests of :mod:`gojson`: bytes as Go's ``encoding/json`` writes them.
 
 etcd 3.4.23 here is built with go1.19, whose encoder writes ``\\b`` and ``\\f`` as
-``\\u0008``/``\\u000c`` (measured: ``PUT value=x<BS>y<FF>z`` answers ``"x\\u0008y\\u000cz"``).
+``\\u0008``/``\\u000c`` (measured: ``PUT value=x<BS>y<FF>z`` answers ``"x\\u0008y\\u000cz"``;
+``PUT value=%7f%e2%80%a8%01<`` answers a raw DEL, then ``\\u2028\\u0001\\u003c``).
 """
 
 from __future__ import annotations
