@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_etcd_discovery import errors
 from pytest_etcd_discovery.clock import ControllableClock
@@ -820,3 +822,85 @@ def test_absurd_ttls_wrap_like_go_int64_and_before_2000_means_no_ttl(
     assert "ttl" not in wrapped.node and "expiration" not in wrapped.node
     clock.advance(10**9)
     assert store.get("/wrapped").node["value"] == "v"
+
+
+# -- a model check: random operation sequences against a plain dict ------------------------
+
+KEYS = ("/a", "/b", "/d/x", "/d/y")
+VALUES = ("1", "2", "3")
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "set", "update", "cas", "delete", "cad"]),
+        st.sampled_from(KEYS),
+        st.sampled_from(VALUES),
+        st.sampled_from(VALUES),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=operations)
+def test_random_operations_follow_the_index_rules(ops: list[tuple[str, str, str, str]]) -> None:
+    clock = ControllableClock(start=START, frozen=True)
+    s = Store(clock)
+    model: dict[str, tuple[str, int, int]] = {}  # key -> (value, createdIndex, modifiedIndex)
+    index = 0
+    applied: list[Event] = []
+    try:
+        for op, key, value, prev in ops:
+            current = model.get(key)
+            expected: int | None = None  # the error code the model predicts
+            if op == "create" and current is not None:
+                expected = errors.NODE_EXIST
+            elif op in ("update", "cas", "delete", "cad") and current is None:
+                expected = errors.KEY_NOT_FOUND
+            elif op in ("cas", "cad") and current is not None and current[0] != prev:
+                expected = errors.TEST_FAILED
+            try:
+                if op == "create":
+                    event = s.create(key, value)
+                elif op == "set":
+                    event = s.set(key, value)
+                elif op == "update":
+                    event = s.update(key, value)
+                elif op == "cas":
+                    event = s.compare_and_swap(key, prev, 0, value)
+                elif op == "delete":
+                    event = s.delete(key)
+                else:
+                    event = s.compare_and_delete(key, prev, 0)
+            except EtcdError as err:
+                assert err.code == expected, (op, key)
+                assert err.index == index
+                assert s.index == index  # a failed write spends no index
+                continue
+            assert expected is None, (op, key, expected)
+            index += 1
+            assert event.index == event.etcd_index == s.index == index
+            applied.append(event)
+            if op in ("create", "set"):
+                model[key] = (value, index, index)
+            elif op in ("update", "cas"):
+                assert current is not None
+                model[key] = (value, current[1], index)
+            else:
+                del model[key]
+        for key in KEYS:
+            if key in model:
+                value, created, modified = model[key]
+                node = s.get(key).node
+                assert (node["value"], node["createdIndex"], node["modifiedIndex"]) == (
+                    value,
+                    created,
+                    modified,
+                )
+            else:
+                with pytest.raises(EtcdError):
+                    s.get(key)
+        # Every write is in the history at its own index.
+        for event in applied:
+            got = s.watch(event.key, since_index=event.index).get(timeout=0)
+            assert got is not None and got.to_json() == event.to_json()
+    finally:
+        s.close()
