@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_etcd_discovery.forms import (
     MAX_FORM_SIZE,
@@ -199,3 +203,18 @@ def test_atoi_range_errors(text: str) -> None:
     with pytest.raises(ValueError) as err:
         go_atoi(text)
     assert str(err.value) == f'strconv.Atoi: parsing "{text}": value out of range'
+
+
+text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(text.filter(bool), text), max_size=6))
+def test_parse_query_inverts_url_encoding(pairs: list[tuple[str, str]]) -> None:
+    # Whatever a client's form encoder writes, the fake reads back in order.
+    values, error = parsed(urlencode(pairs))
+    assert error is None
+    expected: dict[str, list[str]] = {}
+    for key, value in pairs:
+        expected.setdefault(key, []).append(value)
+    assert values == expected
