@@ -12,6 +12,7 @@ from .app import Call, DiscoveryApp, make_app
 from .clock import Clock, ControllableClock, SystemClock
 from .errors import EtcdError
 from .events import Event
+from .fixture import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
 from .profiles import PROFILES, Profile
 from .server import DiscoveryServer, ServerError
 from .store import Store
@@ -21,15 +22,20 @@ __all__ = [
     "PROFILES",
     "Call",
     "Clock",
+    "ClusterFullError",
     "ControllableClock",
     "DiscoveryApp",
+    "DiscoveryError",
     "DiscoveryServer",
+    "EtcdDiscovery",
     "EtcdError",
     "Event",
+    "Member",
     "Profile",
     "ServerError",
     "Store",
     "SystemClock",
+    "TokenView",
     "Watcher",
     "make_app",
 ]

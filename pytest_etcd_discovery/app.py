@@ -87,7 +87,8 @@ class Call:
     method: str
     path: str
     query: str
-    status: int
+    #: None while the request is still being answered (a long poll), 0 for a dropped one
+    status: int | None
     transport: str
     form: dict[str, list[str]] = field(default_factory=dict)
     time: float = 0.0
@@ -96,7 +97,8 @@ class Call:
 
     def __str__(self) -> str:
         query = f"?{self.query}" if self.query else ""
-        return f"{self.method} {self.path}{query} -> {self.status} ({self.transport})"
+        status = "pending" if self.status is None else self.status
+        return f"{self.method} {self.path}{query} -> {status} ({self.transport})"
 
 
 def go_clean_path(path: str) -> str:
@@ -215,29 +217,32 @@ class DiscoveryApp:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        # Journal the call first, so a long poll still waiting shows as pending.
+        call = self._record(request)
         try:
             response = self.dispatch(request)
         except OSError:
             # A fault dropped the connection: journal it (status 0), let the transport see it.
-            self._record(request, 0)
+            call.status = 0
             raise
-        self._record(request, response.status_code)
+        finally:
+            call.fault = environ.get("etcd_discovery.fault")
+        call.status = response.status_code
         return response(environ, start_response)
 
-    def _record(self, request: Request, status: int) -> None:
-        form = self._form(request)
+    def _record(self, request: Request) -> Call:
         call = Call(
             method=request.method,
             path=request.path,
             query=request.environ.get("QUERY_STRING", ""),
-            status=status,
+            status=None,
             transport=request.environ.get(TRANSPORT_KEY, "live"),
-            form=form.values,
+            form=self._form(request).values,
             time=self.clock.now(),
-            fault=request.environ.get("etcd_discovery.fault"),
         )
         with self._calls_lock:
             self.calls.append(call)
+        return call
 
     def dispatch(self, request: Request) -> Response:
         for hook in self.before_request:

@@ -52,6 +52,8 @@ def _render_call(call: Any) -> str:
         query = "&".join(f"{k}={v}" for k, v in query.items())
     target = f"{path}?{query}" if query else str(path)
     status = getattr(call, "status", "?")
+    if status is None:
+        status = "pending"
     transport = getattr(call, "transport", "?")
     line = f"  {transport:<9} {method:<6} {target} -> {status}"
     fault = getattr(call, "fault", None)
