@@ -98,6 +98,8 @@ class Watch:
     path: str
     params: dict[str, Any]
     sorted_listing: bool
+    #: The HTTP timeout of the poll itself (short for polls that may rightly never fire).
+    timeout: float = REQUEST_TIMEOUT
     _done: threading.Event = field(default_factory=threading.Event)
     _reply: Reply | None = None
     _error: BaseException | None = None
@@ -111,11 +113,17 @@ class Watch:
         # Own session: requests.Session is not meant to be shared between threads.
         try:
             with self.recorder.side.session() as session:
-                self._reply = self.recorder.send(session, self.method, self.path, self.params)
+                self._reply = self.recorder.send(
+                    session, self.method, self.path, self.params, timeout=self.timeout
+                )
         except BaseException as err:  # handed to the scenario thread in result()
             self._error = err
         finally:
             self._done.set()
+
+    def answered(self, within: float) -> bool:
+        """Whether the poll got its reply (or failed) within ``within`` seconds; unrecorded."""
+        return self._done.wait(within)
 
     def pending(self, within: float = 0.15) -> bool:
         """True if no reply arrived within ``within`` s (proves the poll blocks), recorded."""
@@ -290,21 +298,39 @@ class Recorder:
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.request("DELETE", path, **kw)
 
-    def watch(self, path: str, params: Mapping[str, Any], method: str = "GET") -> Watch:
-        """Start a long poll in a thread; collect it with :meth:`Watch.result`."""
+    def watch(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        method: str = "GET",
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+        registered: bool = False,
+    ) -> Watch:
+        """Start a long poll in a thread; collect it with :meth:`Watch.result`.
+
+        ``registered=True`` returns only once the store holds the poll (for a future
+        index), so the poll's ``X-Etcd-Index`` (the index at registration) is not a race.
+        """
         params = {"wait": "true", **params}
-        watch = Watch(self, method, path, params, _asks_sorted(params))
+        before = self.side.watcher_count() if registered else 0
+        watch = Watch(self, method, path, params, _asks_sorted(params), timeout)
         self._watches.append(watch)
         watch.start()
+        if registered:
+            self._wait_count(before + 1)
         return watch
 
     def wait_watchers(self, count: int, timeout: float = 5.0) -> None:
         """Block until the store holds ``count`` more long polls than when the scenario
         started (so a write cannot race them)."""
+        self._wait_count(self._watchers_before + count, timeout)
+
+    def _wait_count(self, count: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while self.side.watcher_count() < self._watchers_before + count:
+        while self.side.watcher_count() < count:
             if time.monotonic() >= deadline:
-                raise AssertionError(f"[{self.side.name}] {count} watcher(s) not registered")
+                raise AssertionError(f"[{self.side.name}] watcher count {count} not reached")
             time.sleep(0.02)
 
     def new_token(
