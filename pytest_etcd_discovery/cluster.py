@@ -367,26 +367,36 @@ class DiscoveryCluster:
             member.start()
 
     def wait_healthy(self, timeout: float = 60) -> None:
-        """Block until every member's ``/health`` is healthy.
+        """Block until every member's ``/health`` is healthy in two passes in a row.
+
+        A member serves ``/health`` only after its own "publish attributes" entry is
+        committed, so after one all-healthy pass every member has published; ``/health``
+        is a quorum read, so in the second pass each member proves it applied everything
+        committed before, including the others' publishes: ``member_list`` from any
+        endpoint then shows all of them started (etcd 3.4's member list is a local read).
+        An unhealthy answer starts over (bounded by ``timeout``, polling every 50 ms).
 
         Fails at once, quoting every member's log, as soon as any member exits.
 
         :raises ClusterError: a member exited, or not all were healthy in ``timeout``.
         """
         deadline = time.monotonic() + timeout
-        pending = list(self.members)
-        while pending:
+        healthy_passes = 0
+        while True:
             for member in self.members:
                 if not member.running:
                     raise ClusterError(
                         f"member {member.name} exited while the cluster bootstrapped\n"
                         + self.describe()
                     )
-            pending = [m for m in pending if not _healthy(m.client_url)]
-            if not pending:
+            unhealthy = [m for m in self.members if not _healthy(m.client_url)]
+            healthy_passes = 0 if unhealthy else healthy_passes + 1
+            if healthy_passes == 2:
                 return
+            if not unhealthy:
+                continue  # the confirming pass, at once
             if time.monotonic() >= deadline:
-                names = ", ".join(m.name for m in pending)
+                names = ", ".join(m.name for m in unhealthy)
                 raise ClusterError(f"not healthy after {timeout} s: {names}\n{self.describe()}")
             time.sleep(_POLL_INTERVAL)
 

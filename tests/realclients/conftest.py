@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realstack import FAKE, FAKE_DS, REAL, ClusterFactory, Stack, discoveryserver_watch_bug
+from realstack import FAKE, FAKE_DS, REAL, ClusterFactory, Stack
 from realutil import require_real
 
 from pytest_etcd_discovery.processes import RealDiscoveryService
@@ -24,12 +24,6 @@ def fake_ds_service() -> Iterator[DiscoveryServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def fake_ds_watch_bug(fake_ds_service: DiscoveryServer) -> str | None:
-    """Whether the fake's discoveryserver profile still has the watch bug (probed once)."""
-    return discoveryserver_watch_bug(fake_ds_service)
-
-
 @pytest.fixture
 def etcd_binaries() -> None:
     """Skip (or fail under ETCD_DISCOVERY_REQUIRE_REAL=1) without etcd and etcdctl."""
@@ -45,10 +39,7 @@ def stack(request: pytest.FixtureRequest, etcd_binaries: None) -> Stack:
         return Stack(kind, server.url, f"{server.url}/v2/keys", fake=server)
     if kind == FAKE_DS:
         ds: DiscoveryServer = request.getfixturevalue("fake_ds_service")
-        # Known and tested on its own (test_discoveryserver_watch_includes_wait_index);
-        # tests that bootstrap call stack.xfail_known_bug() instead of timing out.
-        bug: str | None = request.getfixturevalue("fake_ds_watch_bug")
-        return Stack(kind, ds.url, None, fake=ds, known_bug=bug)
+        return Stack(kind, ds.url, None, fake=ds)
     if kind == REAL:
         real: RealDiscoveryService = request.getfixturevalue("real_service")
         return Stack(kind, real.url, f"{real.etcd_url}/v2/keys", real=real)

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import requests
 
 from pytest_etcd_discovery.cluster import DiscoveryCluster
@@ -51,17 +50,6 @@ class Stack:
     keys_url: str | None  # an etcd v2 keys API root (".../v2/keys"), if the stack has one
     fake: DiscoveryServer | None = None
     real: RealDiscoveryService | None = None
-    #: A known fake bug that keeps real etcd from bootstrapping here (see xfail_known_bug).
-    known_bug: str | None = None
-
-    def xfail_known_bug(self) -> None:
-        """xfail the calling test if a known bug would make its bootstrap hang.
-
-        Called only by tests that need a full bootstrap; the bug itself has its own
-        failing test, so it is not hidden. Once fixed, these tests simply run.
-        """
-        if self.known_bug is not None:
-            pytest.xfail(self.known_bug)
 
     def new_token_url(self, size: int) -> str:
         """``GET /new?size=N``: the discovery URL to hand to etcd."""
@@ -162,25 +150,3 @@ class ClusterFactory:
     def stop_all(self) -> None:
         for cluster in reversed(self.clusters):
             cluster.stop()
-
-
-def discoveryserver_watch_bug(server: DiscoveryServer) -> str | None:
-    """Probe the fake's ``discoveryserver`` profile for the watch bug etcd trips on.
-
-    etcd registers with ``PUT /T/<id>`` and then waits for its own key with
-    ``wait=true&waitIndex=<createdIndex>``; the real service (v2v3 store,
-    ``WithRev(waitIndex+1)`` in v3 revisions = v2 index >= waitIndex) answers that at once.
-    Returns a description when the fake blocks instead, else ``None``.
-    """
-    url = requests.get(f"{server.url}/new", params={"size": 1}, timeout=5).text
-    put = requests.put(f"{url}/probe", data={"value": "p=http://127.0.0.1:1"}, timeout=5)
-    index = put.json()["node"]["createdIndex"]
-    try:
-        requests.get(f"{url}/probe", params={"wait": "true", "waitIndex": index}, timeout=1)
-    except requests.Timeout:
-        return (
-            "fake bug (see /work/notes/realclients.md): discoveryserver profile blocks "
-            f"GET /T/<id>?wait=true&waitIndex=<createdIndex {index}> instead of returning "
-            "the event at that index, so etcd 3.4 never finishes discovery"
-        )
-    return None

@@ -50,7 +50,6 @@ def assert_cluster_formed(cluster: DiscoveryCluster, stack: Stack) -> None:
 def test_cluster_bootstraps_through_discovery_token(
     stack: Stack, size: int, make_cluster: ClusterFactory
 ) -> None:
-    stack.xfail_known_bug()
     url = stack.new_token_url(size)
     cluster = make_cluster(url, size)
     cluster.start()

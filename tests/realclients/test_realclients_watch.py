@@ -37,7 +37,6 @@ def found_peers(output: str) -> list[str]:
 def test_waiting_member_counts_visible_keys_not_hidden_ones(
     stack: Stack, make_cluster: ClusterFactory
 ) -> None:
-    stack.xfail_known_bug()
     url = stack.new_token_url(2)
     cluster = make_cluster(url, 2)
     member = cluster.members[0]
@@ -64,7 +63,6 @@ def test_waiting_member_counts_visible_keys_not_hidden_ones(
 def test_waiting_member_exits_on_a_peer_value_that_is_not_a_url_map(
     stack: Stack, make_cluster: ClusterFactory
 ) -> None:
-    stack.xfail_known_bug()
     url = stack.new_token_url(2)
     cluster = make_cluster(url, 2)
     member = cluster.members[0]
