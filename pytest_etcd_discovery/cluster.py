@@ -48,6 +48,7 @@ from pytest_etcd_discovery.processes import (
 __all__ = [
     "DUPLICATE_ID_PATTERN",
     "FULL_CLUSTER_PATTERN",
+    "PORT_TAKEN_PATTERN",
     "PROXY_FALLBACK_PATTERN",
     "PROXY_STARTED_PATTERN",
     "READY_PATTERN",
@@ -72,6 +73,9 @@ DUPLICATE_ID_PATTERN = re.compile(
     r"discovery: found duplicate id|has previously registered with discovery service"
     r"|member has been registered with discovery service"
 )
+
+#: etcd could not bind a port (another process took it after free_port chose it).
+PORT_TAKEN_PATTERN = re.compile(r"bind: address already in use")
 
 #: Raft timings that let a loopback cluster elect a leader in well under a second while
 #: leaving room for a loaded 2-core machine (heartbeat 25 ms, election 250 ms).
@@ -242,6 +246,25 @@ class EtcdMember:
             raise ClusterError(f"stop {self.name} before wiping its data dir")
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    def lost_port_race(self) -> bool:
+        """Whether the last run exited because one of its ports was taken meanwhile.
+
+        etcd binds its ports before it talks to the discovery service, so such a run
+        registered nothing and may simply be started again on new ports.
+        """
+        return (
+            self.process is not None
+            and not self.process.running
+            and PORT_TAKEN_PATTERN.search(self.process.output) is not None
+        )
+
+    def repick_ports(self) -> None:
+        """Choose new free ports (this changes :attr:`peer_url` and :attr:`member_id`)."""
+        if self.running:
+            raise ClusterError(f"stop {self.name} before changing its ports")
+        self.client_port = free_port(self.host)
+        self.peer_port = free_port(self.host)
+
     # -- state -----------------------------------------------------------------------
 
     @property
@@ -376,14 +399,22 @@ class DiscoveryCluster:
         endpoint then shows all of them started (etcd 3.4's member list is a local read).
         An unhealthy answer starts over (bounded by ``timeout``, polling every 50 ms).
 
-        Fails at once, quoting every member's log, as soon as any member exits.
+        A member that exited because another process took one of its ports meanwhile
+        is restarted on new ports (it had not registered yet); any other exit fails at
+        once, quoting every member's log.
 
         :raises ClusterError: a member exited, or not all were healthy in ``timeout``.
         """
         deadline = time.monotonic() + timeout
         healthy_passes = 0
+        port_retries = 3 * len(self.members)
         while True:
             for member in self.members:
+                if member.lost_port_race() and port_retries > 0:
+                    port_retries -= 1
+                    member.repick_ports()
+                    member.start()
+                    healthy_passes = 0
                 if not member.running:
                     raise ClusterError(
                         f"member {member.name} exited while the cluster bootstrapped\n"
