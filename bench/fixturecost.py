@@ -1,18 +1,25 @@
 """Group 3: what the ``etcd_discovery`` fixture adds to a pytest run.
 
-Whole ``pytest`` runs (subprocesses) of N generated tests for each variant, N at two
-sizes; the slope between the sizes minus the plain tests' slope is the marginal cost per
-test, and what is left at the smaller size is the fixed cost per session. Every variant
-runs with the same plugins installed, so interpreter and plugin start-up cancel out.
+Whole ``pytest`` runs (subprocesses) of N generated tests for each variant, at two sizes.
+A small conftest in each suite records every test's setup + call + teardown duration, so
+the cost per test is the median of those over all tests of a variant minus the same for
+plain tests (a median over hundreds of tests stays put when the machine is busy; a
+difference of whole-run times does not). The fixed cost per session is what is left of
+the run's wall time after n typical tests: start-up, the session server, shutdown. Every
+variant runs with the same plugins installed, so interpreter and plugin start-up cancel
+out; the CPU time of each run (its rusage) is recorded too.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .common import RunError
 from .stats import clock, median
@@ -29,6 +36,23 @@ VARIANTS: dict[str, str] = {
 #: plugin costs tests that do not use it: its autouse fixture and hooks).
 ARGS: dict[str, tuple[str, ...]] = {"plain, plugin disabled": ("-p", "no:etcd_discovery")}
 
+#: Records (setup + call + teardown) seconds per test into $BENCH_DURATIONS.
+CONFTEST = """\
+import json
+import os
+
+_per_test = {}
+
+
+def pytest_runtest_logreport(report):
+    _per_test[report.nodeid] = _per_test.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["BENCH_DURATIONS"], "w") as fh:
+        json.dump(list(_per_test.values()), fh)
+"""
+
 
 def httpserver_available() -> bool:
     try:
@@ -44,46 +68,75 @@ def _write_suite(root: Path, variant: str, count: int) -> Path:
     suite.mkdir()
     # Its own rootdir: the repository's pytest settings (addopts) must not apply.
     (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "conftest.py").write_text(CONFTEST)
     body = "".join(VARIANTS[variant].format(i=i) + "\n\n" for i in range(count))
     (suite / "test_suite.py").write_text(body)
     return suite
 
 
-def _run_suite(suite: Path, count: int, extra: tuple[str, ...] = ()) -> float:
+def _run_suite(suite: Path, count: int, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One pytest run: wall seconds, CPU seconds, per-test seconds."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    durations = suite / "durations.json"
+    env["BENCH_DURATIONS"] = str(durations)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(suite)]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = clock()
     proc = subprocess.run(
         argv, cwd=suite, env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    seconds = clock() - start
+    wall = clock() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     if proc.returncode != 0 or f"{count} passed" not in proc.stdout:
         raise RunError(f"pytest run of {suite.name} failed:\n{proc.stdout[-2000:]}{proc.stderr}")
-    return seconds
+    per_test: list[float] = json.loads(durations.read_text())
+    return {"wall": wall, "cpu": cpu, "tests": per_test}
 
 
 def measure(sizes: tuple[int, int], reps: int) -> dict[str, dict[str, float]]:
-    """Per variant: median run time at each size, per-test and per-session costs (ms)."""
+    """Per variant: run times at each size, cost per test and fixed cost per session (ms)."""
     variants = [v for v in VARIANTS if v != "httpserver" or httpserver_available()]
-    small, large = sizes
-    times: dict[tuple[str, int], list[float]] = {}
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fixture-") as tmp:
-        suites = {(v, n): _write_suite(Path(tmp), v, n) for v in variants for n in (small, large)}
+        suites = {(v, n): _write_suite(Path(tmp), v, n) for v in variants for n in sizes}
         # Round-robin, so a load change on the machine hits every variant alike.
         for _ in range(reps):
             for (v, n), suite in suites.items():
-                times.setdefault((v, n), []).append(_run_suite(suite, n, ARGS.get(v, ())))
-    med = {key: median(values) for key, values in times.items()}
-    plain_slope = (med[("plain", large)] - med[("plain", small)]) / (large - small)
+                runs.setdefault((v, n), []).append(_run_suite(suite, n, ARGS.get(v, ())))
+
+    def per_test(v: str) -> float:
+        return median([d for n in sizes for run in runs[(v, n)] for d in run["tests"]])
+
+    def outside_tests(v: str, n: int, key: str) -> float:
+        """Median over runs of (run time - n typical tests): what the session costs
+        besides its tests, including a session fixture started in the first test."""
+        return median([run[key] - n * median(run["tests"]) for run in runs[(v, n)]])
+
     result: dict[str, dict[str, float]] = {}
+    plain_test = per_test("plain")
     for v in variants:
-        slope = (med[(v, large)] - med[(v, small)]) / (large - small)
-        per_test = slope - plain_slope
-        per_session = med[(v, small)] - med[("plain", small)] - per_test * small
-        result[v] = {
-            f"run_{small}_ms": med[(v, small)] * 1000,
-            f"run_{large}_ms": med[(v, large)] * 1000,
-            "per_test_ms": per_test * 1000,
-            "per_session_ms": per_session * 1000,
-        }
+        entry: dict[str, float] = {}
+        for n in sizes:
+            entry[f"run_{n}_ms"] = median([r["wall"] for r in runs[(v, n)]]) * 1000
+            entry[f"cpu_{n}_ms"] = median([r["cpu"] for r in runs[(v, n)]]) * 1000
+        entry["test_ms"] = per_test(v) * 1000
+        entry["per_test_ms"] = (per_test(v) - plain_test) * 1000
+        # The session's fixed cost: time outside the tests, over plain's, at both sizes.
+        entry["per_session_ms"] = (
+            median([outside_tests(v, n, "wall") - outside_tests("plain", n, "wall") for n in sizes])
+            * 1000
+        )
+        entry["per_session_cpu_ms"] = (
+            median(
+                [
+                    median([r["cpu"] for r in runs[(v, n)]])
+                    - median([r["cpu"] for r in runs[("plain", n)]])
+                    - n * (per_test(v) - plain_test)
+                    for n in sizes
+                ]
+            )
+            * 1000
+        )
+        result[v] = entry
     return result

@@ -354,8 +354,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     variant,
                     _num(v[f"run_{sizes[0]}_ms"]),
                     _num(v[f"run_{sizes[1]}_ms"]),
+                    _num(v.get("test_ms"), 3),
                     _num(v["per_test_ms"], 3),
                     _num(v["per_session_ms"]),
+                    _num(v.get("per_session_cpu_ms")),
                 ]
             )
         parts.append(
@@ -364,8 +366,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     "tests use",
                     f"run {sizes[0]} ms",
                     f"run {sizes[1]} ms",
-                    "per test ms (over plain)",
-                    "per session ms (over plain)",
+                    "one test ms (median)",
+                    "per test over plain ms",
+                    "per session over plain ms (wall)",
+                    "per session over plain ms (CPU)",
                 ],
                 lines,
             )
