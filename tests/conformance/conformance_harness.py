@@ -41,6 +41,7 @@ import requests
 TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 #: Hex runs long enough to be (parts of) tokens; etcd member ids (16 hex) stay as they are.
 HEX_RUN_RE = re.compile(r"[a-fA-F0-9]{24,}")
+IN_ORDER_KEY_RE = re.compile(r"/(\d{20})\b")
 EXPIRATION_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 ESCAPE_RE = re.compile(r"\\u[0-9a-fA-F]{4}")
 INDEX_FIELDS = frozenset({"modifiedIndex", "createdIndex", "index"})
@@ -64,6 +65,9 @@ class Side:
     url: str
     #: How many long polls the backing store currently holds (for "next event" watches).
     watcher_count: Callable[[], int]
+    #: "discovery": the discovery routes; "keys": an etcd v2 keys API (``url`` ends in
+    #: ``/v2/keys``), where a token is a directory the scenario creates itself.
+    kind: str = "discovery"
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -205,6 +209,8 @@ class Recorder:
 
     def norm_text(self, text: str) -> str:
         text = text.replace(self.side.url, "<URL>")
+        # In-order keys (POST on a keys API) are named by their index, 20 digits.
+        text = IN_ORDER_KEY_RE.sub(lambda m: f"/<{self.rel(int(m.group(1)))}>", text)
         return HEX_RUN_RE.sub(self._name_hex, text)
 
     def _name_hex(self, match: re.Match[str]) -> str:
@@ -336,7 +342,13 @@ class Recorder:
     def new_token(
         self, size: int | str | None = 3, *, method: str = "GET", form: bool = False
     ) -> str:
-        """``/new`` (recorded); returns the token. The first one anchors the indexes."""
+        """``/new`` (recorded); returns the token. The first one anchors the indexes.
+
+        On a keys API there is no ``/new``: the token is a random directory whose
+        ``_config/size`` is created the way users prepare a custom discovery URL.
+        """
+        if self.side.kind == "keys":
+            return self._new_keys_token(size)
         params = {} if size is None or form else {"size": size}
         data = {"size": size} if form and size is not None else None
         reply = self.send(self.session, method, "/new", params, data)
@@ -350,6 +362,18 @@ class Recorder:
             size_reply = self.send(self.session, "GET", f"/{token}/_config/size")
             self.set_anchor(size_reply.json()["node"]["createdIndex"])
             self.record(size_reply, {}, None, False, 200)
+        return token
+
+    def _new_keys_token(self, size: int | str | None) -> str:
+        token = secrets.token_hex(16)
+        self.name_token(token)
+        value = {"value": "3" if size is None else str(size)}
+        params = {"prevExist": "false"}
+        reply = self.send(self.session, "PUT", f"/{token}/_config/size", params, value)
+        assert reply.status == 201, f"[{self.side.name}] size key: {reply.status} {reply.text!r}"
+        if self.anchor is None:
+            self.set_anchor(reply.json()["node"]["createdIndex"])
+        self.record(reply, params, value, False, 201)
         return token
 
     def note(self, label: str, value: Any) -> None:
@@ -440,6 +464,8 @@ class Recorder:
         return out
 
     def _json_body(self, body: bytes, sorted_listing: bool) -> Step:
+        if not body:  # HEAD
+            return {"body": ""}
         try:
             parsed = json.loads(body)
         except ValueError as err:
@@ -529,9 +555,9 @@ def raw_problems(reply: Reply) -> list[str]:
     length = reply.headers.get("Content-Length")
     if length is not None and reply.method != "HEAD" and int(length) != len(reply.body):
         problems.append(f"Content-Length {length} but {len(reply.body)} bytes")
-    if reply.status == 405 and reply.body:
-        problems.append("405 with a body")
-    if not reply.headers.get("Content-Type", "").startswith("application/json"):
+    if reply.method == "HEAD" or not reply.headers.get("Content-Type", "").startswith(
+        "application/json"
+    ):
         return problems
     if not reply.body.endswith(b"\n"):
         problems.append("JSON body without the trailing newline")
@@ -551,7 +577,7 @@ def raw_problems(reply: Reply) -> list[str]:
             problems.append("error reply with X-Raft-Index")
     elif "action" in doc:
         # Watches and GETs answer 200; a PUT's status follows what it did.
-        created = reply.method == "PUT" and (
+        created = reply.method in ("PUT", "POST") and (
             doc["action"] == "create" or (doc["action"] == "set" and "prevNode" not in doc)
         )
         if reply.status != (201 if created else 200):
@@ -628,7 +654,9 @@ _RUNS: dict[tuple[str, str, int], Outcome] = {}
 COMPARED: dict[str, tuple[int, bool]] = {}
 
 
-def side_for(request: pytest.FixtureRequest, name: str) -> Side:
+def side_for(request: pytest.FixtureRequest, name: str, kind: str = "discovery") -> Side:
+    """The ``name`` ("fake"/"real") service: its discovery routes, or (``kind="keys"``)
+    the etcd v2 keys API behind it (real etcd's own; the fake's ``/v2/keys``)."""
     if name == "real":
         real = request.getfixturevalue("real_service")
         etcd_url = real.etcd_url
@@ -637,9 +665,12 @@ def side_for(request: pytest.FixtureRequest, name: str) -> Side:
             stats = requests.get(f"{etcd_url}/v2/stats/store", timeout=5).json()
             return int(stats["watchers"])
 
+        if kind == "keys":
+            return Side("real", f"{etcd_url}/v2/keys", real_watchers, kind)
         return Side("real", real.url, real_watchers)
     fake = request.getfixturevalue("fake_service")
-    return Side("fake", fake.url, lambda: int(fake.store.watcher_count))
+    url = f"{fake.url}/v2/keys" if kind == "keys" else fake.url
+    return Side("fake", url, lambda: int(fake.store.watcher_count), kind)
 
 
 @dataclass
@@ -657,7 +688,7 @@ class Outcome:
 
 
 def _run(side: Side, scenario: Scenario, run: int) -> Outcome:
-    key = (f"{scenario.__module__}.{scenario.__qualname__}", side.name, run)
+    key = (f"{scenario.__module__}.{scenario.__qualname__}", f"{side.name}-{side.kind}", run)
     if key not in _RUNS:
         try:
             _RUNS[key] = Outcome(run_scenario(side, scenario))
@@ -666,7 +697,8 @@ def _run(side: Side, scenario: Scenario, run: int) -> Outcome:
         dump_dir = os.environ.get(DUMP_ENV)
         if dump_dir:
             os.makedirs(dump_dir, exist_ok=True)
-            name = f"{scenario.__qualname__}.{side.name}{'.2' if run else ''}.txt"
+            kind = "" if side.kind == "discovery" else f".{side.kind}"
+            name = f"{scenario.__qualname__}{kind}.{side.name}{'.2' if run else ''}.txt"
             with open(os.path.join(dump_dir, name), "w", encoding="utf-8") as out:
                 lines = render(_RUNS[key].steps)
                 if _RUNS[key].error is not None:
@@ -700,11 +732,13 @@ class Discovery:
             other_side, run = self.side, 1
         else:
             other = "real" if self.side.name == "fake" else "fake"
-            other_side, run = side_for(self.request, other), 0
+            other_side, run = side_for(self.request, other, self.side.kind), 0
         theirs = _run(other_side, scenario, run)
         real, fake = (mine, theirs) if self.side.name == "real" else (theirs, mine)
         real_steps, fake_steps = real.compared(), fake.compared()
         name = f"{scenario.__module__}.{scenario.__qualname__}"
+        if self.side.kind != "discovery":
+            name += f" ({self.side.kind})"
         COMPARED[name] = (count_requests(real_steps), real_steps != fake_steps)
         problems: list[str] = []
         if mine.error is not None:

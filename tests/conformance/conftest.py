@@ -25,6 +25,18 @@ def discovery(request: pytest.FixtureRequest) -> Discovery:
     return Discovery(side_for(request, request.param), request)
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("fake", marks=pytest.mark.fake, id="fake"),
+        pytest.param("real", marks=pytest.mark.real, id="real"),
+    ]
+)
+def keys_api(request: pytest.FixtureRequest) -> Discovery:
+    """The etcd v2 keys API of this test's side: real etcd's own ``/v2/keys`` (what a
+    custom discovery URL points at) or the fake's ``/v2/keys`` on the same store."""
+    return Discovery(side_for(request, request.param, "keys"), request)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if COMPARED:
         steps = sum(n for n, _ in COMPARED.values())

@@ -1,0 +1,82 @@
+"""The same keys and watch scenarios, sent straight to an etcd v2 keys API: real etcd's
+``/v2/keys`` against the fake's ``/v2/keys`` (a custom discovery URL such as
+``--discovery http://host:2379/v2/keys/discovery/<uuid>`` talks to exactly this)."""
+
+from __future__ import annotations
+
+import pytest
+from conformance_harness import Discovery, Recorder, Scenario
+from test_conformance_bootstrap import etcd34_bootstrap
+from test_conformance_keys import (
+    bad_options,
+    deletes,
+    directories,
+    listings,
+    put_preconditions,
+    put_values,
+    ttls,
+)
+from test_conformance_watch import cleared_history, ttl_expiry, watch_blocking, watch_history
+
+SHARED: list[Scenario] = [
+    put_preconditions,
+    put_values,
+    ttls,
+    directories,
+    deletes,
+    listings,
+    bad_options,
+    watch_history,
+    watch_blocking,
+    ttl_expiry,
+    cleared_history,
+    etcd34_bootstrap,
+]
+
+
+@pytest.mark.parametrize("scenario", SHARED, ids=[s.__name__ for s in SHARED])
+def test_shared_scenarios(keys_api: Discovery, scenario: Scenario) -> None:
+    keys_api.check(scenario)
+
+
+def keys_only(d: Recorder) -> None:
+    """What the discovery router refuses but the keys API serves."""
+    t = d.new_token(3)
+    # Deeper keys, and POST: in-order keys named by their index (20 digits).
+    d.put(f"/{t}/a/b/c", data={"value": "deep"}, expect=201)
+    d.get(f"/{t}/a", params={"recursive": "true", "sorted": "true"}, expect=200)
+    d.request("POST", f"/{t}/queue", data={"value": "first"}, expect=201)
+    d.request("POST", f"/{t}/queue", data={"value": "second"}, expect=201)
+    d.request("POST", f"/{t}/queue", params={"ttl": "604800"}, data={"value": "third"})
+    d.get(f"/{t}/queue", params={"sorted": "true"}, expect=200)
+    d.request("POST", f"/{t}/a/b/c", data={"value": "x"}, expect=400)  # 104: c is a file
+    # Deleting the whole token directory, a directory expiring with children below.
+    d.put(f"/{t}/tmp", params={"dir": "true", "ttl": "1"}, expect=201)
+    d.put(f"/{t}/tmp/child", data={"value": "c"}, expect=201)
+    # The directory's expiry (I+7) wakes a watcher on a key below it.
+    d.watch(f"/{t}/tmp/child", {"waitIndex": d.idx(7)}).result()
+    d.delete(f"/{t}", expect=403)
+    d.delete(f"/{t}", params={"dir": "true"}, expect=403)
+    w = d.watch(f"/{t}/a/b/c", {"waitIndex": d.idx(8)}, registered=True)
+    d.delete(f"/{t}", params={"recursive": "true"}, expect=200)
+    w.result()
+    d.get(f"/{t}", expect=404)
+    d.get(f"/{t}/_config/size", expect=404)
+    d.request("HEAD", f"/{t}", expect=404)
+    d.request("HEAD", f"/{t}/never", expect=404)
+
+
+def test_keys_only(keys_api: Discovery) -> None:
+    keys_api.check(keys_only)
+
+
+def method_not_allowed(d: Recorder) -> None:
+    """etcd's keys handler sets the CORS headers before it refuses a method."""
+    t = d.new_token(3)
+    for method in ("PATCH", "OPTIONS", "TRACE"):
+        d.request(method, f"/{t}")
+        d.request(method, f"/{t}/_config/size")
+
+
+def test_method_not_allowed(keys_api: Discovery) -> None:
+    keys_api.check(method_not_allowed)
