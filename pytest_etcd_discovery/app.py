@@ -115,6 +115,14 @@ def _raw_query(request: Request) -> str:
     return raw.encode("latin-1", "replace").decode("utf-8", "surrogateescape")
 
 
+def _time_left(timeout: float | None) -> Callable[[], float | None]:
+    """A function giving the seconds left of ``timeout`` from now (None: no limit)."""
+    if timeout is None:
+        return lambda: None
+    deadline = time.monotonic() + timeout
+    return lambda: max(deadline - time.monotonic(), 0.0)
+
+
 def _text(body: str, status: int) -> Response:
     """``http.Error``: text/plain, nosniff, and a newline after the message."""
     resp = Response(body + "\n", status=status, mimetype="text/plain")
@@ -212,6 +220,10 @@ class DiscoveryApp:
     def close(self) -> None:
         """Release every blocked long poll (the server calls this when it stops)."""
         self.store.close()
+
+    def open(self) -> None:
+        """Serve again after :meth:`close`, with the same state (a server restart)."""
+        self.store.open()
 
     # -- WSGI ----------------------------------------------------------------------------
 
@@ -327,6 +339,8 @@ class DiscoveryApp:
         key = self.token_key(token) + request.environ[PATH_KEY][1 + len(token) :]
         if self.profile.name == "discoveryserver":
             response = self._discoveryserver_token(request, key)
+            if response.status_code == 200 and "Content-Type" not in response.headers:
+                return response  # a long poll that gave up returns before it is counted
         else:
             # The original service proxies to etcd: the v2 keys API, flushed at the end.
             response = self._keys(request, key, flush_early=False)
@@ -432,16 +446,14 @@ class DiscoveryApp:
         return Response(gojson.encode_line(err.to_json()), status=err.status, headers=headers)
 
     def _watch_response(self, watcher: Watcher, stream: bool, flush_early: bool) -> Response:
-        timeout = self.profile.watch_timeout
+        left = _time_left(self.profile.watch_timeout)
 
         def body() -> Iterator[bytes]:
             try:
                 if flush_early:
                     yield b""  # etcd flushes the headers at once for long polls
-                deadline = time.monotonic() + timeout
                 while True:
-                    left = deadline - time.monotonic()
-                    event = watcher.get(timeout=max(left, 0))
+                    event = watcher.get(timeout=left())
                     if event is None:
                         return
                     yield gojson.encode_line(event.to_json())
@@ -503,7 +515,7 @@ class DiscoveryApp:
         first event at or after ``waitIndex`` (no ``waitIndex``: from the oldest one kept).
         Its watcher drops events below the key through a ``_`` name, replayed ones too.
         """
-        deadline = time.monotonic() + self.profile.watch_timeout
+        left = _time_left(self.profile.watch_timeout)
         since = max(wait_index, 1, self.store.hub.history.start_index)
         while True:
             try:
@@ -511,7 +523,7 @@ class DiscoveryApp:
             except EtcdError:
                 return _bare(200)
             try:
-                event = watcher.get(timeout=max(deadline - time.monotonic(), 0))
+                event = watcher.get(timeout=left())
             finally:
                 watcher.remove()
             if event is None:

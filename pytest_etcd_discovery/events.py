@@ -73,7 +73,8 @@ class EventHistory:
 
     @property
     def start_index(self) -> int:
-        return self._indexes[0] if self._indexes else 0
+        """The index of the oldest event still inside the window."""
+        return self._indexes[self._window()] if self._indexes else 0
 
     @property
     def last_index(self) -> int:

@@ -25,8 +25,8 @@ class Profile:
     key_prefix: str
     #: where ``/`` redirects
     home_url: str
-    #: how long a long poll waits before answering with an empty 200
-    watch_timeout: float
+    #: how long a long poll waits before answering with an empty 200 (None: for ever)
+    watch_timeout: float | None
     #: the generic etcd v2 keys API at ``/v2/keys`` (a "custom etcd discovery" URL)
     serves_keys_api: bool
     #: ``/new`` and ``/health`` spend an extra index on a garbage-collection record
@@ -40,7 +40,7 @@ PROFILES: dict[str, Profile] = {
         name=ETCD_V2,
         key_prefix="/_etcd/registry",
         home_url="https://coreos.com/docs/cluster-management/setup/cluster-discovery/",
-        watch_timeout=300.0,  # etcd's defaultWatchTimeout
+        watch_timeout=None,  # etcd's defaultWatchTimeout is MaxInt64; the proxy sets none
         serves_keys_api=True,
         gc_records=False,
         new_error="Unable to generate token",

@@ -88,6 +88,7 @@ class DiscoveryServer:
         if self._server is not None:
             raise ServerError("the server is already running")
         sock = self._bind()
+        self.app.open()  # a restarted server carries on with the state it had
         try:
             # werkzeug dups the bound socket; binding it ourselves keeps werkzeug from
             # printing to stderr and exiting when the port is busy.

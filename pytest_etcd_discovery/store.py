@@ -358,16 +358,30 @@ class Store:
                     self._wakeup.wait(max(nxt - now, 0) / NS_PER_S)
 
     def close(self) -> None:
-        """Stop the expiry thread and release every blocked watch."""
+        """Stop the expiry thread and release every blocked watch (idempotent).
+
+        The data stays; :meth:`open` resumes expiring keys by itself.
+        """
         with self._wakeup:
             self._closed = True
             self._wakeup.notify_all()
-        reaper = self._reaper
+            reaper, self._reaper = self._reaper, None
         if reaper is not None and reaper is not threading.current_thread():
             reaper.join(timeout=5)
         if isinstance(self.clock, ControllableClock):
             self.clock.unsubscribe(self._clock_moved)
         self.hub.close_all()
+
+    def open(self) -> None:
+        """Resume after :meth:`close`: follow the clock and expire keys again."""
+        with self._wakeup:
+            if not self._closed:
+                return
+            self._closed = False
+            if isinstance(self.clock, ControllableClock):
+                self.clock.subscribe(self._clock_moved)
+            if len(self._ttl):
+                self._ensure_reaper()
 
     # -- internals ---------------------------------------------------------------------
 

@@ -112,10 +112,10 @@ class WatcherHub:
         )
         with self._lock:
             if event is not None:
-                # A past event is answered at once, as a copy stamped with today's index.
+                # A past event is answered at once, as a copy stamped with today's index;
+                # like etcd, such a watcher (even a stream) is not registered for more.
                 watcher._push(event.with_index(store_index))
-                if not stream:
-                    return watcher
+                return watcher
             self._watchers.setdefault(key, []).append(watcher)
         return watcher
 

@@ -327,12 +327,6 @@ def test_wait_without_wait_index_scans_from_the_start(client: Client) -> None:
     assert isinstance(node, dict) and node["value"] == "a"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with more events than the history keeps, a discoveryserver long poll without "
-    "waitIndex answers an empty 200 at once (since = EventHistory.start_index, which lies "
-    "before the capacity window, so the scan raises 401) instead of the oldest kept event",
-)
 def test_wait_without_wait_index_after_the_history_wrapped(client: Client) -> None:
     token = new_token(client)  # index 1 (size) and 2 (GC record)
     for i in range(1100):  # indexes 3..1102; the last 1000 events are 103..1102
@@ -553,12 +547,6 @@ def test_new_token_keys_and_index_steps(
         app.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (from discoveryserver's handlers/token.go, no binary here): a long poll that "
-    "times out returns via w.WriteHeader(200) before tokenCounter is incremented; the fake "
-    "counts it as a 200",
-)
 def test_a_timed_out_long_poll_is_not_counted() -> None:
     app = DiscoveryApp(profile=profile(0.05))
     try:

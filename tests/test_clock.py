@@ -221,4 +221,5 @@ def test_close_stops_the_expiry_thread() -> None:
     store.close()
     for t in reapers:
         t.join(timeout=WAIT)
-    assert store._reaper is not None and not store._reaper.is_alive()
+    assert store._reaper is None
+    assert not any(t.is_alive() for t in reapers)

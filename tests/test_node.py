@@ -163,11 +163,6 @@ def test_history_trims_to_capacity_and_reports_the_cleared_range() -> None:
     assert history.scan("/k6", False, 8) is None  # future
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: EventHistory.start_index returns the oldest event still in the batch-trimmed "
-    "list, not the first one inside the capacity window",
-)
 def test_history_start_and_last_index_are_the_windows() -> None:
     history = EventHistory(capacity=3)
     assert (history.start_index, history.last_index) == (0, 0)

@@ -192,12 +192,6 @@ def test_ipv6_loopback_url_has_brackets() -> None:
         assert requests.get(f"{server.url}/health", timeout=WAIT).text == "OK"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stop() closes the app's store for good (clock unsubscribed, expiry thread "
-    "not restarted), so after stop()/start() TTL keys only expire lazily on the next request "
-    "and their watchers are never woken",
-)
 def test_a_restarted_server_still_expires_keys_by_itself() -> None:
     clock = ControllableClock(start=1_700_000_000, frozen=True)
     server = DiscoveryServer(clock=clock)

@@ -316,12 +316,6 @@ def test_start_index_is_the_store_index_when_the_watch_began(store: Store) -> No
     assert store.watch("/a", since_index=1).start_index == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (measured divergence): a stream watch answered from history is also "
-    "registered for later events; etcd returns the one past event and never registers it "
-    "(curl ?wait=true&stream=true&waitIndex=<past> then a PUT: etcd prints only the past event)",
-)
 def test_stream_watch_answered_from_history_gets_only_that_event(store: Store) -> None:
     store.create("/k", "1")
     watcher = store.watch("/k", stream=True, since_index=1)
