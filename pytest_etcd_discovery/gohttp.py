@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -44,21 +45,31 @@ class GoLikeRequestHandler(WSGIRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Go: "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n
         # Connection: close\r\n\r\n400 Bad Request", then it closes the connection.
+        # Python's own messages ("Bad request syntax (...)") are not Go's: dropped.
         if code in (414, 431):
             text = _GO_431
         elif code == 505:
             text = _GO_505
         else:
-            text = _GO_400 if message is None or code != 400 else f"{_GO_400}: {message}"
+            text = _GO_400
+        self._go_error(text)
+
+    def _go_error(self, text: str) -> None:
         self._write_raw(
             f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Connection: close\r\n\r\n{text}"
         )
 
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        # werkzeug passes "404 NOT FOUND"; Go writes the canonical "404 Not Found".
+        with contextlib.suppress(ValueError):
+            message = HTTPStatus(code).phrase
+        super().send_response_only(code, message)
+
     def _write_raw(self, response: str) -> None:
         self.close_connection = True
         try:
-            self.wfile.write(response.encode("ascii"))
+            self.wfile.write(response.encode("ascii", "replace"))
             self.wfile.flush()
         except OSError:
             pass  # the client is gone already
@@ -80,7 +91,7 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             self.send_error(400)  # a header line without a colon
             return False
         if self.request_version == "HTTP/1.1" and "Host" not in self.headers:
-            self.send_error(400, "missing required Host header")
+            self._go_error(f"{_GO_400}: missing required Host header")
             return False
         if self.request_version == "HTTP/0.9":
             self.send_error(400)
