@@ -123,6 +123,12 @@ def _time_left(timeout: float | None) -> Callable[[], float | None]:
     return lambda: max(deadline - time.monotonic(), 0.0)
 
 
+def _with_cors(response: Response) -> Response:
+    """etcd's CORS headers (it allows any origin by default)."""
+    response.headers.extend(CORS_HEADERS)
+    return response
+
+
 def _text(body: str, status: int) -> Response:
     """``http.Error``: text/plain, nosniff, and a newline after the message."""
     resp = Response(body + "\n", status=status, mimetype="text/plain")
@@ -347,10 +353,13 @@ class DiscoveryApp:
         return self._count("token", request, response)
 
     def on_keys(self, request: Request, key: str = "") -> Response:
+        # etcd's CORS wrapper answers OPTIONS itself and heads every reply.
+        if request.method == "OPTIONS":
+            return _with_cors(_bare(200))
         if request.method not in KEYS_METHODS:
             resp = _text("Method Not Allowed", 405)
             resp.headers["Allow"] = ",".join(KEYS_METHODS)
-            return resp
+            return _with_cors(resp)
         key = request.environ[PATH_KEY][len("/v2/keys") :] or "/"
         return self._keys(request, key, flush_early=True)
 
@@ -371,9 +380,10 @@ class DiscoveryApp:
 
     def _keys(self, request: Request, key: str, *, flush_early: bool) -> Response:
         try:
-            return self._keys_request(request, key, flush_early)
+            response = self._keys_request(request, key, flush_early)
         except EtcdError as err:
-            return self._etcd_error(err)
+            response = self._etcd_error(err)
+        return _with_cors(response)
 
     def _keys_request(self, request: Request, key: str, flush_early: bool) -> Response:
         params = KeyParams.parse(request.method, self._form(request))
@@ -419,7 +429,6 @@ class DiscoveryApp:
 
     def _headers(self, etcd_index: int) -> list[tuple[str, str]]:
         return [
-            *CORS_HEADERS,
             ("Content-Type", "application/json"),
             ("X-Etcd-Cluster-Id", self.cluster_id),
             ("X-Etcd-Index", str(etcd_index)),
@@ -438,7 +447,6 @@ class DiscoveryApp:
 
     def _etcd_error(self, err: EtcdError) -> Response:
         headers = [
-            *CORS_HEADERS,
             ("Content-Type", "application/json"),
             ("X-Etcd-Cluster-Id", self.cluster_id),
             ("X-Etcd-Index", str(err.index)),
