@@ -44,7 +44,7 @@ def assert_cluster_formed(cluster: DiscoveryCluster, stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     ("stack", "size"),
-    [(FAKE, 1), (FAKE, 3), (FAKE, 5), (FAKE_DS, 3), (REAL, 1), (REAL, 3)],
+    [(FAKE, 1), (FAKE, 3), (FAKE, 5), (FAKE_DS, 3), (REAL, 1), (REAL, 3), (REAL, 5)],
     indirect=["stack"],
 )
 def test_cluster_bootstraps_through_discovery_token(
@@ -72,6 +72,20 @@ def test_cluster_bootstraps_through_custom_v2_keys_url(
     cluster.start()
     wait_healthy(cluster, stack)
     assert_cluster_formed(cluster, stack)
+
+
+@pytest.mark.parametrize("stack", [FAKE, FAKE_DS, REAL], indirect=True)
+def test_two_clusters_bootstrap_at_once_without_crosstalk(
+    stack: Stack, make_cluster: ClusterFactory
+) -> None:
+    """Six members blocked in long polls on two tokens at the same time."""
+    clusters = [make_cluster(stack.new_token_url(3), 3) for _ in range(2)]
+    for cluster in clusters:
+        cluster.start()
+    for cluster in clusters:
+        wait_healthy(cluster, stack)
+    for cluster in clusters:
+        assert_cluster_formed(cluster, stack)
 
 
 def normalise(journal: list[str], member_id: str) -> list[str]:

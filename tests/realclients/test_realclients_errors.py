@@ -77,3 +77,27 @@ def test_custom_url_with_non_integer_size_fails(stack: Stack, make_cluster: Clus
     assert put.status_code == 201, put.text
     error = bootstrap_error(stack, make_cluster, base)
     assert error == "failed to join discovery cluster (discovery: size key is bad)"
+
+
+@pytest.mark.parametrize("stack", [FAKE, REAL], indirect=True)
+def test_negative_size_token_fails_with_bad_size_key(
+    stack: Stack, make_cluster: ClusterFactory
+) -> None:
+    """``/new?size=-1`` is accepted by the service; etcd's ParseUint rejects the value."""
+    error = bootstrap_error(stack, make_cluster, stack.new_token_url(-1))
+    assert error == "failed to join discovery cluster (discovery: size key is bad)"
+
+
+@pytest.mark.parametrize("stack", [FAKE, REAL], indirect=True)
+def test_size_zero_token_crashes_etcd_after_registering(
+    stack: Stack, make_cluster: ClusterFactory
+) -> None:
+    """Size 0 is never "full" (size-1 wraps around), so the member registers, then
+    discovery returns an empty cluster and etcd 3.4 dies on a nil pointer (exit 2)."""
+    url = stack.new_token_url(0)
+    cluster = make_cluster(url, 1)
+    cluster.start()
+    member = cluster.members[0]
+    assert member.wait_exit(EXIT_TIMEOUT) == 2, member.describe()
+    assert "invalid memory address or nil pointer dereference" in member.output
+    assert stack.registered(url) == {member.member_id: f"{member.name}={member.peer_url}"}
