@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
+from requests.structures import CaseInsensitiveDict
 
 TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 #: Hex runs long enough to be (parts of) tokens; etcd member ids (16 hex) stay as they are.
@@ -284,11 +285,14 @@ class Recorder:
     ) -> Reply:
         """Send ``target`` byte for byte (no URL normalisation by a client library)."""
         parsed = urlsplit(self.side.url)
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=REQUEST_TIMEOUT)
+        host = parsed.hostname or "127.0.0.1"
+        conn = http.client.HTTPConnection(host, parsed.port, timeout=REQUEST_TIMEOUT)
         try:
-            conn.request(method, target, body=body, headers=dict(headers or {}))
+            # (A keys-API side's URL has a path prefix, /v2/keys.)
+            conn.request(method, parsed.path + target, body=body, headers=dict(headers or {}))
             resp = conn.getresponse()
-            reply = Reply(method, target, resp.status, resp.headers, resp.read())
+            fields = CaseInsensitiveDict(resp.getheaders())
+            reply = Reply(method, target, resp.status, fields, resp.read())
         finally:
             conn.close()
         data = body.decode("utf-8", "replace") if body is not None else None
