@@ -82,6 +82,8 @@ PORT_TAKEN_PATTERN = re.compile(r"bind: address already in use")
 FAST_RAFT_ARGS: tuple[str, ...] = ("--heartbeat-interval", "25", "--election-timeout", "250")
 
 _POLL_INTERVAL = 0.05
+#: SIGKILL after this long when a whole cluster stops (see DiscoveryCluster.stop).
+_CLUSTER_STOP_TIMEOUT = 2.0
 _TAIL_CHARS = 3000
 
 
@@ -234,11 +236,14 @@ class EtcdMember:
         )
         self.process.start()
 
-    def stop(self) -> int | None:
-        """Stop the process (idempotent); return its exit code."""
+    def stop(self, timeout: float = 10) -> int | None:
+        """Stop the process (idempotent); return its exit code.
+
+        SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds.
+        """
         if self.process is None:
             return None
-        return self.process.stop()
+        return self.process.stop(timeout)
 
     def wipe_data(self) -> None:
         """Delete the data directory, as an operator re-provisioning a machine would."""
@@ -459,7 +464,8 @@ class DiscoveryCluster:
         Why the order: a stopping leader hands leadership to its best-connected peer and
         waits for the handover up to etcd's request timeout (5 s + 2 election timeouts,
         measured 5.5 s) when that peer is itself going away; a leader whose peers are all
-        gone skips the handover at once. Followers stop in ~20 ms.
+        gone skips the handover at once. Followers stop in ~20 ms. Any member still
+        running 2 s after SIGTERM gets SIGKILL (data dirs of test clusters are disposable).
         """
         leader = self.leader()
         order = [*reversed(self.extras), *(m for m in reversed(self.members) if m is not leader)]
@@ -468,7 +474,9 @@ class DiscoveryCluster:
         errors: list[BaseException] = []
         for member in order:
             try:
-                member.stop()
+                # A leader may still pick a peer that just died (its stream not yet seen
+                # as broken) and wait out the handover: cut that short with SIGKILL.
+                member.stop(_CLUSTER_STOP_TIMEOUT)
             except Exception as err:  # keep stopping the others, report all at the end
                 errors.append(err)
         if errors:
