@@ -158,6 +158,73 @@ class Watch:
         return self._reply
 
 
+class Stream:
+    """A ``stream=true`` long poll read line by line in its own thread."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        path: str,
+        params: dict[str, Any],
+        count: int,
+        timeout: float = REQUEST_TIMEOUT,
+    ):
+        self.recorder = recorder
+        #: Seconds without a new line after which the stream counts as ended (noted).
+        self.timeout = timeout
+        self.timed_out = False
+        self.path = path
+        self.params = params
+        self.count = count
+        self.status = 0
+        self.lines: list[bytes] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="conformance-stream")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        url = self.recorder.side.url + self.path + "?" + urlencode(self.params)
+        try:
+            with (
+                self.recorder.side.session() as session,
+                session.get(url, stream=True, timeout=self.timeout) as resp,
+            ):
+                self.status = resp.status_code
+                for line in resp.iter_lines():
+                    if line:
+                        self.lines.append(line)
+                    if len(self.lines) >= self.count:
+                        break  # leaving the with-block closes the connection
+        except requests.exceptions.ConnectionError as err:
+            # requests reports a read timeout inside a body as a ConnectionError.
+            if "timed out" not in str(err):
+                self.error = err
+            self.timed_out = True
+        except BaseException as err:  # handed over in result()
+            self.error = err
+
+    def result(self, timeout: float = REQUEST_TIMEOUT) -> list[Any]:
+        """Join the reader; record the status and every event (normalised) as notes."""
+        self._thread.join(timeout)
+        if self.timed_out:
+            label = f"stream {self.recorder.norm_path(self.path)}"
+            self.recorder.note(f"{label} went quiet after", len(self.lines))
+        elif self._thread.is_alive() or self.error is not None:
+            raise AssertionError(
+                f"[{self.recorder.side.name}] stream {self.path}: {len(self.lines)} of "
+                f"{self.count} events ({self.error!r})"
+            )
+        label = f"stream {self.recorder.norm_path(self.path)}"
+        self.recorder.note(f"{label} status", self.status)
+        events = [json.loads(line) for line in self.lines]
+        for event in events:
+            normalised = self.recorder._norm_json(event, False)
+            self.recorder.note(f"{label} event", json.dumps(normalised, separators=(",", ":")))
+        return events
+
+
 class Recorder:
     """Sends requests for a scenario and keeps the normalised transcript."""
 
@@ -379,6 +446,25 @@ class Recorder:
             self.set_anchor(reply.json()["node"]["createdIndex"])
         self.record(reply, params, value, False, 201)
         return token
+
+    def stream(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        count: int,
+        *,
+        registered: bool = True,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> Stream:
+        """Start a ``stream=true`` watch that collects ``count`` events (JSON lines);
+        with ``registered`` returns once the store holds it. Collect with
+        :meth:`Stream.result`."""
+        before = self.side.watcher_count()
+        stream = Stream(self, path, {"wait": "true", "stream": "true", **params}, count, timeout)
+        stream.start()
+        if registered:
+            self._wait_count(before + 1)
+        return stream
 
     def note(self, label: str, value: Any) -> None:
         """Record a fact the scenario computed (compared like any reply)."""

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from conformance_harness import Discovery, Recorder, Scenario
 from test_conformance_bootstrap import etcd34_bootstrap
@@ -80,3 +83,37 @@ def method_not_allowed(d: Recorder) -> None:
 
 def test_method_not_allowed(keys_api: Discovery) -> None:
     keys_api.check(method_not_allowed)
+
+
+def streams_and_races(d: Recorder) -> None:
+    """stream=true watches (the discovery proxy buffers these, the keys API does not) and
+    concurrent prevExist=false creates: exactly one member wins the _state race."""
+    t = d.new_token(3)
+    s_key = d.stream(f"/{t}/m1", {}, 3)
+    s_all = d.stream(f"/{t}", {"recursive": "true"}, 4)
+    d.put(f"/{t}/m1", data={"value": "a"}, expect=201)  # I+1
+    d.put(f"/{t}/_hidden", data={"value": "h"}, expect=201)  # I+2: not streamed
+    d.put(f"/{t}/m2", data={"value": "b"}, expect=201)  # I+3
+    d.put(f"/{t}/m1", params={"prevValue": "a"}, data={"value": "c"}, expect=200)  # I+4
+    d.delete(f"/{t}/m1", expect=200)  # I+5
+    s_key.result()
+    s_all.result()
+    # A stream from a past index gets that one event from history (etcd then never
+    # registers it: nothing more arrives).
+    past = d.stream(f"/{t}/m2", {"waitIndex": d.idx(1)}, 2, registered=False, timeout=0.5)
+    d.delete(f"/{t}/m2", expect=200)  # I+6: not delivered to that stream
+    past.result()
+
+    def create_state(_: int) -> int:
+        with d.side.session() as session:
+            data = {"value": "started"}
+            return d.send(session, "PUT", f"/{t}/_state", {"prevExist": "false"}, data).status
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = sorted(Counter(pool.map(create_state, range(10))).items())
+    d.note("10 concurrent prevExist=false creates", statuses)
+    d.get(f"/{t}/_state", expect=200)
+
+
+def test_streams_and_races(keys_api: Discovery) -> None:
+    keys_api.check(streams_and_races)
