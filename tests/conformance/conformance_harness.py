@@ -197,8 +197,9 @@ class Stream:
                         self.lines.append(line)
                     if len(self.lines) >= self.count:
                         break  # leaving the with-block closes the connection
-        except requests.exceptions.ConnectionError as err:
-            # requests reports a read timeout inside a body as a ConnectionError.
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as err:
+            # Before the headers a read timeout is a ReadTimeout; inside the body requests
+            # reports it as a ConnectionError.
             if "timed out" not in str(err):
                 self.error = err
             self.timed_out = True
