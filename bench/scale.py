@@ -12,9 +12,12 @@ import threading
 import tracemalloc
 from collections.abc import Callable
 
+from pytest_etcd_discovery.app import DiscoveryApp
+from pytest_etcd_discovery.intercept import call_app
+
 from .common import RunError, new_token
 from .stats import clock, median
-from .targets import InProcessTarget, Target, wait_watchers
+from .targets import INPROCESS_HOST, Target, wait_watchers
 
 Point = dict[str, float]
 
@@ -95,25 +98,50 @@ def tokens_series(
 
 
 def traced_series(kind: str, checkpoints: tuple[int, ...]) -> tuple[list[Point], dict[str, float]]:
-    """The in-process fake's memory with tracemalloc, on a fresh app; also the journal's
-    share (bytes freed by clearing ``app.calls`` at the end)."""
-    target = InProcessTarget()
-    target.start()
-    target.activate()
+    """The fake's own memory (store + journal) with tracemalloc, on a fresh app called
+    directly (no client, no ``responses``: that library keeps every call it served in
+    ``RequestsMock.calls``, which would be counted too); also the journal's share
+    (bytes freed by clearing ``app.calls`` at the end)."""
+    app = DiscoveryApp()
+    size = max(checkpoints) if kind == "members" else 3
     tracemalloc.start()
     try:
-        series = members_series if kind == "members" else tokens_series
-        points = series(target, checkpoints, traced=True)
+        token_url = ""
+        if kind == "members":
+            token_url = call_app(app, "GET", f"{INPROCESS_HOST}/new?size={size}")[2].decode()
         gc.collect()
+        base = tracemalloc.get_traced_memory()[0]
+        points: list[Point] = []
+        count = 0
+        for stop in checkpoints:
+            while count < stop:
+                count += 1
+                if kind == "members":
+                    status, _, body = call_app(
+                        app,
+                        "PUT",
+                        f"{token_url}/{count:016x}?prevExist=false",
+                        form={"value": f"m{count}=http://10.0.{count // 250}.{count % 250}:2380"},
+                        transport="inprocess",
+                    )
+                    expected = 201
+                else:
+                    status, _, body = call_app(
+                        app, "GET", f"{INPROCESS_HOST}/new?size=3", transport="inprocess"
+                    )
+                    expected = 200
+                if status != expected:
+                    raise RunError(f"traced {kind}: {status} {body[:200]!r}")
+            gc.collect()
+            points.append({"n": count, "bytes": tracemalloc.get_traced_memory()[0] - base})
         before = tracemalloc.get_traced_memory()[0]
-        calls = len(target.app().calls)
-        target.app().calls.clear()
+        calls = len(app.calls)
+        app.calls.clear()
         gc.collect()
         journal = before - tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-        target.deactivate()
-        target.stop()
+        app.close()
     return points, {"journal_bytes": float(journal), "journal_entries": float(calls)}
 
 
