@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
@@ -278,7 +279,9 @@ class DiscoveryApp:
         if cleaned != path:
             # Go's ServeMux redirects unclean paths before any handler runs.
             query = request.environ.get("QUERY_STRING", "")
-            return _redirect(cleaned + (f"?{query}" if query else ""), request.method)
+            # Go's mux redirects to url.String(): the path escaped, so "\r" is "%0D".
+            location = quote(cleaned, safe="/$&+,:;=@")
+            return _redirect(location + (f"?{query}" if query else ""), request.method)
         adapter = URL_MAP.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match(method=None)
