@@ -33,6 +33,7 @@ __all__ = [
     "find_binary",
     "free_port",
     "missing_binaries",
+    "real_stack_missing",
 ]
 
 #: Directories searched after ``PATH``; the Debian packages install there and a test
@@ -91,6 +92,22 @@ def missing_binaries(*names: str) -> str | None:
         f"real binaries missing: {', '.join(missing)} (searched {dirs}; "
         "install the Debian packages etcd-server and etcd-discovery)"
     )
+
+
+#: discovery.etcd.io reads this at start and exits without it (the Debian package ships it).
+DISCOVERY_CONFIG = Path("/etc/etcd-discovery/etcd-discovery.conf")
+
+
+def real_stack_missing() -> str | None:
+    """Like :func:`missing_binaries` for everything :class:`RealDiscoveryService` needs:
+    ``etcd``, ``discovery.etcd.io`` and the latter's config file."""
+    reason = missing_binaries("etcd", "discovery.etcd.io")
+    if reason is None and not DISCOVERY_CONFIG.is_file():
+        reason = (
+            f"real binaries missing: {DISCOVERY_CONFIG} (discovery.etcd.io exits without "
+            "it; install the Debian package etcd-discovery)"
+        )
+    return reason
 
 
 # Processes still running at interpreter exit are stopped here, whatever the tests did.
@@ -459,7 +476,7 @@ class RealDiscoveryService:
 
     def start(self) -> None:
         """Start etcd, then the discovery server; return once ``/health`` answers ``OK``."""
-        reason = missing_binaries("etcd", "discovery.etcd.io")
+        reason = real_stack_missing()
         if reason is not None:
             raise ProcessError(reason)
         if self.discovery is not None:

@@ -43,7 +43,7 @@ def real_service() -> Iterator[RealDiscoveryService]:
 
     Skips (or fails under ``ETCD_DISCOVERY_REQUIRE_REAL=1``) when the binaries are absent.
     """
-    require_real("etcd", "discovery.etcd.io")
+    require_real()
     service = RealDiscoveryService()
     service.start()
     try:

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from pytest_etcd_discovery.processes import missing_binaries
+from pytest_etcd_discovery.processes import missing_binaries, real_stack_missing
 
 REQUIRE_REAL_ENV = "ETCD_DISCOVERY_REQUIRE_REAL"
 SKIP_PREFIX = "real binaries missing"
@@ -37,10 +37,11 @@ def skip_or_fail(reason: str) -> None:
 def require_real(*names: str) -> None:
     """Skip the calling test (or fail, see module doc) unless every binary is installed.
 
-    Without arguments the full real stack (etcd and discovery.etcd.io) is required.
+    Without arguments the full real stack is required: etcd, discovery.etcd.io and the
+    latter's config file.
     """
     __tracebackhide__ = True
-    reason = missing_binaries(*(names or REAL_STACK))
+    reason = missing_binaries(*names) if names else real_stack_missing()
     if reason is not None:
         skip_or_fail(reason)
 

@@ -273,3 +273,16 @@ def test_real_discovery_service_lifecycle() -> None:
     service.stop()  # twice: harmless
     with pytest.raises(ProcessError, match="not started"):
         _ = service.url
+
+
+def test_real_stack_missing_names_the_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_etcd_discovery.processes as processes
+
+    monkeypatch.setattr(processes, "DISCOVERY_CONFIG", Path("/nonexistent/etcd-discovery.conf"))
+    monkeypatch.setattr(processes, "find_binary", lambda name: f"/usr/bin/{name}")
+    reason = processes.real_stack_missing()
+    assert reason is not None
+    assert reason.startswith(SKIP_PREFIX)
+    assert "/nonexistent/etcd-discovery.conf" in reason
+    with pytest.raises(ProcessError, match=r"etcd-discovery\.conf"):
+        RealDiscoveryService().start()
