@@ -25,6 +25,9 @@ def watch_history(d: Recorder) -> None:
     # Recursive: any key below; the history scan includes hidden keys (_config/size).
     d.watch(f"/{t}", {"recursive": "true", "waitIndex": d.idx(0)}).result()
     d.watch(f"/{t}", {"recursive": "true", "waitIndex": d.idx(2)}).result()
+    # The size route (GET only) and the hidden _config directory watch like any key.
+    d.watch(f"/{t}/_config/size", {"waitIndex": d.idx(0)}).result()
+    d.watch(f"/{t}/_config", {"recursive": "true", "waitIndex": d.idx(0)}).result()
     # Non-recursive on the directory: its children's events do not match.
     w = d.watch(f"/{t}", {"waitIndex": d.idx(1)})
     w.pending()
