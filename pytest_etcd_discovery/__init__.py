@@ -10,6 +10,7 @@ bootstrap clusters through it. Its parts:
 
 from .app import Call, DiscoveryApp, make_app
 from .clock import Clock, ControllableClock, SystemClock
+from .cluster import DiscoveryCluster, EtcdMember, etcd_member_id
 from .errors import EtcdError
 from .events import Event
 from .fixture import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
@@ -25,10 +26,12 @@ __all__ = [
     "ClusterFullError",
     "ControllableClock",
     "DiscoveryApp",
+    "DiscoveryCluster",
     "DiscoveryError",
     "DiscoveryServer",
     "EtcdDiscovery",
     "EtcdError",
+    "EtcdMember",
     "Event",
     "Member",
     "Profile",
@@ -37,6 +40,7 @@ __all__ = [
     "SystemClock",
     "TokenView",
     "Watcher",
+    "etcd_member_id",
     "make_app",
 ]
 __version__ = "0.1.0"
