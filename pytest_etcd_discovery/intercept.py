@@ -20,6 +20,8 @@ import requests
 import responses
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from .app import TRANSPORT_KEY
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
     from requests import PreparedRequest
@@ -35,9 +37,6 @@ __all__ = [
 
 #: The public service; always intercepted.
 DEFAULT_HOSTS: tuple[str, ...] = ("https://discovery.etcd.io",)
-
-#: WSGI environ key the app reads to tag journal entries with their transport.
-TRANSPORT_KEY = "etcd_discovery.transport"
 
 #: Every method ``responses`` can match; the real service answers each one (often 405).
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
