@@ -16,7 +16,9 @@ what operators reported against discovery.etcd.io (spec section 5):
 - :func:`missing_size`: the token exists but ``_config/size`` does not (a raw
   ``100: Key not found`` in etcd's log);
 - :func:`outage`: the service answers 503 (or drops connections) for a while, then
-  recovers, either after ``requests`` faulted requests or when the test says so.
+  recovers, either after ``requests`` faulted requests or when the test says so;
+- :func:`backend_down`: the original service with its etcd gone (measured: token
+  requests are dropped without a reply, ``/new`` and ``/health`` answer 400).
 
 They work on the fake only (they skip against a real service, like the fixture's other
 inside helpers), and everything they add is undone after the test.
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Outage",
+    "backend_down",
     "delete_token",
     "delete_token_on",
     "duplicate_member",
@@ -201,6 +204,24 @@ def outage(
     else:
         rule = plan.fail(status, method=method, route=route, path=path, times=requests)
     return Outage(plan, rule)
+
+
+def backend_down(disco: EtcdDiscovery) -> list[FaultRule]:
+    """The original service with its etcd gone: what ``discovery.etcd.io`` itself does.
+
+    Measured on the real binaries: token requests lose their connection without a reply
+    (the proxy's handler panics on the failed upstream call and Go's server closes the
+    connection), ``/new`` answers ``400 Unable to generate token`` and ``/health``
+    ``400 health failed to setupToken``. Undo with :meth:`FaultPlan.remove` on each
+    rule, or let the test end.
+    """
+    plan = disco.faults
+    return [
+        plan.drop(route=route, name=f"etcd down: {route}") for route in ("token", "machine", "size")
+    ] + [
+        plan.fail(400, route="new", name="etcd down: new"),
+        plan.fail(400, route="health", name="etcd down: health"),
+    ]
 
 
 @contextmanager

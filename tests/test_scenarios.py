@@ -259,3 +259,40 @@ def test_real_etcd_fails_when_the_token_vanishes_mid_bootstrap(
     assert "100: Key not found" in member.output, member.describe()
     journal = [(c.method, c.status) for c in etcd_discovery.calls]
     assert journal[:2] == [("GET", 200), ("GET", 404)], journal
+
+
+def _probe(url: str, token: str) -> list[tuple[int, str]]:
+    out = []
+    for path in (f"/{token}", f"/{token}/_config/size", f"/{token}/m1", "/new", "/health"):
+        try:
+            reply = requests.get(url + path, timeout=10)
+            out.append((reply.status_code, reply.text))
+        except requests.ConnectionError:
+            out.append((0, "connection dropped"))
+    return out
+
+
+def test_backend_down_matches_the_real_service_without_its_etcd(
+    etcd_discovery: EtcdDiscovery,
+) -> None:
+    require_real("etcd", "discovery.etcd.io")
+    from pytest_etcd_discovery.processes import RealDiscoveryService
+
+    real = RealDiscoveryService()
+    real.start()
+    try:
+        token = new_real_token(real.url)
+        assert real.etcd is not None
+        real.etcd.stop()  # the service stays up, its etcd is gone
+        expected = _probe(real.url, token)
+    finally:
+        real.stop()
+    fake_token = etcd_discovery.new_token(3).rsplit("/", 1)[1]
+    scenarios.backend_down(etcd_discovery)
+    assert _probe(etcd_discovery.url, fake_token) == expected
+    assert expected[0] == (0, "connection dropped")
+    assert expected[3] == (400, "Unable to generate token\n")
+
+
+def new_real_token(url: str) -> str:
+    return requests.get(f"{url}/new", timeout=10).text.rsplit("/", 1)[1]
