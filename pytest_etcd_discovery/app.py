@@ -280,7 +280,7 @@ class DiscoveryApp:
             # Go's ServeMux redirects unclean paths before any handler runs.
             query = request.environ.get("QUERY_STRING", "")
             # Go's mux redirects to url.String(): the path escaped, so "\r" is "%0D".
-            location = quote(cleaned, safe="/$&+,:;=@")
+            location = quote(cleaned, safe="/$&+,:;=@", errors="surrogateescape")
             return _redirect(location + (f"?{query}" if query else ""), request.method)
         adapter = URL_MAP.bind_to_environ(request.environ)
         try:

@@ -168,6 +168,8 @@ CASES: list[tuple[str, bytes]] = [
     ("dot-dot-escaped-cr", req(b"GET /{T}/../%0D HTTP/1.1")),
     ("dot-dot-reserved", req(b"GET /{T}/../a%20b(c)!*' HTTP/1.1")),
     ("dot-escaped-question-mark", req(b"GET /{T}/./%3F HTTP/1.1")),
+    ("dot-dot-invalid-utf8", req(b"GET /{T}/../\x80%ff HTTP/1.1")),
+    ("double-slash-invalid-utf8", req(b"GET //\x80 HTTP/1.1")),
     ("hidden-config-dir", req(b"GET /{T}/_config HTTP/1.1")),
     ("absolute-uri", req(b"GET http://example.invalid/{T} HTTP/1.1")),
     ("space-in-path", req(b"GET /{T}/a b HTTP/1.1")),
