@@ -296,3 +296,17 @@ def test_backend_down_matches_the_real_service_without_its_etcd(
 
 def new_real_token(url: str) -> str:
     return requests.get(f"{url}/new", timeout=10).text.rsplit("/", 1)[1]
+
+
+def test_real_etcd_gives_up_on_a_reply_slower_than_5_s(
+    etcd_discovery: EtcdDiscovery, cluster_factory: list[DiscoveryCluster], tmp_path: Path
+) -> None:
+    """etcd's discovery client bounds every non-watch request with a 5 s context: a slow
+    reply is not retried, the member exits (operators saw "context deadline exceeded")."""
+    url = etcd_discovery.new_token(1)
+    etcd_discovery.faults.delay(6, route="size", times=1)
+    member = one_member(cluster_factory, url, tmp_path)
+    started = time.monotonic()
+    assert member.wait_exit(BOOT_TIMEOUT) == 1
+    assert time.monotonic() - started >= 4.5
+    assert "context deadline exceeded" in member.output, member.describe()
