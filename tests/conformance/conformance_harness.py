@@ -126,6 +126,11 @@ class Watch:
         finally:
             self._done.set()
 
+    @property
+    def error(self) -> BaseException | None:
+        """What the poll raised (a timeout, say), once it is done."""
+        return self._error
+
     def answered(self, within: float) -> bool:
         """Whether the poll got its reply (or failed) within ``within`` seconds; unrecorded."""
         return self._done.wait(within)
