@@ -28,13 +28,18 @@ from .stats import clock, median
 VARIANTS: dict[str, str] = {
     "plain": "def test_{i}():\n    pass\n",
     "plain, plugin disabled": "def test_{i}():\n    pass\n",
+    "plain, httpserver disabled": "def test_{i}():\n    pass\n",
     "etcd_discovery": "def test_{i}(etcd_discovery):\n    pass\n",
     "etcd_discovery+token": ("def test_{i}(etcd_discovery):\n    etcd_discovery.new_token()\n"),
     "httpserver": "def test_{i}(httpserver):\n    pass\n",
 }
-#: Extra pytest arguments per variant ("plain, plugin disabled" shows what the installed
-#: plugin costs tests that do not use it: its autouse fixture and hooks).
-ARGS: dict[str, tuple[str, ...]] = {"plain, plugin disabled": ("-p", "no:etcd_discovery")}
+#: Extra pytest arguments per variant: "plain, plugin disabled" shows what our installed
+#: plugin costs tests and sessions that do not use it (imports, autouse fixture, hooks);
+#: "plain, httpserver disabled" the same for pytest-httpserver.
+ARGS: dict[str, tuple[str, ...]] = {
+    "plain, plugin disabled": ("-p", "no:etcd_discovery"),
+    "plain, httpserver disabled": ("-p", "no:pytest_httpserver"),
+}
 
 #: Records (setup + call + teardown) seconds per test into $BENCH_DURATIONS.
 CONFTEST = """\
@@ -96,7 +101,7 @@ def _run_suite(suite: Path, count: int, extra: tuple[str, ...] = ()) -> dict[str
 
 def measure(sizes: tuple[int, int], reps: int) -> dict[str, dict[str, float]]:
     """Per variant: run times at each size, cost per test and fixed cost per session (ms)."""
-    variants = [v for v in VARIANTS if v != "httpserver" or httpserver_available()]
+    variants = [v for v in VARIANTS if "httpserver" not in v or httpserver_available()]
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fixture-") as tmp:
         suites = {(v, n): _write_suite(Path(tmp), v, n) for v in variants for n in sizes}
