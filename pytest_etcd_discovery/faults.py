@@ -338,8 +338,17 @@ def fault_response(app: DiscoveryApp, request: Request, rule: FaultRule) -> Resp
 
 def _etcd_code(request: Request, status: int) -> int | None:
     if status == 412:
-        form = parse_form(request.method, request.environ.get("QUERY_STRING", ""), "", b"")
-        return errors.NODE_EXIST if form.get("prevExist") == "false" else errors.TEST_FAILED
+        form = parse_form(
+            request.method,
+            request.environ.get("QUERY_STRING", ""),
+            request.content_type or "",
+            request.get_data(cache=True),
+        )
+        try:
+            create = not go_parse_bool(form.get("prevExist"))
+        except ValueError:
+            create = False
+        return errors.NODE_EXIST if create else errors.TEST_FAILED
     if status == 400:
         return errors.EVENT_INDEX_CLEARED if _is_watch(request) else errors.INVALID_FIELD
     return _ETCD_CODES.get(status)

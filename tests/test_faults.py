@@ -90,7 +90,7 @@ def test_404_names_the_key_and_412_depends_on_prev_exist(
     assert reply.json()["errorCode"] == 100
     assert reply.json()["cause"] == f"/_etcd/registry/{token}/_config/size"
     created = requests.put(
-        f"{server.url}/{token}/m1?prevExist=false", data={"value": "x"}, timeout=10
+        f"{server.url}/{token}/m1", data={"value": "x", "prevExist": "f"}, timeout=10
     )
     assert (created.status_code, created.json()["errorCode"]) == (412, 105)
     swapped = requests.put(f"{server.url}/{token}/m1?prevValue=a", data={"value": "x"}, timeout=10)
