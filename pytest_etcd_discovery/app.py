@@ -342,7 +342,8 @@ class DiscoveryApp:
         return self._token_route(request, "size", token)
 
     def _token_route(self, request: Request, route: str, token: str) -> Response:
-        if request.method not in ROUTE_METHODS[route]:
+        # Go compares methods case-sensitively ("get" is not GET); werkzeug upper-cases.
+        if request.environ.get("REQUEST_METHOD", "GET") not in ROUTE_METHODS[route]:
             return _bare(405)
         # The rest of the path with its original bytes (werkzeug's args lose invalid UTF-8).
         key = self.token_key(token) + request.environ[PATH_KEY][1 + len(token) :]
@@ -359,7 +360,7 @@ class DiscoveryApp:
         # etcd's CORS wrapper answers OPTIONS itself and heads every reply.
         if request.method == "OPTIONS":
             return _with_cors(_bare(200))
-        if request.method not in KEYS_METHODS:
+        if request.environ.get("REQUEST_METHOD", "GET") not in KEYS_METHODS:
             resp = _text("Method Not Allowed", 405)
             resp.headers["Allow"] = ",".join(KEYS_METHODS)
             return _with_cors(resp)

@@ -351,17 +351,13 @@ def test_hung_clients_release_their_threads() -> None:
 
 
 @pytest.mark.real
-@pytest.mark.xfail(
-    strict=True,
-    reason="Go matches methods case-sensitively ('get' is not GET: 405); werkzeug's "
-    "Request.method upper-cases, so the app serves it as GET (fix belongs in app.py: "
-    "route on environ['REQUEST_METHOD'])",
-)
 def test_lowercase_method_is_not_get(
     real_service: RealDiscoveryService, fake_service: DiscoveryServer
 ) -> None:
+    """Go matches methods case-sensitively: "get" on a token route is a 405."""
     replies = {}
     for name, url in (("real", real_service.url), ("fake", fake_service.url)):
         token = new_token(url)
         replies[name] = normalise(send_raw(url, req(f"get /{token} HTTP/1.1".encode())), token)
     assert replies["fake"] == replies["real"]
+    assert replies["fake"]["status"] == 405
