@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIONS",
     "FAULT_KEY",
+    "FAULT_MARKER",
     "ROUTES",
     "ConnectionDropped",
     "FaultError",
@@ -66,6 +67,7 @@ __all__ = [
     "FaultRule",
     "fault_response",
     "load_plan",
+    "rule_from_marker",
 ]
 
 #: WSGI environ key holding the description of the fault applied to a request.
