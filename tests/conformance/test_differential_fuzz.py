@@ -274,3 +274,35 @@ def test_differential_fuzz(request: pytest.FixtureRequest) -> None:
             f"differential fuzz: {STATS['examples']} examples, {STATS['operations']} "
             f"operations compared, {STATS['divergences']} divergent"
         )
+
+
+def test_the_comparison_catches_a_divergence() -> None:
+    """The machine is not vacuous: two fakes, one answering 503 to member requests,
+    must be told apart (no real binaries needed)."""
+    from hypothesis import Phase
+
+    from pytest_etcd_discovery.faults import FaultPlan
+    from pytest_etcd_discovery.server import DiscoveryServer
+
+    with DiscoveryServer() as good, DiscoveryServer() as bad:
+        FaultPlan.of(bad.app).fail(503, route="machine")
+        DifferentialMachine.sides = (
+            Side("real", good.url, lambda: 0),
+            Side("fake", bad.url, lambda: 0),
+        )
+        before = dict(STATS)
+        try:
+            with pytest.raises(AssertionError, match="fake and real differ"):
+                run_state_machine_as_test(
+                    DifferentialMachine,
+                    settings=settings(
+                        max_examples=10,
+                        stateful_step_count=10,
+                        deadline=None,
+                        database=None,
+                        phases=[Phase.generate],
+                    ),
+                )
+        finally:
+            DifferentialMachine.sides = None
+            STATS.update(before)  # keep the real comparison's numbers clean
