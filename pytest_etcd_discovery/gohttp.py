@@ -11,7 +11,9 @@ input differently, measured against ``/usr/bin/discovery.etcd.io`` (Go 1.x):
    before any handler runs (escapes in the query are the handler's business: etcd
    answers ``210 Invalid POST form``);
 3. raw non-ASCII bytes in the path are UTF-8 (invalid bytes become U+FFFD in etcd's
-   JSON), not Latin-1 as werkzeug's handler would read them.
+   JSON), not Latin-1 as werkzeug's handler would read them;
+4. a request line may be as long as Go's header limit (1 MiB + 4 KiB; beyond it
+   ``431``), not 64 KiB; the status line has Go's canonical reason phrase.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _GO_400 = "400 Bad Request"
 #: Go's answer to headers over MaxHeaderBytes (Python trips earlier, at 64 KiB lines).
 _GO_431 = "431 Request Header Fields Too Large"
+_GO_MAX_LINE = (1 << 20) + 4096
 _GO_505 = "505 HTTP Version Not Supported: unsupported protocol version"
 _CTL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -73,6 +76,25 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             self.wfile.flush()
         except OSError:
             pass  # the client is gone already
+
+    def handle_one_request(self) -> None:
+        # http.server's loop with Go's limit: a request line may be up to
+        # DefaultMaxHeaderBytes (1 MiB) + 4096, not 64 KiB (beyond it: 431).
+        try:
+            self.raw_requestline = self.rfile.readline(_GO_MAX_LINE + 1)
+            if len(self.raw_requestline) > _GO_MAX_LINE:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(431)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            getattr(self, "do_" + self.command)()  # werkzeug serves every method name
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
 
     def parse_request(self) -> bool:
         words = self.raw_requestline.split()
