@@ -13,6 +13,7 @@ from .clock import Clock, ControllableClock, SystemClock
 from .cluster import DiscoveryCluster, EtcdMember, etcd_member_id
 from .errors import EtcdError
 from .events import Event
+from .faults import FaultPlan, FaultRule
 from .fixture import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
 from .profiles import PROFILES, Profile
 from .server import DiscoveryServer, ServerError
@@ -33,6 +34,8 @@ __all__ = [
     "EtcdError",
     "EtcdMember",
     "Event",
+    "FaultPlan",
+    "FaultRule",
     "Member",
     "Profile",
     "ServerError",

@@ -130,14 +130,14 @@ def _with_cors(response: Response) -> Response:
     return response
 
 
-def _text(body: str, status: int) -> Response:
+def http_error(body: str, status: int) -> Response:
     """``http.Error``: text/plain, nosniff, and a newline after the message."""
     resp = Response(body + "\n", status=status, mimetype="text/plain")
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
 
-def _bare(status: int) -> Response:
+def bare_response(status: int) -> Response:
     """A status with no body and no Content-Type, like Go's ``WriteHeader`` alone."""
     resp = Response(b"", status=status)
     del resp.headers["Content-Type"]
@@ -159,7 +159,7 @@ def _redirect(location: str, method: str) -> Response:
         resp = Response(b"", status=301)
         resp.headers["Content-Type"] = "text/html; charset=utf-8"
     else:
-        resp = _bare(301)
+        resp = bare_response(301)
     resp.headers["Location"] = location
     return resp
 
@@ -286,11 +286,11 @@ class DiscoveryApp:
         try:
             endpoint, args = adapter.match(method=None)
         except NotFound:
-            return _text("404 page not found", 404)
+            return http_error("404 page not found", 404)
         except HTTPException:
-            return _text("404 page not found", 404)
+            return http_error("404 page not found", 404)
         if endpoint == "keys" and not self.profile.serves_keys_api:
-            return _text("404 page not found", 404)
+            return http_error("404 page not found", 404)
         handler: Callable[..., Response] = getattr(self, f"on_{endpoint}")
         return handler(request, **args)
 
@@ -315,11 +315,11 @@ class DiscoveryApp:
             try:
                 size = go_atoi(raw)
             except ValueError as exc:
-                return self._count("new", request, _text(str(exc), 400))
+                return self._count("new", request, http_error(str(exc), 400))
         try:
             token = self.new_token(size)
         except EtcdError:
-            return self._count("new", request, _text(self.profile.new_error, 400))
+            return self._count("new", request, http_error(self.profile.new_error, 400))
         base = (self.public_url or request.host_url).rstrip("/")
         return self._count("new", request, Response(f"{base}/{token}", mimetype="text/plain"))
 
@@ -344,7 +344,7 @@ class DiscoveryApp:
     def _token_route(self, request: Request, route: str, token: str) -> Response:
         # Go compares methods case-sensitively ("get" is not GET); werkzeug upper-cases.
         if request.environ.get("REQUEST_METHOD", "GET") not in ROUTE_METHODS[route]:
-            return _bare(405)
+            return bare_response(405)
         # The rest of the path with its original bytes (werkzeug's args lose invalid UTF-8).
         key = self.token_key(token) + request.environ[PATH_KEY][1 + len(token) :]
         if self.profile.name == "discoveryserver":
@@ -359,9 +359,9 @@ class DiscoveryApp:
     def on_keys(self, request: Request, key: str = "") -> Response:
         # etcd's CORS wrapper answers OPTIONS itself and heads every reply.
         if request.method == "OPTIONS":
-            return _with_cors(_bare(200))
+            return _with_cors(bare_response(200))
         if request.environ.get("REQUEST_METHOD", "GET") not in KEYS_METHODS:
-            resp = _text("Method Not Allowed", 405)
+            resp = http_error("Method Not Allowed", 405)
             resp.headers["Allow"] = ",".join(KEYS_METHODS)
             return _with_cors(resp)
         key = request.environ[PATH_KEY][len("/v2/keys") :] or "/"
@@ -500,20 +500,20 @@ class DiscoveryApp:
             try:
                 event = store.get(key, recursive=recursive, sorted=True)
             except EtcdError:
-                return _text("unable to GET token", 400)
+                return http_error("unable to GET token", 400)
         elif request.method == "DELETE":
             try:
                 # Its store deletes as a directory: members and _state cannot be deleted.
                 if not store.get(key).node.get("dir"):
-                    return _text("unable to DELETE token", 400)
+                    return http_error("unable to DELETE token", 400)
                 event = store.delete(key, dir=True, recursive=True)
             except EtcdError:
-                return _text("unable to DELETE token", 400)
+                return http_error("unable to DELETE token", 400)
         else:
             try:
                 event = store.set(key, form.get("value"))
             except EtcdError:
-                return _text("unable to PUT token", 400)
+                return http_error("unable to PUT token", 400)
         return Response(
             gojson.dumps(event.to_json()),
             status=200,
@@ -533,13 +533,13 @@ class DiscoveryApp:
             try:
                 watcher = self.store.watch(key, recursive=recursive, since_index=since)
             except EtcdError:
-                return _bare(200)
+                return bare_response(200)
             try:
                 event = watcher.get(timeout=left())
             finally:
                 watcher.remove()
             if event is None:
-                return _bare(200)
+                return bare_response(200)
             if event.key == key or not is_hidden(key, event.key):
                 return Response(
                     gojson.dumps(event.to_json()),

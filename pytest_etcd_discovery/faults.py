@@ -50,6 +50,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from . import errors
+from .app import bare_response, http_error
 from .errors import EtcdError
 from .forms import go_parse_bool, parse_form
 
@@ -119,19 +120,6 @@ def _status_text(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def _http_error(body: str, status: int) -> Response:
-    """Go's ``http.Error``: text/plain, nosniff, the message plus a newline."""
-    resp = Response(body + "\n", status=status, mimetype="text/plain")
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    return resp
-
-
-def _bare(status: int) -> Response:
-    resp = Response(b"", status=status)
-    del resp.headers["Content-Type"]
-    return resp
 
 
 @dataclass
@@ -316,26 +304,26 @@ def _route_of(request: Request) -> str | None:
 def fault_response(app: DiscoveryApp, request: Request, rule: FaultRule) -> Response:
     """The reply a ``status`` (or ``empty``) fault gives ``request``: the real body."""
     if rule.action == "empty":
-        return _bare(200)
+        return bare_response(200)
     status = rule.status or 503
     if rule.body is not None:
-        return _http_error(rule.body.removesuffix("\n"), status)
+        return http_error(rule.body.removesuffix("\n"), status)
     route = _route_of(request)
     token_route = route in ("token", "machine", "size", "keys")
     if token_route and app.profile.name == "discoveryserver" and status == 400:
         # handlers/token.go answers every store error the same way, per method.
         text = _DS_TEXT.get(request.method, "unable to DELETE token")
-        return _http_error(text, 400)
+        return http_error(text, 400)
     if token_route and app.profile.name != "discoveryserver":
         code = rule.error_code if rule.error_code is not None else _etcd_code(request, status)
         if code is not None:
             return _etcd_json(app, request, code, status)
     if route == "new" and status == 400:
-        return _http_error(app.profile.new_error, 400)
+        return http_error(app.profile.new_error, 400)
     if route == "health" and status == 400:
-        return _http_error("health failed to setupToken", 400)
+        return http_error("health failed to setupToken", 400)
     # A proxy, load balancer or maintenance page in front: Go's http.Error text.
-    return _http_error(_status_text(status), status)
+    return http_error(_status_text(status), status)
 
 
 def _etcd_code(request: Request, status: int) -> int | None:
@@ -530,7 +518,7 @@ class FaultPlan:
             _drop(request)
         app = self._app
         if app is None:
-            return _http_error(_status_text(rule.status or 503), rule.status or 503)
+            return http_error(_status_text(rule.status or 503), rule.status or 503)
         return fault_response(app, request, rule)
 
     # -- reading -----------------------------------------------------------------------
