@@ -10,6 +10,7 @@ from .common import Row
 from .stats import median
 
 TARGET_ORDER = ("live", "live-proc", "inprocess", "floor", "real")
+_COLORS = {"live": "C0", "live-proc": "C1", "inprocess": "C2", "real": "C3", "fake": "C2"}
 README_BEGIN = "<!-- bench:results:begin -->"
 README_END = "<!-- bench:results:end -->"
 
@@ -283,6 +284,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     ]
     if results.get("errors"):
         parts.append("**Groups that failed:** " + "; ".join(results["errors"]) + "\n")
+    for note in results.get("notes") or []:
+        parts.append(f"Note: {note}\n")
     if results["skipped"]:
         parts.append("Skipped: " + "; ".join(results["skipped"]) + "\n")
     parts.append("### Targets\n")
@@ -448,7 +451,9 @@ def plot(results: dict[str, Any], path: Path) -> bool:
             xs = [p["n"] for p in points if p.get(key, 0) > 0]
             ys = [p[key] for p in points if p.get(key, 0) > 0]
             if xs:
-                ax.plot(xs, ys, marker="o", label=name)
+                # One colour per target in every panel.
+                color = _COLORS.get(name.split(" (")[0], "C4")
+                ax.plot(xs, ys, marker="o", label=name, color=color)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
