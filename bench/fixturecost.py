@@ -99,9 +99,14 @@ def _run_suite(suite: Path, count: int, extra: tuple[str, ...] = ()) -> dict[str
     return {"wall": wall, "cpu": cpu, "tests": per_test}
 
 
-def measure(sizes: tuple[int, int], reps: int) -> dict[str, dict[str, float]]:
-    """Per variant: run times at each size, cost per test and fixed cost per session (ms)."""
+def measure(
+    sizes: tuple[int, int], reps: int, *, quick: bool = False
+) -> dict[str, dict[str, float]]:
+    """Per variant: run times at each size, cost per test and fixed cost per session (ms).
+    ``quick`` (the smoke run) leaves out the plugin-disabled baselines."""
     variants = [v for v in VARIANTS if "httpserver" not in v or httpserver_available()]
+    if quick:
+        variants = [v for v in variants if "disabled" not in v]
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fixture-") as tmp:
         suites = {(v, n): _write_suite(Path(tmp), v, n) for v in variants for n in sizes}

@@ -295,7 +295,9 @@ class Runner:
     def run_fixture(self) -> None:
         if not fixturecost.httpserver_available():
             self.skipped.append("httpserver fixture: pytest-httpserver not installed")
-        self.fixture = fixturecost.measure(self.sizes.fixture_sizes, self.sizes.fixture_reps)
+        self.fixture = fixturecost.measure(
+            self.sizes.fixture_sizes, self.sizes.fixture_reps, quick=self.sizes is SMOKE
+        )
         _log(f"fixture: {json.dumps(self.fixture)}")
 
     def run_scale(self) -> None:
