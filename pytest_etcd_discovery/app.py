@@ -42,6 +42,7 @@ CORS_HEADERS = (
     ("Access-Control-Allow-Headers", "accept, content-type, authorization"),
 )
 KEYS_METHODS = ("HEAD", "GET", "PUT", "POST", "DELETE")
+PROXY_BUFFER = 4096  # Go's per-connection write buffer, which the original proxy never flushes
 
 
 class TokenConverter(BaseConverter):
@@ -458,19 +459,29 @@ class DiscoveryApp:
         return Response(gojson.encode_line(err.to_json()), status=err.status, headers=headers)
 
     def _watch_response(self, watcher: Watcher, stream: bool, flush_early: bool) -> Response:
+        """A long poll. ``flush_early``: etcd itself, which sends the headers at once
+        and every streamed event as it comes; otherwise the original service's proxy,
+        which copies etcd's reply into Go's 4 KiB connection buffer without flushing, so
+        a stream reaches the client in 4 KiB pieces, headers included."""
         left = _time_left(self.profile.watch_timeout)
 
         def body() -> Iterator[bytes]:
+            held = bytearray()
             try:
                 if flush_early:
-                    yield b""  # etcd flushes the headers at once for long polls
+                    yield b""
                 while True:
                     event = watcher.get(timeout=left())
                     if event is None:
-                        return
-                    yield gojson.encode_line(event.to_json())
+                        break
+                    held += gojson.encode_line(event.to_json())
                     if not stream:
-                        return
+                        break
+                    if flush_early or len(held) >= PROXY_BUFFER:
+                        yield bytes(held)
+                        held.clear()
+                if held:
+                    yield bytes(held)
             finally:
                 watcher.remove()
 

@@ -216,10 +216,9 @@ def test_a_closed_store_no_longer_follows_the_clock(frozen: ControllableClock) -
 def test_close_stops_the_expiry_thread() -> None:
     store = Store(ControllableClock())
     store.create("/k", "v", ttl=100)
-    reapers = [t for t in threading.enumerate() if t.name == "etcd-discovery-expiry"]
-    assert reapers
+    reaper = store._reaper
+    assert reaper is not None and reaper.is_alive()
     store.close()
-    for t in reapers:
-        t.join(timeout=WAIT)
+    reaper.join(timeout=WAIT)
+    assert not reaper.is_alive()
     assert store._reaper is None
-    assert not any(t.is_alive() for t in reapers)
