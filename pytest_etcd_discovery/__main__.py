@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .app import DiscoveryApp
 from .faults import FaultError, load_plan
 from .profiles import PROFILES
 from .server import DiscoveryServer, ServerError
@@ -67,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    server = DiscoveryServer(args.host, args.port, profile=args.profile, public_url=args.public_url)
+    # A long-running server keeps a bounded journal: nobody resets it between tests.
+    app = DiscoveryApp(profile=args.profile, public_url=args.public_url, max_calls=10_000)
+    server = DiscoveryServer(args.host, args.port, app=app)
     if args.faults is not None:
         try:
             load_plan(args.faults).install(server.app)

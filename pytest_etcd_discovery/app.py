@@ -174,6 +174,8 @@ class DiscoveryApp:
         host URL, so the live server hands out its URL and the in-process transport
         hands out ``https://discovery.etcd.io``.
     :param clock: the clock of a default store.
+    :param max_calls: keep at most about this many journal entries (the oldest go);
+        None keeps all (tests reset the journal anyway; a long-running server should not).
     """
 
     def __init__(
@@ -183,8 +185,10 @@ class DiscoveryApp:
         profile: str | Profile = "etcd-v2",
         public_url: str | None = None,
         clock: Clock | None = None,
+        max_calls: int | None = None,
     ) -> None:
         self.profile = get_profile(profile)
+        self.max_calls = max_calls
         self.store = store if store is not None else Store(clock)
         self.public_url = public_url
         self.calls: list[Call] = []
@@ -262,6 +266,9 @@ class DiscoveryApp:
         )
         with self._calls_lock:
             self.calls.append(call)
+            # Trim in batches so recording stays O(1) amortised.
+            if self.max_calls is not None and len(self.calls) >= 2 * self.max_calls:
+                del self.calls[: -self.max_calls]
         return call
 
     def dispatch(self, request: Request) -> Response:

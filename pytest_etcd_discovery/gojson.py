@@ -2,11 +2,14 @@
 
 Clients compare raw bodies more often than one would hope, so the fake escapes the
 way Go does: ``<``, ``>``, ``&``, U+2028 and U+2029 as ``\\u00XX``/``\\u20XX``, control
-characters as ``\\u00XX`` (except ``\\n``, ``\\r``, ``\\t``), non-ASCII kept as UTF-8.
+characters as ``\\u00XX`` (except ``\\n``, ``\\r``, ``\\t``), non-ASCII kept as UTF-8,
+and bytes that were not UTF-8 (kept as surrogate escapes) as ``\\ufffd``.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 _ESCAPES: dict[int, str] = {i: f"\\u{i:04x}" for i in range(0x20)}
@@ -61,8 +64,27 @@ def _encode(obj: Any, out: list[str]) -> None:
         raise TypeError(f"cannot encode {type(obj).__name__} as Go JSON")
 
 
+_NEEDS_GO_ESCAPE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+
+
+def _go_escape(match: re.Match[str]) -> str:
+    return _ESCAPES[ord(match.group())]
+
+
 def dumps(obj: Any) -> str:
-    """``json.Marshal``: compact, Go's escaping, dict order kept."""
+    """``json.Marshal``: compact, Go's escaping, dict order kept.
+
+    The C encoder does the work; the characters Go escapes and Python doesn't are then
+    rewritten (they can only stand inside strings). Python writes ``\\b`` and ``\\f``
+    where Go writes ``\\u0008``/``\\u000c``: such text takes the exact, slower path.
+    """
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+    if "\\b" in text or "\\f" in text:
+        return _exact(obj)
+    return _NEEDS_GO_ESCAPE.sub(_go_escape, text)
+
+
+def _exact(obj: Any) -> str:
     out: list[str] = []
     _encode(obj, out)
     return "".join(out)

@@ -42,7 +42,7 @@ def test_scalars_and_containers() -> None:
     assert gojson.dumps((1, 2)) == "[1,2]"
 
 
-@pytest.mark.parametrize("value", [1.5, object(), {1, 2}, b"bytes"])
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
 def test_unsupported_types_raise(value: object) -> None:
     with pytest.raises(TypeError):
         gojson.dumps(value)
