@@ -53,6 +53,7 @@ from . import errors
 from .app import bare_response, http_error
 from .errors import EtcdError
 from .forms import go_parse_bool, parse_form
+from .names import FAULT_MARKER
 
 if TYPE_CHECKING:
     from .app import DiscoveryApp
@@ -600,13 +601,6 @@ def _drop(request: Request) -> None:
 
 
 #: The marker that adds a fault to a test's fake (registered by the plugin).
-FAULT_MARKER = "etcd_discovery_fault"
-FAULT_MARKER_DOC = (
-    f"{FAULT_MARKER}(status=503, *, action='status', route=None, path=None, method=None, "
-    "nth=None, times=None, delay=0, body=None, error_code=None): make matching requests to "
-    "this test's fake discovery service fail (a status with the real body, a delay, a "
-    "dropped connection, an empty watch reply); one marker per rule, nearest first"
-)
 
 
 def rule_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> FaultRule:

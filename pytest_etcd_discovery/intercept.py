@@ -21,6 +21,7 @@ import responses
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from .app import TRANSPORT_KEY
+from .names import DEFAULT_HOSTS, normalize_host
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -35,23 +36,11 @@ __all__ = [
     "normalize_host",
 ]
 
-#: The public service; always intercepted.
-DEFAULT_HOSTS: tuple[str, ...] = ("https://discovery.etcd.io",)
 
 #: Every method ``responses`` can match; the real service answers each one (often 405).
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 _Callback = Callable[["PreparedRequest"], Any]
-
-
-def normalize_host(host: str) -> str:
-    """Return ``scheme://netloc`` for ``host`` (``https://`` assumed when missing)."""
-    if "://" not in host:
-        host = "https://" + host
-    parts = urlsplit(host)
-    if not parts.netloc:
-        raise ValueError(f"not a host URL: {host!r}")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _read_timeout(timeout: object) -> float | None:

@@ -16,18 +16,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from .faults import FAULT_MARKER, FAULT_MARKER_DOC, FaultError, FaultPlan, rule_from_marker
-from .fixture import EtcdDiscovery
-from .intercept import DEFAULT_HOSTS, normalize_host
-from .report import SECTION_TITLE, render
+from .names import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
 
+# The fake itself (werkzeug, requests, responses) loads when a test first uses it, so
+# installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
     from .clock import ControllableClock
+    from .fixture import EtcdDiscovery
     from .server import DiscoveryServer
 
 __all__ = ["MARKER", "PROFILES"]
 
-MARKER = "etcd_discovery"
 PROFILES = ("etcd-v2", "discoveryserver")
 _MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen"})
 
@@ -103,7 +102,7 @@ class _Session:
 
 _SESSION_KEY = pytest.StashKey[_Session]()
 #: The test's EtcdDiscovery, for the failure section.
-_DISCO_KEY = pytest.StashKey[EtcdDiscovery]()
+_DISCO_KEY = pytest.StashKey["EtcdDiscovery"]()
 
 
 def _option_ini(config: pytest.Config, name: str) -> Any:
@@ -306,6 +305,8 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     With ``--etcd-discovery-url`` it talks to that real service instead, and the helpers
     that need the fake's insides skip the test.
     """
+    from .fixture import EtcdDiscovery
+
     session = request.config.stash[_SESSION_KEY]
     marker = _marker_config(request.node)
     marked = marker is not None
@@ -369,6 +370,8 @@ def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
 
 def _apply_fault_markers(item: pytest.Item, server: DiscoveryServer) -> bool:
     """Add one fault rule per ``etcd_discovery_fault`` marker (nearest first)."""
+    from .faults import FaultError, FaultPlan, rule_from_marker
+
     marks = list(item.iter_markers(FAULT_MARKER))
     plan = FaultPlan.of(server.app)
     for mark in marks:
@@ -380,6 +383,8 @@ def _apply_fault_markers(item: pytest.Item, server: DiscoveryServer) -> bool:
 
 
 def _release(server: DiscoveryServer) -> None:
+    from .faults import FaultPlan
+
     # Faults end with their test; waiting delays are released first.
     FaultPlan.of(server.app).clear()
     # reset() closes the test's store, which releases its blocked watches, and leaves
@@ -419,5 +424,7 @@ def pytest_runtest_makereport(
     if report.failed and report.when in ("setup", "call"):
         disco = item.stash.get(_DISCO_KEY, None)
         if disco is not None:
+            from .report import SECTION_TITLE, render
+
             report.sections.append((SECTION_TITLE, render(disco)))
     return report

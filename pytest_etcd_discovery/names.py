@@ -1,0 +1,36 @@
+"""Names the plugin needs before any fake exists: markers and the intercepted hosts.
+
+Kept apart from the modules that import werkzeug, requests and responses, so that
+loading the plugin costs a pytest run next to nothing until a test uses the fake.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["DEFAULT_HOSTS", "FAULT_MARKER", "FAULT_MARKER_DOC", "MARKER", "normalize_host"]
+
+#: The marker that seeds and configures a test's fake.
+MARKER = "etcd_discovery"
+
+#: The marker that adds a fault rule to a test's fake.
+FAULT_MARKER = "etcd_discovery_fault"
+FAULT_MARKER_DOC = (
+    f"{FAULT_MARKER}(status=503, *, action='status', route=None, path=None, method=None, "
+    "nth=None, times=None, delay=0, body=None, error_code=None): make matching requests to "
+    "this test's fake discovery service fail (a status with the real body, a delay, a "
+    "dropped connection, an empty watch reply); one marker per rule, nearest first"
+)
+
+#: The public service; always intercepted.
+DEFAULT_HOSTS: tuple[str, ...] = ("https://discovery.etcd.io",)
+
+
+def normalize_host(host: str) -> str:
+    """Return ``scheme://netloc`` for ``host`` (``https://`` assumed when missing)."""
+    if "://" not in host:
+        host = "https://" + host
+    parts = urlsplit(host)
+    if not parts.netloc:
+        raise ValueError(f"not a host URL: {host!r}")
+    return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,27 @@
+"""Loading the plugin must not load the fake: unrelated test runs stay as fast as before."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("werkzeug", "requests", "responses", "pytest_etcd_discovery.app")
+
+
+def test_loading_the_plugin_imports_no_http_stack() -> None:
+    code = (
+        "import sys, pytest_etcd_discovery.plugin, pytest_etcd_discovery as p;"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_names_load_on_first_use() -> None:
+    import pytest_etcd_discovery as package
+
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    assert set(package.__all__) <= set(dir(package))
