@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 KEYS = ["m1", "m2", "_h", "", "_config", "_config/size"]
 BOOLS = [None, "true", "false", "maybe", ""]
 #: Examples per run; raise it for a longer hunt (e.g. ETCD_DISCOVERY_CONFORMANCE_EXAMPLES=500).
-EXAMPLES = int(os.environ.get("ETCD_DISCOVERY_CONFORMANCE_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("ETCD_DISCOVERY_CONFORMANCE_EXAMPLES", "10"))
 #: A history watch with no matching event blocks: both sides must block; this bounds it.
 BLOCK_TIMEOUT = 0.2
 POLL_TIMEOUT = 1.0
