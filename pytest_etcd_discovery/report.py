@@ -8,9 +8,10 @@ service answered, from both transports.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .app import Call
     from .fixture import EtcdDiscovery, TokenView
 
 __all__ = ["SECTION_TITLE", "render"]
@@ -44,21 +45,12 @@ def _render_token(view: TokenView) -> list[str]:
     return lines
 
 
-def _render_call(call: Any) -> str:
-    method = getattr(call, "method", "?")
-    path = getattr(call, "path", "?")
-    query = getattr(call, "query", "")
-    if isinstance(query, dict):
-        query = "&".join(f"{k}={v}" for k, v in query.items())
-    target = f"{path}?{query}" if query else str(path)
-    status = getattr(call, "status", "?")
-    if status is None:
-        status = "pending"
-    transport = getattr(call, "transport", "?")
-    line = f"  {transport:<9} {method:<6} {target} -> {status}"
-    fault = getattr(call, "fault", None)
+def _render_call(call: Call) -> str:
+    target = f"{call.path}?{call.query}" if call.query else call.path
+    status = "pending" if call.status is None else call.status
+    line = f"  {call.transport:<9} {call.method:<6} {target} -> {status}"
     # An injected fault explains an odd status at a glance.
-    return f"{line}  [fault: {fault}]" if fault else line
+    return f"{line}  [fault: {call.fault}]" if call.fault else line
 
 
 def render(disco: EtcdDiscovery) -> str:

@@ -6,6 +6,11 @@ from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+
+# The plugin loads the HTTP stack lazily. pytester's in-process runs drop the modules an
+# inner run imported; importing them here keeps one copy for every inner run.
+import requests  # noqa: F401
+import responses  # noqa: F401
 from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
 
 from pytest_etcd_discovery.processes import RealDiscoveryService
