@@ -97,7 +97,15 @@ class Store:
 
     @property
     def watcher_count(self) -> int:
+        """How many long polls wait on this store right now."""
         return self.hub.count
+
+    def wait_for_watchers(self, count: int = 1, timeout: float | None = None) -> bool:
+        """Block until at least ``count`` long polls wait here; False on timeout.
+
+        A test can then write knowing the watch will see the write, with no sleep.
+        """
+        return self.hub.wait_for_count(count, timeout)
 
     def _now(self) -> int:
         return self.clock.now_ns()

@@ -90,6 +90,8 @@ class WatcherHub:
 
     def __init__(self, capacity: int = 1000) -> None:
         self._lock = threading.RLock()
+        # Notified whenever a watcher is registered or leaves (wait_for_count).
+        self._changed = threading.Condition(self._lock)
         self._watchers: dict[str, list[Watcher]] = {}
         self.history = EventHistory(capacity)
 
@@ -97,6 +99,11 @@ class WatcherHub:
     def count(self) -> int:
         with self._lock:
             return sum(len(ws) for ws in self._watchers.values())
+
+    def wait_for_count(self, count: int, timeout: float | None = None) -> bool:
+        """Block until at least ``count`` watchers are registered; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count >= count, timeout)
 
     def watch(
         self, key: str, *, recursive: bool, stream: bool, since_index: int, store_index: int
@@ -117,6 +124,7 @@ class WatcherHub:
                 watcher._push(event.with_index(store_index))
                 return watcher
             self._watchers.setdefault(key, []).append(watcher)
+            self._changed.notify_all()
         return watcher
 
     def add(self, event: Event) -> None:

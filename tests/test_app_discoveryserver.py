@@ -71,9 +71,7 @@ def text_error(resp: TestResponse, message: str) -> None:
 
 def wait_for_watchers(app: DiscoveryApp, count: int) -> None:
     """Until ``count`` long polls are registered in the store (bounded)."""
-    deadline = time.monotonic() + WAIT
-    while app.store.watcher_count < count and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert app.store.wait_for_watchers(count, timeout=WAIT)
     assert app.store.watcher_count == count
 
 

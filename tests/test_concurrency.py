@@ -160,9 +160,7 @@ def test_stop_with_blocked_watchers_is_prompt() -> None:
     threads = [threading.Thread(target=poll, daemon=True) for _ in range(count)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 10
-    while server.store.watcher_count < count and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert server.store.wait_for_watchers(count, timeout=10)
     assert server.store.watcher_count == count
     started = time.monotonic()
     server.stop()

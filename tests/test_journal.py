@@ -43,12 +43,7 @@ def test_a_waiting_long_poll_is_journalled_as_pending() -> None:
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        # The poll is registered as a watcher once its call is journalled and dispatched.
-        for _ in range(500):
-            if app.store.watcher_count:
-                break
-            threading.Event().wait(0.01)
-        assert app.store.watcher_count == 1
+        assert app.store.wait_for_watchers(1, timeout=5)
         (call,) = app.calls
         assert call.status is None and "pending" in str(call)
         app.store.set(f"{app.token_key(token)}/m1", "x")

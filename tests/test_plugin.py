@@ -491,10 +491,7 @@ def test_advance_wakes_a_watch_blocked_in_another_thread(pytester: pytest.Pytest
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            deadline = time.monotonic() + 10
-            while etcd_discovery.app.store.watcher_count == 0:  # the watch is registered
-                assert time.monotonic() < deadline, "watch never arrived"
-                time.sleep(0.02)
+            assert etcd_discovery.app.store.wait_for_watchers(1, timeout=10), "no watch"
             assert not got
 
             etcd_discovery.clock.advance(7 * 86400)

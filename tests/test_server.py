@@ -118,7 +118,7 @@ def test_a_long_poll_is_answered_by_a_write_from_another_client() -> None:
 
         thread = threading.Thread(target=poll)
         thread.start()
-        wait_until(lambda: server.store.watcher_count == 1, "the long poll is registered")
+        assert server.store.wait_for_watchers(1, timeout=WAIT), "the long poll never registered"
         put = requests.put(f"{server.url}/{token}/m1", data={"value": "v"}, timeout=WAIT)
         assert put.status_code == 201
         thread.join(timeout=WAIT)
@@ -147,7 +147,7 @@ def test_stop_releases_a_blocked_long_poll_and_leaves_no_threads() -> None:
 
     thread = threading.Thread(target=poll)
     thread.start()
-    wait_until(lambda: server.store.watcher_count == 1, "the long poll is registered")
+    assert server.store.wait_for_watchers(1, timeout=WAIT), "the long poll never registered"
     started = time.monotonic()
     server.stop()
     thread.join(timeout=WAIT)

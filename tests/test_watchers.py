@@ -323,3 +323,14 @@ def test_stream_watch_answered_from_history_gets_only_that_event(store: Store) -
     assert store.watcher_count == 0
     store.set("/k", "2")  # notification is synchronous: nothing may be queued now
     assert watcher.get(timeout=0) is None
+
+
+def test_wait_for_watchers_wakes_when_a_watch_registers(store: Store) -> None:
+    assert store.wait_for_watchers(1, timeout=0.01) is False
+    waiting = threading.Thread(target=lambda: store.watch("/k").get(timeout=WAIT), daemon=True)
+    waiting.start()
+    assert store.wait_for_watchers(1, timeout=WAIT) is True
+    assert store.watcher_count == 1
+    store.set("/k", "v")  # the watch now sees the write: no sleep was needed to know that
+    waiting.join(WAIT)
+    assert not waiting.is_alive()
