@@ -192,6 +192,8 @@ class DiscoveryApp:
         self.store = store if store is not None else Store(clock)
         self.public_url = public_url
         self.calls: list[Call] = []
+        #: Exceptions the fake raised while answering (its own bugs); see take_errors().
+        self.errors: list[BaseException] = []
         self.metrics = Metrics()
         self.cluster_id = secrets.token_hex(8)
         self.raft_term = 2
@@ -227,7 +229,14 @@ class DiscoveryApp:
         old.close()
         with self._calls_lock:
             self.calls.clear()
+            self.errors.clear()
         self.metrics.clear()
+
+    def take_errors(self) -> list[BaseException]:
+        """The exceptions raised inside the fake since the last call, and forget them."""
+        with self._calls_lock:
+            taken, self.errors = self.errors, []
+        return taken
 
     def close(self) -> None:
         """Release every blocked long poll (the server calls this when it stops)."""
@@ -249,6 +258,12 @@ class DiscoveryApp:
             # A fault dropped the connection: journal it (status 0), let the transport see it.
             call.status = 0
             raise
+        except Exception as exc:
+            # A bug in the fake, never a behaviour of the real service: keep it so the
+            # test that caused it fails at teardown (the plugin checks), answer a bare 500.
+            with self._calls_lock:
+                self.errors.append(exc)
+            response = http_error("Internal Server Error", 500)
         finally:
             call.fault = environ.get("etcd_discovery.fault")
         call.status = response.status_code

@@ -356,9 +356,14 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         yield disco
     finally:
         disco.stop_intercept()
+        errors = server.app.take_errors()
         # Wake anything still blocked in a long poll (threads, the live server) so no
         # request outlives its test; the next test starts from a fresh state anyway.
         _release(server)
+    if errors:
+        # Like pytest-httpserver: an error inside the server fails the test that met it.
+        shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)
+        pytest.fail(f"the fake discovery service failed internally (a bug in it):\n{shown}")
 
 
 def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:

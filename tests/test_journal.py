@@ -52,3 +52,18 @@ def test_a_waiting_long_poll_is_journalled_as_pending() -> None:
     finally:
         app.close()
         thread.join(5)
+
+
+def test_an_error_inside_the_fake_is_a_500_and_kept_for_the_test() -> None:
+    app = DiscoveryApp()
+
+    def broken(request: object) -> None:
+        raise ValueError("boom")
+
+    app.before_request.append(broken)
+    response = Client(app).get("/new")
+    assert response.status_code == 500
+    assert app.calls[-1].status == 500
+    (error,) = app.take_errors()
+    assert isinstance(error, ValueError) and str(error) == "boom"
+    assert app.take_errors() == []

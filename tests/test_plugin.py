@@ -827,3 +827,28 @@ def test_works_beside_freezegun(pytester: pytest.Pytester) -> None:
     )
 
     run(pytester, "--etcd-discovery-fake").assert_outcomes(passed=1)
+
+
+def test_a_bug_inside_the_fake_fails_the_test_at_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import requests
+
+        def test_meets_a_fake_bug(etcd_discovery):
+            def broken(request):
+                raise RuntimeError("fake bug")
+            etcd_discovery.app.before_request.append(broken)
+            try:
+                assert requests.get(etcd_discovery.url + "/new", timeout=5).status_code == 500
+            finally:
+                etcd_discovery.app.before_request.remove(broken)  # the server is shared
+
+        def test_next_one_is_clean(etcd_discovery):
+            assert requests.get(etcd_discovery.url + "/new", timeout=5).status_code == 200
+        """
+    )
+    result = pytester.runpytest(*PLUGIN_ARGS)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*the fake discovery service failed internally*", "*RuntimeError: fake bug*"]
+    )
