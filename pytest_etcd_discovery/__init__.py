@@ -19,7 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import Call, DiscoveryApp, make_app
+    from .app import Call, DiscoveryApp
     from .clock import Clock, ControllableClock, SystemClock
     from .cluster import DiscoveryCluster, EtcdMember, etcd_member_id
     from .errors import EtcdError
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 _WHERE = {
     "Call": "app",
     "DiscoveryApp": "app",
-    "make_app": "app",
     "Clock": "clock",
     "ControllableClock": "clock",
     "SystemClock": "clock",
@@ -82,7 +81,6 @@ __all__ = [
     "TokenView",
     "Watcher",
     "etcd_member_id",
-    "make_app",
 ]
 __version__ = "0.1.0"
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, NotFound
@@ -662,8 +662,3 @@ class KeyParams:
                     raise fail(errors.REFRESH_TTL_REQUIRED, "No TTL value set")
         p.value = form.get("value")
         return p
-
-
-def make_app(**kwargs: Any) -> DiscoveryApp:
-    """A :class:`DiscoveryApp`; keyword arguments as its constructor."""
-    return DiscoveryApp(**kwargs)
