@@ -600,9 +600,6 @@ def _drop(request: Request) -> None:
     raise ConnectionDropped("etcd discovery fake: connection dropped on purpose")
 
 
-#: The marker that adds a fault to a test's fake (registered by the plugin).
-
-
 def rule_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> FaultRule:
     """The rule of one ``@pytest.mark.etcd_discovery_fault(...)``: an optional status
     first, then :class:`FaultRule`'s keyword arguments (``on_match`` included)."""
