@@ -91,7 +91,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             )
         return replies
 
-    def learn(self, key: str, reply: Any) -> None:
+    def learn(self, key: str, reply: Any, *, in_history: bool = True) -> None:
         """Remember where the last event of ``key`` is (for watches that must not block)."""
         if not 200 <= reply.status < 300:
             return
@@ -103,7 +103,8 @@ class DifferentialMachine(RuleBasedStateMachine):
             return
         offset = int(body["node"]["modifiedIndex"]) - self.recs[0].anchor
         self.top = max(self.top, offset)
-        self.last_event[key] = offset
+        if in_history:
+            self.last_event[key] = offset
         self.values[key] = str(body["node"].get("value", ""))
 
     # -- rules -------------------------------------------------------------------------
@@ -157,7 +158,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         else:
             params["value"] = value
         real, _ = self.both("PUT", key, params, data)
-        self.learn(key, real)
+        # A refresh is not in the watch history: a watch from its index would block.
+        self.learn(key, real, in_history=not refresh)
 
     # Common, mostly successful writes (the random PUT above mostly fails a precondition).
 
