@@ -13,9 +13,7 @@ input differently, measured against ``/usr/bin/discovery.etcd.io`` (Go 1.x):
 3. raw non-ASCII bytes in the path are UTF-8 (invalid bytes become U+FFFD in etcd's
    JSON), not Latin-1 as werkzeug's handler would read them;
 4. a request line may be as long as Go's header limit (1 MiB + 4 KiB; beyond it
-   ``431``), not 64 KiB; the status line has Go's canonical reason phrase;
-5. connections stay open between requests (HTTP/1.1 keep-alive, no Nagle delay), as
-   etcd's and Go's clients expect; werkzeug's handler closes every one.
+   ``431``), not 64 KiB; the status line has Go's canonical reason phrase.
 """
 
 from __future__ import annotations
