@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -12,8 +13,11 @@ import pytest
 import requests  # noqa: F401
 import responses  # noqa: F401
 from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
+from unitutil import START
 
+from pytest_etcd_discovery.clock import ControllableClock
 from pytest_etcd_discovery.processes import RealDiscoveryService
+from pytest_etcd_discovery.store import Store
 
 if TYPE_CHECKING:
     from pytest_etcd_discovery.server import DiscoveryServer
@@ -39,6 +43,29 @@ def pytest_runtest_makereport(
             report.outcome = "failed"
             report.longrepr = f"{reason} {FAIL_SUFFIX}"
     return report
+
+
+@pytest.fixture
+def clock() -> ControllableClock:
+    """A controllable clock, frozen at ``START``: time moves only by ``advance()``."""
+    return ControllableClock(start=START, frozen=True)
+
+
+@pytest.fixture
+def store(clock: ControllableClock) -> Iterator[Store]:
+    """An empty store on ``clock``, closed after the test."""
+    s = Store(clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port some other socket is listening on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

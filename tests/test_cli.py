@@ -10,7 +10,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -102,14 +101,6 @@ def run() -> Iterator[Callable[..., Fake]]:
     yield start
     for fake in started:
         fake.kill()
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def assert_one_error_line(stderr: str, expected: str) -> None:

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
+from unitutil import START, WAIT
 
 from pytest_etcd_discovery.clock import Clock, ControllableClock, SystemClock
 from pytest_etcd_discovery.errors import EtcdError
 from pytest_etcd_discovery.events import Event
 from pytest_etcd_discovery.store import Store
 
-START = 1_700_000_000
-WAIT = 10.0  # generous bound for anything that should happen at once
-
 
 @pytest.fixture
-def frozen() -> ControllableClock:
-    return ControllableClock(start=START, frozen=True)
-
-
-@pytest.fixture
-def store(frozen: ControllableClock) -> Iterator[Store]:
-    s = Store(frozen)
-    yield s
-    s.close()
+def frozen(clock: ControllableClock) -> ControllableClock:
+    """The conftest's frozen clock, under the name these tests read best with."""
+    return clock
 
 
 def real_time_passes(seconds: float) -> None:

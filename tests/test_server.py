@@ -6,7 +6,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -22,15 +21,6 @@ def port_is_closed(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(WAIT)
         return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A loopback port some other socket is listening on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def wait_until(condition: object, what: str) -> None:

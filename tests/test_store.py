@@ -10,32 +10,17 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unitutil import START, WAIT
 
 from pytest_etcd_discovery import errors
 from pytest_etcd_discovery.clock import ControllableClock
 from pytest_etcd_discovery.errors import EtcdError
 from pytest_etcd_discovery.events import Event
 from pytest_etcd_discovery.store import Store, clean_path
-
-START = 1_700_000_000  # 2023-11-14T22:13:20Z, exactly representable in ns
-WAIT = 10.0  # generous bound for anything that should happen at once
-
-
-@pytest.fixture
-def clock() -> ControllableClock:
-    return ControllableClock(start=START, frozen=True)
-
-
-@pytest.fixture
-def store(clock: ControllableClock) -> Iterator[Store]:
-    s = Store(clock)
-    yield s
-    s.close()
 
 
 def check(err: pytest.ExceptionInfo[EtcdError], code: int, cause: str, index: int) -> None:

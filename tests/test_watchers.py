@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
+from unitutil import WAIT
 
 from pytest_etcd_discovery.clock import ControllableClock
 from pytest_etcd_discovery.events import Event
 from pytest_etcd_discovery.store import Store
 from pytest_etcd_discovery.watchers import STREAM_BUFFER, Watcher, is_hidden
-
-START = 1_700_000_000
-WAIT = 10.0  # generous bound for anything that should happen at once
-
-
-@pytest.fixture
-def clock() -> ControllableClock:
-    return ControllableClock(start=START, frozen=True)
-
-
-@pytest.fixture
-def store(clock: ControllableClock) -> Iterator[Store]:
-    s = Store(clock)
-    yield s
-    s.close()
 
 
 def first(watcher: Watcher) -> Event:
