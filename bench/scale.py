@@ -12,6 +12,8 @@ import threading
 import tracemalloc
 from collections.abc import Callable
 
+import requests
+
 from pytest_etcd_discovery.app import DiscoveryApp
 from pytest_etcd_discovery.intercept import call_app
 
@@ -30,71 +32,77 @@ def _memory_probe(target: Target, traced: bool) -> Callable[[], float] | None:
     return None
 
 
+def _series(
+    target: Target,
+    checkpoints: tuple[int, ...],
+    traced: bool,
+    add: Callable[[requests.Session, int], None],
+    measure: Callable[[requests.Session, int], Point] | None = None,
+) -> list[Point]:
+    """Call ``add(session, n)`` for n = 1 .. max(checkpoints); at each checkpoint a point:
+    seconds spent adding so far, ``measure``'s extra fields, memory delta in bytes."""
+    session = target.session()
+    probe = _memory_probe(target, traced)
+    gc.collect()
+    base = probe() if probe else 0.0
+    points: list[Point] = []
+    elapsed = 0.0
+    count = 0
+    for stop in checkpoints:
+        start = clock()
+        while count < stop:
+            count += 1
+            add(session, count)
+        elapsed += clock() - start
+        point: Point = {"n": count, "seconds": elapsed}
+        if measure:
+            point.update(measure(session, count))
+        if probe:
+            gc.collect()
+            point["bytes"] = probe() - base
+        points.append(point)
+    session.close()
+    return points
+
+
 def members_series(
     target: Target, checkpoints: tuple[int, ...], traced: bool = False
 ) -> list[Point]:
     """Register up to max(checkpoints) members on one token; a point at each checkpoint:
     seconds so far, one listing GET's seconds, memory delta in bytes."""
     token_url = new_token(target, max(checkpoints))
-    session = target.session()
-    probe = _memory_probe(target, traced)
-    gc.collect()
-    base = probe() if probe else 0.0
-    points: list[Point] = []
-    elapsed = 0.0
-    count = 0
-    for stop in checkpoints:
+
+    def add(session: requests.Session, n: int) -> None:
+        resp = session.put(
+            f"{token_url}/{n:016x}?prevExist=false",
+            data={"value": f"m{n}=http://10.0.{n // 250}.{n % 250}:2380"},
+            timeout=target.timeout(),
+        )
+        if resp.status_code != 201:
+            raise RunError(f"{target.name}: member PUT -> {resp.status_code} {resp.text}")
+
+    def listing(session: requests.Session, n: int) -> Point:
         start = clock()
-        while count < stop:
-            count += 1
-            resp = session.put(
-                f"{token_url}/{count:016x}?prevExist=false",
-                data={"value": f"m{count}=http://10.0.{count // 250}.{count % 250}:2380"},
-                timeout=target.timeout(),
-            )
-            if resp.status_code != 201:
-                raise RunError(f"{target.name}: member PUT -> {resp.status_code} {resp.text}")
-        elapsed += clock() - start
-        start = clock()
-        listing = session.get(token_url, timeout=target.timeout())
+        reply = session.get(token_url, timeout=target.timeout())
         get_seconds = clock() - start
-        if len(listing.json()["node"].get("nodes", [])) != count:
-            raise RunError(f"{target.name}: listing does not show {count} members")
-        point: Point = {"n": count, "seconds": elapsed, "get_seconds": get_seconds}
-        if probe:
-            gc.collect()
-            point["bytes"] = probe() - base
-        points.append(point)
-    session.close()
-    return points
+        if len(reply.json()["node"].get("nodes", [])) != n:
+            raise RunError(f"{target.name}: listing does not show {n} members")
+        return {"get_seconds": get_seconds}
+
+    return _series(target, checkpoints, traced, add, listing)
 
 
 def tokens_series(
     target: Target, checkpoints: tuple[int, ...], traced: bool = False
 ) -> list[Point]:
     """Create up to max(checkpoints) tokens with /new; a point at each checkpoint."""
-    session = target.session()
-    probe = _memory_probe(target, traced)
-    gc.collect()
-    base = probe() if probe else 0.0
-    points: list[Point] = []
-    elapsed = 0.0
-    count = 0
-    for stop in checkpoints:
-        start = clock()
-        while count < stop:
-            count += 1
-            resp = session.get(f"{target.base_url}/new?size=3", timeout=target.timeout())
-            if resp.status_code != 200:
-                raise RunError(f"{target.name}: /new -> {resp.status_code}")
-        elapsed += clock() - start
-        point: Point = {"n": count, "seconds": elapsed}
-        if probe:
-            gc.collect()
-            point["bytes"] = probe() - base
-        points.append(point)
-    session.close()
-    return points
+
+    def add(session: requests.Session, n: int) -> None:
+        resp = session.get(f"{target.base_url}/new?size=3", timeout=target.timeout())
+        if resp.status_code != 200:
+            raise RunError(f"{target.name}: /new -> {resp.status_code}")
+
+    return _series(target, checkpoints, traced, add)
 
 
 def traced_series(kind: str, checkpoints: tuple[int, ...]) -> tuple[list[Point], dict[str, float]]:
