@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from .names import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
+from .profiles import PROFILES as _PROFILES
 
 # The fake itself (werkzeug, requests, responses) loads when a test first uses it, so
 # installing the plugin costs unrelated test runs next to nothing.
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MARKER", "PROFILES"]
 
-PROFILES = ("etcd-v2", "discoveryserver")
+PROFILES = tuple(_PROFILES)  # the profile names, default first
 _MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen"})
 
 
