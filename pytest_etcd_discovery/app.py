@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, NotFound
-from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.routing import BaseConverter, Map, MapAdapter, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import errors, gojson
@@ -74,6 +74,47 @@ URL_MAP = Map(
     redirect_defaults=False,
 )
 
+#: MapAdapters by the environ values ``bind_to_environ`` reads besides the request line;
+#: binding costs as much as matching, and every request to one host binds alike.
+_ADAPTERS: dict[tuple[object, ...], MapAdapter] = {}
+_ADAPTER_KEYS = (
+    "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SCRIPT_NAME",
+    "wsgi.url_scheme",
+    "HTTP_CONNECTION",  # with HTTP_UPGRADE: a WebSocket upgrade matches no route
+    "HTTP_UPGRADE",
+)
+_MAX_ADAPTERS = 64
+
+
+def _bound_map(environ: WSGIEnvironment) -> MapAdapter:
+    """``URL_MAP.bind_to_environ(environ)``, reused for requests that bind alike.
+
+    The routes match on the path alone: the adapter's own path, query and method are
+    never used, as :meth:`DiscoveryApp.dispatch` passes path and method to ``match``
+    (and swallows the redirects that would use the query).
+    """
+    key = tuple([environ.get(name) for name in _ADAPTER_KEYS])
+    adapter = _ADAPTERS.get(key)
+    if adapter is None:
+        adapter = URL_MAP.bind_to_environ(environ)  # a bad Host raises here, as before
+        if len(_ADAPTERS) >= _MAX_ADAPTERS:
+            _ADAPTERS.clear()  # many hosts (a fuzzer): stay bounded
+        _ADAPTERS[key] = adapter
+    return adapter
+
+
+def _werkzeug_path(environ: WSGIEnvironment) -> str:
+    """The path ``bind_to_environ`` would have matched: PATH_INFO decoded as werkzeug
+    does (invalid UTF-8 replaced), "/" when there is none."""
+    raw: str | None = environ.get("PATH_INFO")
+    if raw is None:
+        return "/"
+    return raw.encode("latin-1").decode("utf-8", "replace")
+
+
 # Methods each token route accepts; anything else is gorilla mux's empty 405.
 ROUTE_METHODS = {
     "token": ("GET", "PUT"),
@@ -105,10 +146,25 @@ class Call:
 
 def go_clean_path(path: str) -> str:
     """Go's ``http`` cleanPath: ``path.Clean`` keeping a trailing slash."""
+    if path.startswith("/") and "//" not in path and "/." not in path:
+        # No empty, "." or ".." segment: already clean (the common case, kept cheap).
+        return path
     cleaned = clean_path(path)
     if path.endswith("/") and cleaned != "/":
         cleaned += "/"
     return cleaned
+
+
+def _request_body(request: Request) -> bytes:
+    """The body etcd's ParseForm would read: ``request.get_data(cache=True)``, except
+    that a request werkzeug would give an empty stream (no or zero Content-Length, a
+    stream the server does not terminate) skips building the stream to read nothing."""
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH") in (None, "", "0") and (
+        "wsgi.input_terminated" not in environ
+    ):
+        return b""
+    return request.get_data(cache=True)
 
 
 def _raw_query(request: Request) -> str:
@@ -129,6 +185,43 @@ def _with_cors(response: Response) -> Response:
     """etcd's CORS headers (it allows any origin by default)."""
     response.headers.extend(CORS_HEADERS)
     return response
+
+
+def _wsgi_reply(
+    response: Response, environ: WSGIEnvironment, start_response: StartResponse
+) -> Iterable[bytes]:
+    """``response(environ, start_response)``, minus the work that changes nothing.
+
+    werkzeug copies the headers for the environ to fix up ``Location`` and
+    ``Content-Location``, compute a missing ``Content-Length`` and empty HEAD, 1xx,
+    204 and 304 replies.  Most replies here are a buffered body that already has its
+    length and none of those headers: they are sent as they are.
+    """
+    status = response.status_code
+    body = response.response
+    if (
+        type(body) is list  # what set_data makes: [bytes]
+        and len(body) == 1
+        and type(body[0]) is bytes
+        and status >= 200
+        and status not in (204, 304)
+        and environ["REQUEST_METHOD"] != "HEAD"
+        and not response._on_close
+        and type(response) is Response
+    ):
+        headers = response.headers.to_wsgi_list()
+        has_length = False
+        for name, _ in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                has_length = True
+            elif lowered in ("location", "content-location"):
+                has_length = False
+                break
+        if has_length:
+            start_response(response.status, headers)
+            return body
+    return response(environ, start_response)
 
 
 def http_error(body: str, status: int) -> Response:
@@ -267,7 +360,7 @@ class DiscoveryApp:
         finally:
             call.fault = environ.get("etcd_discovery.fault")
         call.status = response.status_code
-        return response(environ, start_response)
+        return _wsgi_reply(response, environ, start_response)
 
     def _record(self, request: Request) -> Call:
         call = Call(
@@ -305,9 +398,9 @@ class DiscoveryApp:
             # Go's mux redirects to url.String(): the path escaped, so "\r" is "%0D".
             location = quote(cleaned, safe="/$&+,:;=@", errors="surrogateescape")
             return _redirect(location + (f"?{query}" if query else ""), request.method)
-        adapter = URL_MAP.bind_to_environ(request.environ)
+        adapter = _bound_map(request.environ)
         try:
-            endpoint, args = adapter.match(method=None)
+            endpoint, args = adapter.match(_werkzeug_path(request.environ), request.method)
         except NotFound:
             return http_error("404 page not found", 404)
         except HTTPException:
@@ -399,8 +492,9 @@ class DiscoveryApp:
             form = parse_form(
                 request.method,
                 _raw_query(request),
-                request.content_type or "",
-                request.get_data(cache=True),
+                # What request.content_type reads, without the headers view around it.
+                request.environ.get("CONTENT_TYPE") or "",
+                _request_body(request),
             )
             request.environ[FORM_KEY] = form
         return form
@@ -609,56 +703,61 @@ class KeyParams:
 
     @classmethod
     def parse(cls, method: str, form: Form) -> KeyParams:
-        def fail(code: int, cause: str) -> EtcdError:
-            return EtcdError(code, cause)
-
         if form.error is not None:
-            raise fail(errors.INVALID_FORM, form.error)
-
-        def uint(name: str) -> int:
-            if name not in form:
-                return 0
-            try:
-                return go_parse_uint64(form.values[name][0])
-            except ValueError:
-                raise fail(errors.INDEX_NAN, f'invalid value for "{name}"') from None
-
-        def flag(name: str, cause: str | None = None) -> bool:
-            if name not in form:
-                return False
-            try:
-                return go_parse_bool(form.values[name][0])
-            except ValueError:
-                raise fail(errors.INVALID_FIELD, cause or f'invalid value for "{name}"') from None
-
+            raise EtcdError(errors.INVALID_FORM, form.error)
         p = cls()
-        p.prev_index = uint("prevIndex")
-        p.wait_index = uint("waitIndex")
-        p.recursive = flag("recursive")
-        p.sorted = flag("sorted")
-        p.wait = flag("wait")
-        p.dir = flag("dir")
-        flag("quorum")
-        p.stream = flag("stream")
+        values = form.values
+        if not values:
+            return p  # no parameters at all (most GETs): every default holds
+        p.prev_index = _uint_param(values, "prevIndex")
+        p.wait_index = _uint_param(values, "waitIndex")
+        p.recursive = _flag_param(values, "recursive")
+        p.sorted = _flag_param(values, "sorted")
+        p.wait = _flag_param(values, "wait")
+        p.dir = _flag_param(values, "dir")
+        _flag_param(values, "quorum")
+        p.stream = _flag_param(values, "stream")
         if p.wait and method != "GET":
-            raise fail(errors.INVALID_FIELD, '"wait" can only be used with GET requests')
+            raise EtcdError(errors.INVALID_FIELD, '"wait" can only be used with GET requests')
         p.prev_value = form.get("prevValue")
-        if "prevValue" in form and not p.prev_value:
-            raise fail(errors.PREV_VALUE_REQUIRED, '"prevValue" cannot be empty')
-        p.no_value_on_success = flag("noValueOnSuccess")
+        if "prevValue" in values and not p.prev_value:
+            raise EtcdError(errors.PREV_VALUE_REQUIRED, '"prevValue" cannot be empty')
+        p.no_value_on_success = _flag_param(values, "noValueOnSuccess")
         if form.get("ttl"):
             try:
-                p.ttl = go_parse_uint64(form.values["ttl"][0])
+                p.ttl = go_parse_uint64(values["ttl"][0])
             except ValueError:
-                raise fail(errors.TTL_NAN, 'invalid value for "ttl"') from None
-        if "prevExist" in form:
-            p.prev_exist = flag("prevExist", "invalid value for prevExist")
-        if "refresh" in form:
-            p.refresh = flag("refresh", "invalid value for refresh")
+                raise EtcdError(errors.TTL_NAN, 'invalid value for "ttl"') from None
+        if "prevExist" in values:
+            p.prev_exist = _flag_param(values, "prevExist", "invalid value for prevExist")
+        if "refresh" in values:
+            p.refresh = _flag_param(values, "refresh", "invalid value for refresh")
             if p.refresh:
-                if "value" in form and form.get("value"):
-                    raise fail(errors.REFRESH_VALUE, "A value was provided on a refresh")
+                if form.get("value"):
+                    raise EtcdError(errors.REFRESH_VALUE, "A value was provided on a refresh")
                 if p.ttl is None:
-                    raise fail(errors.REFRESH_TTL_REQUIRED, "No TTL value set")
+                    raise EtcdError(errors.REFRESH_TTL_REQUIRED, "No TTL value set")
         p.value = form.get("value")
         return p
+
+
+def _uint_param(values: dict[str, list[str]], name: str) -> int:
+    """A uint64 parameter, 0 when absent; etcd's INDEX_NAN when not a number."""
+    given = values.get(name)
+    if given is None:
+        return 0
+    try:
+        return go_parse_uint64(given[0])
+    except ValueError:
+        raise EtcdError(errors.INDEX_NAN, f'invalid value for "{name}"') from None
+
+
+def _flag_param(values: dict[str, list[str]], name: str, cause: str | None = None) -> bool:
+    """A boolean parameter, False when absent; etcd's INVALID_FIELD when not a bool."""
+    given = values.get(name)
+    if given is None:
+        return False
+    try:
+        return go_parse_bool(given[0])
+    except ValueError:
+        raise EtcdError(errors.INVALID_FIELD, cause or f'invalid value for "{name}"') from None
