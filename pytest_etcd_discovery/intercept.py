@@ -10,11 +10,13 @@ untouched, including the fake's own live server.
 from __future__ import annotations
 
 import io
+import queue
 import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
@@ -66,6 +68,7 @@ class Interceptor:
         self.app = app
         self.hosts: tuple[str, ...] = tuple(dict.fromkeys(normalize_host(h) for h in hosts))
         self._mock: responses.RequestsMock | None = None
+        self._helpers = _Helpers()
 
     @property
     def active(self) -> bool:
@@ -89,6 +92,7 @@ class Interceptor:
         # Anything not matched above goes out for real (other services, the live fake).
         mock.add_passthru(re.compile(r".*", re.DOTALL))
         mock.start()
+        self._helpers.open()
         self._mock = mock
 
     def stop(self) -> None:
@@ -97,6 +101,7 @@ class Interceptor:
         if mock is not None:
             mock.stop(allow_assert=False)
             mock.reset()
+        self._helpers.close()
 
     def __enter__(self) -> Interceptor:
         self.start()
@@ -112,27 +117,102 @@ class Interceptor:
             return _call_app(self.app, environ)
         # A real long poll with ``timeout=`` raises ReadTimeout when nothing happens in
         # time; emulate that instead of blocking the caller forever.  The abandoned call
-        # finishes (or is released by the app's close/reset) in its own daemon thread.
-        box: list[tuple[int, list[tuple[str, str]], bytes] | BaseException] = []
-
-        def run() -> None:
-            try:
-                box.append(_call_app(self.app, environ))
-            except BaseException as exc:  # handed over to the caller below
-                box.append(exc)
-
-        worker = threading.Thread(target=run, name="etcd-discovery-inprocess", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if not box:
+        # finishes (or is released by the app's close/reset) in its helper thread.
+        call = self._helpers.run(partial(_call_app, self.app, environ))
+        # Thread.join's reading of the timeout: a negative one does not wait at all.
+        if not call.done.acquire(timeout=max(timeout, 0)):
             raise requests.exceptions.ReadTimeout(
                 f"in-process etcd discovery fake: read timed out (read timeout={timeout})",
                 request=request,
             )
-        result = box[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        if call.error is not None:
+            raise call.error
+        assert call.result is not None
+        return call.result
+
+
+_Reply = tuple[int, list[tuple[str, str]], bytes]
+
+
+class _Call:
+    """One in-process call handed to a helper thread; ``done`` is released when it ends."""
+
+    __slots__ = ("done", "error", "func", "result")
+
+    def __init__(self, func: Callable[[], _Reply]) -> None:
+        self.func = func
+        self.result: _Reply | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+    def run(self) -> None:
+        try:
+            self.result = self.func()
+        except BaseException as exc:  # handed over to the caller
+            self.error = exc
+        finally:
+            self.done.release()
+
+
+class _Helpers:
+    """Daemon threads that run the calls made with a timeout, kept for the next call.
+
+    Starting a thread costs the caller more CPU than the call it runs; handing the call
+    to an idle helper costs a queue put.  A call the caller gave up on (a long poll past
+    its timeout) keeps its helper until it ends, so the next call starts another.
+    Helpers idle for ``IDLE`` seconds exit, and all of them exit after :meth:`close`.
+    """
+
+    IDLE = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_Call | None]] = []
+        self._closed = False
+
+    def run(self, func: Callable[[], _Reply]) -> _Call:
+        call = _Call(func)
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(
+                target=self._serve, args=(inbox,), name="etcd-discovery-inprocess", daemon=True
+            ).start()
+        inbox.put(call)
+        return call
+
+    def _serve(self, inbox: queue.SimpleQueue[_Call | None]) -> None:
+        while True:
+            try:
+                call = inbox.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                continue  # a caller took this helper just now: its call is on the way
+            if call is None:
+                return
+            call.run()
+            del call  # the caller holds the reply; an idle helper should not
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle.append(inbox)
+
+    def open(self) -> None:
+        with self._lock:
+            self._closed = False
+
+    def close(self) -> None:
+        """Idle helpers exit now, busy ones when their call ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for inbox in idle:
+            inbox.put(None)
 
 
 def _build_environ(request: PreparedRequest) -> dict[str, Any]:

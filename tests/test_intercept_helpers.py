@@ -1,0 +1,145 @@
+"""Calls with a ``timeout=`` run in reused helper threads: same answers, same ReadTimeout,
+and no thread left behind once the interceptor stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from pytest_etcd_discovery.intercept import Interceptor
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+HOST = "https://helpers.example"
+WAIT = 10.0
+
+
+class Recorder:
+    """A WSGI app that says which thread answered; ``/block`` waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.threads: list[str] = []
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        self.threads.append(threading.current_thread().name + str(threading.get_ident()))
+        if path == "/boom":
+            raise RuntimeError("boom")
+        if path == "/block":
+            self.release.wait(WAIT)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Path", path)])
+        return [path.encode()]
+
+
+def helper_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "etcd-discovery-inprocess"]
+
+
+def wait_until(condition: Any) -> bool:
+    deadline = time.monotonic() + WAIT
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(condition())
+
+
+@pytest.fixture
+def app() -> Iterator[Recorder]:
+    existing = set(helper_threads())  # another test's interceptor may still have some
+    recorder = Recorder()
+    yield recorder
+    recorder.release.set()
+    # Each test stops its interceptor: its helpers end, so the next test starts clean.
+    assert wait_until(lambda: set(helper_threads()) <= existing), helper_threads()
+
+
+def test_timed_calls_reuse_one_helper_thread(app: Recorder) -> None:
+    with Interceptor(app, hosts=(HOST,)):
+        for i in range(5):
+            resp = requests.get(f"{HOST}/p{i}", timeout=5)
+            assert resp.status_code == 200
+            assert resp.text == f"/p{i}"
+            assert resp.headers["X-Path"] == f"/p{i}"
+        untimed = requests.get(f"{HOST}/here")
+    assert len(set(app.threads[:5])) == 1
+    assert app.threads[0].startswith("etcd-discovery-inprocess")
+    assert app.threads[5] == threading.current_thread().name + str(threading.get_ident())
+    assert untimed.text == "/here"
+
+
+def test_a_timed_out_call_keeps_its_helper_and_the_next_call_gets_another(app: Recorder) -> None:
+    with Interceptor(app, hosts=(HOST,)):
+        with pytest.raises(requests.exceptions.ReadTimeout, match=r"read timeout=0\.1"):
+            requests.get(f"{HOST}/block", timeout=(5, 0.1))
+        assert requests.get(f"{HOST}/next", timeout=5).text == "/next"
+        assert app.threads[0] != app.threads[1]
+        app.release.set()  # the abandoned call ends; its helper is free again
+        assert wait_until(lambda: len(app.threads) == 2)
+        for i in range(3):
+            assert requests.get(f"{HOST}/again{i}", timeout=5).status_code == 200
+        assert set(app.threads[2:]) <= set(app.threads[:2])
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_a_zero_or_negative_timeout_does_not_wait(app: Recorder, timeout: float) -> None:
+    with Interceptor(app, hosts=(HOST,)):
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(f"{HOST}/block", timeout=timeout)
+        assert time.monotonic() - started < WAIT / 2
+
+
+def test_an_error_in_the_app_reaches_the_caller(app: Recorder) -> None:
+    with Interceptor(app, hosts=(HOST,)), pytest.raises(RuntimeError, match="boom"):
+        requests.get(f"{HOST}/boom", timeout=5)
+
+
+def test_helpers_exit_when_the_interceptor_stops(app: Recorder) -> None:
+    before = len(helper_threads())
+    interceptor = Interceptor(app, hosts=(HOST,))
+    with interceptor:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(f"{HOST}/block", timeout=0.05)
+        assert requests.get(f"{HOST}/idle", timeout=5).status_code == 200
+        assert len(helper_threads()) >= before + 2
+    # The idle helper exits at once, the busy one once its call ends.
+    app.release.set()
+    assert wait_until(lambda: len(helper_threads()) <= before)
+    # A restarted interceptor serves timed calls again.
+    with interceptor:
+        assert requests.get(f"{HOST}/back", timeout=5).text == "/back"
+    assert wait_until(lambda: len(helper_threads()) <= before)
+
+
+def test_idle_helpers_exit_on_their_own(app: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_etcd_discovery import intercept
+
+    monkeypatch.setattr(intercept._Helpers, "IDLE", 0.05)
+    before = len(helper_threads())
+    with Interceptor(app, hosts=(HOST,)):
+        assert requests.get(f"{HOST}/once", timeout=5).status_code == 200
+        assert wait_until(lambda: len(helper_threads()) <= before)
+        # ... and a later call starts a new one.
+        assert requests.get(f"{HOST}/later", timeout=5).text == "/later"
+
+
+def test_concurrent_timed_calls_all_get_their_own_answer(app: Recorder) -> None:
+    results: dict[int, str] = {}
+
+    def call(i: int) -> None:
+        for j in range(20):
+            results[i * 100 + j] = requests.get(f"{HOST}/c{i}-{j}", timeout=5).text
+
+    with Interceptor(app, hosts=(HOST,)):
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT)
+    assert results == {i * 100 + j: f"/c{i}-{j}" for i in range(4) for j in range(20)}
