@@ -13,7 +13,9 @@ input differently, measured against ``/usr/bin/discovery.etcd.io`` (Go 1.x):
 3. raw non-ASCII bytes in the path are UTF-8 (invalid bytes become U+FFFD in etcd's
    JSON), not Latin-1 as werkzeug's handler would read them;
 4. a request line may be as long as Go's header limit (1 MiB + 4 KiB; beyond it
-   ``431``), not 64 KiB; the status line has Go's canonical reason phrase.
+   ``431``), not 64 KiB; the status line has Go's canonical reason phrase;
+5. connections stay open between requests (HTTP/1.1 keep-alive, no Nagle delay), as
+   etcd's and Go's clients expect; werkzeug's handler closes every one.
 """
 
 from __future__ import annotations
@@ -21,16 +23,37 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import threading
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wsgi import LimitedStream
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["GoLikeRequestHandler"]
+__all__ = ["GoLikeRequestHandler", "close_connections"]
+
+_CONNECTIONS_LOCK = threading.Lock()
+
+
+def _open_connections(server: Any) -> set[socket.socket]:
+    conns: set[socket.socket] | None = getattr(server, "_open_connections", None)
+    if conns is None:
+        conns = server._open_connections = set()
+    return conns
+
+
+def close_connections(server: Any) -> None:
+    """Shut every connection still open on ``server`` (idle keep-alive ones included)."""
+    with _CONNECTIONS_LOCK:
+        conns = list(_open_connections(server))
+    for conn in conns:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 #: Go writes this for every request it cannot parse (net/http server.go).
@@ -126,6 +149,113 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             self.send_error(400)
             return False
         return True
+
+    # -- keep-alive: Go's server reuses connections, and so do etcd and requests ---------
+
+    def setup(self) -> None:
+        super().setup()
+        # Like Go: no Nagle delay, or a reply's body waits ~40 ms for its headers' ACK.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The server closes idle keep-alive connections when it stops.
+        with _CONNECTIONS_LOCK:
+            _open_connections(self.server).add(self.connection)
+
+    def finish(self) -> None:
+        with _CONNECTIONS_LOCK:
+            _open_connections(self.server).discard(self.connection)
+        super().finish()
+
+    def run_wsgi(self) -> None:
+        """Serve one request and keep the connection for the next when HTTP/1.1 allows.
+
+        werkzeug's own version closes every connection (and, after the reply, reads
+        away whatever the client sent next); this one reads exactly the request body, so
+        the next request on the connection is intact.
+        """
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.make_environ()
+        body: LimitedStream | None = None
+        keep = (
+            self.request_version == "HTTP/1.1"
+            and self.headers.get("Connection", "").lower() != "close"
+            and not environ.get("wsgi.input_terminated")  # chunked uploads: close after
+        )
+        if keep:
+            body = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))  # type: ignore[arg-type]
+            environ["wsgi.input"] = body
+        started: list[Any] = []
+        sent = False
+        chunked = False
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            if exc_info and sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+            started[:] = [status, headers]
+            return write
+
+        def write(data: bytes) -> None:
+            nonlocal sent, chunked
+            if not sent:
+                status, headers = started
+                code_text, _, reason = status.partition(" ")
+                code = int(code_text)
+                self.send_response(code, reason)
+                names = set()
+                for name, value in headers:
+                    if name.lower() != "connection":
+                        self.send_header(name, value)
+                        names.add(name.lower())
+                bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
+                # Like Go: HTTP/1.1 bodies of unknown length are chunked; HTTP/1.0 ones
+                # end when the connection closes.
+                if (
+                    "content-length" not in names
+                    and not bodiless
+                    and self.request_version == "HTTP/1.1"
+                ):
+                    chunked = True
+                    self.send_header("Transfer-Encoding", "chunked")
+                if not keep:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                sent = True
+            if data:
+                if chunked:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                else:
+                    self.wfile.write(data)
+            self.wfile.flush()
+
+        try:
+            app_iter = self.server.app(environ, start_response)
+            try:
+                for data in app_iter:
+                    write(data)
+                if not sent:
+                    write(b"")
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+            finally:
+                close = getattr(app_iter, "close", None)
+                if close is not None:
+                    close()
+            if body is not None:
+                body.exhaust()  # what the app did not read, so the next request starts clean
+        except (ConnectionError, TimeoutError) as exc:
+            self.connection_dropped(exc, environ)
+            return
+        except Exception:
+            # The app answered nothing usable: Go's 500 if nothing was sent, then close.
+            if not sent:
+                self._go_error("500 Internal Server Error")
+            self.close_connection = True
+            return
+        self.close_connection = not keep
 
     def connection_dropped(
         self, error: BaseException, environ: WSGIEnvironment | None = None

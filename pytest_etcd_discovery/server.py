@@ -11,7 +11,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import DiscoveryApp
 from .clock import Clock
-from .gohttp import GoLikeRequestHandler
+from .gohttp import GoLikeRequestHandler, close_connections
 from .profiles import Profile
 from .store import Store
 
@@ -139,6 +139,7 @@ class DiscoveryServer:
         self.app.close()
         server.shutdown()
         server.server_close()
+        close_connections(server)  # idle keep-alive connections end their threads too
         if thread is not None:
             thread.join(timeout=10)
 

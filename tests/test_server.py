@@ -211,3 +211,49 @@ def test_a_never_stopped_server_expires_keys_on_advance() -> None:
         clock.advance(10)
         event = watcher.get(timeout=0)
         assert event is not None and event.action == "expire"
+
+
+def _read_responses(sock: socket.socket, count: int) -> bytes:
+    """Read until ``count`` complete responses (all with Content-Length) have arrived."""
+    data = b""
+    while data.count(b"HTTP/1.1 ") < count or not data.endswith(b"Disallow: /"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_connections_are_kept_alive_like_go() -> None:
+    with (
+        DiscoveryServer() as server,
+        socket.create_connection((server.host, server.port), timeout=WAIT) as sock,
+    ):
+        # A GET with a body nobody reads, then a second request on the same connection.
+        sock.sendall(
+            b"GET /robots.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            b"GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        replies = _read_responses(sock, 2)
+        assert replies.count(b"HTTP/1.1 200 OK") == 2
+        assert b"Connection: close" not in replies
+        sock.sendall(b"GET /robots.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        last = _read_responses(sock, 1)
+        assert b"Connection: close" in last
+        assert sock.recv(1) == b""  # and Go closes it
+
+
+def test_stop_closes_idle_keep_alive_connections() -> None:
+    before = set(threading.enumerate())
+    server = DiscoveryServer()
+    server.start()
+    sock = socket.create_connection((server.host, server.port), timeout=WAIT)
+    try:
+        sock.sendall(b"GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in _read_responses(sock, 1)
+        server.stop()  # the connection is idle, its handler thread waits for a request
+        assert sock.recv(1) == b""
+        wait_until(lambda: set(threading.enumerate()) <= before, "the server's threads end")
+    finally:
+        sock.close()
+        server.stop()
