@@ -11,9 +11,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, NotFound
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 TRANSPORT_KEY = "etcd_discovery.transport"
 FORM_KEY = "etcd_discovery.form"
 PATH_KEY = "etcd_discovery.path"
+#: The request body as bytes, from transports that have it whole (in-process calls):
+#: the same bytes as ``wsgi.input``, without streaming them through werkzeug.
+BODY_KEY = "etcd_discovery.body"
 CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
     ("Access-Control-Allow-Origin", "*"),
@@ -74,10 +77,9 @@ URL_MAP = Map(
     redirect_defaults=False,
 )
 
-#: MapAdapters by the environ values ``bind_to_environ`` reads besides the request line;
-#: binding costs as much as matching, and every request to one host binds alike.
-_ADAPTERS: dict[tuple[object, ...], MapAdapter] = {}
-_ADAPTER_KEYS = (
+#: The environ values ``bind_to_environ`` and ``Request.host_url`` read besides the
+#: request line: requests that agree on them bind the URL map alike.
+_HOST_KEYS = (
     "HTTP_HOST",
     "SERVER_NAME",
     "SERVER_PORT",
@@ -86,24 +88,62 @@ _ADAPTER_KEYS = (
     "HTTP_CONNECTION",  # with HTTP_UPGRADE: a WebSocket upgrade matches no route
     "HTTP_UPGRADE",
 )
-_MAX_ADAPTERS = 64
+_MAX_HOSTS = 64
+_MAX_ROUTES = 256
 
 
-def _bound_map(environ: WSGIEnvironment) -> MapAdapter:
-    """``URL_MAP.bind_to_environ(environ)``, reused for requests that bind alike.
+class _Host:
+    """What requests to one host share: the URL map bound to it, the routes of the
+    paths asked for, and its host URL.
 
-    The routes match on the path alone: the adapter's own path, query and method are
-    never used, as :meth:`DiscoveryApp.dispatch` passes path and method to ``match``
-    (and swallows the redirects that would use the query).
+    Binding the map costs as much as matching a path, and clients ask for the same
+    paths again and again (members poll their token), so each is done once.
     """
-    key = tuple([environ.get(name) for name in _ADAPTER_KEYS])
-    adapter = _ADAPTERS.get(key)
-    if adapter is None:
-        adapter = URL_MAP.bind_to_environ(environ)  # a bad Host raises here, as before
-        if len(_ADAPTERS) >= _MAX_ADAPTERS:
-            _ADAPTERS.clear()  # many hosts (a fuzzer): stay bounded
-        _ADAPTERS[key] = adapter
-    return adapter
+
+    __slots__ = ("adapter", "routes", "url")
+
+    def __init__(self, adapter: MapAdapter) -> None:
+        self.adapter = adapter
+        self.routes: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        self.url: str | None = None
+
+    def match(self, path: str, method: str) -> tuple[str, Mapping[str, Any]]:
+        """``adapter.match(path, method)``. No rule limits methods, so a path routes
+        alike for all; a path that routes nowhere raises each time (not kept)."""
+        route = self.routes.get(path)
+        if route is None:
+            route = self.adapter.match(path, method)
+            if len(self.routes) >= _MAX_ROUTES:
+                self.routes.clear()  # unique paths (member PUTs): stay bounded
+            self.routes[path] = route
+        return route
+
+
+_HOSTS: dict[tuple[object, ...], _Host] = {}
+
+
+def _host(environ: WSGIEnvironment) -> _Host:
+    """The :class:`_Host` of ``environ``: ``URL_MAP.bind_to_environ(environ)`` once.
+
+    The adapter's own path, query and method are never used: :meth:`_Host.match` is
+    given the path and method, and dispatch swallows the redirects that use the query.
+    """
+    key = tuple([environ.get(name) for name in _HOST_KEYS])
+    host = _HOSTS.get(key)
+    if host is None:
+        host = _Host(URL_MAP.bind_to_environ(environ))  # a bad Host raises here, as before
+        if len(_HOSTS) >= _MAX_HOSTS:
+            _HOSTS.clear()  # many hosts (a fuzzer): stay bounded
+        _HOSTS[key] = host
+    return host
+
+
+def _host_url(request: Request) -> str:
+    """``request.host_url``, worked out once per host."""
+    host = _host(request.environ)
+    if host.url is None:
+        host.url = request.host_url
+    return host.url
 
 
 def _werkzeug_path(environ: WSGIEnvironment) -> str:
@@ -157,9 +197,13 @@ def go_clean_path(path: str) -> str:
 
 def _request_body(request: Request) -> bytes:
     """The body etcd's ParseForm would read: ``request.get_data(cache=True)``, except
-    that a request werkzeug would give an empty stream (no or zero Content-Length, a
-    stream the server does not terminate) skips building the stream to read nothing."""
+    that a transport's :data:`BODY_KEY` is taken as it is, and a request werkzeug would
+    give an empty stream (no or zero Content-Length, a stream the server does not
+    terminate) skips building the stream to read nothing."""
     environ = request.environ
+    body: bytes | None = environ.get(BODY_KEY)
+    if body is not None:
+        return body
     if environ.get("CONTENT_LENGTH") in (None, "", "0") and (
         "wsgi.input_terminated" not in environ
     ):
@@ -398,9 +442,9 @@ class DiscoveryApp:
             # Go's mux redirects to url.String(): the path escaped, so "\r" is "%0D".
             location = quote(cleaned, safe="/$&+,:;=@", errors="surrogateescape")
             return _redirect(location + (f"?{query}" if query else ""), request.method)
-        adapter = _bound_map(request.environ)
+        host = _host(request.environ)
         try:
-            endpoint, args = adapter.match(_werkzeug_path(request.environ), request.method)
+            endpoint, args = host.match(_werkzeug_path(request.environ), request.method)
         except NotFound:
             return http_error("404 page not found", 404)
         except HTTPException:
@@ -436,7 +480,7 @@ class DiscoveryApp:
             token = self.new_token(size)
         except EtcdError:
             return self._count("new", request, http_error(self.profile.new_error, 400))
-        base = (self.public_url or request.host_url).rstrip("/")
+        base = (self.public_url or _host_url(request)).rstrip("/")
         return self._count("new", request, Response(f"{base}/{token}", mimetype="text/plain"))
 
     def on_health(self, request: Request) -> Response:

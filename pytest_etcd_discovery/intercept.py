@@ -16,14 +16,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote_to_bytes, urlencode, urlsplit
+from urllib.parse import SplitResult, unquote_to_bytes, urlencode, urlsplit
 
 import requests
 import responses
 
-from .app import TRANSPORT_KEY
+from .app import BODY_KEY, TRANSPORT_KEY
 from .names import DEFAULT_HOSTS, normalize_host
 
 if TYPE_CHECKING:
@@ -53,6 +53,25 @@ def _read_timeout(timeout: object) -> float | None:
     if isinstance(timeout, int | float):
         return float(timeout)
     return None
+
+
+class _AnyMethodCallback(responses.CallbackResponse):
+    """One registration for every method in :data:`_METHODS` on one host.
+
+    ``responses`` tries every registration on every call (to spot duplicates), so one
+    per host instead of one per method and host keeps that scan short.
+    """
+
+    def __init__(self, pattern: re.Pattern[str], callback: _Callback) -> None:
+        super().__init__(_METHODS[0], pattern, callback=callback, content_type=None)
+        self.pattern = pattern
+
+    def matches(self, request: PreparedRequest) -> tuple[bool, str]:
+        if request.method not in _METHODS:
+            return False, "Method does not match"
+        if self.pattern.match(str(request.url)) is None:
+            return False, "URL does not match"
+        return True, ""
 
 
 class Interceptor:
@@ -87,8 +106,7 @@ class Interceptor:
             # Anchored on the host and a path boundary, so "https://discovery.etcd.io.evil"
             # or another port on the same name is not captured.
             pattern = re.compile(re.escape(host) + r"(?:[/?#].*)?\Z", re.DOTALL)
-            for method in _METHODS:
-                mock.add_callback(method, pattern, callback=callback, content_type=None)
+            mock.add(_AnyMethodCallback(pattern, callback))
         # Anything not matched above goes out for real (other services, the live fake).
         mock.add_passthru(re.compile(r".*", re.DOTALL))
         mock.start()
@@ -223,6 +241,17 @@ def _build_environ(request: PreparedRequest) -> dict[str, Any]:
     return make_environ(str(request.method), str(request.url), headers, body or b"", "inprocess")
 
 
+@lru_cache(maxsize=64)
+def _server_of(scheme: str, netloc: str) -> tuple[str, str]:
+    """SERVER_NAME and SERVER_PORT for a URL's host: parsed once per host, not per call.
+
+    A bad port raises ValueError (and is not cached), as ``urlsplit(url).port`` does.
+    """
+    parts = SplitResult(scheme, netloc, "", "", "")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return parts.hostname or "", str(port)
+
+
 def make_environ(
     method: str,
     url: str,
@@ -236,19 +265,20 @@ def make_environ(
     every intercepted call, and the builder costs more than the app's answer.
     """
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    server_name, server_port = _server_of(parts.scheme, parts.netloc)
+    content_length = str(len(body))
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
         # PATH_INFO is the unescaped path, its bytes as a Latin-1 string.
         "PATH_INFO": unquote_to_bytes(parts.path or "/").decode("latin-1"),
         "QUERY_STRING": parts.query,
-        "SERVER_NAME": parts.hostname or "",
-        "SERVER_PORT": str(port),
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
         "HTTP_HOST": parts.netloc,
-        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_LENGTH": content_length,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": parts.scheme,
         "wsgi.input": io.BytesIO(body),
@@ -266,6 +296,10 @@ def make_environ(
             environ[key] = value
         elif key != "HOST":
             environ[f"HTTP_{key}"] = value
+    if environ["CONTENT_LENGTH"] == content_length:
+        # The body whole, for the app to take without streaming it (app.BODY_KEY);
+        # not when a header claims another length: then werkzeug reads what it says.
+        environ[BODY_KEY] = body
     return environ
 
 

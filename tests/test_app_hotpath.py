@@ -11,6 +11,7 @@ import io
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -189,7 +190,7 @@ def test_go_clean_path_matches_the_general_cleaning() -> None:
         {"SCRIPT_NAME": "/prefix"},
     ],
 )
-def test_bound_map_matches_like_bind_to_environ(path: str, extra: dict[str, str]) -> None:
+def test_host_matches_like_bind_to_environ(path: str, extra: dict[str, str]) -> None:
     def outcome(match: Any) -> object:
         try:
             return match()
@@ -198,23 +199,62 @@ def test_bound_map_matches_like_bind_to_environ(path: str, extra: dict[str, str]
 
     env = environ("PUT", path, **extra)
     expected = outcome(lambda: URL_MAP.bind_to_environ(env).match(method=None))
-    # Twice: the first call binds, the second reuses the adapter.
-    for _ in range(2):
-        got = outcome(lambda: appmod._bound_map(env).match(appmod._werkzeug_path(env), "PUT"))
+    # Twice: the first call binds and matches, the second reuses both.
+    for method in ("PUT", "GET"):
+        got = outcome(partial(appmod._host(env).match, appmod._werkzeug_path(env), method))
         assert got == expected
 
 
-def test_bound_map_still_rejects_a_bad_host_every_time() -> None:
+def test_host_still_rejects_a_bad_host_every_time() -> None:
     env = environ(host="a..b")
     for _ in range(2):
         with pytest.raises(HTTPException):
-            appmod._bound_map(env)
+            appmod._host(env)
 
 
-def test_bound_map_stays_bounded() -> None:
-    for i in range(3 * appmod._MAX_ADAPTERS):
-        appmod._bound_map(environ(host=f"host{i}.example"))
-    assert len(appmod._ADAPTERS) <= appmod._MAX_ADAPTERS
+def test_hosts_and_routes_stay_bounded() -> None:
+    for i in range(3 * appmod._MAX_HOSTS):
+        appmod._host(environ(host=f"host{i}.example"))
+    assert len(appmod._HOSTS) <= appmod._MAX_HOSTS
+    host = appmod._host(environ())
+    for i in range(3 * appmod._MAX_ROUTES):
+        assert host.match(f"/{TOKEN}/m{i}", "PUT") == (
+            "machine",
+            {"token": TOKEN, "machine": f"m{i}"},
+        )
+    assert len(host.routes) <= appmod._MAX_ROUTES
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"HTTP_HOST": "127.0.0.1:8080", "wsgi.url_scheme": "http"},
+        {"HTTP_HOST": "Example.COM:443"},
+        {"HTTP_HOST": "xn--bcher-kva.example"},
+        {"SERVER_NAME": "10.0.0.1", "SERVER_PORT": "8080", "wsgi.url_scheme": "http"},
+    ],
+)
+def test_host_url_is_the_requests_own(extra: dict[str, str]) -> None:
+    env = environ(**extra)
+    if "SERVER_NAME" in extra:
+        del env["HTTP_HOST"]
+    for _ in range(2):
+        assert appmod._host_url(Request(env)) == Request(env).host_url
+
+
+def start(started: list[Any], status: str, headers: Any, exc_info: Any = None) -> None:
+    started.extend((status, headers))
+
+
+def test_new_hands_out_each_hosts_own_url() -> None:
+    app = DiscoveryApp()
+    for host in ("discovery.etcd.io", "127.0.0.1:8080", "discovery.etcd.io"):
+        started: list[Any] = []
+        env = environ("GET", "/new", host=host)
+        status, _, body = wsgi(app(env, partial(start, started)), started)
+        assert status == "200 OK"
+        assert body.decode().rsplit("/", 1)[0] == f"https://{host}"
 
 
 @pytest.mark.parametrize(
@@ -281,3 +321,35 @@ def test_a_plain_get_through_the_app_is_unchanged() -> None:
     ]
     assert dict(headers)["Content-Length"] == str(len(body))
     assert body.startswith(b'{"action":"get"')
+
+
+def test_in_process_body_is_taken_whole_and_equals_the_stream() -> None:
+    from pytest_etcd_discovery.intercept import make_environ
+
+    form = [("Content-Type", "application/x-www-form-urlencoded")]
+    env = make_environ("PUT", "https://discovery.etcd.io/v2/keys/a", form, b"value=v", "t")
+    assert env[appmod.BODY_KEY] == b"value=v"
+    assert appmod._request_body(Request(env)) == Request(dict(env)).get_data()
+    # A header that claims another length: werkzeug reads what it says, as before.
+    lying = make_environ(
+        "PUT",
+        "https://discovery.etcd.io/v2/keys/a",
+        [*form, ("Content-Length", "3")],
+        b"value=v",
+        "t",
+    )
+    assert appmod.BODY_KEY not in lying
+    assert appmod._request_body(Request(lying)) == b"val"
+
+
+def test_a_put_reads_its_form_from_the_body_key() -> None:
+    from pytest_etcd_discovery.intercept import call_app
+
+    app = DiscoveryApp()
+    token = app.new_token(3)
+    status, _, body = call_app(
+        app, "PUT", f"https://discovery.etcd.io/{token}/m1?prevExist=false", form={"value": "x=1"}
+    )
+    assert status == 201
+    assert b'"value":"x=1"' in body
+    assert app.calls[-1].form == {"prevExist": ["false"], "value": ["x=1"]}
