@@ -11,6 +11,7 @@ from pytest_etcd_discovery.app import DiscoveryApp
 from pytest_etcd_discovery.intercept import call_app
 
 from .common import RunError, new_token
+from .members import MemberProcess
 from .stats import clock, median
 from .targets import FloorTarget, Target, wait_watchers
 
@@ -29,7 +30,8 @@ _counter = itertools.count()
 class LatencyBench:
     """Per-target fixtures (a token with 3 members, a session) and one batch per call."""
 
-    def __init__(self) -> None:
+    def __init__(self, members: MemberProcess) -> None:
+        self.members = members
         self._state: dict[str, tuple[Any, str, str]] = {}
 
     def _setup(self, target: Target) -> tuple[Any, str, str]:
@@ -89,19 +91,30 @@ class LatencyBench:
         return samples
 
     def _wake(self, target: Target, session: Any, token_url: str) -> float:
-        """One blocked recursive watch on the token, woken by one PUT."""
-        got: list[float] = []
-        watcher_session = target.session()
+        """One blocked recursive watch on the token, woken by one PUT.
+
+        A service on a socket is watched from the member process, as etcd members
+        watch it from theirs; ``inprocess`` from a thread here.
+        """
         # Any answer carries the store's index; the size key's is small.
         probe = session.get(f"{token_url}/_config/size", timeout=target.timeout())
         index = int(probe.headers["X-Etcd-Index"])
+        url = f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}"
+
+        def wake() -> None:
+            session.put(
+                f"{token_url}/{next(_counter):x}", data={"value": "x"}, timeout=target.timeout()
+            )
+
+        if not target.patches_this_process:
+            start, woke = self.members.watch(target, url, 1, wake, timeout=10)
+            return woke[0] - start
+        got: list[float] = []
+        watcher_session = target.session()
 
         def watch() -> None:
-            resp = watcher_session.get(
-                f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}",
-                timeout=target.timeout(watch=True),
-            )
-            got.append(clock())
+            resp = watcher_session.get(url, timeout=target.timeout(watch=True))
+            got.append(time.monotonic())
             if resp.status_code != 200:
                 raise RunError(f"{target.name}: watch -> {resp.status_code}")
 
@@ -109,10 +122,8 @@ class LatencyBench:
         thread = threading.Thread(target=watch, daemon=True)
         thread.start()
         wait_watchers(target, before + 1)
-        start = clock()
-        session.put(
-            f"{token_url}/{next(_counter):x}", data={"value": "x"}, timeout=target.timeout()
-        )
+        start = time.monotonic()
+        wake()
         thread.join(10)
         watcher_session.close()
         if not got:

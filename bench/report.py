@@ -119,6 +119,27 @@ def _service_cpu_table(results: dict[str, Any], group: str, first: str, per: str
     )
 
 
+def _requests_table(results: dict[str, Any]) -> str:
+    """Requests one bootstrap took: the work depends on how the members interleave."""
+    rows = [r for r in _rows(results, "bootstrap") if isinstance(r["extra"].get("requests"), dict)]
+    if not rows:
+        return ""
+    targets = _targets_in(rows)
+    lines = [[r["case"], *(_span(r["extra"]["requests"].get(t)) for t in targets)] for r in rows]
+    return (
+        "\nRequests per bootstrap (median, min-max). The members watch for every "
+        "registration made after their own listing, so the count depends on how the "
+        "members happened to interleave, for the real stack too:\n\n"
+        + _table(["members", *targets], lines)
+    )
+
+
+def _span(values: list[int] | None) -> str:
+    if not values:
+        return "-"
+    return f"{_num(median(values), 0)} ({min(values)}-{max(values)})"
+
+
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets against this run's numbers (``ok`` None = not measured)."""
     out: list[dict[str, Any]] = []
@@ -308,6 +329,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 [("live", "real"), ("live-proc", "real"), ("inprocess", "real")],
             )
         )
+        parts.append(_requests_table(results))
         parts.append(_service_cpu_table(results, "bootstrap", "members", "bootstrap"))
     if _rows(results, "latency"):
         parts.append("### 2. Single-request latency (ms, median of batch medians)\n")

@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 
 from bench import bootstrap, fixturecost, latency, realcluster, report, scale
 from bench.common import Row
+from bench.members import MemberProcess
 from bench.stats import median
 from bench.targets import (
     FloorTarget,
@@ -203,6 +204,7 @@ class Runner:
         else:
             self.skipped.append(f"real stack: {reason}")
         self.targets: dict[str, Target] = {}
+        self.members = MemberProcess()
         for name in names:
             target = make_target(name)
             target.start()
@@ -212,6 +214,7 @@ class Runner:
         _log(f"idle service CPU (s/s): {IDLE_CPU_RATE}")
 
     def close(self) -> None:
+        self.members.close()
         for target in self.targets.values():
             target.stop()
 
@@ -226,16 +229,16 @@ class Runner:
         for size in self.sizes.bootstrap:
             row = rows.setdefault(f"N={size}", Row("bootstrap", f"N={size}", "ms"))
             for t in targets:  # warm-up round, not recorded
-                _measure(t, partial(bootstrap.bootstrap_once, t, size))
+                _measure(t, partial(bootstrap.bootstrap_once, t, size, self.members))
             samples: dict[str, list[float]] = {}
             service_cpu: dict[str, float] = {}
             for turn in range(self.sizes.bootstrap_reps):
                 for t in _rotated(targets, turn):
                     seconds, reqs = _measure(
-                        t, partial(bootstrap.bootstrap_once, t, size), service_cpu
+                        t, partial(bootstrap.bootstrap_once, t, size, self.members), service_cpu
                     )
                     samples.setdefault(t.name, []).append(seconds)
-                    row.extra[f"requests_{t.name}"] = reqs
+                    row.extra.setdefault("requests", {}).setdefault(t.name, []).append(reqs)
             for name, values in samples.items():
                 row.add(name, values, scale=1000)
             # CPU the service process(es) spent per bootstrap (live-proc and real only).
@@ -251,7 +254,7 @@ class Runner:
         assert isinstance(inproc, InProcessTarget)
         floor = FloorTarget(latency.floor_replies(InProcessTarget().app()))
         floor.start()
-        bench = latency.LatencyBench()
+        bench = latency.LatencyBench(self.members)
         try:
             for case, label in latency.CASES:
                 row = rows.setdefault(case, Row("latency", label, "ms"))
@@ -316,7 +319,7 @@ class Runner:
                 )
                 if t.counts_watchers:
                     for count in s.watchers:
-                        point = _measure(t, partial(scale.watchers_point, t, count))
+                        point = _measure(t, partial(scale.watchers_point, t, count, self.members))
                         watchers.setdefault(t.name, {}).setdefault(count, []).append(point)
             _log(f"scale round {turn + 1}/{s.scale_reps} done")
         traced_members, members_journal = scale.traced_series("members", s.members)

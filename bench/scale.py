@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ from pytest_etcd_discovery.app import DiscoveryApp
 from pytest_etcd_discovery.intercept import call_app
 
 from .common import RunError, new_token
+from .members import MemberProcess
 from .stats import clock, median
 from .targets import INPROCESS_HOST, Target, wait_watchers
 
@@ -153,23 +155,47 @@ def traced_series(kind: str, checkpoints: tuple[int, ...]) -> tuple[list[Point],
     return points, {"journal_bytes": float(journal), "journal_entries": float(calls)}
 
 
-def watchers_point(target: Target, count: int) -> Point:
-    """``count`` blocked recursive watches on one token, all woken by one PUT."""
+def watchers_point(target: Target, count: int, members: MemberProcess) -> Point:
+    """``count`` blocked recursive watches on one token, all woken by one PUT.
+
+    For a service on a socket the watches come from the member process (one selector
+    thread, raw HTTP/1.1); ``inprocess`` ones are ``requests`` threads here.
+    """
     token_url = new_token(target, 3)
     session = target.session()
     index = int(session.get(token_url, timeout=target.timeout()).headers["X-Etcd-Index"])
+    url = f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}"
+
+    def wake() -> None:
+        session.put(f"{token_url}/wake", data={"value": "x"}, timeout=target.timeout())
+
+    try:
+        if target.patches_this_process:
+            start, woke = _watch_here(target, url, count, wake)
+        else:
+            start, woke = members.watch(target, url, count, wake, timeout=60)
+    finally:
+        session.close()
+    return {
+        "n": count,
+        "seconds": max(woke) - start,
+        "median_wake": median([w - start for w in woke]),
+    }
+
+
+def _watch_here(
+    target: Target, url: str, count: int, wake: Callable[[], None]
+) -> tuple[float, list[float]]:
+    """The watches as ``requests`` threads of this process; (start, wake-up instants)."""
     woke: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     sessions = [target.session() for _ in range(count)]
 
-    def watch(s: object) -> None:
+    def watch(s: requests.Session) -> None:
         try:
-            resp = s.get(  # type: ignore[attr-defined]
-                f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}",
-                timeout=target.timeout(watch=True),
-            )
-            now = clock()
+            resp = s.get(url, timeout=target.timeout(watch=True))
+            now = time.monotonic()
             with lock:
                 if resp.status_code == 200:
                     woke.append(now)
@@ -188,20 +214,15 @@ def watchers_point(target: Target, count: int) -> Point:
     except TimeoutError:
         target.release()
         raise
-    start = clock()
-    session.put(f"{token_url}/wake", data={"value": "x"}, timeout=target.timeout())
+    start = time.monotonic()
+    wake()
     for t in threads:
-        t.join(max(0.0, start + 30 - clock()))
+        t.join(max(0.0, start + 30 - time.monotonic()))
     if any(t.is_alive() for t in threads):
         target.release()
         raise RunError(f"{target.name}: {len(woke)}/{count} watchers woken within 30 s")
     for s in sessions:
         s.close()
-    session.close()
     if errors:
         raise RunError(f"{target.name}: watcher errors: {errors[:3]}")
-    return {
-        "n": count,
-        "seconds": max(woke) - start,
-        "median_wake": median([w - start for w in woke]),
-    }
+    return start, woke

@@ -52,6 +52,9 @@ class Target:
     counts_watchers = True
     #: Whether ``memory()`` means something (RSS of a separate process).
     has_process_memory = False
+    #: Whether it answers by patching ``requests`` in this process (so its clients must
+    #: run here too).
+    patches_this_process = False
 
     def __init__(self) -> None:
         self.base_url = ""
@@ -158,6 +161,7 @@ class LiveProcTarget(Target):
 
 class InProcessTarget(Target):
     name = "inprocess"
+    patches_this_process = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -231,6 +235,7 @@ class FloorTarget(Target):
 
     name = "floor"
     counts_watchers = False
+    patches_this_process = True
 
     def __init__(self, replies: dict[str, tuple[int, str]]) -> None:
         super().__init__()

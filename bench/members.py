@@ -1,0 +1,261 @@
+"""Simulated etcd members and watchers in a process of their own, as real etcd members are.
+
+A service on a socket meets its members from other processes: the plugin's live server
+runs in the pytest process and etcd members are separate programs. Simulating 100 members
+as 100 threads of the benchmark process would make the fake's ``live`` server share one
+GIL with a 100-thread client (the real stack would not), and the benchmark would measure
+that client more than the server. So for every socket target the members of group 1 run
+here, in one child process driven over stdin/stdout (one JSON line per bootstrap), started
+once and reused; only ``inprocess`` keeps its members in the benchmark process, where
+``responses`` can intercept them.
+
+The blocked watchers of group 4 live here too, for the same reason: 1,000 ``requests``
+threads in the benchmark process measured mostly themselves (the real stack took 1.7 s
+to wake them). Here one thread holds all their connections in a selector and speaks
+HTTP/1.1 itself, the same bytes for every service.
+
+``python -m bench.members`` is the child; :class:`MemberProcess` is the parent's handle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .common import RunError
+from .targets import Target, wait_watchers
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python_path() -> list[str]:
+    import pytest_etcd_discovery
+
+    package_root = str(Path(pytest_etcd_discovery.__file__).resolve().parent.parent)
+    extra = os.environ.get("PYTHONPATH", "")
+    return [str(_ROOT), package_root, *filter(None, extra.split(os.pathsep))]
+
+
+class _Remote(Target):
+    """The service as the child sees it: a base URL and the shared client settings."""
+
+    name = "remote"
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+
+class MemberProcess:
+    """The child process that runs simulated members against a socket target."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.members"],
+                cwd=_ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                # The same package the parent benchmarks (an exported snapshot, a work tree).
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(_python_path())},
+            )
+        return self._proc
+
+    def bootstrap(
+        self, target: Target, token_url: str, size: int, timeout: float
+    ) -> tuple[float, int]:
+        """Bootstrap ``size`` members on ``token_url``; (seconds, requests sent).
+
+        On the deadline every long poll of ``target`` is released and the child restarted.
+        """
+        self._send(
+            {
+                "op": "bootstrap",
+                "base_url": target.base_url,
+                "token_url": token_url,
+                "size": size,
+                "timeout": timeout,
+            }
+        )
+        reply = self._reply(target, timeout + 10)  # the child bounds its run by ``timeout``
+        return float(reply["seconds"]), int(reply["requests"])
+
+    def watch(
+        self, target: Target, url: str, count: int, wake: Callable[[], None], timeout: float
+    ) -> tuple[float, list[float]]:
+        """``count`` long polls of ``url`` blocked at once, then ``wake()`` (the write).
+
+        Returns the ``time.monotonic()`` just before ``wake()`` and the instant each poll
+        had its whole reply (the same clock in both processes).
+        """
+        before = target.watchers()
+        self._send({"op": "watch", "url": url, "count": count, "timeout": timeout})
+        self._reply(target, timeout)  # every request sent
+        try:
+            wait_watchers(target, before + count, timeout=timeout)
+        except TimeoutError as exc:
+            target.release()
+            self._reply(target, 10)
+            raise RunError(str(exc)) from exc
+        start = time.monotonic()
+        wake()
+        reply = self._reply(target, timeout)
+        return start, [float(t) for t in reply["woke"]]
+
+    def _send(self, request: dict[str, Any]) -> None:
+        proc = self._start()
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()
+
+    def _reply(self, target: Target, timeout: float) -> dict[str, Any]:
+        """The child's next line; on the deadline, long polls released, child restarted."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(timeout)
+        if not ready:
+            target.release()
+            self.close()
+            raise RunError(f"{target.name}: the simulated clients did not answer in {timeout} s")
+        line = proc.stdout.readline()
+        if not line:
+            self.close()
+            raise RunError(f"{target.name}: the member process exited ({proc.returncode})")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise RunError(f"{target.name}: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()  # the child ends at end of input
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+class _Poll:
+    """One long poll on its own connection, read without blocking."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=10)
+        self.sock.setblocking(False)
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        self.request = (
+            f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Accept-Encoding: identity\r\nAccept: */*\r\n\r\n"
+        ).encode()
+        self.buffer = b""
+        self.status = 0
+        self.done = False
+
+    def feed(self) -> None:
+        """Read what arrived; ``done`` once the whole reply is in (or the peer closed)."""
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        self.buffer += data
+        head, sep, body = self.buffer.partition(b"\r\n\r\n")
+        if not sep:
+            self.done = not data
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
+        }
+        if "content-length" in headers:
+            self.done = len(body) >= int(headers["content-length"])
+        elif headers.get("transfer-encoding") == "chunked":
+            self.done = body.endswith(b"0\r\n\r\n")
+        else:
+            self.done = not data  # the body ends when the connection does
+        if self.done:
+            json.loads(_unchunk(body) if headers.get("transfer-encoding") == "chunked" else body)
+
+
+def _unchunk(body: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out += rest[:size]
+        body = rest[size + 2 :]
+
+
+def _watch(request: dict[str, Any]) -> dict[str, Any]:
+    polls = [_Poll(request["url"]) for _ in range(request["count"])]
+    for poll in polls:
+        poll.sock.sendall(poll.request)
+    print(json.dumps({"sent": len(polls)}), flush=True)
+    woke: list[float] = []
+    deadline = time.monotonic() + request["timeout"]
+    with selectors.DefaultSelector() as sel:
+        for poll in polls:
+            sel.register(poll.sock, selectors.EVENT_READ, poll)
+        while len(woke) < len(polls):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(woke)}/{len(polls)} polls answered")
+            for key, _ in sel.select(left):
+                poll = key.data
+                poll.feed()
+                if poll.done:
+                    woke.append(time.monotonic())
+                    sel.unregister(poll.sock)
+                    if poll.status != 200:
+                        raise RuntimeError(f"a poll got {poll.status}: {poll.buffer[:200]!r}")
+    for poll in polls:
+        poll.sock.close()
+    return {"woke": woke}
+
+
+def main() -> None:
+    from .bootstrap import bootstrap_here
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if request["op"] == "watch":
+                reply = _watch(request)
+            else:
+                seconds, requests = bootstrap_here(
+                    _Remote(request["base_url"]),
+                    request["token_url"],
+                    request["size"],
+                    request["timeout"],
+                )
+                reply = {"seconds": seconds, "requests": requests}
+        except Exception as exc:  # reported to the parent, which fails the group
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(reply), flush=True)
+
+
+if __name__ == "__main__":
+    main()
