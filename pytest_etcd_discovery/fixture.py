@@ -10,24 +10,29 @@ reason against a real service.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 import pytest
-import requests
 
-from .cluster import etcd_member_id
-from .intercept import DEFAULT_HOSTS, Interceptor, call_app
+from .names import DEFAULT_HOSTS
 
+# What a test may not need loads on first use: requests (a real service only), responses
+# (interception only) and the process helpers behind etcd_member_id (registering only).
+# A session whose tests just use the live fake then pays for werkzeug and the fake alone.
 if TYPE_CHECKING:
     from .app import Call, DiscoveryApp
     from .clock import ControllableClock
+    from .cluster import etcd_member_id as etcd_member_id
     from .faults import FaultPlan
+    from .intercept import Interceptor
     from .server import DiscoveryServer
 
 __all__ = [
@@ -283,10 +288,10 @@ class EtcdDiscovery:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         if self._app is not None:
-            status, headers, body = call_app(
-                self._app, method, url, form=form, transport=FIXTURE_TRANSPORT
-            )
-            return status, dict(headers), body.decode("utf-8", "replace")
+            status, headers, body = _call_app(self._app, method, url, form)
+            return status, headers, body.decode("utf-8", "replace")
+        import requests
+
         # A real service, over the network (its host is not one interception captures).
         with requests.Session() as session:
             reply = session.request(method, url, data=form, timeout=_REAL_TIMEOUT)
@@ -349,6 +354,8 @@ class EtcdDiscovery:
         (``check_full=False`` skips that and just writes).  A missing size key raises
         :class:`DiscoveryError` (etcd stops there too).
         """
+        from .cluster import etcd_member_id
+
         urls = _as_url_list(peer_urls)
         if not urls:
             raise ValueError("a member needs at least one peer URL")
@@ -471,6 +478,8 @@ class EtcdDiscovery:
         if self._interceptor is not None and self._interceptor.active:
             yield self  # already on for this test (flag or marker)
             return
+        from .intercept import Interceptor
+
         interceptor = Interceptor(app, self.hosts)
         self._interceptor = interceptor
         try:
@@ -483,6 +492,8 @@ class EtcdDiscovery:
         """Turn interception on until :meth:`stop_intercept` (the plugin uses this)."""
         app = self._need_fake("interception")
         if self._interceptor is None:
+            from .intercept import Interceptor
+
             self._interceptor = Interceptor(app, self.hosts)
         self._interceptor.start()
 
@@ -513,3 +524,67 @@ def list_tokens(app: DiscoveryApp) -> list[str]:
     children.sort(key=lambda n: int(n.get("createdIndex", 0)))
     names = [str(n["key"]).rsplit("/", 1)[-1] for n in children]
     return [n for n in names if TOKEN_RE.fullmatch(n)]
+
+
+def _call_app(
+    app: DiscoveryApp, method: str, url: str, form: dict[str, str] | None
+) -> tuple[int, dict[str, str], bytes]:
+    """Call the fake's WSGI app in-process for ``method url`` with an urlencoded ``form``.
+
+    :func:`~pytest_etcd_discovery.intercept.make_environ` builds the same environ for
+    intercepted calls, but that module imports ``responses`` and ``requests``, which a
+    test seeding the live fake has no use for.
+    """
+    from .app import BODY_KEY, TRANSPORT_KEY
+
+    parts = urlsplit(url)
+    body = urlencode(form).encode("ascii") if form else b""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(parts.path or "/").decode("latin-1"),
+        "QUERY_STRING": parts.query,
+        "SERVER_NAME": parts.hostname or "",
+        "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": parts.netloc,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": parts.scheme,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        # The fixture's own calls are kept out of ``.calls``.
+        TRANSPORT_KEY: FIXTURE_TRANSPORT,
+        # The body whole, so the app need not stream it through werkzeug.
+        BODY_KEY: body,
+    }
+    if form:
+        environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [status, headers]
+        return None
+
+    app_iter = app(environ, start_response)
+    try:
+        payload = b"".join(app_iter)
+    finally:
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
+    status, headers = started
+    return int(status.split(" ", 1)[0]), dict(headers), payload
+
+
+def __getattr__(name: str) -> Any:
+    # Still importable from here, as before; loaded only when asked for.
+    if name == "etcd_member_id":
+        from .cluster import etcd_member_id
+
+        return etcd_member_id
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,8 +19,9 @@ import pytest
 from .names import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
 from .profiles import PROFILES as _PROFILES
 
-# The fake itself (werkzeug, requests, responses) loads when a test first uses it, so
-# installing the plugin costs unrelated test runs next to nothing.
+# The fake loads when a test first uses it, and only what that test needs: werkzeug and
+# the live server for the fixture, requests and responses for interception or a real
+# service.  Installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
     from .clock import ControllableClock
     from .fixture import EtcdDiscovery
@@ -30,6 +31,7 @@ __all__ = ["MARKER", "PROFILES"]
 
 PROFILES = tuple(_PROFILES)  # the profile names, default first
 _MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen"})
+_OUR_MARKERS = frozenset({MARKER, FAULT_MARKER})
 
 
 class _Session:
@@ -203,10 +205,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"etcd-discovery: mode={mode}, profile={session.profile}, live url={live}"]
 
 
-def _marker_config(item: pytest.Item) -> dict[str, Any] | None:
+def _our_marks(item: pytest.Item) -> tuple[list[pytest.Mark], list[pytest.Mark]]:
+    """The test's ``etcd_discovery`` and ``etcd_discovery_fault`` markers, nearest first,
+    in one walk up the tree rather than one per marker name."""
+    config: list[pytest.Mark] = []
+    faults: list[pytest.Mark] = []
+    for mark in item.iter_markers():
+        if mark.name == MARKER:
+            config.append(mark)
+        elif mark.name == FAULT_MARKER:
+            faults.append(mark)
+    return config, faults
+
+
+def _marker_config(markers: list[pytest.Mark]) -> dict[str, Any] | None:
     """Merged ``etcd_discovery`` marker kwargs, the closest marker winning (test > class
     > module), or None when the test has no such marker."""
-    markers = list(item.iter_markers(MARKER))
     if not markers:
         return None
     merged: dict[str, Any] = {}
@@ -285,7 +299,7 @@ def etcd_discovery_server(pytestconfig: pytest.Config) -> DiscoveryServer:
 
 
 @pytest.fixture
-def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
+def etcd_discovery() -> Iterator[EtcdDiscovery]:
     """The etcd discovery service for this test, with fresh, isolated state:
     ``.url``, ``.new_token(size)``, ``.register(token_url, name, peer_urls)``,
     ``.token(token_url)``, ``.clock.advance(s)``, ``.calls``, ``.intercept()``
@@ -308,8 +322,10 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     """
     from .fixture import EtcdDiscovery
 
-    session = request.config.stash[_SESSION_KEY]
-    marker = _marker_config(request.node)
+    node = _running_item()
+    session = node.config.stash[_SESSION_KEY]
+    config_marks, fault_marks = _our_marks(node)
+    marker = _marker_config(config_marks)
     marked = marker is not None
     config = marker or {}
     if session.mode == "real":
@@ -319,14 +335,14 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
                 f"https://discovery.etcd.io, which needs the fake; this run uses the real "
                 f"service {session.real_url}"
             )
-        for name in (MARKER, FAULT_MARKER):
-            if request.node.get_closest_marker(name) is not None:
+        for name, marks in ((MARKER, config_marks), (FAULT_MARKER, fault_marks)):
+            if marks:
                 pytest.skip(
                     f"etcd discovery: @{name} (seeding, faults, interception) needs the "
                     f"fake; this run uses the real service {session.real_url}"
                 )
         disco = EtcdDiscovery(session.real_url or "", profile=session.profile, hosts=session.hosts)
-        request.node.stash[_DISCO_KEY] = disco
+        node.stash[_DISCO_KEY] = disco
         yield disco
         return
 
@@ -346,12 +362,12 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         profile=profile,
         hosts=session.hosts,
     )
-    request.node.stash[_DISCO_KEY] = disco
+    node.stash[_DISCO_KEY] = disco
     try:
         if config.get("frozen"):
             clock.freeze()
         _seed(disco, config)
-        faulted = _apply_fault_markers(request.node, server)
+        faulted = _apply_fault_markers(fault_marks, server)
         if marked or faulted or session.intercept_all:
             disco.start_intercept()
         yield disco
@@ -374,25 +390,28 @@ def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
     server.app.reset(Store(clock))
 
 
-def _apply_fault_markers(item: pytest.Item, server: DiscoveryServer) -> bool:
+def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> bool:
     """Add one fault rule per ``etcd_discovery_fault`` marker (nearest first)."""
+    if not marks:
+        return False  # faults (and the requests it imports) load only when used
     from .faults import FaultError, FaultPlan, rule_from_marker
 
-    marks = list(item.iter_markers(FAULT_MARKER))
     plan = FaultPlan.of(server.app)
     for mark in marks:
         try:
             plan.add(rule_from_marker(mark.args, mark.kwargs))
         except FaultError as exc:
             _bad_marker(str(exc))
-    return bool(marks)
+    return True
 
 
 def _release(server: DiscoveryServer) -> None:
-    from .faults import FaultPlan
+    # Faults end with their test; waiting delays are released first.  A fault plan is one
+    # of the app's before_request hooks: none there, none to clear, nothing to import.
+    if server.app.before_request:
+        from .faults import FaultPlan
 
-    # Faults end with their test; waiting delays are released first.
-    FaultPlan.of(server.app).clear()
+        FaultPlan.of(server.app).clear()
     # reset() closes the test's store, which releases its blocked watches, and leaves
     # the server with an empty store until the next test brings its own clock.
     server.app.reset()
@@ -405,21 +424,68 @@ def etcd_discovery_url(request: pytest.FixtureRequest, etcd_discovery: EtcdDisco
     the token they were seeded into."""
     if etcd_discovery.seeded_url is not None:
         return etcd_discovery.seeded_url
-    config = _marker_config(request.node) or {}
+    config = _marker_config(_our_marks(request.node)[0]) or {}
     return etcd_discovery.new_token(int(config.get("size", 3)))
 
 
-@pytest.fixture(autouse=True)
-def _etcd_discovery_auto(request: pytest.FixtureRequest) -> None:
-    """Turn the fake on for tests that ask through the flag, ini or marker."""
-    session = request.config.stash[_SESSION_KEY]
-    node = request.node
+#: The tests whose protocol is running, innermost last (a pytester run nests a session
+#: inside another's test).  ``etcd_discovery`` finds its test here rather than through
+#: ``request``: a fixture that takes an argument costs each test using it ~50 µs more of
+#: pytest's own bookkeeping, a quarter of the fixture's whole per-test budget.
+_RUNNING: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        if _RUNNING and _RUNNING[-1] is item:
+            _RUNNING.pop()
+
+
+def _running_item() -> pytest.Item:
+    if not _RUNNING:
+        raise RuntimeError("etcd_discovery is a fixture: it needs a running pytest test")
+    return _RUNNING[-1]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Turn the fake on for tests that ask through the flag, ini or marker.
+
+    A hook rather than an autouse fixture: a fixture would cost every test of the run,
+    marked or not, a setup and a teardown.
+    """
+    session = item.config.stash[_SESSION_KEY]
     if (
         session.intercept_all
         or session.intercept_overridden
-        or any(node.get_closest_marker(name) is not None for name in (MARKER, FAULT_MARKER))
+        or any(mark.name in _OUR_MARKERS for mark in item.iter_markers())
     ):
-        request.getfixturevalue("etcd_discovery")
+        _use_first(item, "etcd_discovery")
+
+
+def _use_first(item: pytest.Item, name: str) -> None:
+    """Have ``item`` set ``name`` up where an autouse fixture would run: before its other
+    function-scoped fixtures, so theirs already see the fake and interception."""
+    names: list[str] | None = getattr(item, "fixturenames", None)
+    info = getattr(item, "_fixtureinfo", None)
+    if names is None or info is None:
+        return  # an item without fixtures (no autouse fixture would run for it either)
+    defs = info.name2fixturedefs
+    at = next(
+        (i for i, n in enumerate(names) if n not in defs or defs[n][-1].scope == "function"),
+        len(names),
+    )
+    if name in names[: at + 1]:
+        return
+    # A new list: the items of one parametrized test share theirs.
+    reordered = [*names[:at], name, *(n for n in names[at:] if n != name)]
+    item.fixturenames = reordered  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(wrapper=True)
