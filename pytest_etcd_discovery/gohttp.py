@@ -68,6 +68,10 @@ _CTL = re.compile(r"[\x00-\x1f\x7f]")
 class GoLikeRequestHandler(WSGIRequestHandler):
     """werkzeug's handler with Go's answers to requests that cannot be parsed."""
 
+    #: Buffered writes: a reply's head and body leave in one ``send`` at each flush (one
+    #: packet instead of two, and one GIL round trip less per request).
+    wbufsize = -1
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Go: "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n
         # Connection: close\r\n\r\n400 Bad Request", then it closes the connection.
@@ -166,6 +170,11 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             _open_connections(self.server).discard(self.connection)
         super().finish()
 
+    def handle_expect_100(self) -> bool:
+        # http.server would send "100 Continue" while parsing and run_wsgi again: the
+        # real service sends one.
+        return True
+
     def run_wsgi(self) -> None:
         """Serve one request and keep the connection for the next when HTTP/1.1 allows.
 
@@ -174,7 +183,9 @@ class GoLikeRequestHandler(WSGIRequestHandler):
         the next request on the connection is intact.
         """
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            # Once, before the body is read (http.server's own is turned off below).
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
         environ = self.make_environ()
         body: LimitedStream | None = None
         keep = (

@@ -257,3 +257,32 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
     finally:
         sock.close()
         server.stop()
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("side", ["real", "fake"])
+def test_expect_100_continue_gets_one_interim_reply(
+    side: str, request: pytest.FixtureRequest
+) -> None:
+    """Go answers ``Expect: 100-continue`` with one ``100 Continue`` before the body,
+    then the reply; werkzeug and http.server each sent one (two in a row)."""
+    service = request.getfixturevalue(f"{side}_service")
+    token = requests.get(f"{service.url}/new?size=3", timeout=WAIT).text
+    host_port, path = token.split("//", 1)[1].split("/", 1)
+    host, port = host_port.rsplit(":", 1)
+    body = b"value=m1%3Dhttp%3A%2F%2F10.0.0.1%3A2380"
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        sock.sendall(
+            f"PUT /{path}/m1 HTTP/1.1\r\nHost: {host_port}\r\nExpect: 100-continue\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)  # byte by byte: nothing past the interim reply
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 201 Created\r\n")
