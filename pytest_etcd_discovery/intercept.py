@@ -241,6 +241,22 @@ def _build_environ(request: PreparedRequest) -> dict[str, Any]:
     return make_environ(str(request.method), str(request.url), headers, body or b"", "inprocess")
 
 
+#: Environ keys by header name ("" for Host, which comes from the URL); the few names
+#: clients send, worked out once.
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
+def _environ_key(name: str) -> str:
+    key = name.upper().replace("-", "_")
+    if key == "HOST":
+        key = ""
+    elif key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = f"HTTP_{key}"
+    if len(_ENVIRON_KEYS) < 256:  # odd names (a fuzzer) are not kept
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
 @lru_cache(maxsize=64)
 def _server_of(scheme: str, netloc: str) -> tuple[str, str]:
     """SERVER_NAME and SERVER_PORT for a URL's host: parsed once per host, not per call.
@@ -291,11 +307,11 @@ def make_environ(
         TRANSPORT_KEY: transport,
     }
     for name, value in headers:
-        key = name.upper().replace("-", "_")
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = _environ_key(name)
+        if key:
             environ[key] = value
-        elif key != "HOST":
-            environ[f"HTTP_{key}"] = value
     if environ["CONTENT_LENGTH"] == content_length:
         # The body whole, for the app to take without streaming it (app.BODY_KEY);
         # not when a header claims another length: then werkzeug reads what it says.

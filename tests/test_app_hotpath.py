@@ -353,3 +353,22 @@ def test_a_put_reads_its_form_from_the_body_key() -> None:
     assert status == 201
     assert b'"value":"x=1"' in body
     assert app.calls[-1].form == {"prevExist": ["false"], "value": ["x=1"]}
+
+
+def test_make_environ_maps_header_names_as_pep_3333_says() -> None:
+    from pytest_etcd_discovery.intercept import make_environ
+
+    headers = [
+        ("X-Custom-Thing", "1"),
+        ("x-custom-thing", "2"),
+        ("Content-Type", "text/plain"),
+        ("Host", "ignored.example"),
+        ("Accept", "*/*"),
+    ]
+    for _ in range(2):  # the second time from the name cache
+        env = make_environ("GET", "https://discovery.etcd.io/x", headers, b"", "t")
+        assert env["HTTP_X_CUSTOM_THING"] == "2"
+        assert env["CONTENT_TYPE"] == "text/plain"
+        assert env["HTTP_HOST"] == "discovery.etcd.io"
+        assert env["HTTP_ACCEPT"] == "*/*"
+        assert "HTTP_CONTENT_TYPE" not in env
