@@ -28,32 +28,13 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["GoLikeRequestHandler", "close_connections"]
-
-_CONNECTIONS_LOCK = threading.Lock()
-
-
-def _open_connections(server: Any) -> set[socket.socket]:
-    conns: set[socket.socket] | None = getattr(server, "_open_connections", None)
-    if conns is None:
-        conns = server._open_connections = set()
-    return conns
-
-
-def close_connections(server: Any) -> None:
-    """Shut every connection still open on ``server`` (idle keep-alive ones included)."""
-    with _CONNECTIONS_LOCK:
-        conns = list(_open_connections(server))
-    for conn in conns:
-        with contextlib.suppress(OSError):
-            conn.shutdown(socket.SHUT_RDWR)
-
+__all__ = ["GoLikeRequestHandler", "GoLikeServer"]
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 #: Go writes this for every request it cannot parse (net/http server.go).
@@ -161,13 +142,12 @@ class GoLikeRequestHandler(WSGIRequestHandler):
         # Like Go: no Nagle delay, or a reply's body waits ~40 ms for its headers' ACK.
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # The server closes idle keep-alive connections when it stops.
-        with _CONNECTIONS_LOCK:
-            _open_connections(self.server).add(self.connection)
+        if isinstance(self.server, GoLikeServer):
+            self.server.opened(self.connection)
 
     def finish(self) -> None:
-        with _CONNECTIONS_LOCK:
-            _open_connections(self.server).discard(self.connection)
+        if isinstance(self.server, GoLikeServer):
+            self.server.closed(self.connection)
         super().finish()
 
     def handle_expect_100(self) -> bool:
@@ -291,3 +271,31 @@ class GoLikeRequestHandler(WSGIRequestHandler):
         raw = self._raw_path().encode("latin-1", "replace")
         environ["PATH_INFO"] = unquote_to_bytes(raw).decode("latin-1")
         return environ  # type: ignore[no-any-return]
+
+
+class GoLikeServer(ThreadedWSGIServer):
+    """werkzeug's threaded server that knows its open connections, so that stopping it
+    ends idle keep-alive ones too (their handler threads wait for a next request)."""
+
+    daemon_threads = True  # handler threads never keep the interpreter alive
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def opened(self, conn: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(conn)
+
+    def closed(self, conn: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(conn)
+
+    def close_connections(self) -> None:
+        """Shut every connection still open (their threads then end)."""
+        with self._connections_lock:
+            conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)

@@ -7,11 +7,9 @@ import socket
 import threading
 from types import TracebackType
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
 from .app import DiscoveryApp
 from .clock import Clock
-from .gohttp import GoLikeRequestHandler, close_connections
+from .gohttp import GoLikeRequestHandler, GoLikeServer
 from .profiles import Profile
 from .store import Store
 
@@ -60,7 +58,7 @@ class DiscoveryServer:
             if app is not None
             else DiscoveryApp(profile=profile, public_url=public_url, clock=clock)
         )
-        self._server: BaseWSGIServer | None = None
+        self._server: GoLikeServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -92,18 +90,11 @@ class DiscoveryServer:
         try:
             # werkzeug dups the bound socket; binding it ourselves keeps werkzeug from
             # printing to stderr and exiting when the port is busy.
-            server = make_server(
-                self.host,
-                sock.getsockname()[1],
-                self.app,
-                threaded=True,
-                request_handler=_QuietHandler,
-                fd=sock.fileno(),
+            server = GoLikeServer(
+                self.host, sock.getsockname()[1], self.app, _QuietHandler, fd=sock.fileno()
             )
         finally:
             sock.close()
-        # Handler threads must never keep the interpreter alive.
-        server.daemon_threads = True  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -139,7 +130,7 @@ class DiscoveryServer:
         self.app.close()
         server.shutdown()
         server.server_close()
-        close_connections(server)  # idle keep-alive connections end their threads too
+        server.close_connections()  # idle keep-alive connections end their threads too
         if thread is not None:
             thread.join(timeout=10)
 
