@@ -146,9 +146,15 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             self.server.opened(self.connection)
 
     def finish(self) -> None:
-        if isinstance(self.server, GoLikeServer):
-            self.server.closed(self.connection)
-        super().finish()
+        try:
+            super().finish()
+        except OSError:
+            # The client left with part of a reply still buffered: closing wfile fails
+            # its last flush (and closes it anyway); nobody is there to tell.
+            self.rfile.close()
+        finally:
+            if isinstance(self.server, GoLikeServer):
+                self.server.closed(self.connection)
 
     def handle_expect_100(self) -> bool:
         # http.server would send "100 Continue" while parsing and run_wsgi again: the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import threading
 import time
 
@@ -286,3 +287,23 @@ def test_expect_100_continue_gets_one_interim_reply(
         while b"\r\n\r\n" not in reply:
             reply += sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 201 Created\r\n")
+
+
+def test_a_client_gone_before_its_reply_leaves_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A reply that cannot be sent (the client reset the connection) is dropped
+    quietly: no "Exception occurred during processing of request" on stderr."""
+    with DiscoveryServer() as server:
+        token = requests.get(f"{server.url}/new?size=3", timeout=WAIT).text
+        path = token.split(str(server.port), 1)[1]
+        for _ in range(20):  # each try races the reply against the reset
+            sock = socket.create_connection((server.host, server.port), timeout=WAIT)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sock.close()  # SO_LINGER 0: a reset, not a FIN
+    wait_until(
+        lambda: not any("process_request" in t.name for t in threading.enumerate()),
+        "every handler thread is done",
+    )
+    assert "Traceback" not in capfd.readouterr().err
