@@ -33,8 +33,12 @@ def register(d: Recorder, t: str, member: str, contents: str) -> int:
 
 
 def wait_nodes(d: Recorder, t: str, after: int) -> Watch:
-    """waitNodes(): a recursive watch on the token from the next index."""
-    return d.watch(f"/{t}", {"recursive": "true", "waitIndex": after + 1})
+    """waitNodes(): a recursive watch on the token from the next index.
+
+    Every call here waits for a future write, so it returns once the store holds the
+    poll: its ``X-Etcd-Index`` (the index at registration) must not race that write.
+    """
+    return d.watch(f"/{t}", {"recursive": "true", "waitIndex": after + 1}, registered=True)
 
 
 def etcd34_bootstrap(d: Recorder) -> None:
