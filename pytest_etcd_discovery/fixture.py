@@ -10,15 +10,13 @@ reason against a real service.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -288,8 +286,12 @@ class EtcdDiscovery:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         if self._app is not None:
-            status, headers, body = _call_app(self._app, method, url, form)
-            return status, headers, body.decode("utf-8", "replace")
+            from .wsgicall import call_app
+
+            status, headers, body = call_app(
+                self._app, method, url, form=form, transport=FIXTURE_TRANSPORT
+            )
+            return status, dict(headers), body.decode("utf-8", "replace")
         import requests
 
         # A real service, over the network (its host is not one interception captures).
@@ -524,61 +526,6 @@ def list_tokens(app: DiscoveryApp) -> list[str]:
     children.sort(key=lambda n: int(n.get("createdIndex", 0)))
     names = [str(n["key"]).rsplit("/", 1)[-1] for n in children]
     return [n for n in names if TOKEN_RE.fullmatch(n)]
-
-
-def _call_app(
-    app: DiscoveryApp, method: str, url: str, form: dict[str, str] | None
-) -> tuple[int, dict[str, str], bytes]:
-    """Call the fake's WSGI app in-process for ``method url`` with an urlencoded ``form``.
-
-    :func:`~pytest_etcd_discovery.intercept.make_environ` builds the same environ for
-    intercepted calls, but that module imports ``responses`` and ``requests``, which a
-    test seeding the live fake has no use for.
-    """
-    from .app import BODY_KEY, TRANSPORT_KEY
-
-    parts = urlsplit(url)
-    body = urlencode(form).encode("ascii") if form else b""
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": unquote_to_bytes(parts.path or "/").decode("latin-1"),
-        "QUERY_STRING": parts.query,
-        "SERVER_NAME": parts.hostname or "",
-        "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": parts.netloc,
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": parts.scheme,
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        # The fixture's own calls are kept out of ``.calls``.
-        TRANSPORT_KEY: FIXTURE_TRANSPORT,
-        # The body whole, so the app need not stream it through werkzeug.
-        BODY_KEY: body,
-    }
-    if form:
-        environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
-    started: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        started[:] = [status, headers]
-        return None
-
-    app_iter = app(environ, start_response)
-    try:
-        payload = b"".join(app_iter)
-    finally:
-        close = getattr(app_iter, "close", None)
-        if close is not None:
-            close()
-    status, headers = started
-    return int(status.split(" ", 1)[0]), dict(headers), payload
 
 
 def __getattr__(name: str) -> Any:

@@ -299,7 +299,7 @@ def etcd_discovery_server(pytestconfig: pytest.Config) -> DiscoveryServer:
 
 
 @pytest.fixture
-def etcd_discovery() -> Iterator[EtcdDiscovery]:
+def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     """The etcd discovery service for this test, with fresh, isolated state:
     ``.url``, ``.new_token(size)``, ``.register(token_url, name, peer_urls)``,
     ``.token(token_url)``, ``.clock.advance(s)``, ``.calls``, ``.intercept()``
@@ -322,7 +322,7 @@ def etcd_discovery() -> Iterator[EtcdDiscovery]:
     """
     from .fixture import EtcdDiscovery
 
-    node = _running_item()
+    node = request.node
     session = node.config.stash[_SESSION_KEY]
     config_marks, fault_marks = _our_marks(node)
     marker = _marker_config(config_marks)
@@ -428,64 +428,21 @@ def etcd_discovery_url(request: pytest.FixtureRequest, etcd_discovery: EtcdDisco
     return etcd_discovery.new_token(int(config.get("size", 3)))
 
 
-#: The tests whose protocol is running, innermost last (a pytester run nests a session
-#: inside another's test).  ``etcd_discovery`` finds its test here rather than through
-#: ``request``: a fixture that takes an argument costs each test using it ~50 µs more of
-#: pytest's own bookkeeping, a quarter of the fixture's whole per-test budget.
-_RUNNING: list[pytest.Item] = []
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(
-    item: pytest.Item, nextitem: pytest.Item | None
-) -> Generator[None, object, object]:
-    _RUNNING.append(item)
-    try:
-        return (yield)
-    finally:
-        if _RUNNING and _RUNNING[-1] is item:
-            _RUNNING.pop()
-
-
-def _running_item() -> pytest.Item:
-    if not _RUNNING:
-        raise RuntimeError("etcd_discovery is a fixture: it needs a running pytest test")
-    return _RUNNING[-1]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.fixture(autouse=True)
+def _etcd_discovery_auto(request: pytest.FixtureRequest) -> None:
     """Turn the fake on for tests that ask through the flag, ini or marker.
 
-    A hook rather than an autouse fixture: a fixture would cost every test of the run,
-    marked or not, a setup and a teardown.
+    An autouse fixture, so it is set up before the test's own function-scoped fixtures
+    (theirs already see the fake and interception) through pytest's public API alone;
+    for other tests it is one check of the markers.
     """
-    session = item.config.stash[_SESSION_KEY]
+    session = request.config.stash[_SESSION_KEY]
     if (
         session.intercept_all
         or session.intercept_overridden
-        or any(mark.name in _OUR_MARKERS for mark in item.iter_markers())
+        or any(mark.name in _OUR_MARKERS for mark in request.node.iter_markers())
     ):
-        _use_first(item, "etcd_discovery")
-
-
-def _use_first(item: pytest.Item, name: str) -> None:
-    """Have ``item`` set ``name`` up where an autouse fixture would run: before its other
-    function-scoped fixtures, so theirs already see the fake and interception."""
-    names: list[str] | None = getattr(item, "fixturenames", None)
-    info = getattr(item, "_fixtureinfo", None)
-    if names is None or info is None:
-        return  # an item without fixtures (no autouse fixture would run for it either)
-    defs = info.name2fixturedefs
-    at = next(
-        (i for i, n in enumerate(names) if n not in defs or defs[n][-1].scope == "function"),
-        len(names),
-    )
-    if name in names[: at + 1]:
-        return
-    # A new list: the items of one parametrized test share theirs.
-    reordered = [*names[:at], name, *(n for n in names[at:] if n != name)]
-    item.fixturenames = reordered  # type: ignore[attr-defined]
+        request.getfixturevalue("etcd_discovery")
 
 
 @pytest.hookimpl(wrapper=True)

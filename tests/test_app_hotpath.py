@@ -324,7 +324,7 @@ def test_a_plain_get_through_the_app_is_unchanged() -> None:
 
 
 def test_in_process_body_is_taken_whole_and_equals_the_stream() -> None:
-    from pytest_etcd_discovery.intercept import make_environ
+    from pytest_etcd_discovery.wsgicall import make_environ
 
     form = [("Content-Type", "application/x-www-form-urlencoded")]
     env = make_environ("PUT", "https://discovery.etcd.io/v2/keys/a", form, b"value=v", "t")
@@ -343,7 +343,7 @@ def test_in_process_body_is_taken_whole_and_equals_the_stream() -> None:
 
 
 def test_a_put_reads_its_form_from_the_body_key() -> None:
-    from pytest_etcd_discovery.intercept import call_app
+    from pytest_etcd_discovery.wsgicall import call_app
 
     app = DiscoveryApp()
     token = app.new_token(3)
@@ -356,7 +356,7 @@ def test_a_put_reads_its_form_from_the_body_key() -> None:
 
 
 def test_make_environ_maps_header_names_as_pep_3333_says() -> None:
-    from pytest_etcd_discovery.intercept import make_environ
+    from pytest_etcd_discovery.wsgicall import make_environ
 
     headers = [
         ("X-Custom-Thing", "1"),

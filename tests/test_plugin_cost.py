@@ -1,5 +1,6 @@
-"""What the plugin costs runs that use little of it, and that turning the fake on for
-marked tests (no autouse fixture) still behaves like one."""
+"""What the plugin costs runs that use little of it (the live fixture alone loads neither
+requests nor responses), and that the fake marked tests get is set up before their own
+fixtures."""
 
 from __future__ import annotations
 
@@ -23,16 +24,6 @@ def test_live_fixture_loads_no_requests_or_responses(
         """
     )
     run_subprocess(pytester, monkeypatch, "-p", "no:hypothesispytest").assert_outcomes(passed=1)
-
-
-def test_unmarked_tests_get_no_fixture_of_ours(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        def test_plain(request):
-            assert [n for n in request.fixturenames if "etcd" in n] == []
-        """
-    )
-    run(pytester).assert_outcomes(passed=1)
 
 
 def test_marker_sets_the_fake_up_before_the_tests_own_fixtures(
@@ -112,8 +103,7 @@ def test_flag_also_serves_doctests(pytester: pytest.Pytester) -> None:
 def test_a_nested_run_leaves_the_outer_test_its_own_fake(
     pytester: pytest.Pytester, request: pytest.FixtureRequest
 ) -> None:
-    # etcd_discovery finds its test without ``request``: a pytester run inside a test
-    # must not leave the outer test holding the inner session's test.
+    # A pytester run inside a test must not leave the outer test the inner session's fake.
     pytester.makepyfile(
         """
         def test_inner(etcd_discovery):
