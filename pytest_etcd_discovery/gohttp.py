@@ -142,8 +142,6 @@ class GoLikeRequestHandler(WSGIRequestHandler):
         # Like Go: no Nagle delay, or a reply's body waits ~40 ms for its headers' ACK.
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if isinstance(self.server, GoLikeServer):
-            self.server.opened(self.connection)
 
     def finish(self) -> None:
         try:
@@ -152,9 +150,6 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             # The client left with part of a reply still buffered: closing wfile fails
             # its last flush (and closes it anyway); nobody is there to tell.
             self.rfile.close()
-        finally:
-            if isinstance(self.server, GoLikeServer):
-                self.server.closed(self.connection)
 
     def handle_expect_100(self) -> bool:
         # http.server would send "100 Continue" while parsing and run_wsgi again: the
@@ -280,28 +275,53 @@ class GoLikeRequestHandler(WSGIRequestHandler):
 
 
 class GoLikeServer(ThreadedWSGIServer):
-    """werkzeug's threaded server that knows its open connections, so that stopping it
-    ends idle keep-alive ones too (their handler threads wait for a next request)."""
+    """werkzeug's threaded server that keeps its connections and their threads, so that
+    closing it ends them all: idle keep-alive connections (their threads wait for a next
+    request) included, and no handler is left writing to stderr after ``stop()``."""
 
     daemon_threads = True  # handler threads never keep the interpreter alive
+    #: How long ``server_close`` waits for each handler thread to end.
+    join_timeout = 10.0
+    #: False until ``__init__`` is done (werkzeug's calls ``server_close`` on its way).
+    _serving = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._closed = False
+        self._serving = True
 
-    def opened(self, conn: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(conn)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # ThreadingMixIn's, but the thread is kept with its connection.
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
+        with self._lock:
+            if self._closed:
+                self.shutdown_request(request)
+                return
+            self._connections[request] = thread
+        thread.start()
 
-    def closed(self, conn: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(conn)
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._connections.pop(request, None)
 
-    def close_connections(self) -> None:
-        """Shut every connection still open (their threads then end)."""
-        with self._connections_lock:
-            conns = list(self._connections)
-        for conn in conns:
+    def server_close(self) -> None:
+        """Stop listening, shut every connection still open, wait for their threads."""
+        super().server_close()
+        if not self._serving:
+            return
+        with self._lock:
+            self._closed = True
+            open_now = list(self._connections.items())
+        for conn, _ in open_now:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        for _, thread in open_now:
+            if thread is not threading.current_thread():
+                thread.join(self.join_timeout)

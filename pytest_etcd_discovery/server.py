@@ -129,8 +129,8 @@ class DiscoveryServer:
         self._server = self._thread = None
         self.app.close()
         server.shutdown()
+        # Also shuts idle keep-alive connections and waits for every handler thread.
         server.server_close()
-        server.close_connections()  # idle keep-alive connections end their threads too
         if thread is not None:
             thread.join(timeout=10)
 
