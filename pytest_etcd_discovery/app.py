@@ -250,7 +250,8 @@ def _wsgi_reply(
         and status >= 200
         and status not in (204, 304)
         and environ["REQUEST_METHOD"] != "HEAD"
-        and not response._on_close
+        # No close callbacks (a private list: if werkzeug renames it, take the long way).
+        and not getattr(response, "_on_close", True)
         and type(response) is Response
     ):
         headers = response.headers.to_wsgi_list()
