@@ -225,11 +225,12 @@ def _read_responses(sock: socket.socket, count: int) -> bytes:
     return data
 
 
-def test_connections_are_kept_alive_like_go() -> None:
-    with (
-        DiscoveryServer() as server,
-        socket.create_connection((server.host, server.port), timeout=WAIT) as sock,
-    ):
+@pytest.mark.real
+@pytest.mark.parametrize("side", ["real", "fake"])
+def test_connections_are_kept_alive_like_go(side: str, request: pytest.FixtureRequest) -> None:
+    service = request.getfixturevalue(f"{side}_service")
+    host, port = service.url.split("//", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
         # A GET with a body nobody reads, then a second request on the same connection.
         sock.sendall(
             b"GET /robots.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
