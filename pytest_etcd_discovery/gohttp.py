@@ -44,6 +44,9 @@ _GO_431 = "431 Request Header Fields Too Large"
 _GO_MAX_LINE = (1 << 20) + 4096
 _GO_505 = "505 HTTP Version Not Supported: unsupported protocol version"
 _CTL = re.compile(r"[\x00-\x1f\x7f]")
+#: net/http's bufferBeforeChunkingSize: a reply of unknown length that ends within it
+#: is sent with a Content-Length.
+_GO_CHUNKING_BUFFER = 2048
 
 
 class GoLikeRequestHandler(WSGIRequestHandler):
@@ -180,46 +183,60 @@ class GoLikeRequestHandler(WSGIRequestHandler):
         started: list[Any] = []
         sent = False
         chunked = False
+        # Go holds a reply of unknown length in a 2 KiB buffer: if the handler ends before
+        # it fills or is flushed, the reply gets a Content-Length instead of chunks.
+        held = bytearray()
+        holding = False
 
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
+            nonlocal holding
             if exc_info and sent:
                 raise exc_info[1].with_traceback(exc_info[2])
             started[:] = [status, headers]
+            holding = not any(name.lower() == "content-length" for name, _ in headers)
             return write
 
-        def write(data: bytes) -> None:
+        def send_head(length: int | None) -> None:
             nonlocal sent, chunked
-            if not sent:
-                status, headers = started
-                code_text, _, reason = status.partition(" ")
-                code = int(code_text)
-                self.send_response(code, reason)
-                names = set()
-                for name, value in headers:
-                    if name.lower() != "connection":
-                        self.send_header(name, value)
-                        names.add(name.lower())
-                bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
+            status, headers = started
+            code_text, _, reason = status.partition(" ")
+            code = int(code_text)
+            self.send_response(code, reason)
+            for name, value in headers:
+                if name.lower() != "connection":
+                    self.send_header(name, value)
+            bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
+            if length is not None and not bodiless:
+                self.send_header("Content-Length", str(length))
+            elif holding and not bodiless and self.request_version == "HTTP/1.1":
                 # Like Go: HTTP/1.1 bodies of unknown length are chunked; HTTP/1.0 ones
                 # end when the connection closes.
-                if (
-                    "content-length" not in names
-                    and not bodiless
-                    and self.request_version == "HTTP/1.1"
-                ):
-                    chunked = True
-                    self.send_header("Transfer-Encoding", "chunked")
-                if not keep:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                sent = True
+                chunked = True
+                self.send_header("Transfer-Encoding", "chunked")
+            if not keep:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            sent = True
+
+        def send_body(data: bytes) -> None:
             if data:
                 if chunked:
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 else:
                     self.wfile.write(data)
+
+        def write(data: bytes) -> None:
+            # An empty piece is the app's flush (etcd sends a long poll's headers at once).
+            if not sent and holding and data and len(held) + len(data) <= _GO_CHUNKING_BUFFER:
+                held.extend(data)
+                return
+            if not sent:
+                send_head(None)
+                send_body(bytes(held))
+                held.clear()
+            send_body(data)
             self.wfile.flush()
 
         try:
@@ -228,10 +245,12 @@ class GoLikeRequestHandler(WSGIRequestHandler):
                 for data in app_iter:
                     write(data)
                 if not sent:
-                    write(b"")
+                    # The whole reply fits what Go would have held: its length is known.
+                    send_head(len(held) if holding else None)
+                    send_body(bytes(held))
                 if chunked:
                     self.wfile.write(b"0\r\n\r\n")
-                    self.wfile.flush()
+                self.wfile.flush()
             finally:
                 close = getattr(app_iter, "close", None)
                 if close is not None:

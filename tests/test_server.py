@@ -305,3 +305,77 @@ def test_a_client_gone_before_its_reply_leaves_no_traceback(
             sock.close()  # SO_LINGER 0: a reset, not a FIN
     # stop() has waited for every handler thread.
     assert "Traceback" not in capfd.readouterr().err
+
+
+def _one_reply(host: str, port: int, request: bytes) -> bytes:
+    """Send ``request`` and read one whole reply (Content-Length or chunked framing)."""
+    with socket.create_connection((host, port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        data = b""
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                length = re.search(rb"(?im)^content-length: *(\d+)", head)
+                if length and len(body) >= int(length.group(1)):
+                    return data
+                if not length and body.endswith(b"\r\n0\r\n\r\n"):
+                    return data
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("side", ["real", "fake"])
+def test_long_poll_framing_is_gos(side: str, request: pytest.FixtureRequest) -> None:
+    """Go sends a reply of unknown length that ends within its 2 KiB buffer with a
+    Content-Length (the original proxy's watch replies), and chunks one that was flushed
+    first (etcd's own /v2/keys watches send their headers at once)."""
+    service = request.getfixturevalue(f"{side}_service")
+    token = requests.get(f"{service.url}/new?size=3", timeout=WAIT).text
+    index = int(requests.get(token, timeout=WAIT).headers["X-Etcd-Index"])
+    host, port = service.url.split("//", 1)[1].rsplit(":", 1)
+    path = "/" + token.split("//", 1)[1].split("/", 1)[1]
+    # waitIndex in the future, then the write: answered whether it registers before or
+    # after the PUT (from history), so nothing races.
+    got: list[bytes] = []
+    poll = threading.Thread(
+        target=lambda: got.append(
+            _one_reply(
+                host,
+                int(port),
+                f"GET {path}?wait=true&recursive=true&waitIndex={index + 1} HTTP/1.1\r\n"
+                "Host: x\r\n\r\n".encode(),
+            )
+        )
+    )
+    poll.start()
+    requests.put(f"{token}/m1", data={"value": "m1=http://10.0.0.1:2380"}, timeout=WAIT)
+    poll.join(WAIT)
+    proxied = got[0]
+    assert proxied.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert re.search(rb"(?im)^content-length: \d+\r$", proxied)
+    assert b"chunked" not in proxied.lower()
+
+    keys_url = service.etcd_url if side == "real" else service.url
+    keys_host, keys_port = keys_url.split("//", 1)[1].rsplit(":", 1)
+    reply = requests.put(f"{keys_url}/v2/keys/framing", data={"value": "a"}, timeout=WAIT)
+    after = int(reply.headers["X-Etcd-Index"]) + 1
+    got.clear()
+    poll = threading.Thread(
+        target=lambda: got.append(
+            _one_reply(
+                keys_host,
+                int(keys_port),
+                f"GET /v2/keys/framing?wait=true&waitIndex={after} HTTP/1.1\r\n"
+                "Host: x\r\n\r\n".encode(),
+            )
+        )
+    )
+    poll.start()
+    requests.put(f"{keys_url}/v2/keys/framing", data={"value": "b"}, timeout=WAIT)
+    poll.join(WAIT)
+    flushed = got[0]
+    assert re.search(rb"(?im)^transfer-encoding: chunked\r$", flushed)
+    assert not re.search(rb"(?im)^content-length:", flushed)
