@@ -9,10 +9,10 @@ here, in one child process driven over stdin/stdout (one JSON line per bootstrap
 once and reused; only ``inprocess`` keeps its members in the benchmark process, where
 ``responses`` can intercept them.
 
-The blocked watchers of group 4 live here too, for the same reason: 1,000 ``requests``
-threads in the benchmark process measured mostly themselves (the real stack took 1.7 s
-to wake them). Here one thread holds all their connections in a selector and speaks
-HTTP/1.1 itself, the same bytes for every service.
+The blocked watchers of group 4 and of group 2's wake-up row live here too, for the
+same reason: 1,000 ``requests`` threads in the benchmark process measured mostly
+themselves (the real stack took 1.7 s to wake them). Here one thread holds all their
+connections in a selector and speaks HTTP/1.1 itself, the same bytes for every service.
 
 ``python -m bench.members`` is the child; :class:`MemberProcess` is the parent's handle.
 """
