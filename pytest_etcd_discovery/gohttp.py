@@ -205,8 +205,14 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             code = int(code_text)
             self.send_response(code, reason)
             for name, value in headers:
-                if name.lower() != "connection":
-                    self.send_header(name, value)
+                lowered = name.lower()
+                if lowered == "connection":
+                    continue
+                if lowered == "content-length" and value == "0" and self.command == "HEAD":
+                    # Go sets a HEAD reply's length only from what the handler wrote,
+                    # and for HEAD its handlers here write nothing (405s, redirects).
+                    continue
+                self.send_header(name, value)
             bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
             if length is not None and not bodiless:
                 self.send_header("Content-Length", str(length))

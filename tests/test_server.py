@@ -379,3 +379,41 @@ def test_long_poll_framing_is_gos(side: str, request: pytest.FixtureRequest) -> 
     flushed = got[0]
     assert re.search(rb"(?im)^transfer-encoding: chunked\r$", flushed)
     assert not re.search(rb"(?im)^content-length:", flushed)
+
+
+def _head(host: str, port: int, path: str) -> bytes:
+    """A HEAD request's reply head (it has no body, whatever its Content-Length says)."""
+    with socket.create_connection((host, port), timeout=WAIT) as sock:
+        sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n\r\n", 1)[0]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("side", ["real", "fake"])
+def test_head_replies_have_a_length_only_when_go_would_write_a_body(
+    side: str, request: pytest.FixtureRequest
+) -> None:
+    """Go gives a HEAD reply a Content-Length only from the body its handler wrote: none
+    for the mux's 405 and for redirects (http.Redirect writes no body for HEAD), one for
+    /health, whose handler writes its text."""
+    service = request.getfixturevalue(f"{side}_service")
+    token = requests.get(f"{service.url}/new?size=3", timeout=WAIT).text
+    host, port = service.url.split("//", 1)[1].rsplit(":", 1)
+    token_path = "/" + token.split("//", 1)[1].split("/", 1)[1]
+    for path, status in (
+        (f"{token_path}/m1", b"405 Method Not Allowed"),
+        (f"{token_path}/_config/size", b"405 Method Not Allowed"),
+        ("/", b"301 Moved Permanently"),
+    ):
+        head = _head(host, int(port), path)
+        assert head.startswith(b"HTTP/1.1 " + status), head
+        assert not re.search(rb"(?im)^content-length:", head), (path, head)
+    health = _head(host, int(port), "/health")
+    assert health.startswith(b"HTTP/1.1 200 OK")
+    assert re.search(rb"(?im)^content-length: [1-9]\d*\r?$", health), health
