@@ -78,7 +78,14 @@ class GoLikeRequestHandler(WSGIRequestHandler):
         # werkzeug passes "404 NOT FOUND"; Go writes the canonical "404 Not Found".
         with contextlib.suppress(ValueError):
             message = HTTPStatus(code).phrase
-        super().send_response_only(code, message)
+        # Go answers an HTTP/1.0 request with an HTTP/1.0 status line.
+        protocol = self.protocol_version
+        if self.request_version == "HTTP/1.0":
+            self.protocol_version = "HTTP/1.0"
+        try:
+            super().send_response_only(code, message)
+        finally:
+            self.protocol_version = protocol
 
     def _write_raw(self, response: str) -> None:
         self.close_connection = True
@@ -172,9 +179,12 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             self.wfile.flush()
         environ = self.make_environ()
         body: LimitedStream | None = None
+        # Like Go: HTTP/1.1 connections stay open unless the client says "close"; HTTP/1.0
+        # ones only when it asks for "keep-alive" (and the reply's length is known, below).
+        http11 = self.request_version == "HTTP/1.1"
+        connection = self.headers.get("Connection", "").lower()
         keep = (
-            self.request_version == "HTTP/1.1"
-            and self.headers.get("Connection", "").lower() != "close"
+            (connection != "close" if http11 else connection == "keep-alive")
             and not environ.get("wsgi.input_terminated")  # chunked uploads: close after
         )
         if keep:
@@ -199,7 +209,7 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             return write
 
         def send_head(length: int | None) -> None:
-            nonlocal sent, chunked
+            nonlocal sent, chunked, keep
             status, headers = started
             code_text, _, reason = status.partition(" ")
             code = int(code_text)
@@ -216,13 +226,18 @@ class GoLikeRequestHandler(WSGIRequestHandler):
             bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
             if length is not None and not bodiless:
                 self.send_header("Content-Length", str(length))
-            elif holding and not bodiless and self.request_version == "HTTP/1.1":
+            elif holding and not bodiless:
                 # Like Go: HTTP/1.1 bodies of unknown length are chunked; HTTP/1.0 ones
                 # end when the connection closes.
-                chunked = True
-                self.send_header("Transfer-Encoding", "chunked")
-            if not keep:
+                if http11:
+                    chunked = True
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    keep = False
+            if http11 and not keep:
                 self.send_header("Connection", "close")
+            elif keep and not http11:
+                self.send_header("Connection", "keep-alive")
             self.end_headers()
             sent = True
 

@@ -417,3 +417,47 @@ def test_head_replies_have_a_length_only_when_go_would_write_a_body(
     health = _head(host, int(port), "/health")
     assert health.startswith(b"HTTP/1.1 200 OK")
     assert re.search(rb"(?im)^content-length: [1-9]\d*\r?$", health), health
+
+
+def _read_until_closed_or_idle(sock: socket.socket, replies: int) -> tuple[bytes, bool]:
+    """Read ``replies`` whole replies (all with Content-Length); then whether the server
+    closed the connection (a FIN) or left it open (nothing more within a short wait)."""
+    data = b""
+    while data.count(b"HTTP/1.") < replies or not _complete(data):
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, True
+        data += chunk
+    sock.settimeout(0.5)  # an open connection sends nothing more; a closed one says so
+    try:
+        return data, sock.recv(1) == b""
+    except TimeoutError:
+        return data, False
+
+
+def _complete(data: bytes) -> bool:
+    head, sep, body = data.rpartition(b"HTTP/1.")[2].partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length: *(\d+)", head)
+    return bool(sep) and length is not None and len(body) >= int(length.group(1))
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("side", ["real", "fake"])
+def test_http10_requests_are_answered_in_http10(side: str, request: pytest.FixtureRequest) -> None:
+    """Go answers HTTP/1.0 with an HTTP/1.0 status line, closes after the reply unless the
+    client asked for keep-alive, and then says "Connection: keep-alive"."""
+    service = request.getfixturevalue(f"{side}_service")
+    host, port = service.url.split("//", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        plain, closed = _read_until_closed_or_idle(sock, 1)
+    assert plain.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"Connection:" not in plain
+    assert closed
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        ask = b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        sock.sendall(ask + ask)
+        kept, closed = _read_until_closed_or_idle(sock, 2)
+    assert kept.count(b"HTTP/1.0 200 OK\r\n") == 2
+    assert kept.count(b"Connection: keep-alive\r\n") == 2
+    assert not closed
