@@ -167,21 +167,27 @@ class GoLikeRequestHandler(WSGIRequestHandler):
         return True
 
     def run_wsgi(self) -> None:
-        """Serve one request and keep the connection for the next when HTTP/1.1 allows.
+        """Serve one request and keep the connection for the next when the request allows.
 
         werkzeug's own version closes every connection (and, after the reply, reads
         away whatever the client sent next); this one reads exactly the request body, so
         the next request on the connection is intact.
         """
-        if self.headers.get("Expect", "").lower().strip() == "100-continue":
-            # Once, before the body is read (http.server's own is turned off below).
+        http11 = self.request_version == "HTTP/1.1"
+        if (
+            http11
+            and self.headers.get("Expect", "").lower().strip() == "100-continue"
+            and self.headers.get("Content-Length", "0").strip() != "0"
+        ):
+            # Once, for a body to come (http.server's own is turned off above). Go sends it
+            # when the handler starts reading the body; the fake's journal reads every
+            # body, so it is sent for all (the real /health and /new send none and close).
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()
         environ = self.make_environ()
         body: LimitedStream | None = None
         # Like Go: HTTP/1.1 connections stay open unless the client says "close"; HTTP/1.0
         # ones only when it asks for "keep-alive" (and the reply's length is known, below).
-        http11 = self.request_version == "HTTP/1.1"
         connection = self.headers.get("Connection", "").lower()
         keep = (
             (connection != "close" if http11 else connection == "keep-alive")
