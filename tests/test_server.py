@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -335,50 +336,43 @@ def test_long_poll_framing_is_gos(side: str, request: pytest.FixtureRequest) -> 
     service = request.getfixturevalue(f"{side}_service")
     token = requests.get(f"{service.url}/new?size=3", timeout=WAIT).text
     index = int(requests.get(token, timeout=WAIT).headers["X-Etcd-Index"])
-    host, port = service.url.split("//", 1)[1].rsplit(":", 1)
     path = "/" + token.split("//", 1)[1].split("/", 1)[1]
     # waitIndex in the future, then the write: answered whether it registers before or
     # after the PUT (from history), so nothing races.
-    got: list[bytes] = []
-    poll = threading.Thread(
-        target=lambda: got.append(
-            _one_reply(
-                host,
-                int(port),
-                f"GET {path}?wait=true&recursive=true&waitIndex={index + 1} HTTP/1.1\r\n"
-                "Host: x\r\n\r\n".encode(),
-            )
-        )
+    proxied = _long_poll(
+        service.url,
+        f"{path}?wait=true&recursive=true&waitIndex={index + 1}",
+        lambda: requests.put(
+            f"{token}/m1", data={"value": "m1=http://10.0.0.1:2380"}, timeout=WAIT
+        ),
     )
-    poll.start()
-    requests.put(f"{token}/m1", data={"value": "m1=http://10.0.0.1:2380"}, timeout=WAIT)
-    poll.join(WAIT)
-    proxied = got[0]
     assert proxied.startswith(b"HTTP/1.1 200 OK\r\n")
     assert re.search(rb"(?im)^content-length: \d+\r$", proxied)
     assert b"chunked" not in proxied.lower()
 
     keys_url = service.etcd_url if side == "real" else service.url
-    keys_host, keys_port = keys_url.split("//", 1)[1].rsplit(":", 1)
     reply = requests.put(f"{keys_url}/v2/keys/framing", data={"value": "a"}, timeout=WAIT)
     after = int(reply.headers["X-Etcd-Index"]) + 1
-    got.clear()
-    poll = threading.Thread(
-        target=lambda: got.append(
-            _one_reply(
-                keys_host,
-                int(keys_port),
-                f"GET /v2/keys/framing?wait=true&waitIndex={after} HTTP/1.1\r\n"
-                "Host: x\r\n\r\n".encode(),
-            )
-        )
+    flushed = _long_poll(
+        keys_url,
+        f"/v2/keys/framing?wait=true&waitIndex={after}",
+        lambda: requests.put(f"{keys_url}/v2/keys/framing", data={"value": "b"}, timeout=WAIT),
     )
-    poll.start()
-    requests.put(f"{keys_url}/v2/keys/framing", data={"value": "b"}, timeout=WAIT)
-    poll.join(WAIT)
-    flushed = got[0]
     assert re.search(rb"(?im)^transfer-encoding: chunked\r$", flushed)
     assert not re.search(rb"(?im)^content-length:", flushed)
+
+
+def _long_poll(base_url: str, target: str, write: Callable[[], object]) -> bytes:
+    """The raw reply to ``GET target`` on ``base_url``, a long poll that ``write()`` ends."""
+    host, port = base_url.split("//", 1)[1].rsplit(":", 1)
+    got: list[bytes] = []
+    request = f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    poll = threading.Thread(target=lambda: got.append(_one_reply(host, int(port), request)))
+    poll.start()
+    write()
+    poll.join(WAIT)
+    assert got, f"no reply to GET {target} within {WAIT} s"
+    return got[0]
 
 
 def _head(host: str, port: int, path: str) -> bytes:
