@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Any
 
-from pytest_etcd_discovery.app import DiscoveryApp
-from pytest_etcd_discovery.intercept import call_app
+from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery.transport.intercept import call_app
 
 from .common import RunError, new_token
 from .members import MemberProcess

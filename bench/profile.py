@@ -22,8 +22,8 @@ if __package__ in (None, ""):
 
 from bench.common import new_token
 from bench.targets import INPROCESS_HOST, Target, make_target
-from pytest_etcd_discovery.app import DiscoveryApp
-from pytest_etcd_discovery.intercept import call_app
+from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery.transport.intercept import call_app
 
 KINDS = ("new", "get", "put", "size")
 

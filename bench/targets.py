@@ -20,14 +20,14 @@ from typing import Any
 import requests
 import responses
 
-from pytest_etcd_discovery.app import DiscoveryApp
-from pytest_etcd_discovery.intercept import Interceptor
-from pytest_etcd_discovery.processes import (
+from pytest_etcd_discovery.real.processes import (
     ManagedProcess,
     RealDiscoveryService,
     missing_binaries,
 )
-from pytest_etcd_discovery.server import DiscoveryServer
+from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery.transport.intercept import Interceptor
+from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 from .stats import cpu_seconds, rss_bytes
 

@@ -12,7 +12,7 @@ import threading
 import provision
 import pytest
 
-from pytest_etcd_discovery.fixture import EtcdDiscovery
+from pytest_etcd_discovery.handle import EtcdDiscovery
 
 PUBLIC = provision.DISCOVERY_URL
 WEEK = 7 * 86400

@@ -19,42 +19,42 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import Call, DiscoveryApp
-    from .clock import Clock, ControllableClock, SystemClock
-    from .cluster import DiscoveryCluster, EtcdMember, etcd_member_id
-    from .errors import EtcdError
-    from .events import Event
-    from .faults import FaultPlan, FaultRule
-    from .fixture import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
-    from .profiles import PROFILES, Profile
-    from .server import DiscoveryServer, ServerError
-    from .store import Store
-    from .watchers import Watcher
+    from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
+    from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
+    from .service.app import Call, DiscoveryApp
+    from .service.faults import FaultPlan, FaultRule
+    from .service.profiles import PROFILES, Profile
+    from .transport.server import DiscoveryServer, ServerError
+    from .v2store.clock import Clock, ControllableClock, SystemClock
+    from .v2store.errors import EtcdError
+    from .v2store.events import Event
+    from .v2store.store import Store
+    from .v2store.watchers import Watcher
 
 _WHERE = {
-    "Call": "app",
-    "DiscoveryApp": "app",
-    "Clock": "clock",
-    "ControllableClock": "clock",
-    "SystemClock": "clock",
-    "DiscoveryCluster": "cluster",
-    "EtcdMember": "cluster",
-    "etcd_member_id": "cluster",
-    "EtcdError": "errors",
-    "Event": "events",
-    "FaultPlan": "faults",
-    "FaultRule": "faults",
-    "ClusterFullError": "fixture",
-    "DiscoveryError": "fixture",
-    "EtcdDiscovery": "fixture",
-    "Member": "fixture",
-    "TokenView": "fixture",
-    "PROFILES": "profiles",
-    "Profile": "profiles",
-    "DiscoveryServer": "server",
-    "ServerError": "server",
-    "Store": "store",
-    "Watcher": "watchers",
+    "Call": "service.app",
+    "DiscoveryApp": "service.app",
+    "Clock": "v2store.clock",
+    "ControllableClock": "v2store.clock",
+    "SystemClock": "v2store.clock",
+    "DiscoveryCluster": "real.cluster",
+    "EtcdMember": "real.cluster",
+    "etcd_member_id": "real.cluster",
+    "EtcdError": "v2store.errors",
+    "Event": "v2store.events",
+    "FaultPlan": "service.faults",
+    "FaultRule": "service.faults",
+    "ClusterFullError": "handle",
+    "DiscoveryError": "handle",
+    "EtcdDiscovery": "handle",
+    "Member": "handle",
+    "TokenView": "handle",
+    "PROFILES": "service.profiles",
+    "Profile": "service.profiles",
+    "DiscoveryServer": "transport.server",
+    "ServerError": "transport.server",
+    "Store": "v2store.store",
+    "Watcher": "v2store.watchers",
 }
 
 __all__ = [

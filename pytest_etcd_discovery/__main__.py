@@ -13,10 +13,10 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .app import DiscoveryApp
-from .faults import FaultError, load_plan
-from .profiles import PROFILES
-from .server import DiscoveryServer, ServerError
+from .service.app import DiscoveryApp
+from .service.faults import FaultError, load_plan
+from .service.profiles import PROFILES
+from .transport.server import DiscoveryServer, ServerError
 
 
 def _port(text: str) -> int:

@@ -2,9 +2,10 @@
 
 Registered as the ``etcd_discovery`` ``pytest11`` entry point.  This module stays thin:
 options, ini values, the marker, fixtures and report hooks.  The fake lives in
-:mod:`~pytest_etcd_discovery.server` / :mod:`~pytest_etcd_discovery.app`, interception in
-:mod:`~pytest_etcd_discovery.intercept`, the per-test object in
-:mod:`~pytest_etcd_discovery.fixture` and the failure section in
+:mod:`~pytest_etcd_discovery.transport.server` /
+:mod:`~pytest_etcd_discovery.service.app`, interception in
+:mod:`~pytest_etcd_discovery.transport.intercept`, the per-test object in
+:mod:`~pytest_etcd_discovery.handle` and the failure section in
 :mod:`~pytest_etcd_discovery.report`.
 """
 
@@ -16,16 +17,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from .names import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
-from .profiles import PROFILES as _PROFILES
+from .constants import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
+from .service.profiles import PROFILES as _PROFILES
 
 # The fake loads when a test first uses it, and only what that test needs: werkzeug and
 # the live server for the fixture, requests and responses for interception or a real
 # service.  Installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
-    from .clock import ControllableClock
-    from .fixture import EtcdDiscovery
-    from .server import DiscoveryServer
+    from .handle import EtcdDiscovery
+    from .transport.server import DiscoveryServer
+    from .v2store.clock import ControllableClock
 
 __all__ = ["MARKER", "PROFILES"]
 
@@ -81,7 +82,7 @@ class _Session:
 
     def server(self, profile: str | None = None) -> DiscoveryServer:
         """The live server for ``profile``, started on first use."""
-        from .server import DiscoveryServer
+        from .transport.server import DiscoveryServer
 
         profile = profile or self.profile
         with self._lock:
@@ -320,7 +321,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     With ``--etcd-discovery-url`` it talks to that real service instead, and the helpers
     that need the fake's insides skip the test.
     """
-    from .fixture import EtcdDiscovery
+    from .handle import EtcdDiscovery
 
     node = request.node
     session = node.config.stash[_SESSION_KEY]
@@ -346,7 +347,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         yield disco
         return
 
-    from .clock import ControllableClock
+    from .v2store.clock import ControllableClock
 
     profile = str(config.get("profile") or session.profile)
     if profile not in PROFILES:
@@ -385,7 +386,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
 
 def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
     """Give the shared server an empty store driven by this test's clock."""
-    from .store import Store
+    from .v2store.store import Store
 
     server.app.reset(Store(clock))
 
@@ -394,7 +395,7 @@ def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> b
     """Add one fault rule per ``etcd_discovery_fault`` marker (nearest first)."""
     if not marks:
         return False  # faults (and the requests it imports) load only when used
-    from .faults import FaultError, FaultPlan, rule_from_marker
+    from .service.faults import FaultError, FaultPlan, rule_from_marker
 
     plan = FaultPlan.of(server.app)
     for mark in marks:
@@ -409,7 +410,7 @@ def _release(server: DiscoveryServer) -> None:
     # Faults end with their test; waiting delays are released first.  A fault plan is one
     # of the app's before_request hooks: none there, none to clear, nothing to import.
     if server.app.before_request:
-        from .faults import FaultPlan
+        from .service.faults import FaultPlan
 
         FaultPlan.of(server.app).clear()
     # reset() closes the test's store, which releases its blocked watches, and leaves

@@ -11,8 +11,8 @@ import datetime as _dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .app import Call
-    from .fixture import EtcdDiscovery, TokenView
+    from .handle import EtcdDiscovery, TokenView
+    from .service.app import Call
 
 __all__ = ["SECTION_TITLE", "render"]
 

@@ -1,6 +1,6 @@
 """Ready-made trouble: the discovery failures real clusters run into, one helper each.
 
-Each helper takes the test's :class:`~pytest_etcd_discovery.fixture.EtcdDiscovery`
+Each helper takes the test's :class:`~pytest_etcd_discovery.handle.EtcdDiscovery`
 (the ``etcd_discovery`` fixture) and sets the fake up so that the next client sees
 what operators reported against discovery.etcd.io (spec section 5):
 
@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request
 
-from .errors import EtcdError
-from .faults import FaultPlan, FaultRule
+from .service.faults import FaultPlan, FaultRule
+from .v2store.errors import EtcdError
 
 if TYPE_CHECKING:
-    from .fixture import EtcdDiscovery, Member
+    from .handle import EtcdDiscovery, Member
 
 __all__ = [
     "Outage",

@@ -15,12 +15,12 @@ import responses  # noqa: F401
 from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
 from unitutil import START
 
-from pytest_etcd_discovery.clock import ControllableClock
-from pytest_etcd_discovery.processes import RealDiscoveryService
-from pytest_etcd_discovery.store import Store
+from pytest_etcd_discovery.real.processes import RealDiscoveryService
+from pytest_etcd_discovery.v2store.clock import ControllableClock
+from pytest_etcd_discovery.v2store.store import Store
 
 if TYPE_CHECKING:
-    from pytest_etcd_discovery.server import DiscoveryServer
+    from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,7 +87,7 @@ def real_service() -> Iterator[RealDiscoveryService]:
 @pytest.fixture(scope="session")
 def fake_service() -> Iterator[DiscoveryServer]:
     """The fake discovery server (``DiscoveryServer()``, etcd-v2 profile) for the session."""
-    from pytest_etcd_discovery.server import DiscoveryServer
+    from pytest_etcd_discovery.transport.server import DiscoveryServer
 
     server = DiscoveryServer()
     server.start()

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from pytest_etcd_discovery.app import TRANSPORT_KEY, DiscoveryApp
-from pytest_etcd_discovery.clock import ControllableClock
-from pytest_etcd_discovery.profiles import PROFILES, Profile
+from pytest_etcd_discovery.service.app import TRANSPORT_KEY, DiscoveryApp
+from pytest_etcd_discovery.service.profiles import PROFILES, Profile
+from pytest_etcd_discovery.v2store.clock import ControllableClock
 
 WAIT = 10.0  # generous bound for anything that should happen at once
 HOME = "https://etcd.io/docs/v3.5/dev-internal/discovery_protocol"

@@ -18,8 +18,8 @@ import pytest
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from pytest_etcd_discovery import app as appmod
-from pytest_etcd_discovery.app import (
+from pytest_etcd_discovery.service import app as appmod
+from pytest_etcd_discovery.service.app import (
     URL_MAP,
     DiscoveryApp,
     KeyParams,
@@ -27,8 +27,8 @@ from pytest_etcd_discovery.app import (
     go_clean_path,
     http_error,
 )
-from pytest_etcd_discovery.forms import Form, parse_form
-from pytest_etcd_discovery.store import clean_path
+from pytest_etcd_discovery.service.forms import Form, parse_form
+from pytest_etcd_discovery.v2store.store import clean_path
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 
@@ -293,7 +293,7 @@ def test_key_params_of_no_parameters_are_the_defaults() -> None:
 
 
 def test_key_params_still_fail_on_a_bad_form() -> None:
-    from pytest_etcd_discovery.errors import EtcdError
+    from pytest_etcd_discovery.v2store.errors import EtcdError
 
     with pytest.raises(EtcdError) as info:
         KeyParams.parse("GET", Form(error='invalid URL escape "%zz"'))
@@ -324,7 +324,7 @@ def test_a_plain_get_through_the_app_is_unchanged() -> None:
 
 
 def test_in_process_body_is_taken_whole_and_equals_the_stream() -> None:
-    from pytest_etcd_discovery.wsgicall import make_environ
+    from pytest_etcd_discovery.transport.wsgicall import make_environ
 
     form = [("Content-Type", "application/x-www-form-urlencoded")]
     env = make_environ("PUT", "https://discovery.etcd.io/v2/keys/a", form, b"value=v", "t")
@@ -343,7 +343,7 @@ def test_in_process_body_is_taken_whole_and_equals_the_stream() -> None:
 
 
 def test_a_put_reads_its_form_from_the_body_key() -> None:
-    from pytest_etcd_discovery.wsgicall import call_app
+    from pytest_etcd_discovery.transport.wsgicall import call_app
 
     app = DiscoveryApp()
     token = app.new_token(3)
@@ -356,7 +356,7 @@ def test_a_put_reads_its_form_from_the_body_key() -> None:
 
 
 def test_make_environ_maps_header_names_as_pep_3333_says() -> None:
-    from pytest_etcd_discovery.wsgicall import make_environ
+    from pytest_etcd_discovery.transport.wsgicall import make_environ
 
     headers = [
         ("X-Custom-Thing", "1"),

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from pytest_etcd_discovery.intercept import intercept
-from pytest_etcd_discovery.server import DiscoveryServer
+from pytest_etcd_discovery.transport.intercept import intercept
+from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 PUBLIC = "https://discovery.etcd.io"
 

@@ -1,4 +1,4 @@
-"""Fault injection (pytest_etcd_discovery.faults): matching, counting, the real bodies,
+"""Fault injection (pytest_etcd_discovery.service.faults): matching, counting, the real bodies,
 delays, dropped connections on both transports, plan files, the CLI option, the marker."""
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from pytest_etcd_discovery.app import DiscoveryApp
-from pytest_etcd_discovery.faults import (
+from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery.service.faults import (
     FaultError,
     FaultPlan,
     FaultRule,
     load_plan,
     rule_from_marker,
 )
-from pytest_etcd_discovery.intercept import call_app, intercept
-from pytest_etcd_discovery.server import DiscoveryServer
+from pytest_etcd_discovery.transport.intercept import call_app, intercept
+from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLIC = "https://discovery.etcd.io"

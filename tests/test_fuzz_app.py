@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from pytest_etcd_discovery.app import DiscoveryApp
-from pytest_etcd_discovery.clock import ControllableClock
-from pytest_etcd_discovery.profiles import get_profile
-from pytest_etcd_discovery.server import DiscoveryServer
+from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery.service.profiles import get_profile
+from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery.v2store.clock import ControllableClock
 
 TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 FUZZ_SETTINGS = settings(

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from pytest_etcd_discovery import gojson
-from pytest_etcd_discovery.forms import query_unescape
+from pytest_etcd_discovery.service import gojson
+from pytest_etcd_discovery.service.forms import query_unescape
 
 
 def test_compact_with_key_order_kept() -> None:

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_etcd_discovery.intercept import call_app
-from pytest_etcd_discovery.processes import RealDiscoveryService
-from pytest_etcd_discovery.server import DiscoveryServer
+from pytest_etcd_discovery.real.processes import RealDiscoveryService
+from pytest_etcd_discovery.transport.intercept import call_app
+from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 FORM = b"Content-Type: application/x-www-form-urlencoded\r\n"
 #: Index-like fields: the two stores count differently (real etcd has other writers).

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from pytest_etcd_discovery.intercept import Interceptor
+from pytest_etcd_discovery.transport.intercept import Interceptor
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -118,7 +118,7 @@ def test_helpers_exit_when_the_interceptor_stops(app: Recorder) -> None:
 
 
 def test_idle_helpers_exit_on_their_own(app: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_etcd_discovery import intercept
+    from pytest_etcd_discovery.transport import intercept
 
     monkeypatch.setattr(intercept._Helpers, "IDLE", 0.05)
     before = len(helper_threads())

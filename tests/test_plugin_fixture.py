@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_etcd_discovery.clock import ControllableClock
-from pytest_etcd_discovery.fixture import (
+from pytest_etcd_discovery.handle import (
     ClusterFullError,
     DiscoveryError,
     EtcdDiscovery,
@@ -15,8 +14,9 @@ from pytest_etcd_discovery.fixture import (
     TokenView,
     etcd_member_value,
 )
-from pytest_etcd_discovery.server import DiscoveryServer
-from pytest_etcd_discovery.store import Store
+from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery.v2store.clock import ControllableClock
+from pytest_etcd_discovery.v2store.store import Store
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("werkzeug", "requests", "responses", "pytest_etcd_discovery.app")
+HEAVY = ("werkzeug", "requests", "responses", "pytest_etcd_discovery.service.app")
 
 
 def test_loading_the_plugin_imports_no_http_stack() -> None:

@@ -17,7 +17,7 @@ from realutil import (
     require_real,
 )
 
-from pytest_etcd_discovery.processes import (
+from pytest_etcd_discovery.real.processes import (
     EtcdProcess,
     ManagedProcess,
     ProcessError,
@@ -276,7 +276,7 @@ def test_real_discovery_service_lifecycle() -> None:
 
 
 def test_real_stack_missing_names_the_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pytest_etcd_discovery.processes as processes
+    import pytest_etcd_discovery.real.processes as processes
 
     monkeypatch.setattr(processes, "DISCOVERY_CONFIG", Path("/nonexistent/etcd-discovery.conf"))
     monkeypatch.setattr(processes, "find_binary", lambda name: f"/usr/bin/{name}")

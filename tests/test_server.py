@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from pytest_etcd_discovery.app import DiscoveryApp
-from pytest_etcd_discovery.clock import ControllableClock
-from pytest_etcd_discovery.server import DiscoveryServer, ServerError
+from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery.transport.server import DiscoveryServer, ServerError
+from pytest_etcd_discovery.v2store.clock import ControllableClock
 
 WAIT = 10.0  # generous bound for anything that should happen at once
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from realstack import FAKE, ClusterFactory, Stack, wait_healthy
 
-from pytest_etcd_discovery.cluster import PORT_TAKEN_PATTERN, etcd_member_id
+from pytest_etcd_discovery.real.cluster import PORT_TAKEN_PATTERN, etcd_member_id
 
 
 def test_member_id_formula_matches_an_id_etcd_registered() -> None:

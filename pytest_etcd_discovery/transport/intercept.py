@@ -2,7 +2,7 @@
 
 Code under test usually hard-codes ``https://discovery.etcd.io``.  Under interception a
 :class:`responses.RequestsMock` routes every method on that host (and on any extra host)
-to the same :class:`~pytest_etcd_discovery.app.DiscoveryApp` the live server runs, so
+to the same :class:`~pytest_etcd_discovery.service.app.DiscoveryApp` the live server runs, so
 both transports share one state and one journal.  Every other URL passes through
 untouched, including the fake's own live server.
 """
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, cast
 import requests
 import responses
 
-from .app import TRANSPORT_KEY
-from .names import DEFAULT_HOSTS, normalize_host
+from ..constants import DEFAULT_HOSTS, normalize_host
+from ..service.app import TRANSPORT_KEY
 from .wsgicall import call_app, call_environ, make_environ
 
 if TYPE_CHECKING:

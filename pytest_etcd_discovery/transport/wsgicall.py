@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, unquote_to_bytes, urlencode, urlsplit
 
-from .app import BODY_KEY, TRANSPORT_KEY
+from ..service.app import BODY_KEY, TRANSPORT_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

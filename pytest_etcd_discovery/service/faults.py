@@ -1,7 +1,7 @@
 """Faults on purpose: make chosen requests fail the way the real service fails.
 
 A :class:`FaultPlan` is a list of :class:`FaultRule` s hooked into
-:attr:`DiscoveryApp.before_request <pytest_etcd_discovery.app.DiscoveryApp>`.  Each rule
+:attr:`DiscoveryApp.before_request <pytest_etcd_discovery.service.app.DiscoveryApp>`.  Each rule
 matches requests by route (``"token"``, ``"machine"``, ``"size"``, ``"new"``, ...,
 ``"watch"`` for any ``wait=true`` GET, ``"*"`` for all), by a path glob (or regex) and by
 method, and picks which matches it hits: the ``nth``, the next ``times``, or all of them.
@@ -49,11 +49,11 @@ from urllib3.exceptions import ProtocolError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from . import errors
+from ..constants import FAULT_MARKER
+from ..v2store import errors
+from ..v2store.errors import EtcdError
 from .app import bare_response, http_error
-from .errors import EtcdError
 from .forms import go_parse_bool, parse_form
-from .names import FAULT_MARKER
 
 if TYPE_CHECKING:
     from .app import DiscoveryApp

@@ -7,11 +7,11 @@ import socket
 import threading
 from types import TracebackType
 
-from .app import DiscoveryApp
-from .clock import Clock
+from ..service.app import DiscoveryApp
+from ..service.profiles import Profile
+from ..v2store.clock import Clock
+from ..v2store.store import Store
 from .gohttp import GoLikeRequestHandler, GoLikeServer
-from .profiles import Profile
-from .store import Store
 
 
 class _QuietHandler(GoLikeRequestHandler):

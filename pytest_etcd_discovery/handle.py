@@ -1,7 +1,7 @@
 """The object the ``etcd_discovery`` fixture hands to a test.
 
 :class:`EtcdDiscovery` wraps one discovery service, the fake (a live
-:class:`~pytest_etcd_discovery.server.DiscoveryServer` plus in-process interception) or a
+:class:`~pytest_etcd_discovery.transport.server.DiscoveryServer` plus in-process interception) or a
 real one given with ``--etcd-discovery-url``.  Its helpers speak the service's HTTP API,
 so seeding a token looks exactly like the requests a real member sends; features that
 need the fake's insides (clock, journal, snapshots, interception) skip with a clear
@@ -20,18 +20,18 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .names import DEFAULT_HOSTS
+from .constants import DEFAULT_HOSTS
 
 # What a test may not need loads on first use: requests (a real service only), responses
 # (interception only) and the process helpers behind etcd_member_id (registering only).
 # A session whose tests just use the live fake then pays for werkzeug and the fake alone.
 if TYPE_CHECKING:
-    from .app import Call, DiscoveryApp
-    from .clock import ControllableClock
-    from .cluster import etcd_member_id as etcd_member_id
-    from .faults import FaultPlan
-    from .intercept import Interceptor
-    from .server import DiscoveryServer
+    from .real.cluster import etcd_member_id as etcd_member_id
+    from .service.app import Call, DiscoveryApp
+    from .service.faults import FaultPlan
+    from .transport.intercept import Interceptor
+    from .transport.server import DiscoveryServer
+    from .v2store.clock import ControllableClock
 
 __all__ = [
     "V04_TTL",
@@ -267,9 +267,10 @@ class EtcdDiscovery:
     def faults(self) -> FaultPlan:
         """This test's fault plan (fake only; cleared after the test), e.g.
         ``.fail(503, route="size", times=1)``, ``.delay(6, method="GET")``,
-        ``.drop(method="PUT")``, ``.empty_watch()``; see :mod:`~pytest_etcd_discovery.faults`.
+        ``.drop(method="PUT")``, ``.empty_watch()``; see
+        :mod:`~pytest_etcd_discovery.service.faults`.
         Faulted requests show in :attr:`calls` with their rule in ``fault``."""
-        from .faults import FaultPlan
+        from .service.faults import FaultPlan
 
         return FaultPlan.of(self._need_fake("fault injection"))
 
@@ -286,7 +287,7 @@ class EtcdDiscovery:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         if self._app is not None:
-            from .wsgicall import call_app
+            from .transport.wsgicall import call_app
 
             status, headers, body = call_app(
                 self._app, method, url, form=form, transport=FIXTURE_TRANSPORT
@@ -356,7 +357,7 @@ class EtcdDiscovery:
         (``check_full=False`` skips that and just writes).  A missing size key raises
         :class:`DiscoveryError` (etcd stops there too).
         """
-        from .cluster import etcd_member_id
+        from .real.cluster import etcd_member_id
 
         urls = _as_url_list(peer_urls)
         if not urls:
@@ -480,7 +481,7 @@ class EtcdDiscovery:
         if self._interceptor is not None and self._interceptor.active:
             yield self  # already on for this test (flag or marker)
             return
-        from .intercept import Interceptor
+        from .transport.intercept import Interceptor
 
         interceptor = Interceptor(app, self.hosts)
         self._interceptor = interceptor
@@ -494,7 +495,7 @@ class EtcdDiscovery:
         """Turn interception on until :meth:`stop_intercept` (the plugin uses this)."""
         app = self._need_fake("interception")
         if self._interceptor is None:
-            from .intercept import Interceptor
+            from .transport.intercept import Interceptor
 
             self._interceptor = Interceptor(app, self.hosts)
         self._interceptor.start()
@@ -514,7 +515,7 @@ class EtcdDiscovery:
 
 def list_tokens(app: DiscoveryApp) -> list[str]:
     """Token names in the fake's store, oldest first."""
-    from .errors import EtcdError
+    from .v2store.errors import EtcdError
 
     try:
         # etcd-v2 keeps tokens under /_etcd/registry like the real proxy; the rewrite at /.
@@ -531,7 +532,7 @@ def list_tokens(app: DiscoveryApp) -> list[str]:
 def __getattr__(name: str) -> Any:
     # Still importable from here, as before; loaded only when asked for.
     if name == "etcd_member_id":
-        from .cluster import etcd_member_id
+        from .real.cluster import etcd_member_id
 
         return etcd_member_id
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

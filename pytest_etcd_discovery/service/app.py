@@ -20,15 +20,16 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import BaseConverter, Map, MapAdapter, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import errors, gojson
-from .clock import Clock
-from .errors import EtcdError
-from .events import Event
+from ..v2store import errors
+from ..v2store.clock import Clock
+from ..v2store.errors import EtcdError
+from ..v2store.events import Event
+from ..v2store.store import Store, clean_path
+from ..v2store.watchers import Watcher, is_hidden
+from . import gojson
 from .forms import Form, go_atoi, go_parse_bool, go_parse_uint64, parse_form, parse_query
 from .metrics import Metrics
 from .profiles import Profile, get_profile
-from .store import Store, clean_path
-from .watchers import Watcher, is_hidden
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

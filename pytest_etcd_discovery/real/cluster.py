@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pytest_etcd_discovery.processes import (
+from pytest_etcd_discovery.real.processes import (
     EtcdProcess,
     ProcessError,
     find_binary,
@@ -165,7 +165,7 @@ class EtcdMember:
 
     Ports are chosen once, so :meth:`start` after :meth:`stop` (or after
     :meth:`wipe_data`) comes back with the same peer URL and therefore the same member id.
-    Each start runs a fresh :class:`~pytest_etcd_discovery.processes.EtcdProcess`.
+    Each start runs a fresh :class:`~pytest_etcd_discovery.real.processes.EtcdProcess`.
     """
 
     def __init__(
