@@ -1,4 +1,4 @@
-"""Names the plugin needs before any fake exists: markers and the intercepted hosts.
+"""Names several layers need: markers, the intercepted hosts, the transport names.
 
 Kept apart from the modules that import werkzeug, requests and responses, so that
 loading the plugin costs a pytest run next to nothing until a test uses the fake.
@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_HOSTS", "FAULT_MARKER", "FAULT_MARKER_DOC", "MARKER", "normalize_host"]
+__all__ = [
+    "DEFAULT_HOSTS",
+    "FAULT_MARKER",
+    "FAULT_MARKER_DOC",
+    "MARKER",
+    "TRANSPORT_FIXTURE",
+    "TRANSPORT_INPROCESS",
+    "TRANSPORT_LIVE",
+    "normalize_host",
+]
 
 #: The marker that seeds and configures a test's fake.
 MARKER = "etcd_discovery"
@@ -21,6 +30,13 @@ FAULT_MARKER_DOC = (
     "this test's fake discovery service fail (a status with the real body, a delay, a "
     "dropped connection, an empty watch reply); one marker per rule, nearest first"
 )
+
+#: Who carried a request to the fake (``Call.transport``): the live server, the
+#: in-process interception of ``requests``, or the fixture's own seeding calls (which
+#: faults never touch and ``calls`` leaves out).
+TRANSPORT_LIVE = "live"
+TRANSPORT_INPROCESS = "inprocess"
+TRANSPORT_FIXTURE = "fixture"
 
 #: The public service; always intercepted.
 DEFAULT_HOSTS: tuple[str, ...] = ("https://discovery.etcd.io",)

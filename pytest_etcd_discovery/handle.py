@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .constants import DEFAULT_HOSTS
+from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE
 
 # What a test may not need loads on first use: requests (a real service only), responses
 # (interception only) and the process helpers behind etcd_member_id (registering only).
@@ -51,7 +51,7 @@ V04_TTL = 604800
 TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 
 #: Transport tag for the fixture's own seeding calls, kept out of ``.calls``.
-FIXTURE_TRANSPORT = "fixture"
+FIXTURE_TRANSPORT = TRANSPORT_FIXTURE
 
 #: Requests to a real service are bounded like etcd's own 5 s non-watch limit, with slack.
 _REAL_TIMEOUT = 10.0
@@ -287,11 +287,7 @@ class EtcdDiscovery:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         if self._app is not None:
-            from .transport.wsgicall import call_app
-
-            status, headers, body = call_app(
-                self._app, method, url, form=form, transport=FIXTURE_TRANSPORT
-            )
+            status, headers, body = self._app.call(method, url, form=form, transport=FIXTURE_TRANSPORT)
             return status, dict(headers), body.decode("utf-8", "replace")
         import requests
 

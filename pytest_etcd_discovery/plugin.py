@@ -394,7 +394,7 @@ def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
 def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> bool:
     """Add one fault rule per ``etcd_discovery_fault`` marker (nearest first)."""
     if not marks:
-        return False  # faults (and the requests it imports) load only when used
+        return False
     from .service.faults import FaultError, FaultPlan, rule_from_marker
 
     plan = FaultPlan.of(server.app)
@@ -407,12 +407,8 @@ def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> b
 
 
 def _release(server: DiscoveryServer) -> None:
-    # Faults end with their test; waiting delays are released first.  A fault plan is one
-    # of the app's before_request hooks: none there, none to clear, nothing to import.
-    if server.app.before_request:
-        from .service.faults import FaultPlan
-
-        FaultPlan.of(server.app).clear()
+    # Faults end with their test; waiting delays are released first.
+    server.app.faults.clear()
     # reset() closes the test's store, which releases its blocked watches, and leaves
     # the server with an empty store until the next test brings its own clock.
     server.app.reset()

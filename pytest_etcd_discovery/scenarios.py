@@ -34,9 +34,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from werkzeug.wrappers import Request
-
 from .service.faults import FaultPlan, FaultRule
+from .service.http import ServiceRequest
 from .v2store.errors import EtcdError
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ def delete_token_on(
     key = _token_key(disco, token_url)
     store = disco.app.store
 
-    def vanish(request: Request) -> None:
+    def vanish(request: ServiceRequest) -> None:
         with contextlib.suppress(EtcdError):  # already gone
             store.delete(key, dir=True, recursive=True)
 

@@ -1,8 +1,8 @@
 """Faults on purpose: make chosen requests fail the way the real service fails.
 
-A :class:`FaultPlan` is a list of :class:`FaultRule` s hooked into
-:attr:`DiscoveryApp.before_request <pytest_etcd_discovery.service.app.DiscoveryApp>`.  Each rule
-matches requests by route (``"token"``, ``"machine"``, ``"size"``, ``"new"``, ...,
+A :class:`FaultPlan` is a list of :class:`FaultRule` s; every service has one
+(:attr:`DiscoveryService.faults <pytest_etcd_discovery.service.discovery.DiscoveryService>`).
+Each rule matches requests by route (``"token"``, ``"machine"``, ``"size"``, ``"new"``, ...,
 ``"watch"`` for any ``wait=true`` GET, ``"*"`` for all), by a path glob (or regex) and by
 method, and picks which matches it hits: the ``nth``, the next ``times``, or all of them.
 What it does then (:data:`ACTIONS`):
@@ -18,15 +18,20 @@ What it does then (:data:`ACTIONS`):
     slower than 5 s); any action can carry a ``delay`` before it;
 ``drop``
     close the connection without a reply: the live server shuts the socket, the
-    in-process transport raises the :class:`requests.ConnectionError` a real drop raises;
+    in-process transport raises the ``requests.ConnectionError`` a real drop raises;
 ``empty``
     the discoveryserver profile's empty ``200`` for a watch that saw no event in time;
 ``call``
-    run a callback (``on_match(request)``), then answer normally: scenario helpers use it
-    to delete a token at the moment a client asks for it.
+    run a callback (``on_match(request)``, given the
+    :class:`~pytest_etcd_discovery.service.http.ServiceRequest`), then answer normally:
+    scenario helpers use it to delete a token at the moment a client asks for it.
 
-Faults never touch the fixture's own seeding requests (transport ``"fixture"``). Every
-faulted request is journalled with its rule's description in ``Call.fault``.
+A plan only decides and describes: :meth:`FaultPlan.decide` gives the service a
+:class:`Decision` for a request, after routing (so Go's redirect of an unclean path such
+as ``//new`` comes first, as in the real service), and the service answers it with its
+profile's body for that status. Faults never touch the fixture's own seeding requests
+(transport ``"fixture"``). Every faulted request is journalled with its rule's
+description in ``Call.fault``.
 """
 
 from __future__ import annotations
@@ -39,88 +44,36 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.client import RemoteDisconnected
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import requests
-from urllib3.exceptions import ProtocolError
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request, Response
-
-from ..constants import FAULT_MARKER
-from ..v2store import errors
-from ..v2store.errors import EtcdError
-from .app import bare_response, http_error
-from .forms import go_parse_bool, parse_form
+from ..constants import FAULT_MARKER, TRANSPORT_FIXTURE
+from .http import ServiceRequest
+from .routes import ROUTES, Route
 
 if TYPE_CHECKING:
-    from .app import DiscoveryApp
+    from .discovery import DiscoveryService
 
 __all__ = [
     "ACTIONS",
-    "FAULT_KEY",
     "FAULT_MARKER",
     "ROUTES",
-    "ConnectionDropped",
+    "Decision",
     "FaultError",
     "FaultPlan",
     "FaultRule",
-    "fault_response",
     "load_plan",
     "rule_from_marker",
 ]
 
-#: WSGI environ key holding the description of the fault applied to a request.
-FAULT_KEY = "etcd_discovery.fault"
 #: What a rule can do.
 ACTIONS = ("status", "delay", "drop", "empty", "call")
-#: Route names a rule can match (the app's endpoints, plus ``watch`` and ``*``).
-ROUTES = (
-    "*",
-    "home",
-    "new",
-    "health",
-    "robots",
-    "metrics",
-    "token",
-    "machine",
-    "size",
-    "keys",
-    "watch",
-)
 #: Transport of the fixture's seeding calls: never faulted.
-_EXEMPT_TRANSPORTS = frozenset({"fixture"})
-#: What etcd says when raft does not commit in time (``etcdserver.ErrTimeout``).
-RAFT_TIMEOUT_CAUSE = "etcdserver: request timed out"
-# etcd-v2 keys-API statuses and the error code etcd answers them with.
-_ETCD_CODES = {
-    401: errors.UNAUTHORIZED,
-    403: errors.NOT_FILE,
-    404: errors.KEY_NOT_FOUND,
-    500: errors.RAFT_INTERNAL,
-}
-_DS_TEXT = {"GET": "unable to GET token", "PUT": "unable to PUT token"}
+_EXEMPT_TRANSPORTS = frozenset({TRANSPORT_FIXTURE})
 
 
 class FaultError(ValueError):
     """A fault rule or plan file that cannot be used (the message says why)."""
-
-
-class ConnectionDropped(ConnectionAbortedError):
-    """Raised by a ``drop`` fault on the live server.
-
-    werkzeug's request handler treats it as a client that went away (no 500 page, no
-    traceback) and the server's handler closes the socket without a reply.
-    """
-
-
-def _status_text(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 @dataclass
@@ -139,7 +92,8 @@ class FaultRule:
     :param delay: seconds to wait first (the only effect of a ``delay`` fault).
     :param body: a body to send instead of the real service's one (``status`` only).
     :param error_code: the etcd error code of an etcd-v2 JSON error body.
-    :param on_match: the callback of a ``call`` fault (gets the werkzeug request).
+    :param on_match: the callback of a ``call`` fault (gets the
+        :class:`~pytest_etcd_discovery.service.http.ServiceRequest`).
     :param name: how the journal and the report describe the rule.
     """
 
@@ -154,7 +108,7 @@ class FaultRule:
     delay: float = 0.0
     body: str | None = None
     error_code: int | None = None
-    on_match: Callable[[Request], None] | None = None
+    on_match: Callable[[ServiceRequest], None] | None = None
     name: str | None = None
     #: matching requests seen so far (hit or not)
     seen: int = field(default=0, init=False)
@@ -227,19 +181,17 @@ class FaultRule:
 
     # -- matching (the plan holds its lock around these) -------------------------------
 
-    def matches(self, request: Request, route: str | None, is_watch: bool) -> bool:
-        if self.method is not None and request.method not in self.method:
+    def matches(self, method: str, path: str, route: Route) -> bool:
+        """Whether a ``method`` request for ``path`` (as text), routed to ``route``, is
+        one this rule is about (hit or not: see :meth:`take`)."""
+        if self.method is not None and method not in self.method:
             return False
-        if self.route not in (None, "*"):
-            if self.route == "watch":
-                if not is_watch:
-                    return False
-            elif self.route != route:
-                return False
+        if not route.matches(self.route):
+            return False
         if isinstance(self.path, re.Pattern):
-            return self.path.search(request.path) is not None
+            return self.path.search(path) is not None
         if self.path is not None:
-            return fnmatch.fnmatchcase(request.path, self.path)
+            return fnmatch.fnmatchcase(path, self.path)
         return True
 
     def take(self) -> bool:
@@ -282,91 +234,26 @@ class FaultRule:
         return cls(**kwargs)
 
 
-def _is_watch(request: Request) -> bool:
-    if request.method != "GET":
-        return False
-    values = request.args.getlist("wait")
-    try:
-        return bool(values) and go_parse_bool(values[0])
-    except ValueError:
-        return False
+@dataclass(frozen=True)
+class Decision:
+    """What a plan decided for one request: the rule that hit it and what it asks for.
 
+    The service carries it out: it waits ``delay`` (:meth:`FaultPlan.wait`), then
+    answers ``status`` with its profile's body for it (``body`` instead when given),
+    drops the connection, answers an empty 200, or runs ``on_match`` and answers
+    normally.
+    """
 
-def _route_of(request: Request) -> str | None:
-    from .app import URL_MAP
-
-    try:
-        endpoint, _ = URL_MAP.bind_to_environ(request.environ).match(method=None)
-    except HTTPException:
-        return None
-    return str(endpoint)
-
-
-def fault_response(app: DiscoveryApp, request: Request, rule: FaultRule) -> Response:
-    """The reply a ``status`` (or ``empty``) fault gives ``request``: the real body."""
-    if rule.action == "empty":
-        return bare_response(200)
-    status = rule.status or 503
-    if rule.body is not None:
-        return http_error(rule.body.removesuffix("\n"), status)
-    route = _route_of(request)
-    token_route = route in ("token", "machine", "size", "keys")
-    if token_route and app.profile.name == "discoveryserver" and status == 400:
-        # handlers/token.go answers every store error the same way, per method.
-        text = _DS_TEXT.get(request.method, "unable to DELETE token")
-        return http_error(text, 400)
-    if token_route and app.profile.name != "discoveryserver":
-        code = rule.error_code if rule.error_code is not None else _etcd_code(request, status)
-        if code is not None:
-            return _etcd_json(app, request, code, status)
-    if route == "new" and status == 400:
-        return http_error(app.profile.new_error, 400)
-    if route == "health" and status == 400:
-        return http_error("health failed to setupToken", 400)
-    # A proxy, load balancer or maintenance page in front: Go's http.Error text.
-    return http_error(_status_text(status), status)
-
-
-def _etcd_code(request: Request, status: int) -> int | None:
-    if status == 412:
-        form = parse_form(
-            request.method,
-            request.environ.get("QUERY_STRING", ""),
-            request.content_type or "",
-            request.get_data(cache=True),
-        )
-        try:
-            create = not go_parse_bool(form.get("prevExist"))
-        except ValueError:
-            create = False
-        return errors.NODE_EXIST if create else errors.TEST_FAILED
-    if status == 400:
-        return errors.EVENT_INDEX_CLEARED if _is_watch(request) else errors.INVALID_FIELD
-    return _ETCD_CODES.get(status)
-
-
-def _etcd_json(app: DiscoveryApp, request: Request, code: int, status: int) -> Response:
-    index = app.store.index
-    if code == errors.RAFT_INTERNAL:
-        err = EtcdError(code, RAFT_TIMEOUT_CAUSE, 0)  # etcd writes index 0 here
-    elif code in (errors.KEY_NOT_FOUND, errors.NOT_FILE, errors.NODE_EXIST):
-        err = EtcdError(code, _store_key(app, request), index)
-    elif code == errors.EVENT_INDEX_CLEARED:
-        start = max(index - 999, 1)
-        err = EtcdError(code, f"the requested history has been cleared [{start}/1]", index)
-    else:
-        err = EtcdError(code, "", index)
-    resp = app._etcd_error(err)
-    if resp.status_code != status:
-        resp.status_code = status  # an odd pairing asked for on purpose
-    return resp
-
-
-def _store_key(app: DiscoveryApp, request: Request) -> str:
-    path = request.path
-    if path.startswith("/v2/keys"):
-        return path[len("/v2/keys") :] or "/"
-    return f"{app.profile.key_prefix}{path}".rstrip("/") or "/"
+    rule: FaultRule
+    #: how the journal and the report describe it (``Call.fault``)
+    label: str
+    action: str
+    delay: float
+    status: int | None
+    body: str | None
+    error_code: int | None
+    #: the plan's generation when decided: clearing the plan ends the delay early
+    generation: int
 
 
 class FaultPlan:
@@ -384,7 +271,6 @@ class FaultPlan:
         self.rules: list[FaultRule] = list(rules)
         #: ``(method, path, description)`` of every faulted request, in order.
         self.log: list[tuple[str, str, str]] = []
-        self._app: DiscoveryApp | None = None
 
     # -- building ----------------------------------------------------------------------
 
@@ -458,69 +344,65 @@ class FaultPlan:
         finally:
             self.remove(rule)
 
-    # -- hooking into an app -----------------------------------------------------------
+    # -- the plan of a service --------------------------------------------------------
 
-    def install(self, app: DiscoveryApp) -> FaultPlan:
-        """Run this plan before every request ``app`` routes (idempotent)."""
-        if self.hook not in app.before_request:
-            app.before_request.insert(0, self.hook)
-        self._app = app
+    def install(self, service: DiscoveryService) -> FaultPlan:
+        """Make this the plan ``service`` asks about every request (idempotent)."""
+        service.faults = self
         return self
 
-    def uninstall(self, app: DiscoveryApp) -> None:
-        if self.hook in app.before_request:
-            app.before_request.remove(self.hook)
-        if self._app is app:
-            self._app = None
+    def uninstall(self, service: DiscoveryService) -> None:
+        """Give ``service`` an empty plan again, if this one is its plan."""
+        if service.faults is self:
+            service.faults = FaultPlan()
 
     @classmethod
-    def of(cls, app: DiscoveryApp) -> FaultPlan:
-        """The plan installed on ``app``, installing an empty one if there is none."""
-        for hook in app.before_request:
-            plan = getattr(hook, "__self__", None)
-            if isinstance(plan, cls):
-                return plan
-        return cls().install(app)
+    def of(cls, service: DiscoveryService) -> FaultPlan:
+        """The plan of ``service`` (every service has one, empty at first)."""
+        return service.faults
 
-    def hook(self, request: Request) -> Response | None:
-        """``before_request`` hook: apply the first matching rule, if any."""
-        if request.environ.get("etcd_discovery.transport") in _EXEMPT_TRANSPORTS:
+    # -- deciding ----------------------------------------------------------------------
+
+    @property
+    def may_delay(self) -> bool:
+        """True when some rule may hold a request back (a delay): a caller that must not
+        block runs requests elsewhere while this holds."""
+        return any(rule.delay > 0 for rule in self.rules)
+
+    def decide(self, request: ServiceRequest, route: Route) -> Decision | None:
+        """The decision of the first rule that matches ``request`` and still has hits
+        left, counted and logged; None when no rule hits it."""
+        if not self.rules or request.transport in _EXEMPT_TRANSPORTS:
             return None
+        method = request.method.upper()  # as werkzeug gave it to rules before
+        path = request.display_path
         with self._lock:
-            if not self.rules:
-                return None
-            route = _route_of(request)
-            is_watch = _is_watch(request)
             rule = None
             for candidate in self.rules:
-                if candidate.matches(request, route, is_watch) and candidate.take():
+                if candidate.matches(method, path, route) and candidate.take():
                     rule = candidate
                     break
             if rule is None:
                 return None
             label = rule.describe()
-            self.log.append((request.method, request.path, label))
+            self.log.append((method, path, label))
             generation = self._generation
-        request.environ[FAULT_KEY] = label
-        if rule.delay > 0:
-            with self._cond:
-                # Wakes early when the plan is cleared (test teardown, server stop).
-                self._cond.wait_for(lambda: self._generation != generation, rule.delay)
-        return self._act(request, rule)
+        return Decision(
+            rule=rule,
+            label=label,
+            action=rule.action,
+            delay=rule.delay,
+            status=rule.status,
+            body=rule.body,
+            error_code=rule.error_code,
+            generation=generation,
+        )
 
-    def _act(self, request: Request, rule: FaultRule) -> Response | None:
-        if rule.action in ("delay",):
-            return None
-        if rule.action == "call":
-            assert rule.on_match is not None
-            rule.on_match(request)
-            return None
-        if rule.action == "drop":
-            _drop(request)
-        app = self._app
-        if app is None:
-            return http_error(_status_text(rule.status or 503), rule.status or 503)
-        return fault_response(app, request, rule)
+    def wait(self, decision: Decision) -> None:
+        """Wait out ``decision.delay``; returns early when the plan is cleared (test
+        teardown, server stop)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation != decision.generation, decision.delay)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -582,22 +464,6 @@ def _toml_loads(text: str) -> Any:
             continue
         return module.loads(text)
     raise FaultError("TOML fault plans need Python 3.11+ or the tomli package")
-
-
-def _drop(request: Request) -> None:
-    """Close the connection without a reply, as each transport would see it."""
-    if request.environ.get("etcd_discovery.transport") == "inprocess":
-        # Exactly what requests raises when a server closes without answering.
-        raise requests.exceptions.ConnectionError(
-            ProtocolError(
-                "Connection aborted.",
-                RemoteDisconnected("Remote end closed connection without response"),
-            )
-        )
-    request.get_data(cache=True)  # read now: the journal shows the body
-    # The app journals the request, then the live server's handler (gohttp) sees this
-    # ConnectionError and closes the socket: the entry exists before the client wakes.
-    raise ConnectionDropped("etcd discovery fake: connection dropped on purpose")
 
 
 def rule_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> FaultRule:

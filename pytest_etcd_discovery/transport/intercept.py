@@ -1,10 +1,14 @@
-"""Serve ``requests`` calls to discovery hosts in-process, through the fake's WSGI app.
+"""Serve ``requests`` calls to discovery hosts in-process, straight into the service.
 
 Code under test usually hard-codes ``https://discovery.etcd.io``.  Under interception a
 :class:`responses.RequestsMock` routes every method on that host (and on any extra host)
-to the same :class:`~pytest_etcd_discovery.service.app.DiscoveryApp` the live server runs, so
-both transports share one state and one journal.  Every other URL passes through
-untouched, including the fake's own live server.
+to the same :class:`~pytest_etcd_discovery.service.discovery.DiscoveryService` the live
+server runs, so both transports share one state and one journal.  Each call becomes a
+:class:`~pytest_etcd_discovery.service.http.ServiceRequest` (no WSGI environ), answered in
+the caller's thread; only a request that can block (a long poll, a delayed fault) runs in
+a helper thread when the caller gave ``timeout=``, so that the timeout can fire.  A
+``drop`` fault raises the :class:`requests.ConnectionError` a real dropped connection
+raises.  Every other URL passes through untouched, including the fake's own live server.
 """
 
 from __future__ import annotations
@@ -15,24 +19,25 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from http.client import RemoteDisconnected
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import requests
 import responses
+from urllib3.exceptions import ProtocolError
 
-from ..constants import DEFAULT_HOSTS, normalize_host
-from ..service.app import TRANSPORT_KEY
-from .wsgicall import call_app, call_environ, make_environ
+from ..constants import DEFAULT_HOSTS, TRANSPORT_INPROCESS, normalize_host
+from ..service.discovery import DiscoveryService
+from ..service.http import ServiceRequest, host_url_of
+from ..service.routes import Route
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
     from requests import PreparedRequest
 
 __all__ = [
     "DEFAULT_HOSTS",
-    "TRANSPORT_KEY",
     "Interceptor",
-    "call_app",
     "intercept",
     "normalize_host",
 ]
@@ -42,6 +47,8 @@ __all__ = [
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 _Callback = Callable[["PreparedRequest"], Any]
+#: What a ``responses`` callback returns: status, headers (a list keeps repeats), body.
+_Reply = tuple[int, list[tuple[str, str]], bytes]
 
 
 def _read_timeout(timeout: object) -> float | None:
@@ -73,15 +80,16 @@ class _AnyMethodCallback(responses.CallbackResponse):
 
 
 class Interceptor:
-    """One :class:`responses.RequestsMock` that feeds matching requests to a WSGI app.
+    """One :class:`responses.RequestsMock` that feeds matching requests to the service.
 
-    :param app: the WSGI application to call (the fake's :class:`DiscoveryApp`).
+    :param app: the service to call (the fake's ``DiscoveryApp`` or any
+        :class:`DiscoveryService`).
     :param hosts: base URLs to intercept, e.g. ``https://discovery.etcd.io``.
 
     Use it as a context manager, or call :meth:`start` / :meth:`stop`.
     """
 
-    def __init__(self, app: WSGIApplication, hosts: Iterable[str] = DEFAULT_HOSTS) -> None:
+    def __init__(self, app: DiscoveryService, hosts: Iterable[str] = DEFAULT_HOSTS) -> None:
         self.app = app
         self.hosts: tuple[str, ...] = tuple(dict.fromkeys(normalize_host(h) for h in hosts))
         self._mock: responses.RequestsMock | None = None
@@ -126,15 +134,17 @@ class Interceptor:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _callback(self, request: PreparedRequest) -> tuple[int, list[tuple[str, str]], bytes]:
-        environ = _build_environ(request)
+    def _callback(self, request: PreparedRequest) -> _Reply:
+        service = self.app
+        asked = _service_request(request)
+        route = service.route(asked)
         timeout = _read_timeout(getattr(request, "req_kwargs", {}).get("timeout"))
-        if timeout is None:
-            return call_environ(self.app, environ)
+        if timeout is None or not service.may_block(route):
+            return _answer(service, asked, route)
         # A real long poll with ``timeout=`` raises ReadTimeout when nothing happens in
         # time; emulate that instead of blocking the caller forever.  The abandoned call
-        # finishes (or is released by the app's close/reset) in its helper thread.
-        call = self._helpers.run(partial(call_environ, self.app, environ))
+        # finishes (or is released by the service's close/reset) in its helper thread.
+        call = self._helpers.run(partial(_answer, service, asked, route))
         # Thread.join's reading of the timeout: a negative one does not wait at all.
         if not call.done.acquire(timeout=max(timeout, 0)):
             raise requests.exceptions.ReadTimeout(
@@ -147,7 +157,37 @@ class Interceptor:
         return call.result
 
 
-_Reply = tuple[int, list[tuple[str, str]], bytes]
+def _service_request(request: PreparedRequest) -> ServiceRequest:
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif not isinstance(body, bytes):
+        body = b"" if body is None else b"".join(body)  # an iterable of chunks
+    parts = urlsplit(str(request.url))
+    return ServiceRequest(
+        method=str(request.method),
+        path=unquote_to_bytes(parts.path or "/").decode("utf-8", "surrogateescape"),
+        query=parts.query,
+        headers=[(k, v) for k, v in request.headers.items() if k.lower() != "content-length"],
+        body=body,
+        transport=TRANSPORT_INPROCESS,
+        host_url=host_url_of(parts.scheme, parts.netloc),
+    )
+
+
+def _answer(service: DiscoveryService, request: ServiceRequest, route: Route) -> _Reply:
+    """The service's reply as ``responses`` takes it; a drop as ``requests`` raises it."""
+    reply = service.handle(request, route)
+    if reply.drop:
+        # Exactly what requests raises when a server closes without answering.
+        raise requests.exceptions.ConnectionError(
+            ProtocolError(
+                "Connection aborted.",
+                RemoteDisconnected("Remote end closed connection without response"),
+            )
+        )
+    # Reading the body is where a long poll waits, like a client reading a body.
+    return reply.status, reply.headers, reply.read(request.method)
 
 
 class _Call:
@@ -231,16 +271,10 @@ class _Helpers:
             inbox.put(None)
 
 
-def _build_environ(request: PreparedRequest) -> dict[str, Any]:
-    body = request.body
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
-    return make_environ(str(request.method), str(request.url), headers, body or b"", "inprocess")
-
-
 @contextmanager
-def intercept(app: WSGIApplication, hosts: Sequence[str] = DEFAULT_HOSTS) -> Iterator[Interceptor]:
+def intercept(
+    app: DiscoveryService, hosts: Sequence[str] = DEFAULT_HOSTS
+) -> Iterator[Interceptor]:
     """Serve ``requests`` calls to ``hosts`` from ``app`` for the ``with`` block."""
     with Interceptor(app, hosts) as interceptor:
         yield interceptor

@@ -1,0 +1,330 @@
+"""The fake discovery service: one entry point, :meth:`DiscoveryService.handle`.
+
+A request goes through the same steps whoever carried it:
+
+1. routing (:mod:`.routes`), once: the endpoint, the token, the form, whether it is a
+   long poll; the journal (:mod:`.journal`) records it at once, so a long poll still
+   waiting shows as pending;
+2. Go's ServeMux redirect of an unclean path (``//new``), before anything else runs;
+3. the ``before_request`` hooks, then the fault plan (:mod:`.faults`), which decides;
+4. the endpoint: fixed routes here, token routes by the profile (:mod:`.profiles`),
+   the keys API by :mod:`.keys`; ``/metrics`` counts what the real one counts.
+
+Transports adapt it: the WSGI app (:mod:`.app`) for the live server, direct calls
+in-process (:mod:`pytest_etcd_discovery.transport.intercept`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+
+from ..constants import TRANSPORT_FIXTURE
+from ..v2store.clock import Clock
+from ..v2store.errors import EtcdError
+from ..v2store.store import Store
+from .faults import Decision, FaultPlan
+from .forms import go_atoi, parse_form
+from .gocompat import bare_response, body_reply, http_error, redirect, redirect_to_clean
+from .gocompat import status_text as go_status_text
+from .http import Reply, ServiceRequest, as_text, request_from_url
+from .journal import MAX_JOURNAL_CHARS, Call, Journal
+from .keys import KeysAPI, is_etcd_watch
+from .metrics import Metrics
+from .profiles import Profile, get_profile
+from .routes import NOT_FOUND, REDIRECT, TOKEN_ENDPOINTS, Route, Router
+
+__all__ = ["ROUTE_METHODS", "DiscoveryService"]
+
+# Methods each token route accepts; anything else is gorilla mux's empty 405.
+ROUTE_METHODS = {
+    "token": ("GET", "PUT"),
+    "machine": ("GET", "PUT", "DELETE"),
+    "size": ("GET",),
+}
+#: A hook run before faults and endpoints; the first reply one returns answers.
+Hook = Callable[[ServiceRequest], Reply | None]
+
+
+class DiscoveryService:
+    """The fake discovery service, free of any transport.
+
+    :param store: the state; a fresh :class:`Store` on ``clock`` by default.
+    :param profile: ``"etcd-v2"`` (default) or ``"discoveryserver"``, or a
+        :class:`~.profiles.Profile`.
+    :param public_url: the prefix ``/new`` hands out; ``None`` uses the URL of the host
+        the request was addressed to, so the live server hands out its URL and the
+        in-process transport hands out ``https://discovery.etcd.io``.
+    :param clock: the clock of a default store.
+    :param max_calls: keep at most about this many journal entries (the oldest go);
+        None keeps all that fit ``max_journal_chars``.
+    :param max_journal_chars: keep at most about this many characters of queries and
+        form values in the journal (each entry keeps at most
+        :data:`~.journal.MAX_ENTRY_CHARS`).
+    :param keys_api: serve the generic etcd v2 keys API at ``/v2/keys`` (a "custom etcd
+        discovery" URL). The real discovery service answers 404 there, and the keys API
+        lets any client list and delete every token, so it is off by default.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        profile: str | Profile = "etcd-v2",
+        public_url: str | None = None,
+        clock: Clock | None = None,
+        max_calls: int | None = None,
+        max_journal_chars: int = MAX_JOURNAL_CHARS,
+        keys_api: bool = False,
+    ) -> None:
+        self.profile = get_profile(profile)
+        self.store = store if store is not None else Store(clock)
+        self.public_url = public_url
+        self.keys_api = keys_api
+        self.journal = Journal(max_calls, max_journal_chars)
+        #: Exceptions the fake raised while answering (its own bugs); see take_errors().
+        self.errors: list[BaseException] = []
+        self.metrics = Metrics()
+        self.cluster_id = secrets.token_hex(8)
+        self.raft_term = 2
+        #: The fault plan every request is matched against (see :mod:`.faults`).
+        self.faults = FaultPlan()
+        #: Hooks run after routing, before faults; the first one returning a reply answers.
+        self.before_request: list[Hook] = []
+        self.keys = KeysAPI(self)
+        self._router = Router(keys_api=keys_api and self.profile.serves_keys_api)
+        self._errors_lock = threading.Lock()
+        self._endpoints: dict[str, Callable[[ServiceRequest, Route], Reply]] = {
+            "home": self._on_home,
+            "new": self._on_new,
+            "health": self._on_health,
+            "robots": self._on_robots,
+            "metrics": self._on_metrics,
+            "token": self._on_token_route,
+            "machine": self._on_token_route,
+            "size": self._on_token_route,
+            "keys": self._on_keys,
+        }
+
+    @property
+    def clock(self) -> Clock:
+        return self.store.clock
+
+    @property
+    def calls(self) -> list[Call]:
+        """The journal: one :class:`~.journal.Call` per request, oldest first."""
+        return self.journal.calls
+
+    # -- the Python API ------------------------------------------------------------------
+
+    def token_key(self, token: str) -> str:
+        """The store key of ``token`` (where its members live)."""
+        return f"{self.profile.key_prefix}/{token}"
+
+    def new_token(self, size: int = 3) -> str:
+        """Create a token as ``/new?size=`` does; returns the 32-hex token."""
+        token = secrets.token_hex(16)
+        self.store.create(f"{self.token_key(token)}/_config/size", str(size))
+        if self.profile.gc_records:
+            self.store.bump_index()  # discoveryserver's garbage-collection record
+        return token
+
+    def reset(self, store: Store | None = None) -> None:
+        """Start over with an empty store on the same clock and an empty journal.
+
+        Watches blocked on the old store are released.
+        """
+        old = self.store
+        self.store = store if store is not None else Store(old.clock)
+        old.close()
+        self.journal.clear()
+        with self._errors_lock:
+            self.errors.clear()
+        self.metrics.clear()
+
+    def take_errors(self) -> list[BaseException]:
+        """The exceptions raised inside the fake since the last call, and forget them."""
+        with self._errors_lock:
+            taken, self.errors = self.errors, []
+        return taken
+
+    def close(self) -> None:
+        """Release every blocked long poll (the server calls this when it stops)."""
+        self.store.close()
+
+    def open(self) -> None:
+        """Serve again after :meth:`close`, with the same state (a server restart)."""
+        self.store.open()
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        form: dict[str, str] | None = None,
+        transport: str = TRANSPORT_FIXTURE,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer ``method url`` (``form`` as an urlencoded body) in-process, as if it
+        arrived at the URL's host; returns ``(status, headers, body)``. The fixture seeds
+        with it (transport ``"fixture"``: never faulted, left out of ``calls``)."""
+        request = request_from_url(method, url, form=form, transport=transport)
+        reply = self.handle(request)
+        if reply.drop:
+            raise ConnectionAbortedError("etcd discovery fake: connection dropped on purpose")
+        return reply.status, reply.headers, reply.read(method)
+
+    # -- the entry point -----------------------------------------------------------------
+
+    def route(self, request: ServiceRequest) -> Route:
+        """Route ``request`` (done once: :meth:`handle` takes the result)."""
+        endpoint, token = self._router.endpoint(request.path)
+        # werkzeug upper-cased methods for everything but the 405 checks; so does the fake.
+        method = request.method.upper()
+        form = parse_form(method, request.query, request.header("Content-Type"), request.body)
+        is_watch = False
+        if endpoint in TOKEN_ENDPOINTS:
+            is_watch = self.profile.is_watch(method, form)
+        elif endpoint == "keys":
+            is_watch = is_etcd_watch(method, form)
+        return Route(endpoint, request.path, form, token, is_watch)
+
+    def may_block(self, route: Route) -> bool:
+        """True when answering may wait: a long poll, or a fault plan with delays.
+        Everything else answers at once (a caller can run it inline)."""
+        return route.is_watch or self.faults.may_delay
+
+    def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
+        """Answer ``request`` (``route``: its :meth:`route`, if the caller has it)."""
+        if route is None:
+            route = self.route(request)
+        call = self.journal.record(
+            method=request.method.upper(),
+            path=request.display_path,
+            query=as_text(request.query),
+            transport=request.transport,
+            form=route.form.values,
+            time=self.clock.now(),
+        )
+        try:
+            reply = self._answer(request, route, call)
+        except Exception as exc:
+            # A bug in the fake, never a behaviour of the real service: keep it so the
+            # test that caused it fails at teardown (the plugin checks), answer a bare 500.
+            with self._errors_lock:
+                self.errors.append(exc)
+            reply = http_error("Internal Server Error", 500)
+        call.status = 0 if reply.drop else reply.status
+        return reply
+
+    def _answer(self, request: ServiceRequest, route: Route, call: Call) -> Reply:
+        method = request.method.upper()
+        if route.endpoint == REDIRECT:
+            # Go's ServeMux redirects unclean paths before any handler (or fault) runs.
+            clean = redirect_to_clean(request.path, request.query, method)
+            assert clean is not None
+            return clean
+        for hook in self.before_request:
+            hooked = hook(request)
+            if hooked is not None:
+                return hooked
+        decision = self.faults.decide(request, route)
+        if decision is not None:
+            call.fault = decision.label
+            faulted = self._carry_out(decision, request, route)
+            if faulted is not None:
+                return faulted
+        if route.endpoint == NOT_FOUND:
+            return http_error("404 page not found", 404)
+        return self._endpoints[route.endpoint](request, route)
+
+    # -- faults --------------------------------------------------------------------------
+
+    def _carry_out(self, decision: Decision, request: ServiceRequest, route: Route) -> Reply | None:
+        """Do what a fault decided: a reply, or None to answer normally."""
+        if decision.delay > 0:
+            self.faults.wait(decision)
+        action = decision.action
+        if action == "delay":
+            return None
+        if action == "call":
+            on_match = decision.rule.on_match
+            assert on_match is not None
+            on_match(request)
+            return None
+        if action == "drop":
+            return Reply(0, drop=True)
+        if action == "empty":
+            return bare_response(200)
+        return self.fault_reply(request.method.upper(), route, decision)
+
+    def fault_reply(self, method: str, route: Route, decision: Decision) -> Reply:
+        """The reply a ``status`` fault gives: the body the real service sends with it."""
+        status = decision.status or 503
+        if decision.body is not None:
+            return http_error(decision.body.removesuffix("\n"), status)
+        if route.endpoint in TOKEN_ENDPOINTS or route.endpoint == "keys":
+            reply = self.profile.fault_reply(self, method, route, status, decision.error_code)
+            if reply is not None:
+                return reply
+        if route.endpoint == "new" and status == 400:
+            return http_error(self.profile.new_error, 400)
+        if route.endpoint == "health" and status == 400:
+            return http_error("health failed to setupToken", 400)
+        # A proxy, load balancer or maintenance page in front: Go's http.Error text.
+        return http_error(go_status_text(status), status)
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def _count(self, endpoint: str, method: str, reply: Reply) -> Reply:
+        self.metrics.count(endpoint, reply.status, method)
+        return reply
+
+    def _on_home(self, request: ServiceRequest, route: Route) -> Reply:
+        return redirect(self.profile.home_url, request.method.upper())
+
+    def _on_robots(self, request: ServiceRequest, route: Route) -> Reply:
+        return body_reply(200, "User-agent: *\nDisallow: /")
+
+    def _on_metrics(self, request: ServiceRequest, route: Route) -> Reply:
+        return body_reply(
+            200, self.metrics.render(), (), "text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    def _on_new(self, request: ServiceRequest, route: Route) -> Reply:
+        method = request.method.upper()
+        size = 3
+        raw = route.form.get("size")  # Go's FormValue ignores parse errors
+        if raw:
+            try:
+                size = go_atoi(raw)
+            except ValueError as exc:
+                return self._count("new", method, http_error(str(exc), 400))
+        try:
+            token = self.new_token(size)
+        except EtcdError:
+            return self._count("new", method, http_error(self.profile.new_error, 400))
+        base = (self.public_url or request.host_url).rstrip("/")
+        return self._count("new", method, body_reply(200, f"{base}/{token}"))
+
+    def _on_health(self, request: ServiceRequest, route: Route) -> Reply:
+        token = self.new_token(0)
+        self.store.delete(self.token_key(token), dir=True, recursive=True)
+        if self.profile.gc_records:
+            self.store.bump_index()
+        return self._count("health", request.method.upper(), body_reply(200, "OK"))
+
+    def _on_token_route(self, request: ServiceRequest, route: Route) -> Reply:
+        # Go compares methods case-sensitively ("get" is not GET).
+        if request.method not in ROUTE_METHODS[route.endpoint]:
+            return bare_response(405)
+        token = route.token
+        # The rest of the path with its original bytes.
+        key = self.token_key(token) + route.path[1 + len(token) :]
+        reply, counted = self.profile.answer_token(self, request.method, key, route)
+        if counted:
+            self._count("token", request.method, reply)
+        return reply
+
+    def _on_keys(self, request: ServiceRequest, route: Route) -> Reply:
+        return self.keys.answer_route(request.method.upper(), request.method, route.path, route.form)

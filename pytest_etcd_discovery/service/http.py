@@ -1,0 +1,148 @@
+"""The service's entry point types: a plain request in, a plain reply out.
+
+Transports turn what they received into a :class:`ServiceRequest` and hand it to
+:meth:`DiscoveryService.handle <pytest_etcd_discovery.service.discovery.DiscoveryService.handle>`;
+they turn the :class:`Reply` back into their own world (a WSGI reply for the live server,
+a ``responses`` callback result in-process). Neither type knows any HTTP library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import SplitResult, unquote_to_bytes, urlencode, urlsplit
+
+from ..constants import TRANSPORT_FIXTURE
+
+__all__ = ["Reply", "ServiceRequest", "as_text", "host_url_of", "request_from_url"]
+
+
+@dataclass
+class ServiceRequest:
+    """One request as the service sees it.
+
+    :param method: the method as sent (Go compares methods case-sensitively).
+    :param path: the path, percent-decoded but not cleaned (``"//new"`` stays so);
+        bytes that are not UTF-8 are kept as surrogate escapes, so keys keep their bytes.
+    :param query: the query string as sent (still escaped), without the ``?``.
+    :param headers: the header fields in the order received.
+    :param body: the whole body.
+    :param transport: who carried it: ``"live"``, ``"inprocess"``, ``"fixture"`` (see
+        :mod:`pytest_etcd_discovery.constants`).
+    :param host_url: the URL of the host it was addressed to, e.g.
+        ``"https://discovery.etcd.io/"``: ``/new`` hands out tokens below it.
+    """
+
+    method: str
+    path: str
+    query: str = ""
+    headers: Sequence[tuple[str, str]] = ()
+    body: bytes = b""
+    transport: str = TRANSPORT_FIXTURE
+    host_url: str = "http://localhost/"
+
+    def header(self, name: str, default: str = "") -> str:
+        """The first value of header ``name`` (case-insensitive), else ``default``."""
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return default
+
+    @property
+    def display_path(self) -> str:
+        """The path as text: bytes that are not UTF-8 shown as U+FFFD (journal, faults)."""
+        return as_text(self.path)
+
+
+def as_text(text: str) -> str:
+    """``text`` with the surrogate escapes of bytes that are not UTF-8 as U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@dataclass
+class Reply:
+    """What the service answers.
+
+    :param status: the status code.
+    :param headers: the header fields in the order to send them.
+    :param body: the whole body, or an iterator of pieces for a long poll (reading it
+        is where a long poll waits; :meth:`close` ends it early).
+    :param flush_early: send the headers before the first piece, as etcd does for
+        its long polls (a client sees the status at once).
+    :param drop: close the connection without any reply (a ``drop`` fault); each
+        transport turns it into what its clients see when a server does that.
+    """
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | Iterator[bytes] = b""
+    flush_early: bool = False
+    drop: bool = False
+
+    @property
+    def streamed(self) -> bool:
+        """True when the body is an iterator of pieces (a long poll)."""
+        return not isinstance(self.body, bytes)
+
+    def pieces(self, method: str) -> Iterable[bytes]:
+        """The body pieces to send for a ``method`` request: none for HEAD or a status
+        that has no body (1xx, 204, 304), like every HTTP server."""
+        if method == "HEAD" or 100 <= self.status < 200 or self.status in (204, 304):
+            self.close()
+            return ()
+        if isinstance(self.body, bytes):
+            return (self.body,)
+        return self.body
+
+    def read(self, method: str = "GET") -> bytes:
+        """The whole body to send (waits for a long poll to end), then :meth:`close`."""
+        try:
+            return b"".join(self.pieces(method))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End a long poll (releases its watcher); a no-op for a whole body."""
+        if not isinstance(self.body, bytes):
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+
+
+def host_url_of(scheme: str, netloc: str) -> str:
+    """``scheme://netloc/`` without the scheme's default port (as werkzeug's host_url)."""
+    if scheme == "http":
+        netloc = netloc.removesuffix(":80")
+    elif scheme == "https":
+        netloc = netloc.removesuffix(":443")
+    return f"{scheme}://{netloc}/"
+
+
+def request_from_url(
+    method: str,
+    url: str,
+    *,
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes = b"",
+    form: dict[str, str] | None = None,
+    transport: str = TRANSPORT_FIXTURE,
+) -> ServiceRequest:
+    """A :class:`ServiceRequest` for ``method url``, as if it arrived at the URL's host;
+    ``form`` is sent as an urlencoded body."""
+    if form:
+        body = urlencode(form).encode("ascii")
+        headers = [*headers, ("Content-Type", "application/x-www-form-urlencoded")]
+    parts: SplitResult = urlsplit(url)
+    path = unquote_to_bytes(parts.path or "/").decode("utf-8", "surrogateescape")
+    return ServiceRequest(
+        method=method,
+        path=path,
+        query=parts.query,
+        headers=headers,
+        body=body,
+        transport=transport,
+        host_url=host_url_of(parts.scheme, parts.netloc),
+    )

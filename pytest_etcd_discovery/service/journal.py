@@ -1,0 +1,150 @@
+"""The journal: one :class:`Call` per request the fake answered, bounded in bytes.
+
+Tests read it (``etcd_discovery.calls``) and the report prints it. Each entry keeps at
+most :data:`MAX_ENTRY_CHARS` characters of form values and query (a 5 MiB body is not
+kept whole), and the journal at most ``max_bytes`` of them in all, dropping the oldest
+entries first, so a long-running fake or a test sending large bodies stays small.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["MAX_ENTRY_CHARS", "MAX_JOURNAL_CHARS", "TRUNCATED", "Call", "Journal"]
+
+#: What one entry keeps of its query and form values together (characters). Beyond it,
+#: a value is cut and ends with :data:`TRUNCATED`, and later fields are left out.
+MAX_ENTRY_CHARS = 16 * 1024
+#: What the whole journal keeps by default (the sum of its entries' sizes).
+MAX_JOURNAL_CHARS = 32 * 1024 * 1024
+#: The end of a value the journal cut short.
+TRUNCATED = "…[truncated]"
+#: What an entry costs besides its values (its fields, roughly): counted per entry.
+_ENTRY_OVERHEAD = 200
+
+
+@dataclass
+class Call:
+    """One request the fake answered: the journal entry tests and reports read."""
+
+    method: str
+    #: the path as sent (percent-decoded; bytes that are not UTF-8 shown as U+FFFD)
+    path: str
+    #: the query string as sent, without the ``?``
+    query: str
+    #: None while the request is still being answered (a long poll), 0 for a dropped one
+    status: int | None
+    transport: str
+    #: the request's parameters (urlencoded body, then query) as etcd reads them
+    form: dict[str, list[str]] = field(default_factory=dict)
+    time: float = 0.0
+    #: the fault rule that answered this request (see :mod:`.faults`), else None
+    fault: str | None = None
+    #: True when the journal cut the query or form values (see :data:`MAX_ENTRY_CHARS`)
+    truncated: bool = False
+
+    def __str__(self) -> str:
+        query = f"?{self.query}" if self.query else ""
+        status = "pending" if self.status is None else self.status
+        return f"{self.method} {self.path}{query} -> {status} ({self.transport})"
+
+
+def _cut(text: str, budget: int) -> str:
+    return text[: max(budget - len(TRUNCATED), 0)] + TRUNCATED
+
+
+def bounded(query: str, form: dict[str, list[str]]) -> tuple[str, dict[str, list[str]], int, bool]:
+    """``query`` and ``form`` cut to :data:`MAX_ENTRY_CHARS` in all; also returns the
+    characters kept and whether anything was cut. ``form`` is returned as it is when
+    it fits (the common case: no copy)."""
+    budget = MAX_ENTRY_CHARS
+    truncated = False
+    if len(query) > budget // 2:
+        query = _cut(query, budget // 2)  # half for the query, so form values show too
+        truncated = True
+    budget -= len(query)
+    size = sum(len(k) + sum(len(v) for v in vs) for k, vs in form.items())
+    if size <= budget:
+        return query, form, len(query) + size, truncated
+    kept: dict[str, list[str]] = {}
+    for name, values in form.items():
+        if budget <= len(name):
+            break
+        budget -= len(name)
+        out = kept[name] = []
+        for value in values:
+            if len(value) > budget:
+                out.append(_cut(value, budget))
+                budget = 0
+                break
+            out.append(value)
+            budget -= len(value)
+        if budget <= 0:
+            break
+    return query, kept, MAX_ENTRY_CHARS - max(budget, 0), True
+
+
+class Journal:
+    """The :class:`Call` s of one service, oldest first, bounded.
+
+    :param max_calls: keep at most about this many entries; None keeps all that fit
+        ``max_chars`` (tests reset the journal anyway; a long-running server should not).
+    :param max_chars: keep at most about this many characters of queries and form values.
+    """
+
+    def __init__(self, max_calls: int | None = None, max_chars: int = MAX_JOURNAL_CHARS) -> None:
+        self.max_calls = max_calls
+        self.max_chars = max_chars
+        self.calls: list[Call] = []
+        self._sizes: list[int] = []
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        transport: str,
+        form: dict[str, list[str]],
+        time: float,
+    ) -> Call:
+        """Add the entry of a request about to be answered (its status still None)."""
+        query, form, size, truncated = bounded(query, form)
+        call = Call(method, path, query, None, transport, form, time, truncated=truncated)
+        size += _ENTRY_OVERHEAD + len(path)
+        with self._lock:
+            self.calls.append(call)
+            self._sizes.append(size)
+            self._chars += size
+            # Trim in batches so recording stays O(1) amortised.
+            if self.max_calls is not None and len(self.calls) >= 2 * self.max_calls:
+                self._drop_oldest(len(self.calls) - self.max_calls)
+            if self._chars > self.max_chars:
+                self._drop_to(self.max_chars // 2)
+        return call
+
+    def _drop_oldest(self, count: int) -> None:
+        self._chars -= sum(self._sizes[:count])
+        del self.calls[:count]
+        del self._sizes[:count]
+
+    def _drop_to(self, chars: int) -> None:
+        count, total = 0, self._chars
+        while total > chars and count < len(self._sizes) - 1:
+            total -= self._sizes[count]
+            count += 1
+        self._drop_oldest(count)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self._sizes.clear()
+            self._chars = 0
+
+    @property
+    def chars(self) -> int:
+        """The characters the journal keeps now (queries and form values, roughly)."""
+        return self._chars
