@@ -7,6 +7,7 @@ script or a test in another language can read it and go; SIGINT or SIGTERM stop 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
 import threading
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="behave like the original service (etcd-v2, default) or today's (discoveryserver)",
     )
     parser.add_argument(
+        "--keys-api",
+        action="store_true",
+        help="also serve the generic etcd v2 keys API at /v2/keys (for custom discovery URLs); "
+        "the real service answers 404 there, and the keys API lets any client read and "
+        "delete every token",
+    )
+    parser.add_argument(
         "--faults",
         metavar="FILE",
         default=None,
@@ -66,10 +74,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond this machine
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.keys_api and not _is_loopback(args.host):
+        print(
+            f"etcd-discovery-fake: warning: --keys-api on {args.host}: any client that can "
+            "reach it can list and delete every token through /v2/keys",
+            file=sys.stderr,
+        )
     # A long-running server keeps a bounded journal: nobody resets it between tests.
-    app = DiscoveryApp(profile=args.profile, public_url=args.public_url, max_calls=10_000)
+    app = DiscoveryApp(
+        profile=args.profile,
+        public_url=args.public_url,
+        max_calls=10_000,
+        keys_api=args.keys_api,
+    )
     server = DiscoveryServer(args.host, args.port, app=app)
     if args.faults is not None:
         try:

@@ -287,7 +287,9 @@ class EtcdDiscovery:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         if self._app is not None:
-            status, headers, body = self._app.call(method, url, form=form, transport=FIXTURE_TRANSPORT)
+            status, headers, body = self._app.call(
+                method, url, form=form, transport=FIXTURE_TRANSPORT
+            )
             return status, dict(headers), body.decode("utf-8", "replace")
         import requests
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["MARKER", "PROFILES"]
 
 PROFILES = tuple(_PROFILES)  # the profile names, default first
-_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen"})
+_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen", "keys_api"})
 _OUR_MARKERS = frozenset({MARKER, FAULT_MARKER})
 
 
@@ -73,6 +73,8 @@ class _Session:
         except ValueError as exc:
             raise pytest.UsageError(f"etcd_discovery_hosts: {exc}") from None
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
+        #: Serve the generic keys API at /v2/keys (the real service answers 404 there).
+        self.keys_api = bool(_option_ini(config, "etcd_discovery_keys_api"))
         self._servers: dict[str, DiscoveryServer] = {}
         self._lock = threading.Lock()
 
@@ -88,7 +90,9 @@ class _Session:
         with self._lock:
             server = self._servers.get(profile)
             if server is None:
-                server = DiscoveryServer(self.listen_host, 0, profile=profile)
+                server = DiscoveryServer(
+                    self.listen_host, 0, profile=profile, keys_api=self.keys_api
+                )
                 server.start()
                 self._servers[profile] = server
             return server
@@ -157,6 +161,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the etcd_discovery fixtures against a real discovery service at URL; "
         "tests needing the fake's insides skip",
     )
+    _add_option_ini(
+        parser,
+        group,
+        "--etcd-discovery-keys-api",
+        "etcd_discovery_keys_api",
+        "bool",
+        action="store_true",
+        help="also serve the generic etcd v2 keys API at /v2/keys (for custom discovery "
+        "URLs); off by default, as the real service answers 404 there",
+    )
     parser.addini(
         "etcd_discovery_hosts",
         type="linelist",
@@ -174,8 +188,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "etcd_discovery(size=3, profile=None, members=None, state=None, frozen=False): "
-        "seed and configure this test's fake discovery service and intercept "
+        "etcd_discovery(size=3, profile=None, members=None, state=None, frozen=False, "
+        "keys_api=False): seed and configure this test's fake discovery service (keys_api: "
+        "also serve the etcd v2 keys API at /v2/keys) and intercept "
         "https://discovery.etcd.io for the test",
     )
     config.addinivalue_line("markers", FAULT_MARKER_DOC)
@@ -352,9 +367,13 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     profile = str(config.get("profile") or session.profile)
     if profile not in PROFILES:
         _bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILES)}")
+    keys_api = config.get("keys_api", session.keys_api)
+    if not isinstance(keys_api, bool):
+        _bad_marker(f"@{MARKER}(keys_api={keys_api!r}): must be True or False")
     server = session.server(profile)
     clock = ControllableClock()
     _fresh_state(server, clock)
+    server.app.keys_api = keys_api
     disco = EtcdDiscovery(
         server.url,
         app=server.app,
@@ -378,6 +397,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         # Wake anything still blocked in a long poll (threads, the live server) so no
         # request outlives its test; the next test starts from a fresh state anyway.
         _release(server)
+        server.app.keys_api = session.keys_api
     if errors:
         # Like pytest-httpserver: an error inside the server fails the test that met it.
         shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)

@@ -95,3 +95,17 @@ def fake_service() -> Iterator[DiscoveryServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_keys_service() -> Iterator[DiscoveryServer]:
+    """The fake with the generic keys API switched on (``DiscoveryServer(keys_api=True)``):
+    a custom discovery URL below ``/v2/keys``, like real etcd's own keys API."""
+    from pytest_etcd_discovery.transport.server import DiscoveryServer
+
+    server = DiscoveryServer(keys_api=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

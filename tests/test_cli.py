@@ -134,7 +134,7 @@ def test_prints_its_url_once_listening_and_stops_on_signal(
 
 
 def test_a_signal_releases_a_blocked_long_poll(run: Callable[..., Fake]) -> None:
-    fake = run("--port", "0")
+    fake = run("--port", "0", "--keys-api")
     url = fake.url()
     # The keys API flushes its headers once the watch is registered: the poll is in place.
     resp = requests.get(f"{url}/v2/keys/foo?wait=true", stream=True, timeout=WAIT)

@@ -86,7 +86,7 @@ SEGMENTS = st.one_of(
 def quiet_app(profile: str) -> DiscoveryApp:
     # Long polls give up after 50 ms, so a watch with no event cannot stall the fuzzer.
     fast = dataclasses.replace(get_profile(profile), watch_timeout=0.05)
-    return DiscoveryApp(profile=fast, clock=ControllableClock(frozen=True))
+    return DiscoveryApp(profile=fast, clock=ControllableClock(frozen=True), keys_api=True)
 
 
 @st.composite

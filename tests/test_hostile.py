@@ -23,7 +23,6 @@ import pytest
 import requests
 
 from pytest_etcd_discovery.real.processes import RealDiscoveryService
-from pytest_etcd_discovery.transport.intercept import call_app
 from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 FORM = b"Content-Type: application/x-www-form-urlencoded\r\n"
@@ -263,12 +262,15 @@ def test_form_body_limit_matches_real(
 
 @pytest.mark.real
 def test_deep_keys_match_real(
-    real_service: RealDiscoveryService, fake_service: DiscoveryServer
+    real_service: RealDiscoveryService, fake_keys_service: DiscoveryServer
 ) -> None:
     """The generic keys API (a custom discovery URL) with a 100-level deep key."""
     depth = "/".join(f"d{i}" for i in range(100))
     results = {}
-    for name, base in (("real", f"{real_service.etcd_url}/v2/keys"), ("fake", fake_service.url)):
+    for name, base in (
+        ("real", f"{real_service.etcd_url}/v2/keys"),
+        ("fake", fake_keys_service.url),
+    ):
         if name == "fake":
             base = f"{base}/v2/keys"
         root = f"hostile-{time.monotonic_ns()}"
@@ -288,8 +290,8 @@ def test_thousands_of_keys_in_one_token(hostile_fake: DiscoveryServer) -> None:
     token = new_token(hostile_fake.url)
     count = 3000
     for i in range(count):
-        status, _, _ = call_app(
-            app, "PUT", f"{hostile_fake.url}/{token}/m{i:05d}", form={"value": f"v{i}"}
+        status, _, _ = app.call(
+            "PUT", f"{hostile_fake.url}/{token}/m{i:05d}", form={"value": f"v{i}"}
         )
         assert status == 201
     start = time.monotonic()

@@ -1,41 +1,46 @@
-"""Calls with a ``timeout=`` run in reused helper threads: same answers, same ReadTimeout,
-and no thread left behind once the interceptor stops."""
+"""Calls with a ``timeout=`` that may block run in reused helper threads: same answers,
+same ReadTimeout, and no thread left behind once the interceptor stops; calls that
+cannot block run in the caller's thread, timeout or not."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 
+from pytest_etcd_discovery.service.discovery import DiscoveryService
+from pytest_etcd_discovery.service.http import Reply, ServiceRequest
+from pytest_etcd_discovery.service.routes import Route
 from pytest_etcd_discovery.transport.intercept import Interceptor
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 HOST = "https://helpers.example"
 WAIT = 10.0
 
 
-class Recorder:
-    """A WSGI app that says which thread answered; ``/block`` waits for ``release``."""
+class Recorder(DiscoveryService):
+    """A service that says which thread answered; ``/block`` waits for ``release``;
+    every path but ``/inline`` may block (as a long poll may)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.release = threading.Event()
         self.threads: list[str] = []
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ["PATH_INFO"]
+    def may_block(self, route: Route) -> bool:
+        return route.path != "/inline"
+
+    def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
+        path = request.path
         self.threads.append(threading.current_thread().name + str(threading.get_ident()))
         if path == "/boom":
             raise RuntimeError("boom")
         if path == "/block":
             self.release.wait(WAIT)
-        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Path", path)])
-        return [path.encode()]
+        return Reply(200, [("Content-Type", "text/plain"), ("X-Path", path)], path.encode())
 
 
 def helper_threads() -> list[threading.Thread]:
@@ -67,10 +72,15 @@ def test_timed_calls_reuse_one_helper_thread(app: Recorder) -> None:
             assert resp.text == f"/p{i}"
             assert resp.headers["X-Path"] == f"/p{i}"
         untimed = requests.get(f"{HOST}/here")
+        inline = requests.get(f"{HOST}/inline", timeout=5)
     assert len(set(app.threads[:5])) == 1
     assert app.threads[0].startswith("etcd-discovery-inprocess")
-    assert app.threads[5] == threading.current_thread().name + str(threading.get_ident())
+    caller = threading.current_thread().name + str(threading.get_ident())
+    assert app.threads[5] == caller
     assert untimed.text == "/here"
+    # A call that cannot block needs no helper, even with a timeout.
+    assert app.threads[6] == caller
+    assert inline.text == "/inline"
 
 
 def test_a_timed_out_call_keeps_its_helper_and_the_next_call_gets_another(app: Recorder) -> None:

@@ -333,7 +333,8 @@ def test_long_poll_framing_is_gos(side: str, request: pytest.FixtureRequest) -> 
     """Go sends a reply of unknown length that ends within its 2 KiB buffer with a
     Content-Length (the original proxy's watch replies), and chunks one that was flushed
     first (etcd's own /v2/keys watches send their headers at once)."""
-    service = request.getfixturevalue(f"{side}_service")
+    # The fake's keys API is opt-in; the real side's is etcd's own.
+    service = request.getfixturevalue("real_service" if side == "real" else "fake_keys_service")
     token = requests.get(f"{service.url}/new?size=3", timeout=WAIT).text
     index = int(requests.get(token, timeout=WAIT).headers["X-Etcd-Index"])
     path = "/" + token.split("//", 1)[1].split("/", 1)[1]

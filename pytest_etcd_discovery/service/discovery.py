@@ -81,6 +81,7 @@ class DiscoveryService:
         self.profile = get_profile(profile)
         self.store = store if store is not None else Store(clock)
         self.public_url = public_url
+        #: Serve the keys API at ``/v2/keys`` (the profile permitting); may change any time.
         self.keys_api = keys_api
         self.journal = Journal(max_calls, max_journal_chars)
         #: Exceptions the fake raised while answering (its own bugs); see take_errors().
@@ -93,7 +94,7 @@ class DiscoveryService:
         #: Hooks run after routing, before faults; the first one returning a reply answers.
         self.before_request: list[Hook] = []
         self.keys = KeysAPI(self)
-        self._router = Router(keys_api=keys_api and self.profile.serves_keys_api)
+        self._router = Router()
         self._errors_lock = threading.Lock()
         self._endpoints: dict[str, Callable[[ServiceRequest, Route], Reply]] = {
             "home": self._on_home,
@@ -186,7 +187,10 @@ class DiscoveryService:
         if endpoint in TOKEN_ENDPOINTS:
             is_watch = self.profile.is_watch(method, form)
         elif endpoint == "keys":
-            is_watch = is_etcd_watch(method, form)
+            if self.keys_api and self.profile.serves_keys_api:
+                is_watch = is_etcd_watch(method, form)
+            else:
+                endpoint = NOT_FOUND  # the real service: 404 for every /v2 path
         return Route(endpoint, request.path, form, token, is_watch)
 
     def may_block(self, route: Route) -> bool:
@@ -327,4 +331,6 @@ class DiscoveryService:
         return reply
 
     def _on_keys(self, request: ServiceRequest, route: Route) -> Reply:
-        return self.keys.answer_route(request.method.upper(), request.method, route.path, route.form)
+        return self.keys.answer_route(
+            request.method.upper(), request.method, route.path, route.form
+        )

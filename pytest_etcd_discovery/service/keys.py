@@ -9,7 +9,7 @@ with etcd's headers, JSON bodies and errors.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -246,7 +246,7 @@ class KeysAPI:
         a stream reaches the client in 4 KiB pieces, headers included."""
         left = time_left(self._service.profile.watch_timeout)
 
-        def pieces() -> Iterator[bytes]:
+        def pieces() -> Generator[bytes, None, None]:
             held = bytearray()
             while True:
                 event = watcher.get(timeout=left())
@@ -270,7 +270,7 @@ class WatchBody:
     """A long poll's body: its pieces, and :meth:`close` stops watching even when the
     body was never read (a client that gave up before the first event)."""
 
-    def __init__(self, pieces: Iterator[bytes], watcher: Watcher) -> None:
+    def __init__(self, pieces: Generator[bytes, None, None], watcher: Watcher) -> None:
         self._pieces = pieces
         self._watcher = watcher
 

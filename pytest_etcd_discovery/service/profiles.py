@@ -27,10 +27,10 @@ from .forms import Form, go_parse_bool, go_parse_uint64
 from .gocompat import bare_response, body_reply, http_error
 from .http import Reply
 from .keys import is_etcd_watch, time_left
-from .routes import Route
 
 if TYPE_CHECKING:
     from .discovery import DiscoveryService
+    from .routes import Route  # werkzeug: the plugin reads PROFILES without loading it
 
 __all__ = [
     "DISCOVERYSERVER",

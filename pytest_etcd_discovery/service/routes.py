@@ -57,8 +57,7 @@ _RULES = [
     Rule("/<token:token>/", endpoint="token"),
     Rule("/<token:token>/<machine>", endpoint="machine"),
     Rule("/<token:token>/_config/size", endpoint="size"),
-]
-_KEYS_RULES = [
+    # Always routed; the service serves the keys API only when switched on (else 404).
     Rule("/v2/keys", endpoint="keys"),
     Rule("/v2/keys/", endpoint="keys"),
     Rule("/v2/keys/<path:key>", endpoint="keys"),
@@ -69,14 +68,17 @@ def _adapter(rules: list[Rule]) -> MapAdapter:
     # Both slash spellings of a route are listed, so strict slashes never redirect;
     # Go's path cleaning is done before matching (gocompat.redirect_to_clean).
     url_map = Map(
-        [rule.empty() for rule in rules],
+        rules,
         converters={"token": TokenConverter},
         strict_slashes=True,
         merge_slashes=False,
         redirect_defaults=False,
     )
-    # No rule depends on the host, scheme or method: one binding serves every request.
     return url_map.bind("discovery.invalid")
+
+
+#: No rule depends on the host, scheme or method: one binding serves every request.
+_ADAPTER = _adapter(_RULES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +114,8 @@ class Router:
 
     MAX_REMEMBERED = 256
 
-    def __init__(self, *, keys_api: bool) -> None:
-        self._adapter = _adapter(_RULES + _KEYS_RULES if keys_api else _RULES)
+    def __init__(self) -> None:
+        self._adapter = _ADAPTER
         self._known: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 

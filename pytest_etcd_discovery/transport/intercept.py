@@ -272,9 +272,7 @@ class _Helpers:
 
 
 @contextmanager
-def intercept(
-    app: DiscoveryService, hosts: Sequence[str] = DEFAULT_HOSTS
-) -> Iterator[Interceptor]:
+def intercept(app: DiscoveryService, hosts: Sequence[str] = DEFAULT_HOSTS) -> Iterator[Interceptor]:
     """Serve ``requests`` calls to ``hosts`` from ``app`` for the ``with`` block."""
     with Interceptor(app, hosts) as interceptor:
         yield interceptor

@@ -36,7 +36,7 @@ class DiscoveryServer:
     :param host: address to bind, loopback by default.
     :param port: port to bind; 0 picks a free one (read it back from :attr:`port`).
     :param app: the application to serve; a new :class:`DiscoveryApp` by default,
-        made from ``profile``, ``public_url`` and ``clock``.
+        made from ``profile``, ``public_url``, ``clock`` and ``keys_api``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -50,13 +50,16 @@ class DiscoveryServer:
         profile: str | Profile = "etcd-v2",
         public_url: str | None = None,
         clock: Clock | None = None,
+        keys_api: bool = False,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.app = (
             app
             if app is not None
-            else DiscoveryApp(profile=profile, public_url=public_url, clock=clock)
+            else DiscoveryApp(
+                profile=profile, public_url=public_url, clock=clock, keys_api=keys_api
+            )
         )
         self._server: GoLikeServer | None = None
         self._thread: threading.Thread | None = None

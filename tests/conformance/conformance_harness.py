@@ -764,8 +764,11 @@ def side_for(request: pytest.FixtureRequest, name: str, kind: str = "discovery")
         if kind == "keys":
             return Side("real", f"{etcd_url}/v2/keys", real_watchers, kind)
         return Side("real", real.url, real_watchers)
+    if kind == "keys":
+        fake = request.getfixturevalue("fake_keys_service")  # the keys API is opt-in
+        return Side("fake", f"{fake.url}/v2/keys", lambda: int(fake.store.watcher_count), kind)
     fake = request.getfixturevalue("fake_service")
-    url = f"{fake.url}/v2/keys" if kind == "keys" else fake.url
+    url = fake.url
     return Side("fake", url, lambda: int(fake.store.watcher_count), kind)
 
 

@@ -35,7 +35,8 @@ def stack(request: pytest.FixtureRequest, etcd_binaries: None) -> Stack:
     """The discovery service named by the test's (indirect) ``stack`` parameter."""
     kind: str = request.param
     if kind == FAKE:
-        server: DiscoveryServer = request.getfixturevalue("fake_service")
+        # The fake with its keys API on: custom discovery URLs below /v2/keys.
+        server: DiscoveryServer = request.getfixturevalue("fake_keys_service")
         return Stack(kind, server.url, f"{server.url}/v2/keys", fake=server)
     if kind == FAKE_DS:
         ds: DiscoveryServer = request.getfixturevalue("fake_ds_service")
