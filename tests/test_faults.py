@@ -173,6 +173,27 @@ def test_route_path_and_method_matching(
     assert get(f"{server.url}/health").status_code == 200
 
 
+@pytest.mark.parametrize("transport", ["live", "inprocess"])
+def test_an_unclean_path_is_redirected_before_faults(
+    server: DiscoveryServer, plan: FaultPlan, transport: str
+) -> None:
+    """Go cleans paths before any handler runs: ``//new`` gets the mux's 301 to
+    ``/new`` even with a fault on the ``new`` route, and the fault hits ``/new`` itself.
+    (tests/conformance compares the redirect with the real service.)"""
+    rule = plan.fail(503, route="new")
+    base = server.url if transport == "live" else PUBLIC
+    with intercept(server.app):
+        unclean = requests.get(f"{base}//new", allow_redirects=False, timeout=10)
+        clean = requests.get(f"{base}/new", allow_redirects=False, timeout=10)
+    assert (unclean.status_code, unclean.headers["Location"]) == (301, "/new")
+    assert rule.fired == 1
+    assert clean.status_code == 503
+    assert [(c.path, c.status, c.fault) for c in server.app.calls] == [
+        ("//new", 301, None),
+        ("/new", 503, "503 new"),
+    ]
+
+
 def test_first_matching_rule_with_hits_left_wins(
     server: DiscoveryServer, plan: FaultPlan, token: str
 ) -> None:

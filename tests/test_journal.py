@@ -1,12 +1,19 @@
-"""The request journal (``DiscoveryApp.calls``): pending long polls and bounded growth."""
+"""The request journal (``DiscoveryApp.calls``): pending long polls and bounded growth,
+in entries and in bytes."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import tracemalloc
 
 from werkzeug.test import Client
 
 from pytest_etcd_discovery import DiscoveryApp
+from pytest_etcd_discovery.service.http import ServiceRequest
+from pytest_etcd_discovery.service.journal import MAX_ENTRY_CHARS, TRUNCATED
+
+MIB = 1024 * 1024
 
 
 def test_max_calls_keeps_the_newest_entries() -> None:
@@ -18,6 +25,53 @@ def test_max_calls_keeps_the_newest_entries() -> None:
     assert app.calls[-1].query == "n=22"
     queries = [int(c.query.split("=")[1]) for c in app.calls]
     assert queries == sorted(queries) == list(range(23 - len(queries), 23))
+
+
+def test_large_bodies_are_not_kept_whole() -> None:
+    """40 requests with 5 MiB form bodies (200 MiB) leave a journal of a few hundred KiB:
+    each entry keeps MAX_ENTRY_CHARS of its values, the cut ones marked."""
+    app = DiscoveryApp()
+    body = b"value=" + b"v" * (5 * MIB)
+    form = [("Content-Type", "application/x-www-form-urlencoded")]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(40):
+            request = ServiceRequest("PUT", "/health", f"n={i}", form, body, "inprocess")
+            assert app.handle(request).status == 200
+        gc.collect()
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(app.calls) == 40
+    assert kept < 10 * MIB, f"the journal holds {kept / MIB:.1f} MiB after 200 MiB of bodies"
+    for i, call in enumerate(app.calls):
+        (value,) = call.form["value"]
+        assert call.truncated and call.query == f"n={i}"
+        assert value.endswith(TRUNCATED) and value.startswith("v" * 1000)
+        assert len(value) + len(call.query) + len("value") <= MAX_ENTRY_CHARS
+    assert app.journal.chars <= 40 * (MAX_ENTRY_CHARS + 1024)
+
+
+def test_small_forms_are_kept_as_sent() -> None:
+    app = DiscoveryApp()
+    token = app.new_token(3)
+    app.call("PUT", f"https://discovery.etcd.io/{token}/m1?x=1", form={"value": "m1=http://a:2380"})
+    (call,) = app.calls
+    assert call.form == {"value": ["m1=http://a:2380"], "x": ["1"]}
+    assert not call.truncated
+
+
+def test_the_journal_is_bounded_in_bytes() -> None:
+    """Past max_journal_chars the oldest entries go, however many entries that is."""
+    app = DiscoveryApp(max_journal_chars=20 * MAX_ENTRY_CHARS)
+    for i in range(100):
+        app.call("PUT", f"https://discovery.etcd.io/health?n={i}", form={"value": "x" * MIB})
+    assert app.journal.chars <= 20 * MAX_ENTRY_CHARS
+    assert 5 <= len(app.calls) < 100
+    assert app.calls[-1].query == "n=99"
+    numbers = [int(c.query.split("=")[1]) for c in app.calls]
+    assert numbers == list(range(100 - len(numbers), 100))
 
 
 def test_unbounded_by_default() -> None:

@@ -7,7 +7,14 @@ first; these are the places a re-implementation on another stack is most likely 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import pytest
 from conformance_harness import Discovery, Recorder
+
+if TYPE_CHECKING:
+    from pytest_etcd_discovery.service.faults import FaultRule
+    from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -48,6 +55,46 @@ def leading_double_slash(d: Recorder) -> None:
 
 def test_leading_double_slash(discovery: Discovery) -> None:
     discovery.check(leading_double_slash)
+
+
+def test_unclean_paths_redirect_before_any_fault(
+    discovery: Discovery, request: pytest.FixtureRequest
+) -> None:
+    """Go's ServeMux answers an unclean path with its 301 before any handler runs. The
+    fake applies faults after that: on its side, rules on every route the paths clean
+    to are in place and must neither fire nor change the redirect (the real side has
+    no faults; both transcripts must match)."""
+    fake: DiscoveryServer = request.getfixturevalue("fake_service")
+
+    def faults_after_path_cleaning(d: Recorder) -> None:
+        t = d.new_token()
+        d.put(f"/{t}/m1", data={"value": "v"}, expect=201)
+        rules: list[FaultRule] = []
+        if d.side.name == "fake":
+            plan = fake.app.faults
+            for route in ("new", "health", "robots", "token", "machine"):
+                rules.append(plan.fail(503, route=route))
+            rules.append(plan.drop(route="size"))
+        try:
+            for target in (
+                "//new",
+                "/./new",
+                "/x/../new",
+                "//health",
+                "//robots.txt",
+                f"//{t}",
+                f"/{t}/./m1",
+                f"/{t}//_config/size",
+            ):
+                d.raw("GET", target, expect=301)
+                d.raw("PUT", target, body=b"value=x", headers=FORM, expect=301)
+        finally:
+            for rule in rules:
+                fake.app.faults.remove(rule)
+        assert [rule.fired for rule in rules] == [0] * len(rules)
+        d.get(f"/{t}", expect=200)  # nothing was created meanwhile
+
+    discovery.check(faults_after_path_cleaning)
 
 
 def form_parsing(d: Recorder) -> None:

@@ -181,3 +181,19 @@ def test_no_server_header(discovery: Discovery) -> None:
         for path in ("/new", "/health", "/robots.txt", f"/{token}", "/nope"):
             reply = session.get(discovery.url + path, timeout=5, allow_redirects=False)
             assert "Server" not in reply.headers, (path, reply.headers["Server"])
+
+
+def no_keys_api(d: Recorder) -> None:
+    """The discovery service serves no etcd API: every /v2 path is Go's 404 (the fake
+    serves its keys API there only when switched on)."""
+    d.new_token()
+    for path in ("/v2/keys", "/v2/keys/", "/v2/keys/_etcd/registry", "/v2/machines", "/v2/"):
+        for method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            d.request(method, path, expect=404)
+        d.request("PUT", path, data={"value": "x"}, expect=404)
+    d.request("GET", "/v2/keys/foo", params={"wait": "true"}, expect=404)
+    d.request("DELETE", "/v2/keys/_etcd", params={"recursive": "true", "dir": "true"}, expect=404)
+
+
+def test_no_keys_api(discovery: Discovery) -> None:
+    discovery.check(no_keys_api)
