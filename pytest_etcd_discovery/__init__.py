@@ -4,7 +4,8 @@ The fake imitates discovery.etcd.io closely enough that real ``etcd`` binaries
 bootstrap clusters through it. Its parts:
 
 - :class:`Store`: an etcd-v2-like store (index, TTLs, events, watches) on a clock;
-- :class:`DiscoveryApp`: the service as a WSGI app, in either profile;
+- :class:`DiscoveryService`: the service, in either profile, with one entry point
+  (``handle(ServiceRequest) -> Reply``); :class:`DiscoveryApp`: the same as a WSGI app;
 - :class:`DiscoveryServer`: the app on a loopback socket;
 - :class:`EtcdDiscovery`: what the ``etcd_discovery`` fixture hands a test;
 - :class:`DiscoveryCluster`: real etcd members bootstrapping through a discovery URL.
@@ -21,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
     from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
-    from .service.app import Call, DiscoveryApp
+    from .service.app import DiscoveryApp
+    from .service.discovery import DiscoveryService
+    from .service.http import Reply, ServiceRequest
+    from .service.journal import Call
     from .service.faults import FaultPlan, FaultRule
     from .service.profiles import PROFILES, Profile
     from .transport.server import DiscoveryServer, ServerError
@@ -32,8 +36,11 @@ if TYPE_CHECKING:
     from .v2store.watchers import Watcher
 
 _WHERE = {
-    "Call": "service.app",
+    "Call": "service.journal",
     "DiscoveryApp": "service.app",
+    "DiscoveryService": "service.discovery",
+    "Reply": "service.http",
+    "ServiceRequest": "service.http",
     "Clock": "v2store.clock",
     "ControllableClock": "v2store.clock",
     "SystemClock": "v2store.clock",
@@ -67,6 +74,7 @@ __all__ = [
     "DiscoveryCluster",
     "DiscoveryError",
     "DiscoveryServer",
+    "DiscoveryService",
     "EtcdDiscovery",
     "EtcdError",
     "EtcdMember",
@@ -75,7 +83,9 @@ __all__ = [
     "FaultRule",
     "Member",
     "Profile",
+    "Reply",
     "ServerError",
+    "ServiceRequest",
     "Store",
     "SystemClock",
     "TokenView",

@@ -27,7 +27,8 @@ from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE
 # A session whose tests just use the live fake then pays for werkzeug and the fake alone.
 if TYPE_CHECKING:
     from .real.cluster import etcd_member_id as etcd_member_id
-    from .service.app import Call, DiscoveryApp
+    from .service.app import DiscoveryApp
+    from .service.journal import Call
     from .service.faults import FaultPlan
     from .transport.intercept import Interceptor
     from .transport.server import DiscoveryServer

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .handle import EtcdDiscovery, TokenView
-    from .service.app import Call
+    from .service.journal import Call
 
 __all__ = ["SECTION_TITLE", "render"]
 
