@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
     from .service.app import DiscoveryApp
     from .service.discovery import DiscoveryService
+    from .service.faults import FaultPlan, FaultRule
     from .service.http import Reply, ServiceRequest
     from .service.journal import Call
-    from .service.faults import FaultPlan, FaultRule
     from .service.profiles import PROFILES, Profile
     from .transport.server import DiscoveryServer, ServerError
     from .v2store.clock import Clock, ControllableClock, SystemClock

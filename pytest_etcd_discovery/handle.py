@@ -28,8 +28,8 @@ from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE
 if TYPE_CHECKING:
     from .real.cluster import etcd_member_id as etcd_member_id
     from .service.app import DiscoveryApp
-    from .service.journal import Call
     from .service.faults import FaultPlan
+    from .service.journal import Call
     from .transport.intercept import Interceptor
     from .transport.server import DiscoveryServer
     from .v2store.clock import ControllableClock

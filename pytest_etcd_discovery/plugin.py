@@ -3,7 +3,8 @@
 Registered as the ``etcd_discovery`` ``pytest11`` entry point.  This module stays thin:
 options, ini values, the marker, fixtures and report hooks.  The fake lives in
 :mod:`~pytest_etcd_discovery.transport.server` /
-:mod:`~pytest_etcd_discovery.service` (entry point :mod:`~pytest_etcd_discovery.service.discovery`), interception in
+:mod:`~pytest_etcd_discovery.service` (its entry point:
+:mod:`~pytest_etcd_discovery.service.discovery`), interception in
 :mod:`~pytest_etcd_discovery.transport.intercept`, the per-test object in
 :mod:`~pytest_etcd_discovery.handle` and the failure section in
 :mod:`~pytest_etcd_discovery.report`.
