@@ -153,3 +153,35 @@ def test_concurrent_timed_calls_all_get_their_own_answer(app: Recorder) -> None:
         for t in threads:
             t.join(WAIT)
     assert results == {i * 100 + j: f"/c{i}-{j}" for i in range(4) for j in range(20)}
+
+
+def test_only_requests_that_can_block_go_to_a_helper() -> None:
+    """The fake itself: a token GET with ``timeout=`` is answered in the caller's thread;
+    a long poll, or any request while a fault plan has delays, in a helper thread."""
+    from pytest_etcd_discovery import DiscoveryApp
+
+    app = DiscoveryApp()
+    threads: list[tuple[str, str]] = []
+
+    def note(request: ServiceRequest) -> None:
+        threads.append((f"{request.path}?{request.query}", threading.current_thread().name))
+
+    app.before_request.append(note)
+    token = app.new_token(1)
+    caller = threading.current_thread().name
+    try:
+        with Interceptor(app, hosts=(HOST,)):
+            assert requests.get(f"{HOST}/{token}", timeout=5).status_code == 200
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                requests.get(f"{HOST}/{token}?wait=true", timeout=0.2)
+            rule = app.faults.delay(0.01, route="size")
+            assert requests.get(f"{HOST}/{token}/_config/size", timeout=5).text
+            assert rule.fired == 1
+    finally:
+        app.close()  # releases the abandoned long poll
+    helper = "etcd-discovery-inprocess"
+    assert threads == [
+        (f"/{token}?", caller),
+        (f"/{token}?wait=true", helper),
+        (f"/{token}/_config/size?", helper),
+    ]
