@@ -164,9 +164,12 @@ def _service_request(request: PreparedRequest) -> ServiceRequest:
     elif not isinstance(body, bytes):
         body = b"" if body is None else b"".join(body)  # an iterable of chunks
     parts = urlsplit(str(request.url))
+    path = parts.path or "/"
+    if "%" in path:  # requests sends the path escaped: bytes that are not UTF-8 stay escaped
+        path = unquote_to_bytes(path).decode("utf-8", "surrogateescape")
     return ServiceRequest(
         method=str(request.method),
-        path=unquote_to_bytes(parts.path or "/").decode("utf-8", "surrogateescape"),
+        path=path,
         query=parts.query,
         headers=[(k, v) for k, v in request.headers.items() if k.lower() != "content-length"],
         body=body,
