@@ -234,3 +234,29 @@ def test_help_exits_0(run: Callable[..., Fake]) -> None:
     code, stderr = fake.finish()
     assert code == 0 and stderr == ""
     assert "--public-url" in "".join(fake.stdout)
+
+
+# -- the keys API ------------------------------------------------------------------------------
+
+
+def test_keys_api_is_off_by_default_and_on_with_the_flag(run: Callable[..., Fake]) -> None:
+    off = run("--port", "0")
+    on = run("--port", "0", "--keys-api")
+    off_url, on_url = off.url(), on.url()
+    assert requests.get(f"{off_url}/v2/keys/", timeout=WAIT).text == "404 page not found\n"
+    put = requests.put(f"{on_url}/v2/keys/a", data={"value": "1"}, timeout=WAIT)
+    assert put.status_code == 201 and put.json()["node"]["key"] == "/a"
+    # On loopback, the keys API comes without a warning.
+    assert "warning" not in on.stop_output()
+
+
+def test_keys_api_beyond_loopback_warns(run: Callable[..., Fake]) -> None:
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails at once, so
+    # nothing listens beyond loopback; the warning comes first.
+    fake = run("--port", "0", "--host", "192.0.2.1", "--keys-api")
+    code, stderr = fake.finish()
+    assert code == 1
+    lines = stderr.splitlines()
+    assert lines[0].startswith("etcd-discovery-fake: warning: --keys-api on 192.0.2.1:")
+    assert "list and delete every token" in lines[0]
+    assert lines[-1].startswith("etcd-discovery-fake: error: cannot listen on 192.0.2.1:")
