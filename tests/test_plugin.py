@@ -43,16 +43,68 @@ def test_help_lists_every_option_and_ini_value(pytester: pytest.Pytester) -> Non
             "*--etcd-discovery-fake*",
             "*--etcd-discovery-profile*",
             "*--etcd-discovery-url=URL*",
+            "*--etcd-discovery-keys-api*",
         ]
     )
     for ini in (
         "etcd_discovery_fake",
         "etcd_discovery_profile",
         "etcd_discovery_url",
+        "etcd_discovery_keys_api",
         "etcd_discovery_hosts",
         "etcd_discovery_listen_host",
     ):
         result.stdout.fnmatch_lines([f"  {ini} *"])
+
+
+KEYS_API_TESTS = """
+import requests
+
+def test_keys(etcd_discovery):
+    reply = requests.put(etcd_discovery.url + "/v2/keys/a", data={"value": "1"}, timeout=5)
+    assert reply.status_code == EXPECTED, reply.text
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ((), 404),
+        (("--etcd-discovery-keys-api",), 201),
+        (("-o", "etcd_discovery_keys_api=true"), 201),
+    ],
+    ids=["default", "option", "ini"],
+)
+def test_keys_api_is_opt_in(pytester: pytest.Pytester, how: tuple[str, ...], expected: int) -> None:
+    """The real service answers 404 for /v2/keys; the fake serves it only when asked."""
+    pytester.makepyfile(KEYS_API_TESTS.replace("EXPECTED", str(expected)))
+    run(pytester, *how).assert_outcomes(passed=1)
+
+
+def test_keys_api_marker_is_per_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        def put(disco):
+            return requests.put(disco.url + "/v2/keys/a", data={"value": "1"}, timeout=5)
+
+        @pytest.mark.etcd_discovery(keys_api=True)
+        def test_on(etcd_discovery):
+            assert put(etcd_discovery).status_code == 201
+
+        def test_off_again(etcd_discovery):
+            assert put(etcd_discovery).status_code == 404
+
+        @pytest.mark.etcd_discovery(keys_api="yes")
+        def test_not_a_bool(etcd_discovery):
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*keys_api='yes'*must be True or False*"])
 
 
 def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
