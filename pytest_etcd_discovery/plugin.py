@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -25,6 +26,7 @@ from .service.profiles import PROFILES as _PROFILES
 # service.  Installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
     from .handle import EtcdDiscovery
+    from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer
     from .v2store.clock import ControllableClock
 
@@ -74,6 +76,7 @@ class _Session:
             raise pytest.UsageError(f"etcd_discovery_hosts: {exc}") from None
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
         self._servers: dict[str, DiscoveryServer] = {}
+        self._fronts: dict[str, DiscoveryFront] = {}
         self._lock = threading.Lock()
 
     @property
@@ -93,6 +96,22 @@ class _Session:
                 self._servers[profile] = server
             return server
 
+    def front(self, profile: str | None = None) -> DiscoveryFront:
+        """The TLS + proxy front of the live server for ``profile``, started on first
+        use with the session's test CA."""
+        from .transport.proxy import DiscoveryFront
+        from .transport.tls import session_ca
+
+        profile = profile or self.profile
+        server = self.server(profile)
+        with self._lock:
+            front = self._fronts.get(profile)
+            if front is None:
+                front = DiscoveryFront(server, self.hosts, session_ca(), host=self.listen_host)
+                front.start()
+                self._fronts[profile] = front
+            return front
+
     def started_url(self) -> str | None:
         server = self._servers.get(self.profile)
         return server.url if server is not None else None
@@ -100,6 +119,9 @@ class _Session:
     def close(self) -> None:
         with self._lock:
             servers, self._servers = list(self._servers.values()), {}
+            fronts, self._fronts = list(self._fronts.values()), {}
+        for front in fronts:
+            front.stop()
         for server in servers:
             server.stop()
 
@@ -362,6 +384,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         clock=clock,
         profile=profile,
         hosts=session.hosts,
+        front=partial(session.front, profile),
     )
     node.stash[_DISCO_KEY] = disco
     try:
