@@ -24,12 +24,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .fake import fake_discovery
     from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
     from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
     from .service.app import Call, DiscoveryApp
     from .service.faults import FaultPlan, FaultRule
     from .service.profiles import PROFILES, Profile
-    from .fake import fake_discovery
     from .transport.clients import DiscoveryHostGuardError
     from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer, ServerError

@@ -83,7 +83,7 @@ class _Running:
         return errors
 
 
-class fake_discovery:  # noqa: N801 - used like a function: ``with fake_discovery():``
+class fake_discovery:
     """A fake discovery service for a ``with`` block, a function or a TestCase class.
 
     :param profile: ``"etcd-v2"`` (the original service, default) or ``"discoveryserver"``.
@@ -124,7 +124,9 @@ class fake_discovery:  # noqa: N801 - used like a function: ``with fake_discover
 
     def __enter__(self) -> EtcdDiscovery:
         running = _Running(
-            self._options["profile"], self._hosts, self._options["listen_host"],
+            self._options["profile"],
+            self._hosts,
+            self._options["listen_host"],
             self._options["frozen"],
         )
         try:
@@ -157,7 +159,9 @@ class fake_discovery:  # noqa: N801 - used like a function: ``with fake_discover
             return self._decorate_case(target)  # type: ignore[return-value]
         if callable(target):
             return self._decorate_function(target)  # type: ignore[return-value]
-        raise TypeError(f"fake_discovery() decorates functions and TestCase classes, not {target!r}")
+        raise TypeError(
+            f"fake_discovery() decorates functions and TestCase classes, not {target!r}"
+        )
 
     def _fresh(self) -> fake_discovery:
         # Each call or test gets its own fake: decorators may run concurrently or nest.
@@ -191,7 +195,7 @@ class fake_discovery:  # noqa: N801 - used like a function: ``with fake_discover
         outer = self
 
         @functools.wraps(original)
-        def setUp(test: unittest.TestCase) -> None:  # noqa: N802 - unittest's name
+        def setUp(test: unittest.TestCase) -> None:
             fake = outer._fresh()
             setattr(test, ARG_NAME, fake.__enter__())
             # Cleanups run after tearDown, last added first: the fake outlives the test's
@@ -199,6 +203,5 @@ class fake_discovery:  # noqa: N801 - used like a function: ``with fake_discover
             test.addCleanup(fake.__exit__, None, None, None)
             original(test)
 
-        case.setUp = setUp  # type: ignore[method-assign]
+        case.setUp = setUp  # type: ignore[method-assign,assignment]
         return case
-

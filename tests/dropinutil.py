@@ -67,10 +67,18 @@ def fetch_urllib(method: str, url: str, form: dict[str, str] | None = None) -> R
         request.add_header(*next(iter(_FORM.items())))
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT) as reply:
-            return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read().decode()
+            return (
+                reply.status,
+                {k.lower(): v for k, v in reply.headers.items()},
+                reply.read().decode(),
+            )
     except urllib.error.HTTPError as error:
         with error:
-            return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read().decode()
+            return (
+                error.code,
+                {k.lower(): v for k, v in error.headers.items()},
+                error.read().decode(),
+            )
 
 
 def fetch_http_client(method: str, url: str, form: dict[str, str] | None = None) -> Reply:
@@ -108,10 +116,12 @@ def fetch_aiohttp(method: str, url: str, form: dict[str, str] | None = None) -> 
 
     async def run() -> Reply:
         timeout = aiohttp.ClientTimeout(total=_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.request(method, url, data=form) as reply:
-                text = await reply.text()
-                return reply.status, {k.lower(): v for k, v in reply.headers.items()}, text
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, url, data=form) as reply,
+        ):
+            text = await reply.text()
+            return reply.status, {k.lower(): v for k, v in reply.headers.items()}, text
 
     return asyncio.run(run())
 

@@ -257,7 +257,10 @@ def test_env_file_points_a_shell_at_the_fake(run: Callable[..., Fake], tmp_path:
     # What a shell suite does: `set -a; . fake.env; set +a`, then plain curl.
     script = f'set -a; . "{env_file}"; set +a; "{curl}" -sS --fail-with-body https://discovery.etcd.io/new?size=3'
     done = subprocess.run(
-        ["bash", "-c", script], capture_output=True, text=True, timeout=WAIT,
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
         env={"PATH": os.environ["PATH"]},
     )
     assert done.returncode == 0, done.stderr

@@ -217,4 +217,3 @@ def test_responses_activate_passes_discovery_hosts_through(etcd_discovery: EtcdD
     assert [(c.method, c.path, c.transport) for c in etcd_discovery.calls] == [
         ("GET", "/new", "live")
     ]
-

@@ -62,7 +62,10 @@ def test_intercept_false_leaves_the_process_alone_but_serves_children() -> None:
         assert socket.getaddrinfo is original
         done = subprocess.run(
             [curl, "-sS", "--fail-with-body", f"{PUBLIC}/new?size=3"],
-            env=disco.env(), capture_output=True, text=True, timeout=60,
+            env=disco.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(f"{PUBLIC}/")

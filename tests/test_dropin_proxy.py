@@ -81,8 +81,7 @@ def test_connect_to_a_discovery_host_is_served_by_the_fake_over_tls(
         context = front.ca.client_context()
         with context.wrap_socket(raw, server_hostname="discovery.etcd.io") as tls:
             tls.sendall(
-                b"GET /new?size=3 HTTP/1.1\r\nHost: discovery.etcd.io\r\n"
-                b"Connection: close\r\n\r\n"
+                b"GET /new?size=3 HTTP/1.1\r\nHost: discovery.etcd.io\r\nConnection: close\r\n\r\n"
             )
             status, body = _read_reply(tls)
     assert status == "HTTP/1.1 200 OK"
@@ -158,7 +157,9 @@ def test_a_client_that_does_not_trust_the_test_ca_fails_cleanly(front: Discovery
     with _connect(front) as raw:
         tls = front.ca.client_context().wrap_socket(raw, server_hostname="discovery.etcd.io")
         with tls:
-            tls.sendall(b"GET /health HTTP/1.1\r\nHost: discovery.etcd.io\r\nConnection: close\r\n\r\n")
+            tls.sendall(
+                b"GET /health HTTP/1.1\r\nHost: discovery.etcd.io\r\nConnection: close\r\n\r\n"
+            )
             assert _read_reply(tls)[0].startswith("HTTP/1.1 ")
 
 

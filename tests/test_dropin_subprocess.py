@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from dropinutil import require_tool
@@ -87,11 +88,11 @@ def test_env_points_children_at_the_front(etcd_discovery: EtcdDiscovery) -> None
         assert env[key] == front.proxy_url
     for key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         assert env[key] == etcd_discovery.ca_file
-    bundle = open(etcd_discovery.ca_file, encoding="utf-8").read()
+    bundle = Path(etcd_discovery.ca_file).read_text(encoding="utf-8")
     assert front.ca.ca_pem in bundle
     # The system roots are in the bundle too, so other hosts still verify.
     assert bundle.count("BEGIN CERTIFICATE") > 1
-    assert open(env["NODE_EXTRA_CA_CERTS"], encoding="utf-8").read() == front.ca.ca_pem
+    assert Path(env["NODE_EXTRA_CA_CERTS"]).read_text(encoding="utf-8") == front.ca.ca_pem
     # Loopback is never proxied; an entry that would exempt the discovery host is dropped
     # (its lookup would leave the machine), the rest of the caller's are kept.
     assert env["NO_PROXY"] == env["no_proxy"]
@@ -99,7 +100,7 @@ def test_env_points_children_at_the_front(etcd_discovery: EtcdDiscovery) -> None
     assert {"localhost", "127.0.0.1", "::1", "internal.example"} <= set(entries)
     assert "*.etcd.io" not in entries
     assert env["PATH"] == "/usr/bin"
-    assert f"ca_certificate = {etcd_discovery.ca_file}" in open(env["WGETRC"]).read()
+    assert f"ca_certificate = {etcd_discovery.ca_file}" in Path(env["WGETRC"]).read_text()
     # The default base is this process's environment.
     assert etcd_discovery.env()["PATH"] == os.environ["PATH"]
 
@@ -112,7 +113,10 @@ def test_another_host_through_the_proxy_is_tunnelled(etcd_discovery: EtcdDiscove
     env["NO_PROXY"] = env["no_proxy"] = ""
     done = subprocess.run(
         [curl, "-sS", "--fail-with-body", f"{etcd_discovery.url}/new?size=2"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(etcd_discovery.url + "/")

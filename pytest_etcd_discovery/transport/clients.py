@@ -63,9 +63,8 @@ class DiscoveryHostGuardError(socket.gaierror):
     def __init__(self, host: str, reason: str, served: Iterable[str]) -> None:
         self.host = host
         served_text = ", ".join(served) or "nothing"
-        message = (
-            f"etcd discovery fake: refused to look up {host!r} ({reason}); "
-            + _FIX.format(served=served_text)
+        message = f"etcd discovery fake: refused to look up {host!r} ({reason}); " + _FIX.format(
+            served=served_text
         )
         super().__init__(socket.EAI_NONAME, message)
 
@@ -128,7 +127,9 @@ class ClientCover:
         number = _port_number(port)
         served = self.hosts.served(name)
         if number is not None and self.hosts.scheme(name, number) is None:
-            raise DiscoveryHostGuardError(f"{name}:{number}", "a port the fake does not serve", served)
+            raise DiscoveryHostGuardError(
+                f"{name}:{number}", "a port the fake does not serve", served
+            )
         if family not in (socket.AF_UNSPEC, socket.AF_INET):
             raise DiscoveryHostGuardError(name, "IPv6 only; the fake listens on IPv4", served)
         kind = type or socket.SOCK_STREAM
@@ -136,8 +137,13 @@ class ClientCover:
             raise DiscoveryHostGuardError(name, "not a TCP lookup", served)
         canonical = name if flags & socket.AI_CANONNAME else ""
         return [
-            (socket.AF_INET, socket.SOCK_STREAM, proto or socket.IPPROTO_TCP, canonical,
-             (SENTINEL, number or 0))
+            (
+                socket.AF_INET,
+                socket.SOCK_STREAM,
+                proto or socket.IPPROTO_TCP,
+                canonical,
+                (SENTINEL, number or 0),
+            )
         ]
 
     def trust(self, context: ssl.SSLContext, server_hostname: str) -> None:
@@ -232,7 +238,8 @@ def _gethostbyname(hostname: str) -> str:
     if cover is None:
         return _real_gethostbyname(hostname)
     raise DiscoveryHostGuardError(
-        hostname, "gethostbyname carries no port, so the connection cannot be served",
+        hostname,
+        "gethostbyname carries no port, so the connection cannot be served",
         cover.hosts.served(hostname),
     )
 
@@ -242,7 +249,8 @@ def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
     if cover is None:
         return _real_gethostbyname_ex(hostname)
     raise DiscoveryHostGuardError(
-        hostname, "gethostbyname_ex carries no port, so the connection cannot be served",
+        hostname,
+        "gethostbyname_ex carries no port, so the connection cannot be served",
         cover.hosts.served(hostname),
     )
 
@@ -304,7 +312,11 @@ def _wrap_bio(
 def _trust(context: ssl.SSLContext, server_side: bool, server_hostname: Any) -> None:
     if server_side or not server_hostname or not _stack:
         return
-    name = server_hostname.decode("ascii", "replace") if isinstance(server_hostname, bytes) else server_hostname
+    name = (
+        server_hostname.decode("ascii", "replace")
+        if isinstance(server_hostname, bytes)
+        else server_hostname
+    )
     _stack[-1].trust(context, name)
 
 
@@ -322,7 +334,9 @@ _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
 #: Names the patched classes did not define themselves (``connect`` is inherited from
 #: ``_socket.socket``): removed again rather than left as copies.
 _INHERITED = {
-    (owner, name) for owner, name, _, _ in _PATCHES if isinstance(owner, type) and name not in vars(owner)
+    (owner, name)
+    for owner, name, _, _ in _PATCHES
+    if isinstance(owner, type) and name not in vars(owner)
 }
 
 
