@@ -242,7 +242,7 @@ def test_help_exits_0(run: Callable[..., Fake]) -> None:
 
 def test_env_file_points_a_shell_at_the_fake(run: Callable[..., Fake], tmp_path: Path) -> None:
     env_file = tmp_path / "fake.env"
-    fake = run("--port", "0", "--env-file", str(env_file))
+    fake = run("--port", "0", "--env-file", str(env_file), "--host-url", "http://disco.test:8087")
     fake.url()  # printed after the env file is written: both ports accept connections now
     values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
     assert values["HTTPS_PROXY"] == values["https_proxy"] == values["HTTP_PROXY"]
@@ -255,16 +255,20 @@ def test_env_file_points_a_shell_at_the_fake(run: Callable[..., Fake], tmp_path:
     if curl is None:
         pytest.skip("real binaries missing: curl")
     # What a shell suite does: `set -a; . fake.env; set +a`, then plain curl.
-    script = f'set -a; . "{env_file}"; set +a; "{curl}" -sS --fail-with-body https://discovery.etcd.io/new?size=3'
-    done = subprocess.run(
-        ["bash", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        env={"PATH": os.environ["PATH"]},
-    )
-    assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"https://discovery\.etcd\.io/[a-f0-9]{32}", done.stdout)
+    for url, expected in (
+        ("https://discovery.etcd.io/new?size=3", r"https://discovery\.etcd\.io/[a-f0-9]{32}"),
+        ("http://disco.test:8087/new?size=3", r"http://disco\.test:8087/[a-f0-9]{32}"),
+    ):
+        script = f'set -a; . "{env_file}"; set +a; "{curl}" -sS --fail-with-body "{url}"'
+        done = subprocess.run(
+            ["bash", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env={"PATH": os.environ["PATH"]},
+        )
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(expected, done.stdout)
     bundle_dir = Path(values["SSL_CERT_FILE"]).parent
     assert fake.stop() == 0
     fake.finish()

@@ -5,6 +5,7 @@ fixture's :class:`EtcdDiscovery`."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import unittest
@@ -136,3 +137,25 @@ def test_bad_arguments() -> None:
         fake_discovery(profile="nope")
     with pytest.raises(TypeError):
         fake_discovery()(42)  # type: ignore[arg-type]
+
+
+def test_a_proxy_in_this_process_is_bypassed_for_discovery_hosts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy on loopback's discard port: a request sent to it would fail at once.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.delenv("no_proxy", raising=False)
+    with fake_discovery():
+        assert os.environ["NO_PROXY"].split(",") == ["internal.example", "discovery.etcd.io"]
+        with urllib.request.urlopen(f"{PUBLIC}/new?size=3", timeout=10) as reply:
+            assert reply.read().decode().startswith(PUBLIC)
+    assert os.environ["NO_PROXY"] == "internal.example"
+    assert "no_proxy" not in os.environ
+
+
+def test_extra_hosts_are_served_over_their_scheme() -> None:
+    with fake_discovery(hosts=["http://discovery.internal:8087"]) as disco:
+        with urllib.request.urlopen("http://discovery.internal:8087/new?size=2", timeout=10) as r:
+            assert r.read().decode().startswith("http://discovery.internal:8087/")
+        assert disco.hosts == ("https://discovery.etcd.io", "http://discovery.internal:8087")
