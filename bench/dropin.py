@@ -59,15 +59,22 @@ def _read_all(sock: socket.socket) -> bytes:
     return data
 
 
+def _connect(address: tuple[str, int]) -> socket.socket:
+    # TCP_NODELAY, as urllib3, curl and Go set it on their connections.
+    sock = socket.create_connection(address, timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 def _plain(live: tuple[str, int]) -> None:
-    with socket.create_connection(live, timeout=10) as sock:
+    with _connect(live) as sock:
         sock.sendall(_HEALTH)
         _read_all(sock)
 
 
 def _tls_direct(front: DiscoveryFront, context: ssl.SSLContext) -> None:
     with (
-        socket.create_connection(front.address, timeout=10) as raw,
+        _connect(front.address) as raw,
         context.wrap_socket(raw, server_hostname="discovery.etcd.io") as tls,
     ):
         tls.sendall(_HEALTH)
@@ -75,7 +82,7 @@ def _tls_direct(front: DiscoveryFront, context: ssl.SSLContext) -> None:
 
 
 def _tls_proxied(front: DiscoveryFront, context: ssl.SSLContext) -> None:
-    with socket.create_connection(front.address, timeout=10) as raw:
+    with _connect(front.address) as raw:
         raw.sendall(b"CONNECT discovery.etcd.io:443 HTTP/1.1\r\nHost: discovery.etcd.io\r\n\r\n")
         head = b""
         while not head.endswith(b"\r\n\r\n"):
