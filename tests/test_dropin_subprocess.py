@@ -84,7 +84,7 @@ def test_seed_article_flow(tool: str, etcd_discovery: EtcdDiscovery) -> None:
 def test_env_points_children_at_the_front(etcd_discovery: EtcdDiscovery) -> None:
     env = etcd_discovery.env({"PATH": "/usr/bin", "NO_PROXY": "*.etcd.io,internal.example"})
     front = etcd_discovery.front
-    for key in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+    for key in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ETCD_DISCOVERY_PROXY"):
         assert env[key] == front.proxy_url
     for key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         assert env[key] == etcd_discovery.ca_file

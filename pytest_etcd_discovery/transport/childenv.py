@@ -13,7 +13,10 @@ programs read:
   bundle of the system roots plus the test CA, so other hosts still verify;
   ``NODE_EXTRA_CA_CERTS``: the test CA (Node adds it to its own roots);
 - ``WGETRC``: a wgetrc naming the bundle (GnuTLS builds of wget read no variable for
-  it), with the caller's own wgetrc read first.
+  it), with the caller's own wgetrc read first;
+- ``ETCD_DISCOVERY_PROXY``: etcd's ``--discovery-proxy`` flag as a variable, because
+  etcd's discovery client ignores ``HTTPS_PROXY`` (it would look the host up in DNS and
+  go to the public service); a ``--discovery-proxy`` on etcd's command line still wins.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ def env_additions(front: DiscoveryFront, base: Mapping[str, str] | None = None) 
         CURL_CA_BUNDLE=bundle,
         NODE_EXTRA_CA_CERTS=str(front.ca.ca_cert_file),
         WGETRC=str(_wgetrc(front, base)),
+        ETCD_DISCOVERY_PROXY=proxy,
     )
     return values
 

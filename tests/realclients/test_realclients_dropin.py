@@ -8,11 +8,14 @@ certificate, and registers through the fake.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from realstack import ClusterFactory
 
 from pytest_etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery.real.cluster import DiscoveryCluster
+from pytest_etcd_discovery.real.processes import EtcdProcess
 
 PUBLIC = "https://discovery.etcd.io"
 
@@ -43,3 +46,17 @@ def test_cluster_bootstraps_through_the_front(
     # Every member's discovery traffic came through the front, over TLS, to the fake.
     puts = [c for c in etcd_discovery.calls if c.method == "PUT"]
     assert len(puts) == 3 and {c.transport for c in puts} == {"live"}
+
+
+@pytest.mark.etcd_discovery
+def test_a_member_started_with_env_alone(
+    etcd_discovery: EtcdDiscovery, etcd_binaries: None, tmp_path: Path
+) -> None:
+    # No --discovery-proxy flag: env()'s ETCD_DISCOVERY_PROXY and SSL_CERT_FILE suffice.
+    token_url = etcd_discovery.new_token(1, base_url=PUBLIC)
+    member = EtcdProcess("solo", tmp_path / "solo.etcd", extra_args=["--discovery", token_url])
+    member.env = etcd_discovery.env()  # as given: EtcdProcess would drop ETCD_* variables
+    with member:
+        member.wait_ready(60)
+    assert etcd_discovery.token(token_url).names == ["solo"]
+    assert {c.transport for c in etcd_discovery.calls} == {"live"}
