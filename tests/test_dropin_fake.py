@@ -159,3 +159,21 @@ def test_extra_hosts_are_served_over_their_scheme() -> None:
         with urllib.request.urlopen("http://discovery.internal:8087/new?size=2", timeout=10) as r:
             assert r.read().decode().startswith("http://discovery.internal:8087/")
         assert disco.hosts == ("https://discovery.etcd.io", "http://discovery.internal:8087")
+
+
+def test_a_discovery_host_given_as_an_ip_address() -> None:
+    # A self-hosted service named by address: clients that skip the resolver for IP
+    # literals (asyncio) are routed to the fake by the connect.
+    aiohttp = pytest.importorskip("aiohttp")
+
+    async def get(url: str) -> str:
+        async with aiohttp.ClientSession() as session, session.get(url) as reply:
+            return await reply.text()
+
+    # A loopback address nothing listens on: a miss is refused here, never sent out.
+    with fake_discovery(hosts=["http://127.0.0.99:8087"]) as disco:
+        body = asyncio.run(get("http://127.0.0.99:8087/new?size=3"))
+        assert body.startswith("http://127.0.0.99:8087/")
+        with urllib.request.urlopen("http://127.0.0.99:8087/health", timeout=10) as reply:
+            assert reply.status == 200
+        assert [c.path for c in disco.calls] == ["/new", "/health"]

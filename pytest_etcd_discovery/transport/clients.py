@@ -25,6 +25,7 @@ or with a lookup that cannot carry a port (``gethostbyname``) fails at once with
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import ssl
@@ -85,6 +86,8 @@ class ClientCover:
 
     def __init__(self, hosts: Iterable[str] | HostMap, front: Callable[[], DiscoveryFront]) -> None:
         self.hosts = hosts if isinstance(hosts, HostMap) else HostMap(hosts)
+        #: Discovery hosts written as IP addresses (rare: a self-hosted service).
+        self.ip_hosts = frozenset(n for n in self.hosts.names if _is_ip(n))
         self._front = front
         self._trusted: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
         self._saved_no_proxy: dict[str, str | None] | None = None
@@ -189,6 +192,14 @@ def active_cover() -> ClientCover | None:
     return _stack[-1] if _stack else None
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _port_number(port: Any) -> int | None:
     if port is None:
         return None  # a bare name lookup: the connect decides
@@ -256,8 +267,16 @@ def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
 
 
 def _redirect(address: Any) -> Any:
-    if type(address) is tuple and len(address) == 2 and address[0] == SENTINEL and _stack:
-        return _stack[-1].front_address()
+    if type(address) is not tuple or len(address) != 2 or not _stack:
+        return address
+    cover = _stack[-1]
+    host, port = address
+    if host == SENTINEL:
+        return cover.front_address()
+    if host in cover.ip_hosts and cover.hosts.scheme(host, port) is not None:
+        # A discovery host given as an IP address: clients connect to it without asking
+        # the resolver (asyncio skips getaddrinfo for literals).
+        return cover.front_address()
     return address
 
 
