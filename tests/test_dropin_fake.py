@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 import requests
-from dropinutil import require_tool
+from dropinutil import require_module, require_tool
 
 from pytest_etcd_discovery import EtcdDiscovery, fake_discovery
 from pytest_etcd_discovery.transport import clients
@@ -92,7 +92,7 @@ def test_function_decorator_passes_the_handle() -> None:
 
 
 def test_async_function_decorator() -> None:
-    httpx = pytest.importorskip("httpx")
+    httpx = require_module("httpx")
 
     @fake_discovery()
     async def provision(etcd_discovery: EtcdDiscovery) -> tuple[str, int]:
@@ -164,7 +164,7 @@ def test_extra_hosts_are_served_over_their_scheme() -> None:
 def test_a_discovery_host_given_as_an_ip_address() -> None:
     # A self-hosted service named by address: clients that skip the resolver for IP
     # literals (asyncio) are routed to the fake by the connect.
-    aiohttp = pytest.importorskip("aiohttp")
+    aiohttp = require_module("aiohttp")
 
     async def get(url: str) -> str:
         async with aiohttp.ClientSession() as session, session.get(url) as reply:
