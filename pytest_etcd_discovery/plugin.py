@@ -156,8 +156,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "etcd_discovery_fake",
         "bool",
         action="store_true",
-        help="serve requests calls to https://discovery.etcd.io (and etcd_discovery_hosts) "
-        "from the fake, in every test",
+        help="serve calls to https://discovery.etcd.io (and etcd_discovery_hosts) from the "
+        "fake, in every test (requests in-process, other clients over TLS)",
     )
     _add_option_ini(
         parser,
@@ -336,9 +336,13 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     - ``.clock``: ``advance(seconds)``, ``freeze()``; expiring keys wake their watchers.
     - ``.calls``: the request journal (live and in-process); ``.snapshot()``/``.restore()``.
     - ``.faults``: inject failures (5xx, delays, drops) for this test only.
-    - ``with etcd_discovery.intercept(): ...``: serve ``requests`` calls to
-      ``https://discovery.etcd.io`` from this fake (automatic with
-      ``--etcd-discovery-fake`` or the ``etcd_discovery`` marker).
+    - ``with etcd_discovery.intercept(): ...``: serve calls to ``https://discovery.etcd.io``
+      from this fake (automatic with ``--etcd-discovery-fake`` or the ``etcd_discovery``
+      marker): ``requests`` in-process, ``urllib``, ``http.client``, ``httpx``, ``aiohttp``
+      over TLS with a test CA.
+    - ``.env()``: the environment for a child process (``curl``, ``etcd``) that should
+      reach the fake at ``https://discovery.etcd.io``; ``.ca_file``: the CA bundle;
+      ``.add_to(mock)``: let your own ``responses`` mock pass the discovery hosts through.
 
     With ``--etcd-discovery-url`` it talks to that real service instead, and the helpers
     that need the fake's insides skip the test.
