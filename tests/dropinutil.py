@@ -13,6 +13,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -111,13 +112,22 @@ def fetch_httpx_async(method: str, url: str, form: dict[str, str] | None = None)
     return asyncio.run(run())
 
 
-def fetch_aiohttp(method: str, url: str, form: dict[str, str] | None = None) -> Reply:
+def fetch_aiohttp(
+    method: str, url: str, form: dict[str, str] | None = None, resolver: str | None = None
+) -> Reply:
+    """aiohttp with its default resolver (``AsyncResolver`` when aiodns is installed,
+    else ``ThreadedResolver``), or the one named."""
     aiohttp = require_module("aiohttp")
+    if resolver == "AsyncResolver":
+        require_module("aiodns")
 
     async def run() -> Reply:
         timeout = aiohttp.ClientTimeout(total=_TIMEOUT)
+        connector = (
+            aiohttp.TCPConnector(resolver=getattr(aiohttp, resolver)()) if resolver else None
+        )
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
             session.request(method, url, data=form) as reply,
         ):
             text = await reply.text()
@@ -134,4 +144,6 @@ CLIENTS: dict[str, Fetch] = {
     "httpx.Client": fetch_httpx,
     "httpx.AsyncClient": fetch_httpx_async,
     "aiohttp": fetch_aiohttp,
+    "aiohttp+ThreadedResolver": partial(fetch_aiohttp, resolver="ThreadedResolver"),
+    "aiohttp+AsyncResolver (aiodns)": partial(fetch_aiohttp, resolver="AsyncResolver"),
 }

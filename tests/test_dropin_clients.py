@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -112,6 +113,16 @@ def test_no_lookup_of_a_discovery_host_leaves(
 
     # Whatever reaches the real resolver is recorded; the discovery host must not.
     monkeypatch.setattr(clients, "_real_getaddrinfo", recording)
+    aiodns = sys.modules.get("aiodns")
+    if aiodns is not None:
+        # c-ares (aiohttp's AsyncResolver) must not be asked either.
+        real_aiodns = aiodns.DNSResolver.getaddrinfo
+
+        def recording_aiodns(self: Any, host: str, *args: Any, **kwargs: Any) -> Any:
+            asked.append(host)
+            return real_aiodns(self, host, *args, **kwargs)
+
+        monkeypatch.setattr(aiodns.DNSResolver, "getaddrinfo", recording_aiodns)
     status, _, body = CLIENTS[client]("GET", f"{PUBLIC}/new?size=3", None)
     assert status == 200 and TOKEN_URL.fullmatch(body)
     for spelling in ("discovery.etcd.io", "DISCOVERY.etcd.IO.", b"discovery.etcd.io"):

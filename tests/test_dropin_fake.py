@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import unittest
 import urllib.request
 
@@ -177,3 +178,29 @@ def test_a_discovery_host_given_as_an_ip_address() -> None:
         with urllib.request.urlopen("http://127.0.0.99:8087/health", timeout=10) as reply:
             assert reply.status == 200
         assert [c.path for c in disco.calls] == ["/new", "/health"]
+
+
+def test_aiohttp_imported_while_the_fake_is_on() -> None:
+    # aiohttp's resolver is covered when aiohttp is first imported inside the block (a
+    # fresh interpreter, so nothing imported it before).
+    require_module("aiohttp")
+    script = """
+import asyncio, sys
+from pytest_etcd_discovery import fake_discovery
+with fake_discovery():
+    import aiohttp
+    async def main():
+        async with aiohttp.ClientSession() as s, s.get("https://discovery.etcd.io/new?size=3") as r:
+            print(type(s.connector._resolver).__name__, await r.text())
+    asyncio.run(main())
+print("aiohttp.resolver" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    resolver, url = first.split()
+    assert resolver in ("AsyncResolver", "ThreadedResolver")
+    assert url.startswith(f"{PUBLIC}/")
+    assert second == "True"

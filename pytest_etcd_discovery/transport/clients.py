@@ -9,7 +9,8 @@ library that only ever act on the discovery hosts:
 1. **Name resolution.** :func:`socket.getaddrinfo` answers a discovery host name with a
    reserved loopback address (:data:`SENTINEL`) and the port asked for; no DNS query for
    that name is ever sent.  asyncio's resolver calls the same function, so ``aiohttp``
-   and ``httpx.AsyncClient`` get the same answer.
+   and ``httpx.AsyncClient`` get the same answer; aiohttp's ``AsyncResolver`` (its
+   default when ``aiodns`` is installed) gets it too.
 2. **Connecting.** :meth:`socket.socket.connect` (and ``connect_ex``) to the sentinel
    address goes to the fake's TLS front (:mod:`.proxy`) instead, whatever port the client
    kept (``anyio`` keeps the port it was given, not the resolved one).
@@ -25,11 +26,15 @@ or with a lookup that cannot carry a port (``gethostbyname``) fails at once with
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import ipaddress
 import os
 import socket
 import ssl
+import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -359,9 +364,89 @@ _INHERITED = {
 }
 
 
+# -- aiohttp with aiodns: its AsyncResolver asks c-ares, not socket.getaddrinfo ----------
+#
+# aiohttp makes AsyncResolver its default resolver when aiodns is installed (as with
+# ``aiohttp[speedups]``); c-ares would send a real DNS query for the discovery host and
+# the connection would bypass the front.  Its ``resolve`` is covered too: now if aiohttp
+# is loaded, or as soon as it is imported while the fake is on.
+
+_AIOHTTP_RESOLVER = "aiohttp.resolver"
+_aiohttp_original: Any = None
+
+
+def _patch_aiohttp(module: Any) -> None:
+    global _aiohttp_original
+    resolver = getattr(module, "AsyncResolver", None)
+    if resolver is None or _aiohttp_original is not None:
+        return
+    original = resolver.resolve
+
+    async def resolve(
+        self: Any, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[dict[str, Any]]:
+        cover = _cover_for(host)
+        if cover is None:
+            return await original(self, host, port, family)  # type: ignore[no-any-return]
+        return [
+            {
+                "hostname": host,
+                "host": address[0],
+                "port": address[1],
+                "family": found_family,
+                "proto": proto,
+                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            }
+            for found_family, _, proto, _, address in cover.resolve(
+                host, port, family, socket.SOCK_STREAM, 0, 0
+            )
+        ]
+
+    _aiohttp_original = original
+    resolver.resolve = resolve
+
+
+def _unpatch_aiohttp() -> None:
+    global _aiohttp_original
+    module = sys.modules.get(_AIOHTTP_RESOLVER)
+    if _aiohttp_original is not None and module is not None:
+        module.AsyncResolver.resolve = _aiohttp_original
+    _aiohttp_original = None
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Covers aiohttp's resolver when it is first imported while the fake is on."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != _AIOHTTP_RESOLVER:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader = spec.loader
+        run = loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            run(module)
+            with _lock:
+                if _stack:
+                    _patch_aiohttp(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+_import_hook = _PatchOnImport()
+
+
 def _install() -> None:
     for owner, name, patched, _ in _PATCHES:
         setattr(owner, name, patched)
+    module = sys.modules.get(_AIOHTTP_RESOLVER)
+    if module is not None:
+        _patch_aiohttp(module)
+    elif _import_hook not in sys.meta_path:
+        sys.meta_path.insert(0, _import_hook)
 
 
 def _uninstall() -> None:
@@ -371,3 +456,6 @@ def _uninstall() -> None:
                 delattr(owner, name)
             else:
                 setattr(owner, name, original)
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(_import_hook)
+    _unpatch_aiohttp()
