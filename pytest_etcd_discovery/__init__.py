@@ -8,7 +8,12 @@ bootstrap clusters through it. Its parts:
   (``handle(ServiceRequest) -> Reply``); :class:`DiscoveryApp`: the same as a WSGI app;
 - :class:`DiscoveryServer`: the app on a loopback socket;
 - :class:`EtcdDiscovery`: what the ``etcd_discovery`` fixture hands a test;
-- :class:`DiscoveryCluster`: real etcd members bootstrapping through a discovery URL.
+- :class:`DiscoveryCluster`: real etcd members bootstrapping through a discovery URL;
+- :func:`fake_discovery`: the fake outside pytest (``with``, function and TestCase
+  decorator), handing out the same :class:`EtcdDiscovery`;
+- :class:`DiscoveryFront`: the TLS + proxy front that answers ``https://discovery.etcd.io``
+  itself; :class:`DiscoveryHostGuardError`: a discovery host asked for in a way the fake
+  cannot serve.
 
 Names load on first use (PEP 562), so that pytest loading the plugin does not import
 werkzeug, requests and responses for test runs that never use the fake.
@@ -20,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .fake import fake_discovery
     from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
     from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
     from .service.app import DiscoveryApp
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
     from .service.http import Reply, ServiceRequest
     from .service.journal import Call
     from .service.profiles import PROFILES, Profile
+    from .transport.clients import DiscoveryHostGuardError
+    from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer, ServerError
     from .v2store.clock import Clock, ControllableClock, SystemClock
     from .v2store.errors import EtcdError
@@ -59,6 +67,9 @@ _WHERE = {
     "PROFILES": "service.profiles",
     "Profile": "service.profiles",
     "DiscoveryServer": "transport.server",
+    "DiscoveryFront": "transport.proxy",
+    "DiscoveryHostGuardError": "transport.clients",
+    "fake_discovery": "fake",
     "ServerError": "transport.server",
     "Store": "v2store.store",
     "Watcher": "v2store.watchers",
@@ -73,6 +84,8 @@ __all__ = [
     "DiscoveryApp",
     "DiscoveryCluster",
     "DiscoveryError",
+    "DiscoveryFront",
+    "DiscoveryHostGuardError",
     "DiscoveryServer",
     "DiscoveryService",
     "EtcdDiscovery",
@@ -91,6 +104,7 @@ __all__ = [
     "TokenView",
     "Watcher",
     "etcd_member_id",
+    "fake_discovery",
 ]
 __version__ = "0.1.0"
 
