@@ -25,3 +25,17 @@ def test_public_names_load_on_first_use() -> None:
     for name in package.__all__:
         assert getattr(package, name) is not None
     assert set(package.__all__) <= set(dir(package))
+
+
+def test_the_service_and_the_command_load_no_http_client() -> None:
+    """The service (faults included) and the standalone command import neither
+    ``requests`` nor ``urllib3`` nor ``responses``: only in-process interception does."""
+    code = (
+        "import sys, pytest_etcd_discovery.__main__, pytest_etcd_discovery.service.faults,"
+        " pytest_etcd_discovery.service.app;"
+        "print(sorted(m for m in ('requests', 'urllib3', 'responses') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
