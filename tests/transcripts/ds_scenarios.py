@@ -51,7 +51,7 @@ def token_members(d: Recorder) -> None:
     d.get(f"/{t}/m4", expect=200)
     # A PUT with etcd parameters: all ignored, a plain set.
     d.put(f"/{t}/m3", data={"value": "c", "prevExist": "false", "dir": "true"}, expect=200)
-    d.put(f"/{t}/m3", params={"prevValue": "nope", "prevIndex": "1"}, data={"value": "d"})
+    d.put(f"/{t}/m3", params={"prevValue": "nope", "prevIndex": d.idx(1)}, data={"value": "d"})
     # Members cannot be deleted (the service deletes as a directory).
     d.delete(f"/{t}/m1", expect=400)
     d.get(f"/{t}/m1", expect=200)
