@@ -7,7 +7,10 @@ The operations, index rules, errors and events follow etcd 3.4's ``v2store``
 2. create/set give a node ``createdIndex = modifiedIndex = index``; update and
    compare-and-swap move only ``modifiedIndex``;
 3. TTLs are absolute expiry instants on the injected clock; a key expires at
-   exactly its instant, producing an ``expire`` event that wakes its watchers;
+   exactly its instant, producing an ``expire`` event that wakes its watchers --
+   except a key whose instant had passed when it was written (``ttl=0``): etcd
+   removes expired keys only in a sweep (every 500 ms), so such a key stays readable,
+   its expiration in the past, until the next sweep on the store's clock;
 4. ``refresh`` rewrites the TTL and bumps the index but notifies no watcher.
 
 A store built with :data:`~.rules.V2_OVER_V3` answers as etcd's v2 API over v3 does
@@ -41,6 +44,9 @@ from .ttl_heap import TTLKeyHeap
 from .watchers import Watcher, WatcherHub
 
 MIN_EXPIRE_NS = 946_684_800 * NS_PER_S  # 2000-01-01T00:00:00Z, etcd's minExpireTime
+#: etcd 3.4's leader proposes a SYNC every 500 ms while its v2 store has TTL keys
+#: (EtcdServer.SyncTicker); applying it runs DeleteExpiredKeys(the SYNC's time).
+SWEEP_INTERVAL_NS = 500_000_000
 
 
 def _wrap64(value: int) -> int:
@@ -97,6 +103,7 @@ class Store:
         self._ttl = TTLKeyHeap()
         self._closed = False
         self._reaper: threading.Thread | None = None
+        self._sweep_anchor = self.clock.now_ns()  # the sweeps tick from the store's start
         if isinstance(self.clock, ControllableClock):
             self.clock.subscribe(self._clock_moved)
 
@@ -240,7 +247,7 @@ class Store:
             if not node.is_dir:
                 node.value = value
                 node.modified_index = nxt
-            self._update_ttl(node, self._expire_at(ttl, now))
+            self._update_ttl(node, self._expire_at(ttl, now), now)
             view: View = {"key": path}
             if node.is_dir:
                 view["dir"] = True
@@ -277,7 +284,7 @@ class Store:
             prev = node.view(now)
             node.value = value
             node.modified_index = self._index
-            self._update_ttl(node, self._expire_at(ttl, now))
+            self._update_ttl(node, self._expire_at(ttl, now), now)
             event = Event(COMPARE_AND_SWAP, node.view(now), prev, etcd_index=self._index)
             self._publish(event, refresh)
             return event
@@ -353,7 +360,8 @@ class Store:
         now = self._now()
         while True:
             node = self._ttl.top()
-            if node is None or node.expire_ns is None or node.expire_ns > now:
+            removal = None if node is None else node.removal_ns
+            if node is None or removal is None or removal > now:
                 return now
             self._ttl.pop()
             self._index += 1
@@ -368,8 +376,18 @@ class Store:
             self._remove(node, event, dir=True, recursive=True)
             self.hub.notify(event)
 
-    def _update_ttl(self, node: Node, expire_ns: int | None) -> None:
+    def _next_sweep(self, now: int) -> int:
+        """The first expiry sweep strictly after ``now``."""
+        return now + SWEEP_INTERVAL_NS - (now - self._sweep_anchor) % SWEEP_INTERVAL_NS
+
+    def _set_expiry(self, node: Node, expire_ns: int | None, now: int) -> None:
         node.expire_ns = expire_ns
+        # Already past at the write: only the next sweep removes it.
+        passed = expire_ns is not None and expire_ns <= now
+        node.reap_ns = self._next_sweep(now) if passed else None
+
+    def _update_ttl(self, node: Node, expire_ns: int | None, now: int) -> None:
+        self._set_expiry(node, expire_ns, now)
         if expire_ns is None:
             self._ttl.remove(node)
         else:
@@ -498,7 +516,8 @@ class Store:
                 raise EtcdError(errors.NOT_FILE, path, cur)
             prev = existing.view(now)
             self._detach(existing)
-        node = Node(path, nxt, parent, value=value, is_dir=is_dir, expire_ns=expire_ns)
+        node = Node(path, nxt, parent, value=value, is_dir=is_dir)
+        self._set_expiry(node, expire_ns, now)
         if existing is not None and self.rules.keeps_created_index:
             node.created_index = existing.created_index
         parent.children[name] = node
