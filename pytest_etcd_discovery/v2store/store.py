@@ -360,8 +360,10 @@ class Store:
         now = self._now()
         while True:
             node = self._ttl.top()
-            removal = None if node is None else node.removal_ns
-            if node is None or removal is None or removal > now:
+            if node is None or node.expire_ns is None:
+                return now
+            removal = node.removal_ns
+            if removal is None or removal > now:
                 return now
             self._ttl.pop()
             self._index += 1

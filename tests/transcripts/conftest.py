@@ -11,7 +11,7 @@ import pytest
 # The conformance harness (recorder, normalisation, diff) is shared with tests/conformance.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "conformance"))
 
-from pytest_etcd_discovery.transport.server import DiscoveryServer  # noqa: E402
+from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 
 @pytest.fixture(scope="module")

@@ -181,8 +181,14 @@ def bad_input(d: Recorder) -> None:
     d.request("POST", f"/{t}/m", expect=405)
     d.request("PATCH", f"/{t}/m", expect=405)
     d.request("HEAD", f"/{t}", expect=405)
-    d.put(f"/{t}/m", data="value=%zz", headers={"Content-Type": "application/x-www-form-urlencoded"})
-    d.put(f"/{t}/m2", data="value=a&value=b", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    d.put(
+        f"/{t}/m", data="value=%zz", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    d.put(
+        f"/{t}/m2",
+        data="value=a&value=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     d.get(f"/{t}/m2", expect=200)
     d.put(f"/{t}/%5Fhidden", data={"value": "x"})
     d.get(f"/{t}", expect=200)

@@ -8,6 +8,7 @@ profile; the normalised transcripts must be equal, step for step.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,10 @@ def test_fake_replays_recorded_transcript(name: str, fake_ds_server: DiscoverySe
     # Through JSON, as the recording went (tuples become lists and so on).
     steps = json.loads(json.dumps(steps))
     if steps != recorded["steps"]:
-        divergent = sum(a != b for a, b in zip(recorded["steps"], steps)) + abs(
-            len(steps) - len(recorded["steps"])
-        )
+        pairs = itertools.zip_longest(recorded["steps"], steps)
+        divergent = sum(a != b for a, b in pairs)
         pytest.fail(
-            f"{divergent} divergent steps ({recorded['recorded_from']} vs the fake):\n"
+            f"{divergent} divergent steps (recorded from {recorded['recorded_from']}):\n"
             + diff("recorded", recorded["steps"], "fake", steps),
             pytrace=False,
         )
