@@ -209,6 +209,23 @@ def ttls(d: Recorder) -> None:
     d.get(f"/{t}", params={"recursive": "true"}, expect=200)
 
 
+def values_and_live_deletes(d: Recorder) -> None:
+    """Odd values (Go's JSON escapes), a stream watch, a live watch on a deleted _config."""
+    t = d.new_token(3)
+    d.put(f"/{t}/m1", data={"value": "<a href='x'>&</a>\u2028\n\t\"q\" é"}, expect=200)  # I+2
+    d.put(f"/{t}/m2", data={"value": "v" * 300}, expect=200)  # I+3
+    d.get(f"/{t}", params={"recursive": "true"}, expect=200)
+    # stream=true is not passed on: one event, then the reply ends.
+    d.watch(f"/{t}", {"waitIndex": d.idx(2), "recursive": "true", "stream": "true"}).result()
+    exact = d.watch(f"/{t}/_config/size", {"waitIndex": d.idx(4)}, registered=True)
+    below = d.watch(f"/{t}/_config", {"waitIndex": d.idx(4), "recursive": "true"}, registered=True)
+    d.delete(f"/{t}/_config", expect=200)  # I+4
+    exact.result()
+    below.result()
+    d.get("/health", expect=200)
+    d.get(f"/{t}", expect=200)
+
+
 SCENARIOS: dict[str, Callable[[Recorder], None]] = {
     f.__name__: f
     for f in (
@@ -220,5 +237,6 @@ SCENARIOS: dict[str, Callable[[Recorder], None]] = {
         history_window,
         bad_input,
         ttls,
+        values_and_live_deletes,
     )
 }
