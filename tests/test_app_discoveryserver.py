@@ -19,6 +19,7 @@ from werkzeug.test import Client, TestResponse
 from pytest_etcd_discovery.service.app import TRANSPORT_KEY, DiscoveryApp
 from pytest_etcd_discovery.service.profiles import PROFILES, Profile
 from pytest_etcd_discovery.v2store.clock import ControllableClock
+from pytest_etcd_discovery.v2store.rules import ETCD_V2, V2_OVER_V3
 
 WAIT = 10.0  # generous bound for anything that should happen at once
 HOME = "https://etcd.io/docs/v3.5/dev-internal/discovery_protocol"
@@ -558,3 +559,28 @@ def test_a_timed_out_long_poll_is_not_counted() -> None:
         assert "endpoint_token_requests_total" not in client.get("/metrics").get_data(as_text=True)
     finally:
         app.close()
+
+
+# -- the store behind it: etcd's v2 API over v3 ---------------------------------------------------
+
+
+def test_every_store_the_app_makes_follows_the_profile(app: DiscoveryApp) -> None:
+    assert app.store.rules is V2_OVER_V3
+    clock = ControllableClock()
+    fresh = app.new_store(clock)
+    assert (fresh.rules, fresh.clock) == (V2_OVER_V3, clock)
+    app.reset()  # what the plugin does between tests (with new_store on the test's clock)
+    assert app.store.rules is V2_OVER_V3
+    assert DiscoveryApp().store.rules is ETCD_V2
+
+
+def test_member_registering_again_keeps_its_place_before_a_stray_key(client: Client) -> None:
+    token = new_token(client)
+    client.put(f"/{token}/aaa", data={"value": "m1"})
+    client.put(f"/{token}/stray", data={"value": "x"})
+    again = ok_json(client.put(f"/{token}/aaa", data={"value": "m1"}))
+    listing = ok_json(client.get(f"/{token}"))["node"]
+    assert isinstance(listing, dict) and isinstance(again["node"], dict)
+    by_created = sorted(listing["nodes"], key=lambda n: n["createdIndex"])
+    assert [n["key"].rsplit("/", 1)[1] for n in by_created] == ["aaa", "stray"]
+    assert again["node"]["createdIndex"] < again["node"]["modifiedIndex"]
