@@ -113,6 +113,24 @@ def test_recursive_delete_event_names_the_deepest_key_as_a_tombstone(v3: Store) 
     assert replayed is not None and replayed.to_json() == expected
 
 
+def test_file_delete_answers_node_and_prev_node_and_its_event_is_a_tombstone(v3: Store) -> None:
+    v3.set("/t/m", "a")  # 1
+    reply = v3.delete("/t/m")  # 2: v2v3's deleteNode
+    prev = {"key": "/t/m", "value": "a", "modifiedIndex": 1, "createdIndex": 1}
+    assert reply.to_json() == {
+        "action": "delete",
+        "node": {"key": "/t/m", "modifiedIndex": 2, "createdIndex": 1},
+        "prevNode": prev,
+    }
+    event = v3.watch("/t/m", since_index=2).get(WAIT)
+    assert event is not None
+    assert event.to_json() == {
+        "action": "delete",
+        "node": {"key": "/t/m", "value": "", "modifiedIndex": 2},
+        "prevNode": prev,
+    }
+
+
 def test_deepest_key_is_the_longest_then_the_first_in_key_order(v3: Store) -> None:
     v3.set("/d/bbb", "1")
     v3.set("/d/x/y", "3")  # as long as "/d/bbb" and "/d/aaa": depth 2 comes later

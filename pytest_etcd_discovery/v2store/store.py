@@ -317,11 +317,9 @@ class Store:
         tombstone.update({"dir": True} if deepest.is_dir else {"value": ""})
         tombstone["modifiedIndex"] = nxt  # a deleted key has no create revision
         event = Event(DELETE, tombstone, deepest.view(now), etcd_index=nxt)
-        if node.is_dir:
-            reply = Event(DELETE, {}, node.view(now), etcd_index=nxt)
-        else:
-            reply = Event(DELETE, _event_node(node.path, nxt, node.created_index), event.prev_node)
-            reply = reply.with_index(nxt)
+        # A directory's reply: prevNode only; a file's: the v2 shape.
+        shown = {} if node.is_dir else _event_node(node.path, nxt, node.created_index)
+        reply = Event(DELETE, shown, node.view(now), etcd_index=nxt)
         # Watches see the event's own key (and its parents, if recursive): no v2
         # "every removed key hears of it".
         self._remove(node, event, dir=dir, recursive=recursive, notify_removed=False)
