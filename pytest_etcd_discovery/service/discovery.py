@@ -79,7 +79,7 @@ class DiscoveryService:
         keys_api: bool = False,
     ) -> None:
         self.profile = get_profile(profile)
-        self.store = store if store is not None else Store(clock)
+        self.store = store if store is not None else self.new_store(clock)
         self.public_url = public_url
         #: Serve the keys API at ``/v2/keys`` (the profile permitting); may change any time.
         self.keys_api = keys_api
@@ -119,6 +119,10 @@ class DiscoveryService:
 
     # -- the Python API ------------------------------------------------------------------
 
+    def new_store(self, clock: Clock | None = None) -> Store:
+        """An empty store that behaves as this profile's (see :mod:`.profiles`)."""
+        return Store(clock, rules=self.profile.store_rules)
+
     def token_key(self, token: str) -> str:
         """The store key of ``token`` (where its members live)."""
         return f"{self.profile.key_prefix}/{token}"
@@ -137,7 +141,7 @@ class DiscoveryService:
         Watches blocked on the old store are released.
         """
         old = self.store
-        self.store = store if store is not None else Store(old.clock)
+        self.store = store if store is not None else self.new_store(old.clock)
         old.close()
         self.journal.clear()
         with self._errors_lock:

@@ -10,7 +10,9 @@ token request, what counts as a long poll, and what body a faulted token request
 ``discoveryserver`` (:class:`DiscoveryServerProfile`)
     etcd-io/discoveryserver, today's public service: an in-memory v2 store over
     etcd v3 whose PUT is always a plain set, whose errors are plain-text 400s and
-    whose watches give up after a minute with an empty 200.
+    whose watches give up after a minute with an empty 200. Its store is etcd's
+    v2 API over v3 (``v2v3``): overwrites keep ``createdIndex``, watches replay the
+    whole history, a directory GET echoes the path asked for.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING
 from ..v2store import errors
 from ..v2store.errors import EtcdError
 from ..v2store.events import Event
+from ..v2store.rules import ETCD_V2 as ETCD_V2_STORE
+from ..v2store.rules import V2_OVER_V3, StoreRules
 from ..v2store.watchers import is_hidden
 from . import gojson
 from .forms import Form, go_parse_bool, go_parse_uint64
@@ -75,6 +79,8 @@ class Profile:
     gc_records: bool
     #: the body of a 400 when the store refuses to create a token
     new_error: str
+    #: the store behind the service: etcd's v2 store, or its v2 API over v3
+    store_rules: StoreRules
 
     def is_watch(self, method: str, form: Form) -> bool:
         """Whether a token request with ``form`` is a long poll."""
@@ -246,6 +252,7 @@ PROFILES: dict[str, Profile] = {
         serves_keys_api=True,
         gc_records=False,
         new_error="Unable to generate token",
+        store_rules=ETCD_V2_STORE,
     ),
     DISCOVERYSERVER: DiscoveryServerProfile(
         name=DISCOVERYSERVER,
@@ -255,6 +262,7 @@ PROFILES: dict[str, Profile] = {
         serves_keys_api=False,
         gc_records=True,
         new_error="unable to generate token",
+        store_rules=V2_OVER_V3,
     ),
 }
 
