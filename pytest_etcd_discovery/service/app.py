@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter, Map, MapAdapter, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -40,6 +41,16 @@ PATH_KEY = "etcd_discovery.path"
 #: The request body as bytes, from transports that have it whole (in-process calls):
 #: the same bytes as ``wsgi.input``, without streaming them through werkzeug.
 BODY_KEY = "etcd_discovery.body"
+#: Set by the app before ``start_response``, read by the live server (transport.gohttp)
+#: to write Go's header order: the names of the reply's headers that Go's *server*
+#: would have written, not the handler. They follow the handler's headers (sorted by
+#: name) in Go's order: Date, Content-Length, Content-Type. Default
+#: ``("Content-Length",)``, a length Go computes. The original service's proxied token
+#: replies copy etcd's whole head (its ``Date`` and ``Content-Length`` too): ``()``;
+#: Go handlers that write text without a Content-Type (Go sniffs it) list both.
+GO_SUPPLIED_KEY = "etcd_discovery.go_supplied"
+_SNIFFED = ("Content-Length", "Content-Type")
+_COPIED: tuple[str, ...] = ()
 CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
     ("Access-Control-Allow-Origin", "*"),
@@ -462,9 +473,11 @@ class DiscoveryApp:
         return _redirect(self.profile.home_url, request.method)
 
     def on_robots(self, request: Request) -> Response:
+        request.environ[GO_SUPPLIED_KEY] = _SNIFFED
         return Response("User-agent: *\nDisallow: /", mimetype="text/plain")
 
     def on_metrics(self, request: Request) -> Response:
+        request.environ[GO_SUPPLIED_KEY] = _COPIED  # promhttp sets both itself
         return Response(
             self.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -483,6 +496,7 @@ class DiscoveryApp:
         except EtcdError:
             return self._count("new", request, http_error(self.profile.new_error, 400))
         base = (self.public_url or _host_url(request)).rstrip("/")
+        request.environ[GO_SUPPLIED_KEY] = _SNIFFED
         return self._count("new", request, Response(f"{base}/{token}", mimetype="text/plain"))
 
     def on_health(self, request: Request) -> Response:
@@ -490,6 +504,7 @@ class DiscoveryApp:
         self.store.delete(self.token_key(token), dir=True, recursive=True)
         if self.profile.gc_records:
             self.store.bump_index()
+        request.environ[GO_SUPPLIED_KEY] = _SNIFFED
         return self._count("health", request, Response("OK", mimetype="text/plain"))
 
     # -- token routes --------------------------------------------------------------------
@@ -514,8 +529,11 @@ class DiscoveryApp:
             if response.status_code == 200 and "Content-Type" not in response.headers:
                 return response  # a long poll that gave up returns before it is counted
         else:
-            # The original service proxies to etcd: the v2 keys API, flushed at the end.
+            # The original service proxies to etcd: the v2 keys API, flushed at the end,
+            # with etcd's head copied (its Date among the sorted headers).
             response = self._keys(request, key, flush_early=False)
+            response.headers["Date"] = http_date()
+            request.environ[GO_SUPPLIED_KEY] = _COPIED
         return self._count("token", request, response)
 
     def on_keys(self, request: Request, key: str = "") -> Response:

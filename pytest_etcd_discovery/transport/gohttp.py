@@ -52,12 +52,13 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote_to_bytes
 
+from ..service.app import GO_SUPPLIED_KEY
+
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = [
     "DEFAULT_MAX_BODY",
-    "GO_SUPPLIED_KEY",
     "MAX_HEADER_BYTES",
     "GoHTTPHandler",
     "RequestBody",
@@ -74,14 +75,6 @@ DEFAULT_MAX_BODY = (10 << 20) + 1
 MAX_POST_HANDLER_READ = 256 << 10
 #: Go's ``bufferBeforeChunkingSize``.
 CHUNKING_BUFFER = 2048
-#: An environ key the application may set before ``start_response``: the names of the
-#: headers in its reply that Go's *server* would have written rather than the handler
-#: (they follow the sorted handler headers, in Go's order: Date, Content-Length,
-#: Content-Type). Default: ``("Content-Length",)``, a length Go would have computed.
-#: A proxy that copies a whole upstream head (``Date`` and ``Content-Length`` included)
-#: sets ``()``; a Go handler that writes text without a ``Content-Type`` (Go sniffs it)
-#: sets ``("Content-Length", "Content-Type")``.
-GO_SUPPLIED_KEY = "etcd_discovery.go_supplied"
 _DEFAULT_SUPPLIED = ("Content-Length",)
 #: Go's own order for what its server adds to a handler's headers.
 _EXTRA_ORDER = {"date": 0, "content-length": 1, "content-type": 2}
@@ -330,9 +323,9 @@ class _Reply:
         for name, value in self._headers:
             (extras if name in supplied else handler_headers).append((name, value))
         if length is not None:
-            ("Content-Length" in supplied and extras or handler_headers).append(
-                ("Content-Length", length)
-            )
+            # A length the server computed, or one the application says Go would have.
+            computed = self._length is None or "Content-Length" in supplied
+            (extras if computed else handler_headers).append(("Content-Length", length))
         handler_headers.sort(key=lambda item: item[0])
         if not any(name.lower() == "date" for name, _ in self._headers):
             extras.append(("Date", _Date.now()))
