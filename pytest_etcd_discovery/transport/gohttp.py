@@ -373,8 +373,14 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
     ``wsgi.url_scheme = "https"``.
     """
 
-    disable_nagle_algorithm = True  # like Go: a reply's body never waits for an ACK
     _body: RequestBody | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        # Like Go: no Nagle delay (a reply never waits for an ACK). Not for every socket
+        # handed over (a Unix socket has no such option).
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle(self) -> None:
         self._scheme = "https" if isinstance(self.request, ssl.SSLSocket) else "http"
