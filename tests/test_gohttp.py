@@ -8,6 +8,7 @@ comparisons skip ("real binaries missing").
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import re
 import socket
@@ -58,7 +59,7 @@ def head_shape(reply: bytes, token: str = "") -> list[str]:
     shape = [lines[0]]
     for line in lines[1:]:
         name, _, value = line.partition(": ")
-        if name.lower() in _VARYING or name.lower() == "content-length" and token:
+        if name.lower() in _VARYING or (name.lower() == "content-length" and token):
             shape.append(name)
         else:
             shape.append(f"{name}: {value}".replace(token, "<T>") if token else f"{name}: {value}")
@@ -152,11 +153,20 @@ def test_a_proxied_watch_has_etcds_head_and_gos_length(
 # -- what Go refuses or accepts before any handler runs (issue #12, item 5) ---------------
 
 GO_CASES: list[tuple[str, bytes]] = [
-    ("two-different-lengths", b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
-    ("two-equal-lengths", b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
+    (
+        "two-different-lengths",
+        b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    ),
+    (
+        "two-equal-lengths",
+        b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    ),
     ("length-with-plus", b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc"),
     ("length-list", b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc"),
-    ("length-2^63", b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n"),
+    (
+        "length-2^63",
+        b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n",
+    ),
     ("malformed-host-space", b"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n"),
     ("malformed-host-slash", b"GET /health HTTP/1.1\r\nHost: x/y\r\n\r\n"),
     ("empty-host", b"GET /health HTTP/1.1\r\nHost:\r\n\r\n"),
@@ -173,14 +183,43 @@ GO_CASES: list[tuple[str, bytes]] = [
     ("absolute-bad-host", b"GET http://a b/health HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("absolute-https", b"GET https://h/health HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("te-gzip", b"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
-    ("te-twice", b"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    (
+        "te-twice",
+        b"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ),
     ("te-http10-ignored", b"PUT /health HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n"),
-    ("te-and-length", b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
-    ("chunk-extension", b"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0\r\n\r\n"),
-    ("bad-chunk-size", b"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
-    ("header-line-100k", b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"),
-    ("headers-10000", b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(10_000)) + b"\r\n"),
-    ("headers-over-1mib", b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(1100)) + b"\r\n"),
+    (
+        "te-and-length",
+        b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ),
+    (
+        "chunk-extension",
+        b"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3;a=b\r\nabc\r\n0\r\n\r\n",
+    ),
+    (
+        "bad-chunk-size",
+        b"PUT /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"zz\r\nabc\r\n0\r\n\r\n",
+    ),
+    (
+        "header-line-100k",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+    ),
+    (
+        "headers-10000",
+        b"GET /health HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))
+        + b"\r\n",
+    ),
+    (
+        "headers-over-1mib",
+        b"GET /health HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(1100))
+        + b"\r\n",
+    ),
 ]
 
 
@@ -203,8 +242,7 @@ def test_request_framing_is_judged_as_go_does(
     replies = {}
     for side, url in (("real", real_service.url), ("fake", fake_service.url)):
         reply = raw_exchange(url, _closing(data))
-        head, _, body = reply.partition(b"\r\n\r\n")
-        replies[side] = (head_shape(reply), body)
+        replies[side] = (head_shape(reply), reply.partition(b"\r\n\r\n")[2])
     assert replies["fake"] == replies["real"]
 
 
@@ -305,10 +343,8 @@ def _send_big(url: str, path: str, total: int, *, chunked: bool) -> bytes:
                 sock.sendall(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
                 sent += len(data)
                 sock.setblocking(False)
-                try:
+                with contextlib.suppress(BlockingIOError):
                     reply += sock.recv(65536)
-                except BlockingIOError:
-                    pass
                 sock.setblocking(True)
                 sock.settimeout(WAIT)
                 if reply:

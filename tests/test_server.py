@@ -475,8 +475,22 @@ def _self_signed(tmp_path: pathlib.Path) -> tuple[str, str]:
         pytest.skip("openssl is not installed (needed to make a test certificate)")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=disco.test"],
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=disco.test",
+        ],
         check=True,
         capture_output=True,
     )
@@ -529,9 +543,10 @@ def test_stop_closes_a_handed_over_connection() -> None:
 def test_an_absolute_target_routes_by_its_path_with_the_urls_host() -> None:
     """What a proxy receives: ``GET http://discovery.etcd.io/new?size=3``; Go routes
     by the path and takes the URL's host as the request's host."""
-    with DiscoveryServer() as server, socket.create_connection(
-        (server.host, server.port), timeout=WAIT
-    ) as sock:
+    with (
+        DiscoveryServer() as server,
+        socket.create_connection((server.host, server.port), timeout=WAIT) as sock,
+    ):
         sock.sendall(
             b"GET http://discovery.etcd.io/new?size=5 HTTP/1.1\r\n"
             b"Host: elsewhere\r\nConnection: close\r\n\r\n"

@@ -384,6 +384,8 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self._scheme = "https" if isinstance(self.request, ssl.SSLSocket) else "http"
+        address: Any = self.server.server_address
+        self._server_name, self._server_port = str(address[0]), str(address[1])
         try:
             while self._serve_one():
                 pass
@@ -441,7 +443,9 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
             # Go would close the connection; say 500 first when nothing was sent.
             if not reply.sent:
                 self.send(Refusal("500 Internal Server Error").reply)
-            sys.stderr.write(f"etcd discovery fake: the application failed: {sys.exc_info()[1]!r}\n")
+            sys.stderr.write(
+                f"etcd discovery fake: the application failed: {sys.exc_info()[1]!r}\n"
+            )
             return False
         return reply.keep
 
@@ -518,8 +522,8 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
             "QUERY_STRING": query,
             "REQUEST_URI": target,
             "RAW_URI": target,
-            "SERVER_NAME": str(self.server.server_address[0]),
-            "SERVER_PORT": str(self.server.server_address[1]),
+            "SERVER_NAME": self._server_name,
+            "SERVER_PORT": self._server_port,
             "SERVER_PROTOCOL": "HTTP/1.0" if not http11 else "HTTP/1.1",
             "REMOTE_ADDR": str(self.client_address[0]) if self.client_address else "",
             "REMOTE_PORT": str(self.client_address[1]) if self.client_address else "",
@@ -562,9 +566,7 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
             keep = False
         if length != 0:
             environ["CONTENT_LENGTH"] = "" if length is None else str(length)
-            continue_first = (
-                http11 and _has_token(environ.get("HTTP_EXPECT", ""), "100-continue")
-            )
+            continue_first = http11 and _has_token(environ.get("HTTP_EXPECT", ""), "100-continue")
             self._body = RequestBody(
                 self.rfile,  # type: ignore[arg-type]
                 length,
@@ -650,4 +652,3 @@ class _Empty:
 
 
 _EMPTY = _Empty()
-
