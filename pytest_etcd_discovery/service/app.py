@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, NotFound
-from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter, Map, MapAdapter, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -42,15 +41,17 @@ PATH_KEY = "etcd_discovery.path"
 #: the same bytes as ``wsgi.input``, without streaming them through werkzeug.
 BODY_KEY = "etcd_discovery.body"
 #: Set by the app before ``start_response``, read by the live server (transport.gohttp)
-#: to write Go's header order: the names of the reply's headers that Go's *server*
-#: would have written, not the handler. They follow the handler's headers (sorted by
-#: name) in Go's order: Date, Content-Length, Content-Type. Default
-#: ``("Content-Length",)``, a length Go computes. The original service's proxied token
-#: replies copy etcd's whole head (its ``Date`` and ``Content-Length`` too): ``()``;
-#: Go handlers that write text without a Content-Type (Go sniffs it) list both.
+#: to write Go's header order: the names of the headers Go's *server* writes for this
+#: reply, not its handler. The handler's headers come first, sorted by name (``Date``
+#: among them when it is not listed: the server writes it there), then the listed ones
+#: in Go's order: Date, Content-Length, Content-Type. Default ``("Date",
+#: "Content-Length")``. The original service's proxied token replies copy etcd's whole
+#: head, its Date and Content-Length included: ``()``; Go handlers that write text
+#: without a Content-Type (Go sniffs it) add ``"Content-Type"``.
 GO_SUPPLIED_KEY = "etcd_discovery.go_supplied"
-_SNIFFED = ("Content-Length", "Content-Type")
+_SNIFFED = ("Date", "Content-Length", "Content-Type")
 _COPIED: tuple[str, ...] = ()
+_DATED = ("Date",)  # Prometheus' handler sets its Content-Length and Content-Type
 CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
     ("Access-Control-Allow-Origin", "*"),
@@ -477,7 +478,7 @@ class DiscoveryApp:
         return Response("User-agent: *\nDisallow: /", mimetype="text/plain")
 
     def on_metrics(self, request: Request) -> Response:
-        request.environ[GO_SUPPLIED_KEY] = _COPIED  # promhttp sets both itself
+        request.environ[GO_SUPPLIED_KEY] = _DATED
         return Response(
             self.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -530,9 +531,8 @@ class DiscoveryApp:
                 return response  # a long poll that gave up returns before it is counted
         else:
             # The original service proxies to etcd: the v2 keys API, flushed at the end,
-            # with etcd's head copied (its Date among the sorted headers).
+            # with etcd's head copied (its Date and length among the sorted headers).
             response = self._keys(request, key, flush_early=False)
-            response.headers["Date"] = http_date()
             request.environ[GO_SUPPLIED_KEY] = _COPIED
         return self._count("token", request, response)
 

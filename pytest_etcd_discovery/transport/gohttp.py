@@ -25,13 +25,14 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
    a broken body, the connection closes (and the reply says ``Connection: close``).
 4. **The reply.** Go's status line (its own reason phrase; ``HTTP/1.0`` for HTTP/1.0
    requests) and its header order: the handler's headers sorted by name, then the ones
-   the server supplies: ``Date``, ``Content-Length``, a sniffed ``Content-Type``,
-   ``Connection``, ``Transfer-Encoding``. Which of the application's headers stand for
-   ones Go's server supplies is said by :data:`GO_SUPPLIED_KEY`. A reply of unknown
-   length that ends within Go's 2 KiB buffer without a flush (an empty piece from the
-   application) gets a ``Content-Length``; a longer or flushed one is chunked
-   (HTTP/1.1) or ends with the connection (HTTP/1.0). ``HEAD`` replies carry a length
-   only when the handler would have written a body.
+   its server writes, in this order: ``Date``, ``Content-Length``, a sniffed
+   ``Content-Type``, ``Connection``, ``Transfer-Encoding``. The application says which
+   of its headers are the server's in ``environ[GO_SUPPLIED_KEY]``
+   (:data:`pytest_etcd_discovery.service.app.GO_SUPPLIED_KEY`; by default ``Date`` and
+   ``Content-Length``). A reply of unknown length that ends within Go's 2 KiB buffer
+   without a flush (an empty piece from the application) gets a ``Content-Length``; a
+   longer or flushed one is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0).
+   ``HEAD`` replies carry a length only when the handler would have written a body.
 5. **Connections** stay open between requests: HTTP/1.1 unless the client says
    ``close``; HTTP/1.0 when it asks for ``keep-alive`` and the reply's length is known
    (then the reply says ``Connection: keep-alive``). No Nagle delay.
@@ -75,7 +76,7 @@ DEFAULT_MAX_BODY = (10 << 20) + 1
 MAX_POST_HANDLER_READ = 256 << 10
 #: Go's ``bufferBeforeChunkingSize``.
 CHUNKING_BUFFER = 2048
-_DEFAULT_SUPPLIED = ("Content-Length",)
+_DEFAULT_SUPPLIED = ("Date", "Content-Length")
 #: Go's own order for what its server adds to a handler's headers.
 _EXTRA_ORDER = {"date": 0, "content-length": 1, "content-type": 2}
 
@@ -96,6 +97,14 @@ _GO_REASONS = {
     418: "I'm a teapot",
     422: "Unprocessable Entity",
 }
+
+
+def _by_name(header: tuple[str, str]) -> str:
+    return header[0]
+
+
+def _by_extra_order(header: tuple[str, str]) -> int:
+    return _EXTRA_ORDER.get(header[0].lower(), 3)
 
 
 def status_line(code: int, http10: bool) -> str:
@@ -323,13 +332,14 @@ class _Reply:
         for name, value in self._headers:
             (extras if name in supplied else handler_headers).append((name, value))
         if length is not None:
-            # A length the server computed, or one the application says Go would have.
+            # A length the server computed is its own; the application's is where it says.
             computed = self._length is None or "Content-Length" in supplied
             (extras if computed else handler_headers).append(("Content-Length", length))
-        handler_headers.sort(key=lambda item: item[0])
         if not any(name.lower() == "date" for name, _ in self._headers):
-            extras.append(("Date", _Date.now()))
-        extras.sort(key=lambda item: _EXTRA_ORDER.get(item[0].lower(), 3))
+            date = ("Date", _Date.now())
+            (extras if "Date" in supplied else handler_headers).append(date)
+        handler_headers.sort(key=_by_name)
+        extras.sort(key=_by_extra_order)
         if self._http10 and self.keep and (length is not None or self._head_only or bodiless):
             extras.append(("Connection", "keep-alive"))
             self.keep = length is not None
