@@ -243,8 +243,10 @@ class RequestBody:
     def drain(self) -> bool:
         """Read away what the application left, as Go does after its handler: at most
         256 KiB. True when the body ended cleanly (the connection can carry on)."""
-        if self.broken:
-            return False
+        if self.broken or self._on_first_read is not None:
+            # Go neither asks for a body it was told to wait for ("100-continue") nor
+            # reads one it cannot finish reading.
+            return self._ended and not self.broken
         if not self._chunked and self._left > MAX_POST_HANDLER_READ:
             return False  # Go does not even try
         self._limit = self._given + MAX_POST_HANDLER_READ + 1
@@ -482,10 +484,10 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
         self._body = None
         budget = MAX_HEADER_BYTES
         raw = self.rfile.readline(budget + 1)
+        if len(raw) > budget:
+            raise Refusal("431 Request Header Fields Too Large")
         if not raw.endswith(b"\n"):
-            if len(raw) > budget:
-                raise Refusal("431 Request Header Fields Too Large")
-            return None
+            return None  # the client left mid-line
         budget -= len(raw)
         line = raw.decode("latin-1").rstrip("\r\n")
         method, sp1, rest = line.partition(" ")
@@ -500,9 +502,9 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
         headers: list[list[str]] = []
         while True:
             raw = self.rfile.readline(budget + 1)
+            if len(raw) > budget:
+                raise Refusal("431 Request Header Fields Too Large")
             if not raw.endswith(b"\n"):
-                if len(raw) > budget:
-                    raise Refusal("431 Request Header Fields Too Large")
                 return None
             budget -= len(raw)
             text = raw.decode("latin-1").rstrip("\r\n")
