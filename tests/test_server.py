@@ -669,7 +669,7 @@ def test_accept_backs_off_when_out_of_file_descriptors(caplog: pytest.LogCapture
         try:
             with contextlib.suppress(OSError):  # fill every free descriptor below the limit
                 while True:
-                    fillers.append(os.dup(0))
+                    fillers.append(os.open(os.devnull, os.O_RDONLY))
             client.connect((server.host, server.port))  # queued: the server cannot accept
             deadline = time.monotonic() + WAIT
             while len(_backoffs(caplog)) < 5 and time.monotonic() < deadline:
