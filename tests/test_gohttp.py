@@ -375,3 +375,32 @@ def test_big_body_answers_match_real(
         status = reply.split(b"\r\n", 1)[0]
         replies[side] = (status, re.sub(rb'"index":\d+', b"", body))
     assert replies["fake"] == replies["real"]
+
+
+#: Header names in order, recorded on 2026-11-30 from a build of today's service
+#: (etcd-io/discoveryserver ca7eaf6, in front of etcd 3.4), which CI cannot build.
+DISCOVERYSERVER_HEADS = {
+    "GET /health": ["Date", "Content-Length", "Content-Type", "Connection"],
+    "HEAD /health": ["Date", "Content-Length", "Content-Type", "Connection"],
+    "GET /nope": ["Content-Type", "X-Content-Type-Options", "Date", "Content-Length", "Connection"],
+    "POST /{T}/m": ["Date", "Content-Length", "Connection"],
+    "GET /{T}": ["Content-Type", "X-Etcd-Index", "Date", "Content-Length", "Connection"],
+    "GET /{T}/nope": [
+        "Content-Type",
+        "X-Content-Type-Options",
+        "Date",
+        "Content-Length",
+        "Connection",
+    ],
+    "GET /": ["Content-Type", "Location", "Date", "Content-Length", "Connection"],
+}
+
+
+@pytest.mark.parametrize("line", list(DISCOVERYSERVER_HEADS))
+def test_discoveryserver_heads_are_todays_services(line: str) -> None:
+    with DiscoveryServer(profile="discoveryserver") as server:
+        token = new_token(server.url)
+        request = f"{line.replace('{T}', token)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        reply = raw_exchange(server.url, request.encode())
+    names = [header.split(":", 1)[0] for header in head_shape(reply)[1:]]
+    assert names == DISCOVERYSERVER_HEADS[line]
