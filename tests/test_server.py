@@ -601,6 +601,7 @@ def test_a_connection_without_a_thread_is_closed_with_one_log_line(
         with socket.create_connection((server.host, server.port), timeout=WAIT) as sock:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             assert _read_reply(sock) == b""  # closed unserved
+    assert server.httpd.connection_count == 0  # nothing tracked for them
     failing.clear()
     assert requests.get(f"{server.url}/health", timeout=WAIT).text == "OK"
     assert server.httpd.refused == 20
