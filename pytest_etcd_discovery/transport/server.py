@@ -193,9 +193,9 @@ class DiscoveryServer:
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
 
     **Serving connections accepted elsewhere.** A front such as a TLS proxy can hand
-    over a connected socket with :meth:`serve_connection` (or the same
-    ``server.httpd.process_request(sock, client_address)``, socketserver's method): it
-    is served in a thread of its own, tracked, and closed by :meth:`stop`. A
+    over a connected socket with :meth:`process_request` (socketserver's name; also
+    :meth:`serve_connection`, or ``server.httpd.process_request`` on the socketserver
+    itself): it is served in a thread of its own, tracked, and closed by :meth:`stop`. A
     :class:`ssl.SSLSocket` is served with ``wsgi.url_scheme = "https"``, so ``/new``
     hands out ``https`` URLs. Absolute request targets
     (``GET http://discovery.etcd.io/new?size=3 HTTP/1.1``, what proxies receive) route
@@ -251,10 +251,19 @@ class DiscoveryServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def serve_connection(self, sock: socket.socket, client_address: Any = None) -> None:
-        """Serve an already-accepted connection (plain or TLS) until it ends or
-        :meth:`stop`; returns at once (the connection gets a thread of its own)."""
-        self.httpd.process_request(sock, client_address or ("", 0))
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        """Serve a connection accepted elsewhere (plain or TLS, say the TLS front's)
+        like one of our own, until it ends or :meth:`stop`; returns at once (the
+        connection gets a thread of its own). Closes it and raises :class:`ServerError`
+        when the server is not running."""
+        httpd = self._httpd
+        if httpd is None:
+            request.close()
+            raise ServerError("the server is not running")
+        httpd.process_request(request, client_address)
+
+    #: The same, under a name that says what it does.
+    serve_connection = process_request
 
     def start(self) -> None:
         """Bind and serve in a daemon thread; raises :class:`ServerError` if it cannot bind."""
