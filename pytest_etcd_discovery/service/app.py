@@ -27,10 +27,22 @@ from .journal import Call
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["TRANSPORT_KEY", "Call", "ConnectionDropped", "DiscoveryApp", "request_from_environ"]
+__all__ = [
+    "GO_SUPPLIED_KEY",
+    "TRANSPORT_KEY",
+    "Call",
+    "ConnectionDropped",
+    "DiscoveryApp",
+    "request_from_environ",
+]
 
 #: The environ key a WSGI caller may set to name its transport (default ``"live"``).
 TRANSPORT_KEY = "etcd_discovery.transport"
+#: Set before ``start_response`` when the reply says so (``Reply.server_headers``), read
+#: by the live server (transport.gohttp) to write Go's header order: the names of the
+#: headers Go's *server* writes for this reply, not its handler. Absent: Go's default,
+#: ``("Date", "Content-Length")``.
+GO_SUPPLIED_KEY = "etcd_discovery.go_supplied"
 
 
 class ConnectionDropped(ConnectionAbortedError):
@@ -88,6 +100,8 @@ class DiscoveryApp(DiscoveryService):
         reply: Reply = self.handle(request_from_environ(environ))
         if reply.drop:
             raise ConnectionDropped("etcd discovery fake: connection dropped on purpose")
+        if reply.server_headers is not None:
+            environ[GO_SUPPLIED_KEY] = reply.server_headers
         start_response(_status_line(reply.status), reply.headers)
         pieces = reply.pieces(environ.get("REQUEST_METHOD", "GET"))
         if not reply.streamed:

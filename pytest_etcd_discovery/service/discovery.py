@@ -28,7 +28,7 @@ from .faults import Decision, FaultPlan
 from .forms import go_atoi, parse_form
 from .gocompat import bare_response, body_reply, http_error, redirect, redirect_to_clean
 from .gocompat import status_text as go_status_text
-from .http import Reply, ServiceRequest, as_text, request_from_url
+from .http import DATED, SNIFFED, Reply, ServiceRequest, as_text, request_from_url
 from .journal import MAX_JOURNAL_CHARS, Call, Journal
 from .keys import KeysAPI, is_etcd_watch
 from .metrics import Metrics
@@ -292,12 +292,16 @@ class DiscoveryService:
         return redirect(self.profile.home_url, request.method.upper())
 
     def _on_robots(self, request: ServiceRequest, route: Route) -> Reply:
-        return body_reply(200, "User-agent: *\nDisallow: /")
+        reply = body_reply(200, "User-agent: *\nDisallow: /")
+        reply.server_headers = SNIFFED
+        return reply
 
     def _on_metrics(self, request: ServiceRequest, route: Route) -> Reply:
-        return body_reply(
+        reply = body_reply(
             200, self.metrics.render(), (), "text/plain; version=0.0.4; charset=utf-8"
         )
+        reply.server_headers = DATED
+        return reply
 
     def _on_new(self, request: ServiceRequest, route: Route) -> Reply:
         method = request.method.upper()
@@ -313,14 +317,18 @@ class DiscoveryService:
         except EtcdError:
             return self._count("new", method, http_error(self.profile.new_error, 400))
         base = (self.public_url or request.host_url).rstrip("/")
-        return self._count("new", method, body_reply(200, f"{base}/{token}"))
+        reply = body_reply(200, f"{base}/{token}")
+        reply.server_headers = SNIFFED
+        return self._count("new", method, reply)
 
     def _on_health(self, request: ServiceRequest, route: Route) -> Reply:
         token = self.new_token(0)
         self.store.delete(self.token_key(token), dir=True, recursive=True)
         if self.profile.gc_records:
             self.store.bump_index()
-        return self._count("health", request.method.upper(), body_reply(200, "OK"))
+        reply = body_reply(200, "OK")
+        reply.server_headers = SNIFFED
+        return self._count("health", request.method.upper(), reply)
 
     def _on_token_route(self, request: ServiceRequest, route: Route) -> Reply:
         # Go compares methods case-sensitively ("get" is not GET).

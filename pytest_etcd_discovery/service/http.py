@@ -14,7 +14,23 @@ from urllib.parse import SplitResult, unquote_to_bytes, urlencode, urlsplit
 
 from ..constants import TRANSPORT_FIXTURE
 
-__all__ = ["Reply", "ServiceRequest", "as_text", "host_url_of", "request_from_url"]
+__all__ = [
+    "DATED",
+    "PROXIED",
+    "SNIFFED",
+    "Reply",
+    "ServiceRequest",
+    "as_text",
+    "host_url_of",
+    "request_from_url",
+]
+
+#: ``Reply.server_headers`` of a handler that writes text without a Content-Type.
+SNIFFED = ("Date", "Content-Length", "Content-Type")
+#: ... of Prometheus' handler, which sets its own length and type.
+DATED = ("Date",)
+#: ... of a reply proxied whole from etcd (its Date and length among its headers).
+PROXIED: tuple[str, ...] = ()
 
 
 @dataclass
@@ -74,6 +90,11 @@ class Reply:
         its long polls (a client sees the status at once).
     :param drop: close the connection without any reply (a ``drop`` fault); each
         transport turns it into what its clients see when a server does that.
+    :param server_headers: the names of the headers Go's *server* writes for this reply,
+        not its handler (the live server writes Go's header order from it): None is
+        Go's default, ``Date`` and ``Content-Length``; ``()`` for the original service's
+        proxied replies (etcd's whole head copied); :data:`SNIFFED` for handlers that
+        write text without a Content-Type (Go sniffs it).
     """
 
     status: int
@@ -81,6 +102,7 @@ class Reply:
     body: bytes | Iterator[bytes] = b""
     flush_early: bool = False
     drop: bool = False
+    server_headers: tuple[str, ...] | None = None
 
     @property
     def streamed(self) -> bool:

@@ -29,7 +29,7 @@ from ..v2store.watchers import is_hidden
 from . import gojson
 from .forms import Form, go_parse_bool, go_parse_uint64
 from .gocompat import bare_response, body_reply, http_error
-from .http import Reply
+from .http import PROXIED, Reply
 from .keys import is_etcd_watch, time_left
 
 if TYPE_CHECKING:
@@ -110,8 +110,11 @@ class EtcdV2Profile(Profile):
     def answer_token(
         self, service: DiscoveryService, method: str, key: str, route: Route
     ) -> tuple[Reply, bool]:
-        # The proxy copies etcd's reply and flushes it at the end.
-        return service.keys.answer(method, key, route.form, flush_early=False), True
+        # The proxy copies etcd's reply (its whole head, Date and length included) and
+        # flushes it at the end.
+        reply = service.keys.answer(method, key, route.form, flush_early=False)
+        reply.server_headers = PROXIED
+        return reply, True
 
     def fault_reply(
         self, service: DiscoveryService, method: str, route: Route, status: int, code: int | None
