@@ -25,11 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pytest_etcd_discovery"
@@ -55,11 +56,16 @@ def clean_env() -> dict[str, str]:
 
 
 def build(out: Path) -> tuple[Path, Path]:
-    run([sys.executable, "-m", "build", "--quiet", "--outdir", str(out), str(ROOT)], timeout=BUILD_TIMEOUT)
+    run(
+        [sys.executable, "-m", "build", "--quiet", "--outdir", str(out), str(ROOT)],
+        timeout=BUILD_TIMEOUT,
+    )
     wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, (wheels, sdists)
-    run([sys.executable, "-m", "twine", "check", "--strict", str(wheels[0]), str(sdists[0])],
-        timeout=120)
+    run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(wheels[0]), str(sdists[0])],
+        timeout=120,
+    )
     return wheels[0], sdists[0]
 
 
@@ -113,7 +119,9 @@ def find_python(version: str) -> str:
     for candidate in filter(None, candidates):
         probe = subprocess.run(
             [candidate, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, env=clean_env(),
+            capture_output=True,
+            text=True,
+            env=clean_env(),
         )
         if probe.returncode == 0 and probe.stdout.strip() == version:
             return candidate
@@ -128,9 +136,20 @@ def check_suite(venv_python: Path, work: Path) -> None:
     shutil.copytree(ROOT / "examples", examples, ignore=shutil.ignore_patterns("__pycache__"))
     report = work / "examples.xml"
     run(
-        [str(venv_python), "-m", "pytest", "-p", "no:cacheprovider", "-q",
-         "--etcd-discovery-fake", f"--junitxml={report}", "examples/"],
-        timeout=SUITE_TIMEOUT, cwd=work, env=clean_env(),
+        [
+            str(venv_python),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--etcd-discovery-fake",
+            f"--junitxml={report}",
+            "examples/",
+        ],
+        timeout=SUITE_TIMEOUT,
+        cwd=work,
+        env=clean_env(),
     )
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
@@ -145,8 +164,12 @@ def check_command(venv: Path, work: Path) -> None:
     command = venv / "bin" / "etcd-discovery-fake"
     print("+", command, "--port 0", flush=True)
     proc = subprocess.Popen(
-        [str(command), "--port", "0"], cwd=work, env=clean_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(command), "--port", "0"],
+        cwd=work,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -179,12 +202,19 @@ def check_python(version: str, wheel: Path, base: Path) -> None:
     started = time.monotonic()
     run([python, "-m", "venv", str(venv)], timeout=120, env=clean_env())
     venv_python = venv / "bin" / "python"
-    run([str(venv_python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         str(wheel)], timeout=INSTALL_TIMEOUT, env=clean_env())
+    run(
+        [str(venv_python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        timeout=INSTALL_TIMEOUT,
+        env=clean_env(),
+    )
     # The installed package, not the source tree, must be what runs.
     where = subprocess.run(
         [str(venv_python), "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"],
-        capture_output=True, text=True, check=True, cwd=work, env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=work,
+        env=clean_env(),
     ).stdout.strip()
     assert Path(where).is_relative_to(venv), f"{PACKAGE} imported from {where}"
     check_suite(venv_python, work)

@@ -18,7 +18,7 @@ import pytest_etcd_discovery  # noqa: E402
 
 project = "pytest-etcd-discovery"
 author = "pytest-etcd-discovery contributors"
-copyright = "the pytest-etcd-discovery contributors"  # noqa: A001
+copyright = "the pytest-etcd-discovery contributors"
 release = pytest_etcd_discovery.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -34,8 +34,8 @@ html_title = f"pytest-etcd-discovery {release}"
 html_static_path: list[str] = []
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_class_signature = "separated"  # the class line stays short; __init__ below it
 # Names that annotations mention but the docs do not document as targets.
 nitpicky = False

@@ -37,6 +37,7 @@ def _recorded_options() -> tuple[set[str], set[str]]:
     spec = importlib.util.spec_from_file_location("pluginref", DOCS / "_ext" / "pluginref.py")
     assert spec is not None and spec.loader is not None
     pluginref = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("pluginref", pluginref)  # dataclasses look their module up
     spec.loader.exec_module(pluginref)
     recorder = pluginref._Recorder()
     plugin.pytest_addoption(recorder)  # type: ignore[arg-type]
@@ -63,8 +64,9 @@ def test_there_are_pages_and_samples() -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
 def test_python_samples_are_included_files_that_run(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
-    inline = re.findall(r"^\s*\.\. (?:code-block|code|sourcecode):: *(?:python|py|pycon)\s*$",
-                        text, re.M)
+    inline = re.findall(
+        r"^\s*\.\. (?:code-block|code|sourcecode):: *(?:python|py|pycon)\s*$", text, re.M
+    )
     assert not inline, f"{page.name}: inline Python; put it in docs/samples/ and include it"
     assert ">>> " not in text, f"{page.name}: an interactive sample nothing runs"
     for target in re.findall(r"^\s*\.\. literalinclude:: *(\S+)", text, re.M):
@@ -96,7 +98,12 @@ def _run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -117,3 +124,14 @@ def test_nightly_sample_against_the_real_service(real_service: object) -> None:
     assert re.search(r"\b2 passed, 1 skipped\b", result.stdout), result.stdout
     # The fake-only sample says why it skipped, naming the real service it ran against.
     assert f"real service at {url}" in result.stdout, result.stdout
+
+
+def test_plan_sample_is_a_plan_the_command_loads() -> None:
+    from pytest_etcd_discovery.service.faults import load_plan
+
+    plan = load_plan(SAMPLES / "plan.toml")
+
+    # What the page says the sample does: two 503s on the size route, then late PUTs.
+    first, second = plan.rules
+    assert (first.action, first.status, first.route, first.times) == ("status", 503, "size", 2)
+    assert (second.action, second.delay, second.method) == ("delay", 6, ("PUT",))

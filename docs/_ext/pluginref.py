@@ -69,8 +69,9 @@ class _Recorder:
             )
         )
 
-    def addini(self, name: str, help: str, type: str | None = None, default: Any = None,
-               **kwargs: Any) -> None:  # noqa: A002 - pytest's own parameter names
+    def addini(
+        self, name: str, help: str, type: str | None = None, default: Any = None, **kwargs: Any
+    ) -> None:
         self.inis.append(_Ini(name, help, type, default))
 
 
@@ -79,7 +80,11 @@ def _pytest_output(*args: str) -> str:
     with tempfile.TemporaryDirectory() as empty:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider", *args],
-            cwd=empty, env=env, capture_output=True, text=True, timeout=120,
+            cwd=empty,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=False,
         )
     if result.returncode not in (0, 5):  # 5: no tests collected, expected here
@@ -113,8 +118,15 @@ class OptionsDirective(_RstDirective):
         recorder = _Recorder()
         plugin.pytest_addoption(recorder)
         inis = {ini.name: ini for ini in recorder.inis}
-        out = [".. list-table::", "   :header-rows: 1", "   :widths: 30 25 45", "",
-               "   * - command line", "     - ini value", "     - meaning"]
+        out = [
+            ".. list-table::",
+            "   :header-rows: 1",
+            "   :widths: 30 25 45",
+            "",
+            "   * - command line",
+            "     - ini value",
+            "     - meaning",
+        ]
         for opt in recorder.options:
             flag = opt.flags[0]
             if opt.choices:
@@ -125,8 +137,14 @@ class OptionsDirective(_RstDirective):
             ini_text = f"{_lit(ini.name)} ({ini.type})" if ini else ""
             out += [f"   * - {_lit(flag)}", f"     - {ini_text}", f"     - {opt.help}"]
         for ini in inis.values():  # ini values without a command-line spelling
-            default = f" Default: {_lit(repr(ini.default))}." if ini.default not in (None, []) else ""
-            out += ["   * - ", f"     - {_lit(ini.name)} ({ini.type})", f"     - {ini.help}.{default}"]
+            default = (
+                f" Default: {_lit(repr(ini.default))}." if ini.default not in (None, []) else ""
+            )
+            out += [
+                "   * - ",
+                f"     - {_lit(ini.name)} ({ini.type})",
+                f"     - {ini.help}.{default}",
+            ]
         return out
 
 
@@ -147,8 +165,11 @@ class FixturesDirective(_RstDirective):
     def rst(self) -> list[str]:
         text = _pytest_output("--fixtures", "-v")
         # Our section runs from its banner to the next banner or the closing line.
-        section = re.search(rf"-+ fixtures defined from {re.escape(PLUGIN)} -+\n(.*?)(?:\n-{{3,}} |\n={{3,}})",
-                            text, re.S)
+        section = re.search(
+            rf"-+ fixtures defined from {re.escape(PLUGIN)} -+\n(.*?)(?:\n-{{3,}} |\n={{3,}})",
+            text,
+            re.S,
+        )
         if section is None:
             raise RuntimeError("pytest --fixtures printed no section for the plugin")
         out: list[str] = []

@@ -18,6 +18,8 @@ def create_cluster_token(size: int) -> str:
     reply = requests.get("https://discovery.etcd.io/new", params={"size": size}, timeout=5)
     reply.raise_for_status()
     return reply.text.strip()
+
+
 # [code end]
 
 
@@ -28,6 +30,8 @@ def test_with_the_marker(etcd_discovery: EtcdDiscovery) -> None:
 
     assert token_url.startswith("https://discovery.etcd.io/")
     assert etcd_discovery.token(token_url).size == 5
+
+
 # [marker end]
 
 
@@ -37,6 +41,8 @@ def test_with_a_block(etcd_discovery: EtcdDiscovery) -> None:
         token_url = create_cluster_token(3)
     assert etcd_discovery.token(token_url).size == 3
     assert [(c.path, c.transport) for c in etcd_discovery.calls] == [("/new", "inprocess")]
+
+
 # [block end]
 
 
@@ -53,9 +59,14 @@ def test_a_subprocess_uses_the_live_url(etcd_discovery: EtcdDiscovery) -> None:
 
     out = subprocess.run(
         [sys.executable, "-c", CHILD, token_url],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
 
     assert '"value":"3"' in out
     assert [c.transport for c in etcd_discovery.calls] == ["live"]
+
+
 # [subprocess end]
