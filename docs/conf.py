@@ -36,6 +36,5 @@ html_static_path: list[str] = []
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
-autodoc_class_signature = "separated"  # the class line stays short; __init__ below it
 # Names that annotations mention but the docs do not document as targets.
 nitpicky = False
