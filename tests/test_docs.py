@@ -135,3 +135,13 @@ def test_plan_sample_is_a_plan_the_command_loads() -> None:
     first, second = plan.rules
     assert (first.action, first.status, first.route, first.times) == ("status", 503, "size", 2)
     assert (second.action, second.delay, second.method) == ("delay", 6, ("PUT",))
+
+
+def test_every_sample_file_is_used_by_a_test() -> None:
+    # A sample that is not Python (a plan, a script) runs only if a test names it.
+    runners = "".join(
+        p.read_text(encoding="utf-8") for p in [*SAMPLES.glob("test_*.py"), Path(__file__)]
+    )
+    for sample in SAMPLES.iterdir():
+        if sample.is_file() and sample.suffix != ".py":
+            assert sample.name in runners, f"nothing runs docs/samples/{sample.name}"
