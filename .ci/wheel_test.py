@@ -2,7 +2,8 @@
 
 1. ``python -m build`` makes both; ``twine check --strict`` must pass.
 2. The wheel holds the package (every subpackage and data file of the source tree),
-   ``py.typed`` and the license, and nothing else (no tests, bench, examples, docs).
+   ``py.typed`` and the license, and nothing else (no tests, bench, examples, docs);
+   the sdist holds the tests, examples and docs too.
 3. For every ``Programming Language :: Python :: 3.X`` classifier in pyproject.toml, a
    fresh virtual environment of that Python gets the wheel (not editable, with its
    dependencies from the package index); from it, outside the source tree,
@@ -23,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -92,6 +94,28 @@ def check_wheel_contents(wheel: Path) -> None:
     licenses = [n for n in dist_info if "/licenses/" in n]
     assert any(n.endswith("/LICENSE") for n in licenses), f"no LICENSE in {sorted(dist_info)}"
     print(f"wheel: {len(package)} package files, py.typed, {', '.join(licenses)}", flush=True)
+
+
+def check_sdist_contents(sdist: Path) -> None:
+    """The sdist carries what it takes to test and document the package (MANIFEST.in)."""
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    needed = {
+        "LICENSE",
+        "README.md",
+        "CHANGELOG.md",
+        "pyproject.toml",
+        "tests/conftest.py",
+        "examples/test_provision.py",
+        "docs/conf.py",
+        "docs/index.rst",
+        "bench/scale.png",
+    }
+    missing = sorted(needed - names)
+    assert not missing, f"missing from the sdist: {missing}"
+    junk = sorted(n for n in names if "__pycache__" in n or n.startswith("docs/_build"))
+    assert not junk, f"build leftovers in the sdist: {junk[:5]}"
+    print(f"sdist: {len(names)} entries, tests, examples and docs included", flush=True)
 
 
 def classified_pythons() -> list[str]:
@@ -230,8 +254,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="wheel-test-") as tmp:
         base = args.keep or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
-        wheel, _ = build(base / "dist")
+        wheel, sdist = build(base / "dist")
         check_wheel_contents(wheel)
+        check_sdist_contents(sdist)
         for version in versions:
             check_python(version, wheel, base)
     print(f"wheel test: {wheel.name} works on Python {', '.join(versions)}")
