@@ -72,7 +72,13 @@ def build(out: Path) -> tuple[Path, Path]:
 
 
 def expected_package_files() -> set[str]:
-    """Every file of the package in the source tree that belongs in the wheel."""
+    """Every file of the package in the source tree that belongs in the wheel: the ones
+    git tracks (so local leftovers do not count), or all of them outside a git checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--", PACKAGE], cwd=ROOT, capture_output=True, text=True
+    )
+    if listed.returncode == 0 and listed.stdout.strip():
+        return {line for line in listed.stdout.splitlines() if not line.endswith((".pyc", ".pyo"))}
     files = set()
     for path in (ROOT / PACKAGE).rglob("*"):
         if path.is_dir() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
@@ -89,7 +95,10 @@ def check_wheel_contents(wheel: Path) -> None:
     stray = sorted(n for n in package if not n.startswith(PACKAGE + "/"))
     assert not stray, f"files outside the package in the wheel: {stray}"
     missing = sorted(expected_package_files() - package)
-    assert not missing, f"package files missing from the wheel: {missing}"
+    assert not missing, (
+        f"package files missing from the wheel: {missing}; add their pattern to "
+        "[tool.setuptools.package-data] in pyproject.toml"
+    )
     assert f"{PACKAGE}/py.typed" in package, "py.typed missing"
     licenses = [n for n in dist_info if "/licenses/" in n]
     assert any(n.endswith("/LICENSE") for n in licenses), f"no LICENSE in {sorted(dist_info)}"
