@@ -23,9 +23,7 @@ def test_an_etcd04_registration_expires_after_a_week(etcd_discovery: EtcdDiscove
 
     etcd_discovery.clock.advance(1)
     assert etcd_discovery.token(token_url).names == []
-
-
-# [expire end]
+    # [expire end]
 
 
 # [frozen]
@@ -38,9 +36,7 @@ def test_ttls_do_not_move_on_their_own(etcd_discovery: EtcdDiscovery) -> None:
     assert requests.get(f"{token_url}/m1", timeout=5).json()["node"]["ttl"] == 30
     etcd_discovery.clock.advance(10)
     assert requests.get(f"{token_url}/m1", timeout=5).json()["node"]["ttl"] == 20
-
-
-# [frozen end]
+    # [frozen end]
 
 
 # [watch]
@@ -59,6 +55,4 @@ def test_a_watch_sees_the_expiry(etcd_discovery: EtcdDiscovery) -> None:
     watcher.join(timeout=10)
 
     assert seen[0].json()["action"] == "expire"
-
-
-# [watch end]
+    # [watch end]

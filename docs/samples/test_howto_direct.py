@@ -18,9 +18,7 @@ def create_cluster_token(size: int) -> str:
     reply = requests.get("https://discovery.etcd.io/new", params={"size": size}, timeout=5)
     reply.raise_for_status()
     return reply.text.strip()
-
-
-# [code end]
+    # [code end]
 
 
 # [marker]
@@ -30,9 +28,7 @@ def test_with_the_marker(etcd_discovery: EtcdDiscovery) -> None:
 
     assert token_url.startswith("https://discovery.etcd.io/")
     assert etcd_discovery.token(token_url).size == 5
-
-
-# [marker end]
+    # [marker end]
 
 
 # [block]
@@ -41,9 +37,7 @@ def test_with_a_block(etcd_discovery: EtcdDiscovery) -> None:
         token_url = create_cluster_token(3)
     assert etcd_discovery.token(token_url).size == 3
     assert [(c.path, c.transport) for c in etcd_discovery.calls] == [("/new", "inprocess")]
-
-
-# [block end]
+    # [block end]
 
 
 # [subprocess]
@@ -67,6 +61,4 @@ def test_a_subprocess_uses_the_live_url(etcd_discovery: EtcdDiscovery) -> None:
 
     assert '"value":"3"' in out
     assert [c.transport for c in etcd_discovery.calls] == ["live"]
-
-
-# [subprocess end]
+    # [subprocess end]

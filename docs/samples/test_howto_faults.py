@@ -19,9 +19,7 @@ def test_the_next_two_gets_fail(etcd_discovery: EtcdDiscovery) -> None:
     assert [r.status_code for r in replies] == [503, 503, 200]
     assert replies[0].text == "Service Unavailable\n"  # Go's http.Error text
     assert [c.fault for c in etcd_discovery.calls] == ["503 GET", "503 GET", None]
-
-
-# [fail end]
+    # [fail end]
 
 
 # [drop]
@@ -33,9 +31,7 @@ def test_a_dropped_connection(etcd_discovery: EtcdDiscovery) -> None:
         requests.get(f"{token_url}/_config/size", timeout=5)
     assert requests.get(f"{token_url}/_config/size", timeout=5).status_code == 200
     assert etcd_discovery.calls[0].status == 0  # no reply was sent
-
-
-# [drop end]
+    # [drop end]
 
 
 # [marker]
@@ -47,9 +43,7 @@ def test_a_vanished_size_key(etcd_discovery: EtcdDiscovery) -> None:
 
     assert reply.status_code == 404
     assert reply.json()["errorCode"] == 100  # etcd's "Key not found", as the real one
-
-
-# [marker end]
+    # [marker end]
 
 
 # [scenario]
@@ -68,6 +62,4 @@ def test_the_backend_behind_the_service_is_down(etcd_discovery: EtcdDiscovery) -
     reply = requests.get(f"{etcd_discovery.url}/new?size=3", timeout=5)
 
     assert (reply.status_code, reply.text) == (400, "Unable to generate token\n")
-
-
-# [scenario end]
+    # [scenario end]

@@ -31,15 +31,11 @@ def test_a_missing_member_is_etcds_404(etcd_discovery: EtcdDiscovery) -> None:
 
     assert reply.status_code == 404
     assert reply.json()["errorCode"] == 100
-
-
-# [both end]
+    # [both end]
 
 
 # [fake-only]
 def test_needs_the_fakes_clock(etcd_discovery: EtcdDiscovery) -> None:
     # Skips with a reason under --etcd-discovery-url: a real service has no such clock.
     etcd_discovery.clock.advance(60)
-
-
-# [fake-only end]
+    # [fake-only end]

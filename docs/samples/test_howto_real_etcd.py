@@ -25,6 +25,4 @@ def test_three_members_bootstrap(
         assert sorted(m.name for m in cluster.member_list()) == ["m1", "m2", "m3"]
     # Every member registered under the token, as etcd 3.4 does it.
     assert etcd_discovery.token(etcd_discovery_url).full
-
-
-# [cluster end]
+    # [cluster end]

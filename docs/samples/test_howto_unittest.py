@@ -38,9 +38,7 @@ class BootstrapTest(unittest.TestCase):
         self.clock.advance(60)
 
         self.assertEqual(requests.get(f"{token_url}/core-1", timeout=5).status_code, 404)
-
-
-# [case end]
+        # [case end]
 
 
 if __name__ == "__main__":

@@ -18,6 +18,4 @@ def test_each_test_starts_empty(etcd_discovery: EtcdDiscovery, n: int) -> None:
     etcd_discovery.register(token_url, f"m{n}", "http://10.0.0.1:2380")
 
     assert etcd_discovery.token(token_url).names == [f"m{n}"]
-
-
-# [isolated end]
+    # [isolated end]
