@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fake from a shell script: any language with an HTTP client works the same way.
+# The fake from a shell script; any language with an HTTP client works the same way.
 set -euo pipefail
 
 # Start the fake on a free port; it prints its base URL once it accepts connections.
@@ -9,9 +9,12 @@ read -r URL <&"${FAKE[0]}"
 
 # The seed workflow: a token, two members registering, the token read back.
 TOKEN_URL=$(curl -fsS "$URL/new?size=2")
-curl -fsS -X PUT "$TOKEN_URL/infra0?prevExist=false" -d value=infra0=http://10.0.0.1:2380 >/dev/null
-curl -fsS -X PUT "$TOKEN_URL/infra1?prevExist=false" -d value=infra1=http://10.0.0.2:2380 >/dev/null
+for n in 0 1; do
+  curl -fsS -o /dev/null -X PUT "$TOKEN_URL/infra$n?prevExist=false" \
+       -d "value=infra$n=http://10.0.0.$((n + 1)):2380"
+done
 curl -fsS "$TOKEN_URL" | grep -o '"value":"[^"]*"'
 
 # Registering the same member again is refused as etcd refuses it: 412, error 105.
-curl -sS -o /dev/null -w '%{http_code}\n' -X PUT "$TOKEN_URL/infra0?prevExist=false" -d value=x
+curl -sS -o /dev/null -w '%{http_code}\n' -X PUT "$TOKEN_URL/infra0?prevExist=false" \
+     -d value=x

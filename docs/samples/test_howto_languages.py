@@ -10,6 +10,19 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).with_name("standalone.sh")
+PAGE = Path(__file__).parent.parent / "howto" / "other-languages.rst"
+
+
+def printed_on_the_page() -> list[str]:
+    """The lines the page says the script prints (its ``It prints:`` block)."""
+    text = PAGE.read_text(encoding="utf-8").split("It prints:", 1)[1]
+    block = text.split(".. code-block:: text\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if not line.startswith("   "):
+            break
+        lines.append(line.strip())
+    return lines
 
 
 @pytest.mark.skipif(
@@ -27,3 +40,4 @@ def test_the_shell_sample() -> None:
         '"value":"infra1=http://10.0.0.2:2380"',
         "412",
     ]
+    assert printed_on_the_page() == result.stdout.splitlines()
