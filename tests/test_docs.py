@@ -56,6 +56,16 @@ def _console_lines() -> list[tuple[Path, str]]:
     return found
 
 
+def _ini_blocks() -> list[tuple[Path, str]]:
+    """The bodies of the pages' ``.. code-block:: ini`` blocks."""
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"^( *)\.\. code-block:: ini\n\n((?:\1   .*\n|\n)+)", text, re.M):
+            found.append((page, m.group(2)))
+    return found
+
+
 def test_there_are_pages_and_samples() -> None:
     assert len(PAGES) >= 10
     assert len(list(SAMPLES.glob("test_*.py"))) >= 5
@@ -91,6 +101,18 @@ def test_console_samples_use_options_that_exist() -> None:
         words = shlex.split(command, comments=True)
         if words and words[0] == "etcd-discovery-fake":
             build_parser().parse_args(words[1:])  # exits (fails the test) on a bad option
+
+
+def test_ini_samples_use_ini_values_that_exist() -> None:
+    _, inis = _recorded_options()
+    blocks = _ini_blocks()
+    assert blocks, "no ini samples found"
+    for page, body in blocks:
+        assert body.strip().startswith("[pytest]"), f"{page.name}: {body!r}"
+        keys = re.findall(r"^ *(\w+) *=", body, re.M)
+        assert keys, f"{page.name}: an ini sample without a value"
+        for key in keys:
+            assert key in inis, f"{page.name}: {key} is not an ini value of the plugin"
 
 
 def _run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
