@@ -141,17 +141,18 @@ def classified_pythons() -> list[str]:
 def find_python(version: str) -> str:
     """An interpreter for ``version``: on PATH, or one of pyenv's installed versions."""
     candidates = [shutil.which(f"python{version}")]
+    roots = [os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv")]
     pyenv = shutil.which("pyenv")
     if pyenv:
-        root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
-        if root:
-            candidates += sorted(
-                (str(p) for p in Path(root, "versions").glob(f"{version}.*/bin/python{version}")),
-                reverse=True,
-            )
+        roots.insert(0, subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout)
+    for root in dict.fromkeys(r.strip() for r in roots if r.strip()):
+        candidates += sorted(
+            (str(p) for p in Path(root, "versions").glob(f"{version}.*/bin/python{version}")),
+            reverse=True,
+        )
     for candidate in filter(None, candidates):
         probe = subprocess.run(
-            [candidate, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+            [candidate, "-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"],
             capture_output=True,
             text=True,
             env=clean_env(),
