@@ -95,10 +95,18 @@ def _pytest_output(*args: str) -> str:
 class _RstDirective(SphinxDirective):
     """Renders generated reStructuredText as if it were written in the page."""
 
+    #: The modules the output comes from: the page is rebuilt when one changes.
+    sources: tuple[str, ...] = ("plugin", "constants")
+
     def rst(self) -> list[str]:
         raise NotImplementedError
 
     def run(self) -> list[nodes.Node]:
+        import importlib
+
+        for name in self.sources:
+            module = importlib.import_module(f"pytest_etcd_discovery.{name}")
+            self.env.note_dependency(str(module.__file__))
         node = nodes.section()
         node.document = self.state.document
         lines = StringList(self.rst(), source=f"<{self.name}>")
@@ -185,6 +193,8 @@ class FixturesDirective(_RstDirective):
 
 
 class CommandHelpDirective(_RstDirective):
+    sources = ("__main__",)
+
     def rst(self) -> list[str]:
         from pytest_etcd_discovery.__main__ import build_parser
 

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 import requests
 
-from pytest_etcd_discovery import EtcdDiscovery
+from pytest_etcd_discovery import DiscoveryHostGuardError, EtcdDiscovery
 
 
 # [code]
@@ -62,3 +65,42 @@ def test_a_subprocess_uses_the_live_url(etcd_discovery: EtcdDiscovery) -> None:
     assert '"value":"3"' in out
     assert [c.transport for c in etcd_discovery.calls] == ["live"]
     # [subprocess end]
+
+
+# [urllib]
+@pytest.mark.etcd_discovery
+def test_any_client_of_the_test_process(etcd_discovery: EtcdDiscovery) -> None:
+    # urllib, http.client, httpx, aiohttp: over real TLS to the fake, certificate checked.
+    with urllib.request.urlopen("https://discovery.etcd.io/new?size=3", timeout=5) as reply:
+        token_url = reply.read().decode()
+
+    assert token_url.startswith("https://discovery.etcd.io/")
+    assert etcd_discovery.token(token_url).size == 3
+    assert [(c.path, c.transport) for c in etcd_discovery.calls] == [("/new", "live")]
+    # [urllib end]
+
+
+# [guard]
+@pytest.mark.etcd_discovery
+def test_what_cannot_be_served_fails_at_once(etcd_discovery: EtcdDiscovery) -> None:
+    # Plain http on port 80 is not the service: refused here, no DNS query is sent.
+    with pytest.raises(DiscoveryHostGuardError, match=r"discovery\.etcd\.io"):
+        socket.getaddrinfo("discovery.etcd.io", 80)
+    # [guard end]
+
+
+# [env]
+@pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")
+def test_a_child_process_reaches_the_public_url(etcd_discovery: EtcdDiscovery) -> None:
+    token_url = subprocess.run(
+        ["curl", "-fsS", "https://discovery.etcd.io/new?size=3"],
+        env=etcd_discovery.env(),  # proxy variables and the test CA for the child
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+
+    assert token_url.startswith("https://discovery.etcd.io/")
+    assert etcd_discovery.token(token_url).size == 3
+    # [env end]
