@@ -206,6 +206,8 @@ class EtcdDiscovery:
         self._server = server
         self._clock = clock
         self._interceptor: Interceptor | None = None
+        #: The journal pinned by :meth:`keep_journal` when the test ended.
+        self._journal: list[Call] | None = None
         #: Set by the marker's seeding: the token URL it created, if any.
         self.seeded_url: str | None = None
         #: Token URLs :meth:`new_token` created in this test (the report lists them).
@@ -261,7 +263,18 @@ class EtcdDiscovery:
         fixture's own seeding requests are left out.
         """
         app = self._need_fake("the request journal")
-        return [c for c in app.calls if c.transport != FIXTURE_TRANSPORT]
+        journal = app.calls if self._journal is None else self._journal
+        return [c for c in journal if c.transport != FIXTURE_TRANSPORT]
+
+    def keep_journal(self) -> None:
+        """Pin :attr:`calls` to this test's journal (the fixture calls it at teardown).
+
+        The app starts a new journal for the next test; this one keeps the requests this
+        test made, including one still running when the test ended (it shows as dropped,
+        ``status`` 0, once it goes on).
+        """
+        if self._app is not None:
+            self._journal = self._app.calls
 
     @property
     def faults(self) -> FaultPlan:

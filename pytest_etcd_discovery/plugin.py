@@ -374,6 +374,9 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         yield disco
     finally:
         disco.stop_intercept()
+        # The test's journal stays its own: late requests still show there, and the next
+        # test's requests do not.
+        disco.keep_journal()
         errors = server.app.take_errors()
         # Wake anything still blocked in a long poll (threads, the live server) so no
         # request outlives its test; the next test starts from a fresh state anyway.
@@ -407,15 +410,17 @@ def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> b
 
 
 def _release(server: DiscoveryServer) -> None:
-    # Faults end with their test; waiting delays are released first.  A fault plan is one
-    # of the app's before_request hooks: none there, none to clear, nothing to import.
+    # reset() retires the test's store first: its blocked watches are released, and a
+    # request still held by a fault is dropped when it goes on, instead of writing into
+    # whatever store comes next.  The server keeps an empty store until the next test.
+    server.app.reset()
+    # Faults end with their test; releasing their delays now sends those requests to the
+    # drop.  A fault plan is one of the app's before_request hooks: none there, none to
+    # clear, nothing to import.
     if server.app.before_request:
         from .service.faults import FaultPlan
 
         FaultPlan.of(server.app).clear()
-    # reset() closes the test's store, which releases its blocked watches, and leaves
-    # the server with an empty store until the next test brings its own clock.
-    server.app.reset()
 
 
 @pytest.fixture
