@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .constants import DEFAULT_HOSTS
+from .constants import DEFAULT_HOSTS, normalize_host
 
 # What a test may not need loads on first use: requests (a real service only), responses
 # (interception only) and the process helpers behind etcd_member_id (registering only).
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .real.cluster import etcd_member_id as etcd_member_id
     from .service.app import Call, DiscoveryApp
     from .service.faults import FaultPlan
+    from .transport.forward import ForwardApp
     from .transport.intercept import Interceptor
     from .transport.server import DiscoveryServer
     from .v2store.clock import ControllableClock
@@ -206,6 +207,8 @@ class EtcdDiscovery:
         self._server = server
         self._clock = clock
         self._interceptor: Interceptor | None = None
+        #: Real mode: what interception calls (it forwards to the configured service).
+        self._forward: ForwardApp | None = None
         #: The journal pinned by :meth:`keep_journal` when the test ended.
         self._journal: list[Call] | None = None
         #: Set by the marker's seeding: the token URL it created, if any.
@@ -217,6 +220,8 @@ class EtcdDiscovery:
 
     @property
     def mode(self) -> str:
+        """``"fake"``, or ``"real"`` with ``--etcd-discovery-url`` (then :attr:`url` is
+        that service and the helpers talk to it alone)."""
         return "fake" if self._app is not None else "real"
 
     @property
@@ -299,6 +304,8 @@ class EtcdDiscovery:
     ) -> tuple[int, dict[str, str], str]:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        if self._app is None:
+            url = self._on_service(url)
         if self._app is not None:
             from .transport.wsgicall import call_app
 
@@ -328,8 +335,34 @@ class EtcdDiscovery:
         return headers, json.loads(body) if body.strip() else None
 
     def token_url(self, token: str, base_url: str | None = None) -> str:
-        """The URL of ``token`` on ``base_url`` (default: the live service)."""
-        return f"{(base_url or self.url).rstrip('/')}/{token}"
+        """The URL of ``token`` on ``base_url`` (default: the live service).
+
+        Against a real service (``--etcd-discovery-url``) every URL is on that service:
+        ``base_url`` naming a discovery host (``https://discovery.etcd.io``) gives the
+        configured URL, so nothing a test hands on reaches the public service.
+        """
+        base = (base_url or self.url).rstrip("/")
+        if self._app is None:
+            base = self._on_service(base)
+        return f"{base}/{token}"
+
+    def _on_service(self, url: str) -> str:
+        """Real mode: ``url`` moved to the configured service if it names a discovery
+        host; any other host is refused (the helpers talk to the configured one only)."""
+        if url == self.url or url.startswith((f"{self.url}/", f"{self.url}?")):
+            return url
+        parts = urlsplit(url)
+        try:
+            host = normalize_host(f"{parts.scheme}://{parts.netloc}")
+        except ValueError:
+            host = ""
+        if host in self.hosts:
+            return self.url + url[len(parts.scheme) + 3 + len(parts.netloc) :]
+        raise ValueError(
+            f"etcd discovery: {url} is not on the configured service {self.url} "
+            "(--etcd-discovery-url) nor on a discovery host; the helpers talk to that "
+            "service only"
+        )
 
     # -- the API users call ----------------------------------------------------------
 
@@ -489,37 +522,47 @@ class EtcdDiscovery:
     @contextmanager
     def intercept(self) -> Iterator[EtcdDiscovery]:
         """Serve ``requests`` calls to ``https://discovery.etcd.io`` (and the
-        ``etcd_discovery_hosts``) from this fake for the ``with`` block."""
-        app = self._need_fake("interception")
+        ``etcd_discovery_hosts``) from this fake for the ``with`` block.
+
+        Against a real service (``--etcd-discovery-url``) they are forwarded to it."""
         if self._interceptor is not None and self._interceptor.active:
             yield self  # already on for this test (flag or marker)
             return
-        from .transport.intercept import Interceptor
-
-        interceptor = Interceptor(app, self.hosts)
-        self._interceptor = interceptor
+        self.start_intercept()
         try:
-            with interceptor:
-                yield self
+            yield self
         finally:
-            self._interceptor = None
+            self.stop_intercept()
+
+    def _intercepted_app(self) -> Any:
+        if self._app is not None:
+            return self._app
+        from .transport.forward import ForwardApp
+
+        self._forward = ForwardApp(self.url)
+        return self._forward
 
     def start_intercept(self) -> None:
         """Turn interception on until :meth:`stop_intercept` (the plugin uses this)."""
-        app = self._need_fake("interception")
         if self._interceptor is None:
             from .transport.intercept import Interceptor
 
-            self._interceptor = Interceptor(app, self.hosts)
+            self._interceptor = Interceptor(self._intercepted_app(), self.hosts)
         self._interceptor.start()
 
     def stop_intercept(self) -> None:
+        """Turn interception off (the fixture does at teardown)."""
         if self._interceptor is not None:
             self._interceptor.stop()
             self._interceptor = None
+        if self._forward is not None:
+            self._forward.close()  # long polls still forwarded end with the test
+            self._forward = None
 
     @property
     def intercepting(self) -> bool:
+        """True while ``requests`` calls to the discovery hosts are intercepted (by the
+        flag, the ini value, the marker or :meth:`intercept`)."""
         return self._interceptor is not None and self._interceptor.active
 
     def __repr__(self) -> str:
