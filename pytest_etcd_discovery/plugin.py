@@ -41,11 +41,11 @@ _STYLES = ("v3.4", "v0.4")
 def _service_url(value: str, what: str) -> str:
     """``value`` checked as a discovery service's base URL: ``http(s)://host[:port][/path]``."""
     text = value.strip()
+    parts = urlsplit(text)
     try:
-        parts = urlsplit(text)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        parts, port_ok = urlsplit(""), False
+    except ValueError:  # not a number, or past 65535
+        port_ok = False
     problem = None
     if parts.scheme not in ("http", "https"):
         problem = "it must start with http:// or https://"
