@@ -10,10 +10,15 @@
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import nox
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the tomli backport has the same API
+    import tomli as tomllib
 
 nox.options.sessions = ["lowest", "newest"]
 nox.options.error_on_missing_interpreters = True
