@@ -62,7 +62,7 @@ def _ini_bool(config: pytest.Config, name: str) -> bool:
     """A bool ini value; a bad one is a usage error that names it."""
     try:
         return bool(config.getini(name))
-    except ValueError as exc:
+    except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter itself
         raise pytest.UsageError(f"{name}: {exc} (use true or false)") from None
 
 
