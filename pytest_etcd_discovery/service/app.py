@@ -353,7 +353,7 @@ class DiscoveryApp:
     ) -> None:
         self.profile = get_profile(profile)
         self.max_calls = max_calls
-        self._store = store if store is not None else Store(clock)
+        self._store = store if store is not None else self.new_store(clock)
         self.public_url = public_url
         self.calls: list[Call] = []
         #: Exceptions the fake raised while answering (its own bugs); see take_errors().
@@ -383,6 +383,10 @@ class DiscoveryApp:
 
     # -- the Python API ------------------------------------------------------------------
 
+    def new_store(self, clock: Clock | None = None) -> Store:
+        """An empty store that behaves as this profile's (see :mod:`.profiles`)."""
+        return Store(clock, rules=self.profile.store_rules)
+
     def token_key(self, token: str) -> str:
         """The store key of ``token`` (where its members live)."""
         return f"{self.profile.key_prefix}/{token}"
@@ -404,7 +408,7 @@ class DiscoveryApp:
         its place), so whoever holds it still sees those late requests.
         """
         old = self._store
-        self._store = store if store is not None else Store(old.clock)
+        self._store = store if store is not None else self.new_store(old.clock)
         old.close()
         with self._calls_lock:
             self.calls = []
