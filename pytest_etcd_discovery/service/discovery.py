@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from ..constants import TRANSPORT_FIXTURE
 from ..v2store.clock import Clock
@@ -45,6 +46,12 @@ ROUTE_METHODS = {
 }
 #: A hook run before faults and endpoints; the first reply one returns answers.
 Hook = Callable[[ServiceRequest], Reply | None]
+#: The store each request works on: the service's store when the request arrived.  A
+#: request still running when the store is replaced (its test ended) keeps its own,
+#: retired one, and is dropped rather than reaching the new one.
+_REQUEST_STORE: ContextVar[tuple[DiscoveryService, Store] | None] = ContextVar(
+    "etcd_discovery_request_store", default=None
+)
 
 
 class DiscoveryService:
@@ -79,7 +86,7 @@ class DiscoveryService:
         keys_api: bool = False,
     ) -> None:
         self.profile = get_profile(profile)
-        self.store = store if store is not None else self.new_store(clock)
+        self._store = store if store is not None else self.new_store(clock)
         self.public_url = public_url
         #: Serve the keys API at ``/v2/keys`` (the profile permitting); may change any time.
         self.keys_api = keys_api
@@ -107,6 +114,18 @@ class DiscoveryService:
             "size": self._on_token_route,
             "keys": self._on_keys,
         }
+
+    @property
+    def store(self) -> Store:
+        """The state: inside a request, the store that was current when it arrived."""
+        bound = _REQUEST_STORE.get()
+        if bound is not None and bound[0] is self:
+            return bound[1]
+        return self._store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        self._store = store
 
     @property
     def clock(self) -> Clock:
@@ -138,14 +157,17 @@ class DiscoveryService:
     def reset(self, store: Store | None = None) -> None:
         """Start over with an empty store on the same clock and an empty journal.
 
-        Watches blocked on the old store are released.
+        The old store is retired: watches blocked on it are released, and a request that
+        arrived before and is still running (held by a fault) is dropped rather than
+        reaching the new store.  The old journal list is left as it is (a new one takes
+        its place), so whoever holds it still sees those late requests.
         """
-        old = self.store
-        self.store = store if store is not None else self.new_store(old.clock)
+        old = self._store
+        self._store = store if store is not None else self.new_store(old.clock)
         old.close()
-        self.journal.clear()
+        self.journal.renew()
         with self._errors_lock:
-            self.errors.clear()
+            self.errors = []
         self.metrics.clear()
 
     def take_errors(self) -> list[BaseException]:
@@ -204,6 +226,14 @@ class DiscoveryService:
 
     def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
         """Answer ``request`` (``route``: its :meth:`route`, if the caller has it)."""
+        # The request works on the store of now, even if a reset replaces it meanwhile.
+        bound = _REQUEST_STORE.set((self, self._store))
+        try:
+            return self._handle(request, route)
+        finally:
+            _REQUEST_STORE.reset(bound)
+
+    def _handle(self, request: ServiceRequest, route: Route | None) -> Reply:
         if route is None:
             route = self.route(request)
         call = self.journal.record(
@@ -237,11 +267,16 @@ class DiscoveryService:
             if hooked is not None:
                 return hooked
         decision = self.faults.decide(request, route)
+        faulted = None
         if decision is not None:
             call.fault = decision.label
             faulted = self._carry_out(decision, request, route)
-            if faulted is not None:
-                return faulted
+        if self.store is not self._store:
+            # Held (by a fault) until its store was retired: it must not write anywhere,
+            # and its client hears what a server that went away says.
+            return Reply(0, drop=True)
+        if faulted is not None:
+            return faulted
         if route.endpoint == NOT_FOUND:
             return http_error("404 page not found", 404)
         return self._endpoints[route.endpoint](request, route)
