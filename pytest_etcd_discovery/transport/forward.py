@@ -3,8 +3,9 @@
 With ``--etcd-discovery-url`` there is no fake to answer, yet code under test may still
 call ``https://discovery.etcd.io`` (a suite whose ini turns interception on, a test with
 the ``etcd_discovery`` marker).  Such calls must never reach the public service:
-:class:`ForwardApp` is the WSGI app the :class:`~.intercept.Interceptor` then calls, and
-it replays each request on the configured service over HTTP, unchanged but for the host.
+:class:`ForwardApp` is what the :class:`~.intercept.Interceptor` then calls instead of the
+service (the same ``route``/``may_block``/``handle`` calls), and it replays each request
+on the configured service over HTTP, unchanged but for the host.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import http.client
 import socket
 import ssl
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+from ..service.forms import Form
+from ..service.http import Reply, ServiceRequest
+from ..service.routes import Route
 
 __all__ = ["ForwardApp"]
 
@@ -42,30 +42,12 @@ _NOT_FORWARDED = frozenset(
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-def _request_headers(environ: WSGIEnvironment) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").title()
-        elif key == "CONTENT_TYPE" and value:
-            name = "Content-Type"
-        else:
-            continue
-        if name.lower() not in _NOT_FORWARDED:
-            headers[name] = value
-    return headers
-
-
-def _request_body(environ: WSGIEnvironment) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    return environ["wsgi.input"].read(length) if length > 0 else b""
+def _request_headers(request: ServiceRequest) -> dict[str, str]:
+    return {name: value for name, value in request.headers if name.lower() not in _NOT_FORWARDED}
 
 
 class ForwardApp:
-    """A WSGI app that answers each request with what ``base_url`` answers to it.
+    """Answers each request with what ``base_url`` answers to it.
 
     :param base_url: the configured service (``http(s)://host[:port][/prefix]``).
 
@@ -87,19 +69,24 @@ class ForwardApp:
             return http.client.HTTPSConnection(self._netloc, context=ssl.create_default_context())
         return http.client.HTTPConnection(self._netloc)
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = quote(environ.get("PATH_INFO", "/").encode("latin-1"), safe=_PATH_SAFE)
-        query = environ.get("QUERY_STRING", "")
-        target = self._prefix + path + (f"?{query}" if query else "")
+    def route(self, request: ServiceRequest) -> Route:
+        """No routing here: the configured service routes (the interceptor asks)."""
+        return Route("forward", request.path, Form())
+
+    def may_block(self, route: Route) -> bool:
+        """Any forwarded request may wait on the network (a long poll, a slow service)."""
+        return True
+
+    def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
+        """What the configured service answers to ``request``."""
+        path = quote(request.path.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+        target = self._prefix + path + (f"?{request.query}" if request.query else "")
         connection = self._connect()
         with self._lock:
             self._open.add(connection)
         try:
             connection.request(
-                environ["REQUEST_METHOD"],
-                target,
-                body=_request_body(environ),
-                headers=_request_headers(environ),
+                request.method, target, body=request.body, headers=_request_headers(request)
             )
             reply = connection.getresponse()
             body = reply.read()
@@ -107,7 +94,6 @@ class ForwardApp:
         except (OSError, http.client.HTTPException) as exc:
             import requests  # interception loaded it already
 
-            # What the caller's requests would have raised talking to the service itself.
             raise requests.exceptions.ConnectionError(
                 f"etcd discovery: forwarding to {self.base_url} failed: {exc!r}"
             ) from exc
@@ -116,8 +102,7 @@ class ForwardApp:
                 self._open.discard(connection)
             connection.close()
         headers.append(("Content-Length", str(len(body))))
-        start_response(f"{reply.status} {reply.reason}", headers)
-        return [body]
+        return Reply(reply.status, headers, body)
 
     def close(self) -> None:
         """Cut every request still waiting on the service (their callers get an error)."""

@@ -35,6 +35,8 @@ from ..service.routes import Route
 if TYPE_CHECKING:
     from requests import PreparedRequest
 
+    from .forward import ForwardApp
+
 __all__ = [
     "DEFAULT_HOSTS",
     "Interceptor",
@@ -89,7 +91,9 @@ class Interceptor:
     Use it as a context manager, or call :meth:`start` / :meth:`stop`.
     """
 
-    def __init__(self, app: DiscoveryService, hosts: Iterable[str] = DEFAULT_HOSTS) -> None:
+    def __init__(
+        self, app: DiscoveryService | ForwardApp, hosts: Iterable[str] = DEFAULT_HOSTS
+    ) -> None:
         self.app = app
         self.hosts: tuple[str, ...] = tuple(dict.fromkeys(normalize_host(h) for h in hosts))
         self._mock: responses.RequestsMock | None = None
@@ -178,7 +182,9 @@ def _service_request(request: PreparedRequest) -> ServiceRequest:
     )
 
 
-def _answer(service: DiscoveryService, request: ServiceRequest, route: Route) -> _Reply:
+def _answer(
+    service: DiscoveryService | ForwardApp, request: ServiceRequest, route: Route
+) -> _Reply:
     """The service's reply as ``responses`` takes it; a drop as ``requests`` raises it."""
     reply = service.handle(request, route)
     if reply.drop:
