@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,8 +26,9 @@ from .constants import DEFAULT_HOSTS
 # (interception only) and the process helpers behind etcd_member_id (registering only).
 # A session whose tests just use the live fake then pays for werkzeug and the fake alone.
 if TYPE_CHECKING:
+    from .expectations import CallList
     from .real.cluster import etcd_member_id as etcd_member_id
-    from .service.app import Call, DiscoveryApp
+    from .service.app import DiscoveryApp
     from .service.faults import FaultPlan
     from .transport.intercept import Interceptor
     from .transport.server import DiscoveryServer
@@ -254,14 +255,102 @@ class EtcdDiscovery:
         return self._clock
 
     @property
-    def calls(self) -> list[Call]:
+    def calls(self) -> CallList:
         """The request journal of this test, both transports (live and in-process).
 
-        Each entry has at least ``method``, ``path``, ``status`` and ``transport``.  The
-        fixture's own seeding requests are left out.
+        Each entry has ``method``, ``path``, ``query``, ``status`` (None while still being
+        answered, 0 for a dropped connection), ``route``, ``transport``, ``form`` and
+        ``fault``.  The fixture's own seeding requests are left out.  A list, with
+        ``.filter(method=, route=, path=, token=, status=, transport=)``.
         """
+        from .expectations import CallList
+
         app = self._need_fake("the request journal")
-        return [c for c in app.calls if c.transport != FIXTURE_TRANSPORT]
+        return CallList(c for c in app.calls if c.transport != FIXTURE_TRANSPORT)
+
+    # -- expectations ---------------------------------------------------------------
+
+    def assert_requested(
+        self,
+        times: int | None = None,
+        *,
+        method: str | Iterable[str] | None = None,
+        route: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        token: str | None = None,
+        status: int | Collection[int] | None = None,
+        transport: str | Iterable[str] | None = None,
+    ) -> CallList:
+        """Fail unless the code under test made ``times`` requests matching the filters
+        (at least one when ``times`` is None); returns the matching calls.
+
+        The filters are :attr:`calls`' ``filter()`` ones.  The failure shows what was
+        expected, what matched, and the closest requests that did not with what each
+        missed.  Fake only (it reads the journal).
+        """
+        __tracebackhide__ = True
+        from .expectations import CallFilter, CallList, requested_failure
+
+        if times is not None and (
+            not isinstance(times, int) or isinstance(times, bool) or times < 0
+        ):
+            raise ValueError(f"times: expected a count >= 0, got {times!r}")
+        flt = CallFilter.make(method, route, path, token, status, transport)
+        calls = self.calls
+        hint = (
+            None
+            if self.intercepting
+            else (f"interception is off: requests to {', '.join(self.hosts)} do not reach the fake")
+        )
+        message = requested_failure(calls, flt, times, hint)
+        if message is not None:
+            raise AssertionError(message)
+        return CallList(call for call in calls if flt.matches(call))
+
+    def assert_not_requested(
+        self,
+        *,
+        method: str | Iterable[str] | None = None,
+        route: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        token: str | None = None,
+        status: int | Collection[int] | None = None,
+        transport: str | Iterable[str] | None = None,
+    ) -> None:
+        """Fail if the code under test made any request matching the filters (with none,
+        any request at all), listing each one.  Fake only."""
+        __tracebackhide__ = True
+        from .expectations import CallFilter, not_requested_failure
+
+        flt = CallFilter.make(method, route, path, token, status, transport)
+        message = not_requested_failure(self.calls, flt)
+        if message is not None:
+            raise AssertionError(message)
+
+    def assert_registered(
+        self, token_url: str, names: Sequence[str], state: str | None = None
+    ) -> TokenView:
+        """Fail unless ``token_url`` holds exactly the members ``names``, in registration
+        order (and ``_state`` equal to ``state``, if given); returns the token's view.
+
+        Names are the member names etcd registered (etcd 3.4 keys a member by its id; the
+        name is in the value).  Works against a real service too.
+        """
+        __tracebackhide__ = True
+        from .expectations import registered_failure
+
+        if isinstance(names, str):
+            raise TypeError("names: expected a sequence of member names, not one string")
+        try:
+            view = self.token(token_url)
+        except DiscoveryError as exc:
+            raise AssertionError(
+                f"etcd discovery: token {token_url} cannot be read: {exc}"
+            ) from None
+        message = registered_failure(view, names, state)
+        if message is not None:
+            raise AssertionError(message)
+        return view
 
     @property
     def faults(self) -> FaultPlan:

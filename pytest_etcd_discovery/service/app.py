@@ -178,11 +178,54 @@ class Call:
     time: float = 0.0
     #: the fault rule that answered this request (see :mod:`.faults`), else None
     fault: str | None = None
+    #: the route it took, named as fault rules name them (``new``, ``token``,
+    #: ``machine``, ``size``, ...); None when the path routes nowhere
+    route: str | None = None
+    #: True while a streamed reply (an etcd-v2 long poll) is still being sent: its
+    #: status is known at once, its body is not
+    streaming: bool = False
+
+    @property
+    def in_flight(self) -> bool:
+        """True until the reply is complete: no status yet, or a body still streaming."""
+        return self.status is None or self.streaming
 
     def __str__(self) -> str:
         query = f"?{self.query}" if self.query else ""
         status = "pending" if self.status is None else self.status
         return f"{self.method} {self.path}{query} -> {status} ({self.transport})"
+
+
+class _StreamedReply:
+    """A streamed reply's body that marks its journal entry complete when the transport
+    closes it (PEP 3333: every server calls ``close()``, also on a client gone away)."""
+
+    __slots__ = ("_body", "_call")
+
+    def __init__(self, body: Iterable[bytes], call: Call) -> None:
+        self._body = body
+        self._call = call
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._call.streaming = False
+
+
+def route_of(environ: WSGIEnvironment) -> str | None:
+    """The endpoint ``environ``'s path routes to, as fault rules match it; None for a
+    path (or a Host) that routes nowhere."""
+    try:
+        endpoint, _ = _host(environ).match(_werkzeug_path(environ), "GET")
+    except HTTPException:
+        return None
+    return str(endpoint)
 
 
 def go_clean_path(path: str) -> str:
@@ -406,7 +449,12 @@ class DiscoveryApp:
         finally:
             call.fault = environ.get("etcd_discovery.fault")
         call.status = response.status_code
-        return _wsgi_reply(response, environ, start_response)
+        reply = _wsgi_reply(response, environ, start_response)
+        if response.is_streamed:
+            # A long poll: the reply is complete only when its body is.
+            call.streaming = True
+            return _StreamedReply(reply, call)
+        return reply
 
     def _record(self, request: Request) -> Call:
         call = Call(
@@ -417,6 +465,7 @@ class DiscoveryApp:
             transport=request.environ.get(TRANSPORT_KEY, "live"),
             form=self._form(request).values,
             time=self.clock.now(),
+            route=route_of(request.environ),
         )
         with self._calls_lock:
             self.calls.append(call)

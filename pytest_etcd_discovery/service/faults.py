@@ -46,13 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from urllib3.exceptions import ProtocolError
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from ..constants import FAULT_MARKER
 from ..v2store import errors
 from ..v2store.errors import EtcdError
-from .app import bare_response, http_error
+from .app import bare_response, http_error, route_of
 from .forms import go_parse_bool, parse_form
 
 if TYPE_CHECKING:
@@ -70,6 +69,7 @@ __all__ = [
     "fault_response",
     "load_plan",
     "rule_from_marker",
+    "unfired_lines",
 ]
 
 #: WSGI environ key holding the description of the fault applied to a request.
@@ -293,13 +293,8 @@ def _is_watch(request: Request) -> bool:
 
 
 def _route_of(request: Request) -> str | None:
-    from .app import URL_MAP
-
-    try:
-        endpoint, _ = URL_MAP.bind_to_environ(request.environ).match(method=None)
-    except HTTPException:
-        return None
-    return str(endpoint)
+    # The journal names a call's route the same way (Call.route).
+    return route_of(request.environ)
 
 
 def fault_response(app: DiscoveryApp, request: Request, rule: FaultRule) -> Response:
@@ -524,6 +519,26 @@ class FaultPlan:
 
     # -- reading -----------------------------------------------------------------------
 
+    def unfired(self) -> list[FaultRule]:
+        """The rules that never hit a request, in the order they were added."""
+        with self._lock:
+            return [rule for rule in self.rules if rule.fired == 0]
+
+    def assert_all_fired(self) -> None:
+        """Fail (``AssertionError``) unless every rule hit at least one request, naming
+        each rule that did not and how many requests it matched.
+
+        A retry test whose ``503`` was never served proves nothing; this says so.
+        """
+        __tracebackhide__ = True
+        with self._lock:
+            total = len(self.rules)
+            unfired = [rule for rule in self.rules if rule.fired == 0]
+        if unfired:
+            lines = [f"etcd discovery: {len(unfired)} of {total} fault rules never fired:"]
+            lines.extend(f"  {line}" for line in unfired_lines(unfired))
+            raise AssertionError("\n".join(lines))
+
     def __len__(self) -> int:
         with self._lock:
             return len(self.rules)
@@ -554,6 +569,20 @@ class FaultPlan:
     def load(cls, path: str | Path) -> FaultPlan:
         """Read a plan from a ``.json`` or ``.toml`` file (``[[faults]]`` tables)."""
         return load_plan(path)
+
+
+def unfired_lines(rules: Iterable[FaultRule]) -> list[str]:
+    """One line per rule that never fired: what it is and why it did not fire."""
+    lines = []
+    for rule in rules:
+        if rule.seen == 0:
+            why = "no request matched it"
+        else:
+            # Only an nth rule can match without firing: it waits for a later request.
+            matched = "1 request" if rule.seen == 1 else f"{rule.seen} requests"
+            why = f"{matched} matched it; it waits for request number {rule.nth}"
+        lines.append(f"{rule.describe()}  ({why})")
+    return lines
 
 
 def load_plan(path: str | Path) -> FaultPlan:
