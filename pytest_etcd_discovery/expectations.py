@@ -90,7 +90,7 @@ def _names(value: str | Iterable[str] | None, what: str, upper: bool) -> tuple[s
 def _statuses(value: int | Collection[int] | None) -> int | Collection[int] | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, Collection)):
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, Collection)):
         raise ValueError(f"status: expected a status or a collection of them, got {value!r}")
     if isinstance(value, Collection) and not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value

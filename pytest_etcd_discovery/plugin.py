@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["MARKER", "PROFILES"]
 
 PROFILES = tuple(_PROFILES)  # the profile names, default first
-_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen"})
+_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen", "strict"})
 _OUR_MARKERS = frozenset({MARKER, FAULT_MARKER})
 
 
@@ -73,6 +73,8 @@ class _Session:
         except ValueError as exc:
             raise pytest.UsageError(f"etcd_discovery_hosts: {exc}") from None
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
+        #: Strict mode for every test (a marker's ``strict=`` overrides it per test).
+        self.strict = bool(_option_ini(config, "etcd_discovery_strict"))
         self._servers: dict[str, DiscoveryServer] = {}
         self._lock = threading.Lock()
 
@@ -107,6 +109,10 @@ class _Session:
 _SESSION_KEY = pytest.StashKey[_Session]()
 #: The test's EtcdDiscovery, for the failure section.
 _DISCO_KEY = pytest.StashKey["EtcdDiscovery"]()
+#: Whether the test's call phase passed (strict mode checks only tests that did).
+_PASSED_KEY = pytest.StashKey[bool]()
+#: Strict mode's findings and the state they were found in, for the teardown report.
+_STRICT_SECTION_KEY = pytest.StashKey[str]()
 
 
 def _option_ini(config: pytest.Config, name: str) -> Any:
@@ -157,6 +163,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the etcd_discovery fixtures against a real discovery service at URL; "
         "tests needing the fake's insides skip",
     )
+    _add_option_ini(
+        parser,
+        group,
+        "--etcd-discovery-strict",
+        "etcd_discovery_strict",
+        "bool",
+        action="store_true",
+        help="strict mode for every test: fail at teardown when a fault rule never fired "
+        "or a request was still in flight (per test: @etcd_discovery(strict=...))",
+    )
     parser.addini(
         "etcd_discovery_hosts",
         type="linelist",
@@ -174,9 +190,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "etcd_discovery(size=3, profile=None, members=None, state=None, frozen=False): "
-        "seed and configure this test's fake discovery service and intercept "
-        "https://discovery.etcd.io for the test",
+        "etcd_discovery(size=3, profile=None, members=None, state=None, frozen=False, "
+        "strict=None): seed and configure this test's fake discovery service and intercept "
+        "https://discovery.etcd.io for the test; strict=True fails it at teardown when a "
+        "fault rule never fired or a request was still in flight",
     )
     config.addinivalue_line("markers", FAULT_MARKER_DOC)
     config.stash[_SESSION_KEY] = _Session(config)
@@ -352,6 +369,11 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     profile = str(config.get("profile") or session.profile)
     if profile not in PROFILES:
         _bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILES)}")
+    strict = config.get("strict", session.strict)
+    if strict is None:
+        strict = session.strict
+    if not isinstance(strict, bool):
+        _bad_marker(f"@{MARKER}(strict={strict!r}): expected True or False")
     server = session.server(profile)
     clock = ControllableClock()
     _fresh_state(server, clock)
@@ -364,6 +386,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         hosts=session.hosts,
     )
     node.stash[_DISCO_KEY] = disco
+    strict_failure: str | None = None
     try:
         if config.get("frozen"):
             clock.freeze()
@@ -372,6 +395,9 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         if marked or faulted or session.intercept_all:
             disco.start_intercept()
         yield disco
+        if strict and node.stash.get(_PASSED_KEY, False):
+            # Before the release below cuts off what is still in flight.
+            strict_failure = _strict_check(node, disco)
     finally:
         disco.stop_intercept()
         errors = server.app.take_errors()
@@ -382,6 +408,32 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         # Like pytest-httpserver: an error inside the server fails the test that met it.
         shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)
         pytest.fail(f"the fake discovery service failed internally (a bug in it):\n{shown}")
+    if strict_failure is not None:
+        pytest.fail(strict_failure, pytrace=False)
+
+
+def _strict_check(node: pytest.Item, disco: EtcdDiscovery) -> str | None:
+    """Strict mode's verdict on a test that passed: every fault rule fired, no request
+    cut off by its end.  The findings and the state go to the report section."""
+    from .expectations import strict_problems
+    from .report import render
+
+    app = disco.app
+    unfired = []
+    if app.before_request:  # as in _release: no hooks, no fault plan to import
+        from .service.faults import FaultPlan
+
+        unfired = FaultPlan.of(app).unfired()
+    problems = strict_problems(disco.calls, unfired)
+    if not problems:
+        return None
+    count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+    message = "\n".join(
+        [f"etcd discovery strict mode: {count} at the end of the test:"]
+        + [f"  {problem}" for problem in problems]
+    )
+    node.stash[_STRICT_SECTION_KEY] = f"{message}\n\n{render(disco)}"
+    return message
 
 
 def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
@@ -451,10 +503,19 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if report.when == "call":
+        item.stash[_PASSED_KEY] = report.passed
     if report.failed and report.when in ("setup", "call"):
         disco = item.stash.get(_DISCO_KEY, None)
         if disco is not None:
             from .report import SECTION_TITLE, render
 
             report.sections.append((SECTION_TITLE, render(disco)))
+    elif report.failed and report.when == "teardown":
+        # Strict mode failed the test: its findings, and the state before the release.
+        section = item.stash.get(_STRICT_SECTION_KEY, None)
+        if section is not None:
+            from .report import SECTION_TITLE
+
+            report.sections.append((SECTION_TITLE, section))
     return report

@@ -197,8 +197,9 @@ class Call:
 
 
 class _StreamedReply:
-    """A streamed reply's body that marks its journal entry complete when the transport
-    closes it (PEP 3333: every server calls ``close()``, also on a client gone away)."""
+    """A streamed reply's body that marks its journal entry complete once the body has
+    ended, or when the transport closes it early (PEP 3333: every server calls
+    ``close()``, also for a client that went away)."""
 
     __slots__ = ("_body", "_call")
 
@@ -207,7 +208,10 @@ class _StreamedReply:
         self._call = call
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        yield from self._body
+        # Before the transport ends the reply (last chunk, Content-Length, close), so a
+        # client that has the whole reply never sees its entry still streaming.
+        self._call.streaming = False
 
     def close(self) -> None:
         try:
