@@ -314,6 +314,10 @@ def not_requested_failure(calls: Sequence[Call], flt: CallFilter) -> str | None:
     return "\n".join(lines)
 
 
+def _listing(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "(none)"
+
+
 def registered_failure(
     view: TokenView, names: Sequence[str], state: str | None = None
 ) -> str | None:
@@ -342,8 +346,9 @@ def registered_failure(
     from .report import render_token
 
     lines = [
-        f"etcd discovery: token {view.url} holds members {got}, expected {wanted} "
-        "(in registration order)" + ("" if state is None else f" with _state {state!r}"),
+        f"etcd discovery: token {view.url} holds members {_listing(got)}; expected "
+        f"{_listing(wanted)} (in registration order)"
+        + ("" if state is None else f" with _state {state!r}"),
         *problems,
         "  the token now:",
         *(f"  {line}" for line in render_token(view)),
