@@ -205,3 +205,51 @@ def test_an_in_process_long_poll_is_in_flight_until_answered(disco: EtcdDiscover
     assert replies[0].status_code == 200
     assert [c.in_flight for c in disco.calls] == [False]
     assert str(disco.calls[0]).endswith("-> 200 (inprocess)")
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.real)])
+def either(request: pytest.FixtureRequest) -> EtcdDiscovery:
+    """An EtcdDiscovery on the fake (fresh store) or on the real service."""
+    if request.param == "real":
+        service = request.getfixturevalue("real_service")
+        return EtcdDiscovery(service.url)
+    server: DiscoveryServer = request.getfixturevalue("fake_service")
+    server.app.reset(Store(ControllableClock(frozen=True)))
+    return EtcdDiscovery(server.url, app=server.app, server=server)
+
+
+def _normalized(message: str, token_url: str) -> str:
+    # What differs between services by nature: the URL, member ids, indexes.
+    message = message.replace(token_url, "<token>")
+    message = re.sub(r"key=[0-9a-f]{16}", "key=<id>", message)
+    message = re.sub(r"ttl \d+s left", "ttl <s> left", message)  # a second may pass
+    return re.sub(r"(createdIndex|index)=\d+", r"\1=<n>", message)
+
+
+def test_assert_registered_reads_real_and_fake_alike(either: EtcdDiscovery) -> None:
+    # Differential: etcd 3.4 keys a member by its id and puts the name in the value; etcd
+    # 0.4 keys it by name.  Both services must give the same names, order and verdicts.
+    token_url = either.new_token(3)
+    either.register(token_url, "infra1", "http://10.0.0.2:2380")
+    either.register(token_url, "infra0", ["http://10.0.0.1:2380", "http://10.0.0.9:2380"])
+    either.register_v04(token_url, "core-1", "http://10.0.0.3:7001")
+    view = either.assert_registered(token_url, ["infra1", "infra0", "core-1"], state="started")
+    assert view.state == "started"
+    with pytest.raises(AssertionError) as failed:
+        either.assert_registered(token_url, ["infra0", "infra1", "core-2"], state="stopped")
+    assert _normalized(str(failed.value), token_url) == "\n".join(
+        [
+            "etcd discovery: token <token> holds members infra1, infra0, core-1; expected "
+            "infra0, infra1, core-2 (in registration order) with _state 'stopped'",
+            "  missing: core-2",
+            "  not expected: core-1",
+            "  _state is 'started', expected 'stopped'",
+            "  the token now:",
+            "    <token>  size=3  members=3/3  _state=started  index=<n>",
+            "      1. infra1       key=<id>  createdIndex=<n>  no ttl  http://10.0.0.2:2380",
+            "      2. infra0       key=<id>  createdIndex=<n>  no ttl  "
+            "http://10.0.0.1:2380,http://10.0.0.9:2380",
+            "      3. core-1       key=core-1  createdIndex=<n>  ttl <s> left  "
+            "http://10.0.0.3:7001",
+        ]
+    )
