@@ -329,8 +329,16 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
       derived as etcd derives it); ``.register_v04(...)``: as etcd 0.4 did (7-day TTL).
     - ``.token(token_url)``: size, members in createdIndex order, ``_state``, TTLs left.
     - ``.clock``: ``advance(seconds)``, ``freeze()``; expiring keys wake their watchers.
-    - ``.calls``: the request journal (live and in-process); ``.snapshot()``/``.restore()``.
-    - ``.faults``: inject failures (5xx, delays, drops) for this test only.
+    - ``.calls``: the request journal (live and in-process), with
+      ``.filter(method=, route=, path=, token=, status=, transport=)``;
+      ``.snapshot()``/``.restore()``.
+    - ``.assert_requested(times=None, **filters)``, ``.assert_not_requested(**filters)``,
+      ``.assert_registered(token_url, names, state=None)``: fail with what was expected,
+      what matched and the closest requests that did not.
+    - ``.faults``: inject failures (5xx, delays, drops) for this test only;
+      ``.faults.assert_all_fired()``.  Strict mode (``@etcd_discovery(strict=True)``, ini
+      ``etcd_discovery_strict``) fails the test at teardown when a rule never fired or a
+      request was still in flight.
     - ``with etcd_discovery.intercept(): ...``: serve ``requests`` calls to
       ``https://discovery.etcd.io`` from this fake (automatic with
       ``--etcd-discovery-fake`` or the ``etcd_discovery`` marker).

@@ -43,12 +43,14 @@ def test_help_lists_every_option_and_ini_value(pytester: pytest.Pytester) -> Non
             "*--etcd-discovery-fake*",
             "*--etcd-discovery-profile*",
             "*--etcd-discovery-url=URL*",
+            "*--etcd-discovery-strict*",
         ]
     )
     for ini in (
         "etcd_discovery_fake",
         "etcd_discovery_profile",
         "etcd_discovery_url",
+        "etcd_discovery_strict",
         "etcd_discovery_hosts",
         "etcd_discovery_listen_host",
     ):
