@@ -239,6 +239,11 @@ class CallList(list["Call"]):
         flt = CallFilter.make(method, route, path, token, status, transport)
         return CallList(call for call in self if flt.matches(call))
 
+    def __repr__(self) -> str:
+        # One short item per call, so that pytest's assertion rewriting reads well:
+        # "where filter = [<GET /health -> 200 (inprocess)>].filter".
+        return "[" + ", ".join(f"<{call}>" for call in self) + "]"
+
     @overload
     def __getitem__(self, index: SupportsIndex) -> Call: ...
 

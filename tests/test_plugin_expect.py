@@ -381,3 +381,28 @@ def test_strict_mode_for_a_suite(pytester: pytest.Pytester, how: str) -> None:
         consecutive=False,
     )
     result.stdout.no_fnmatch_line("*ERROR at teardown of test_opted_out*")
+
+
+def test_plain_asserts_on_the_journal_read_well(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        @pytest.mark.etcd_discovery
+        def test_plain(etcd_discovery):
+            requests.get("https://discovery.etcd.io/health", timeout=5)
+            assert etcd_discovery.calls.filter(route="new")
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E       AssertionError: assert []",
+            "E        +  where [] = filter(route='new')",
+            "E        +    where filter = [<GET /health -> 200 (inprocess)>].filter",
+            "E        +      where [<GET /health -> 200 (inprocess)>] = <EtcdDiscovery fake "
+            "http://127.0.0.1:* profile=etcd-v2>.calls",
+        ]
+    )
