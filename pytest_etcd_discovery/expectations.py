@@ -40,6 +40,9 @@ __all__ = [
 #: How many of the closest non-matching requests a failure shows.
 CLOSEST = 5
 
+#: A token as the fake's routes take it (32 lowercase hex digits).
+_TOKEN_RE = re.compile(r"[a-f0-9]{32}")
+
 
 @lru_cache(maxsize=1)
 def route_names() -> tuple[str, ...]:
@@ -174,7 +177,8 @@ class CallFilter:
         elif self.path is not None and not fnmatch.fnmatchcase(call.path, self.path):
             missed.append(f"path is not {self.path}")
         if self.token is not None and self.token not in call.path.split("/"):
-            missed.append("another token")
+            other = any(_TOKEN_RE.fullmatch(part) for part in call.path.split("/"))
+            missed.append("another token" if other else "no token")
         if self.status is not None and not _status_ok(call.status, self.status):
             got = "pending" if call.status is None else str(call.status)
             missed.append(f"status {got}, not {_status_text(self.status)}")

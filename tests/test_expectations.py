@@ -253,3 +253,20 @@ def test_assert_registered_reads_real_and_fake_alike(either: EtcdDiscovery) -> N
             "http://10.0.0.3:7001",
         ]
     )
+
+
+def test_mismatches_name_each_missed_criterion(disco: EtcdDiscovery) -> None:
+    token_url = disco.new_token(1)
+    get(token_url + "/m1")
+    get(f"{disco.url}/{OTHER}")
+    get(f"{disco.url}/health")
+    flt = CallFilter.make(method="PUT", route="machine", token=token_url, status=201)
+    assert [flt.mismatches(c) for c in disco.calls] == [
+        ["method GET, not PUT", "status 404, not 201"],
+        ["method GET, not PUT", "route token, not machine", "another token", "status 404, not 201"],
+        ["method GET, not PUT", "route health, not machine", "no token", "status 200, not 201"],
+    ]
+    assert CallFilter.make(route="watch", path=re.compile("^/x")).mismatches(disco.calls[0]) == [
+        "not a watch",
+        "path does not match ~^/x",
+    ]
