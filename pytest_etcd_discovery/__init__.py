@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .expectations import CallList
     from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
     from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
     from .service.app import Call, DiscoveryApp
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "Call": "service.app",
+    "CallList": "expectations",
     "DiscoveryApp": "service.app",
     "Clock": "v2store.clock",
     "ControllableClock": "v2store.clock",
@@ -60,6 +62,7 @@ _WHERE = {
 __all__ = [
     "PROFILES",
     "Call",
+    "CallList",
     "Clock",
     "ClusterFullError",
     "ControllableClock",
