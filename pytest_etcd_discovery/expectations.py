@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, SupportsIndex, overload
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from .handle import TokenView
@@ -64,21 +64,6 @@ def token_of(token: str) -> str:
         if not token:
             raise ValueError("token: the URL has no token in its path")
     return token
-
-
-def _is_watch(call: Call) -> bool:
-    # Like fault rules: a GET whose first ``wait`` query value is a Go true.
-    if call.method != "GET" or "wait" not in call.query:
-        return False
-    from .service.forms import go_parse_bool
-
-    for name, value in parse_qsl(call.query, keep_blank_values=True):
-        if name == "wait":
-            try:
-                return go_parse_bool(value)
-            except ValueError:
-                return False
-    return False
 
 
 def _names(value: str | Iterable[str] | None, what: str, upper: bool) -> tuple[str, ...] | None:
@@ -167,7 +152,7 @@ class CallFilter:
             missed.append(f"method {call.method}, not {_one_of(self.method)}")
         if self.route is not None:
             if self.route == "watch":
-                if not _is_watch(call):
+                if not call.watch:
                     missed.append("not a watch")
             elif call.route != self.route:
                 missed.append(f"route {call.route or '(none)'}, not {self.route}")

@@ -270,3 +270,12 @@ def test_mismatches_name_each_missed_criterion(disco: EtcdDiscovery) -> None:
         "not a watch",
         "path does not match ~^/x",
     ]
+
+
+def test_an_escaped_wait_is_a_watch_too(disco: EtcdDiscovery) -> None:
+    # Go unescapes parameter names: etcd waits on "w%61it=true", so it is a watch.
+    token_url = disco.new_token(1)
+    requests.put(f"{token_url}/m1", data={"value": "x"}, timeout=10)
+    assert get(f"{token_url}?w%61it=true&recursive=true&waitIndex=2").status_code == 200
+    assert [c.watch for c in disco.calls] == [False, True]
+    assert disco.calls.filter(route="watch") == disco.calls[1:]

@@ -181,6 +181,8 @@ class Call:
     #: the route it took, named as fault rules name them (``new``, ``token``,
     #: ``machine``, ``size``, ...); None when the path routes nowhere
     route: str | None = None
+    #: a long poll: a GET that waits (what a fault rule's ``route="watch"`` matches)
+    watch: bool = False
     #: True while a streamed reply (an etcd-v2 long poll) is still being sent: its
     #: status is known at once, its body is not
     streaming: bool = False
@@ -220,6 +222,21 @@ class _StreamedReply:
                 close()
         finally:
             self._call.streaming = False
+
+
+def is_watch(request: Request) -> bool:
+    """A long poll: a GET whose first ``wait`` value is a Go true (fault rules'
+    ``route="watch"``)."""
+    if request.method != "GET":
+        return False
+    query = request.environ.get("QUERY_STRING", "")
+    if "wait" not in query and "%" not in query:  # no parsing for most requests
+        return False
+    values = request.args.getlist("wait")
+    try:
+        return bool(values) and go_parse_bool(values[0])
+    except ValueError:
+        return False
 
 
 def route_of(environ: WSGIEnvironment) -> str | None:
@@ -470,6 +487,7 @@ class DiscoveryApp:
             form=self._form(request).values,
             time=self.clock.now(),
             route=route_of(request.environ),
+            watch=is_watch(request),
         )
         with self._calls_lock:
             self.calls.append(call)

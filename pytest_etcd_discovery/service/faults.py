@@ -51,7 +51,7 @@ from werkzeug.wrappers import Request, Response
 from ..constants import FAULT_MARKER
 from ..v2store import errors
 from ..v2store.errors import EtcdError
-from .app import bare_response, http_error, route_of
+from .app import bare_response, http_error, is_watch, route_of
 from .forms import go_parse_bool, parse_form
 
 if TYPE_CHECKING:
@@ -283,13 +283,8 @@ class FaultRule:
 
 
 def _is_watch(request: Request) -> bool:
-    if request.method != "GET":
-        return False
-    values = request.args.getlist("wait")
-    try:
-        return bool(values) and go_parse_bool(values[0])
-    except ValueError:
-        return False
+    # The journal marks a call a watch the same way (Call.watch).
+    return is_watch(request)
 
 
 def _route_of(request: Request) -> str | None:
