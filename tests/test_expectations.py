@@ -279,3 +279,23 @@ def test_an_escaped_wait_is_a_watch_too(disco: EtcdDiscovery) -> None:
     assert get(f"{token_url}?w%61it=true&recursive=true&waitIndex=2").status_code == 200
     assert [c.watch for c in disco.calls] == [False, True]
     assert disco.calls.filter(route="watch") == disco.calls[1:]
+
+
+def test_the_helpers_work_on_what_fake_discovery_hands_out() -> None:
+    from pytest_etcd_discovery import fake_discovery
+
+    with fake_discovery() as disco:
+        disco.faults.fail(503, route="new", times=1)
+        assert get(f"{PUBLIC}/new?size=3").status_code == 503
+        token_url = get(f"{PUBLIC}/new?size=3").text
+        disco.register(token_url, "infra0", "http://10.0.0.1:2380")
+        disco.faults.assert_all_fired()
+        (call,) = disco.assert_requested(1, route="new", status=200)
+        assert call.fault is None and call.transport == "inprocess"
+        disco.assert_not_requested(method="PUT")  # the handle's own register is left out
+        disco.assert_registered(token_url, ["infra0"])
+        with pytest.raises(AssertionError, match=r"expected no request matching route=new"):
+            disco.assert_not_requested(route="new")
+        disco.faults.fail(500, route="size")
+        with pytest.raises(AssertionError, match=r"1 of 2 fault rules never fired:\n  500 size"):
+            disco.faults.assert_all_fired()
