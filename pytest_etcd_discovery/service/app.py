@@ -392,7 +392,7 @@ class DiscoveryApp:
     ) -> None:
         self.profile = get_profile(profile)
         self.max_calls = max_calls
-        self.store = store if store is not None else Store(clock)
+        self.store = store if store is not None else self.new_store(clock)
         self.public_url = public_url
         self.calls: list[Call] = []
         #: Exceptions the fake raised while answering (its own bugs); see take_errors().
@@ -409,6 +409,10 @@ class DiscoveryApp:
         return self.store.clock
 
     # -- the Python API ------------------------------------------------------------------
+
+    def new_store(self, clock: Clock | None = None) -> Store:
+        """An empty store that behaves as this profile's (see :mod:`.profiles`)."""
+        return Store(clock, rules=self.profile.store_rules)
 
     def token_key(self, token: str) -> str:
         """The store key of ``token`` (where its members live)."""
@@ -428,7 +432,7 @@ class DiscoveryApp:
         Watches blocked on the old store are released.
         """
         old = self.store
-        self.store = store if store is not None else Store(old.clock)
+        self.store = store if store is not None else self.new_store(old.clock)
         old.close()
         with self._calls_lock:
             self.calls.clear()
