@@ -6,12 +6,16 @@ import errno
 import socket
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ..service.app import DiscoveryApp
 from ..service.profiles import Profile
 from ..v2store.clock import Clock
 from ..v2store.store import Store
 from .gohttp import GoLikeRequestHandler, GoLikeServer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 
 class _QuietHandler(GoLikeRequestHandler):
@@ -37,6 +41,9 @@ class DiscoveryServer:
     :param port: port to bind; 0 picks a free one (read it back from :attr:`port`).
     :param app: the application to serve; a new :class:`DiscoveryApp` by default,
         made from ``profile``, ``public_url`` and ``clock``.
+    :param wsgi: what the socket actually serves, by default ``app`` itself; the
+        control API (:class:`~pytest_etcd_discovery.service.control.ControlApp`) is a
+        front that hands everything but ``/_fake/`` to ``app``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -50,6 +57,7 @@ class DiscoveryServer:
         profile: str | Profile = "etcd-v2",
         public_url: str | None = None,
         clock: Clock | None = None,
+        wsgi: WSGIApplication | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -58,6 +66,7 @@ class DiscoveryServer:
             if app is not None
             else DiscoveryApp(profile=profile, public_url=public_url, clock=clock)
         )
+        self.wsgi: WSGIApplication = wsgi if wsgi is not None else self.app
         self._server: GoLikeServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -91,7 +100,7 @@ class DiscoveryServer:
             # werkzeug dups the bound socket; binding it ourselves keeps werkzeug from
             # printing to stderr and exiting when the port is busy.
             server = GoLikeServer(
-                self.host, sock.getsockname()[1], self.app, _QuietHandler, fd=sock.fileno()
+                self.host, sock.getsockname()[1], self.wsgi, _QuietHandler, fd=sock.fileno()
             )
         finally:
             sock.close()
