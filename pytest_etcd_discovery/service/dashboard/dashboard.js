@@ -41,6 +41,15 @@ function ttlText(seconds) {
   return "TTL " + (d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m ${s}s` : `${s}s`);
 }
 
+function spanText(seconds) {
+  const abs = Math.abs(seconds);
+  if (abs < 1) return "";
+  const d = Math.floor(abs / 86400), h = Math.floor((abs % 86400) / 3600);
+  const m = Math.floor((abs % 3600) / 60);
+  const text = d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m` : `${Math.floor(abs)}s`;
+  return `${text} ${seconds > 0 ? "ahead of" : "behind"} real time`;
+}
+
 function drawClock(clock) {
   frozen = clock.frozen;
   const time = document.getElementById("clock-time");
@@ -49,6 +58,7 @@ function drawClock(clock) {
   const state = document.getElementById("clock-state");
   state.textContent = clock.frozen ? "frozen" : "running";
   state.className = clock.frozen ? "badge frozen" : "badge";
+  document.getElementById("clock-offset").textContent = spanText(clock.now - Date.now() / 1000);
   document.getElementById("freeze").textContent = clock.frozen ? "Unfreeze" : "Freeze";
 }
 
