@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from unitutil import START
 from werkzeug.test import Client
 
 from pytest_etcd_discovery import DiscoveryApp, EtcdDiscovery
@@ -21,6 +24,7 @@ from pytest_etcd_discovery.handle import V04_TTL
 from pytest_etcd_discovery.real.cluster import etcd_member_id
 from pytest_etcd_discovery.service.app import seeded_token_source
 from pytest_etcd_discovery.service.control import ControlApp
+from pytest_etcd_discovery.v2store.clock import ControllableClock
 
 WAIT = 10.0
 
@@ -329,10 +333,10 @@ BAD = [
     ("POST", "tokens", '{"members": -1}', "members must be >= 0"),
     ("POST", "tokens", '{"state": 1}', "state must be a string"),
     ("POST", "faults", '{"action": "explode"}', "unknown fault action"),
-    ("POST", "faults", '{"status": 42}', "fault status out of range"),
+    ("POST", "faults", '{"status": 42}', "fault status"),
     ("POST", "faults", '{"route": "nowhere"}', "unknown route"),
     ("POST", "faults", '{"times": 0}', "must be a positive integer"),
-    ("POST", "faults", '{"delay": -1}', "delay must be >= 0"),
+    ("POST", "faults", '{"delay": -1}', "fault delay must be"),
     ("POST", "faults", '{"action": "call"}', "needs on_match"),
     ("POST", "faults", '{"on_match": "x"}', "unknown fault fields"),
     ("PUT", "state", '{"index": 3}', 'a state is {"store": ...}'),
@@ -346,7 +350,36 @@ BAD = [
         '"modifiedIndex": 1}]}}}',
         "/a value must be a string",
     ),
+    (
+        "PUT",
+        "state",
+        '{"store": {"index": 1, "root": {"path": "/", "createdIndex": 0, '
+        '"modifiedIndex": 0, "children": []}, "history": [{"action": "set", "node": 5}]}}',
+        "store.history[0].node must be an object",
+    ),
+    (
+        "PUT",
+        "state",
+        '{"store": {"index": 1, "root": {"path": "/", "createdIndex": 0, '
+        '"modifiedIndex": 0, "children": []}, "history": [{"action": "set", "node": '
+        '{"modifiedIndex": 1}}]}}',
+        "store.history[0].node.key must be a string",
+    ),
+    (
+        "PUT",
+        "state",
+        '{"store": {"index": 1, "root": {"path": "/", "createdIndex": 0, '
+        '"modifiedIndex": 0, "children": []}, "history": [{"action": "boom", "node": '
+        '{"key": "/a", "modifiedIndex": 1}}]}}',
+        "store.history[0].action must be one of",
+    ),
+    ("PUT", "state", "[" * 5000 + "]" * 5000, "nested too deeply"),
+    ("POST", "clock/advance", '{"seconds": 1e300}', "seconds too large"),
+    ("POST", "clock/advance", '{"seconds": 1000000000000}', "the clock would pass 2262-04-11"),
+    ("POST", "tokens", '{"size": 18446744073709551616}', "size out of range"),
+    ("POST", "tokens", '{"members": 1001}', "at most 1000 members"),
     ("GET", "calls?since=-1", None, "since must be a whole number"),
+    ("GET", "calls?since=%C2%B2", None, "since must be a whole number"),
     ("GET", "calls?after=1", None, "unknown query fields"),
 ]
 
@@ -432,3 +465,70 @@ def test_disabled_control_hands_everything_to_the_app() -> None:
     reply = Client(ControlApp(app, enabled=False)).get("/_fake/state")
     assert (reply.status_code, reply.text) == (404, "404 page not found\n")
     assert [c.path for c in app.calls] == ["/_fake/state"]  # the app answered it
+
+
+# -- hostile input never breaks the fake ---------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "size",
+                    "members",
+                    "state",
+                    "seconds",
+                    "store",
+                    "index",
+                    "root",
+                    "history",
+                    "name",
+                    "peer_urls",
+                    "style",
+                    "status",
+                    "route",
+                    "path",
+                    "method",
+                    "times",
+                    "nth",
+                    "delay",
+                    "action",
+                    "body",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+ENDPOINTS = [
+    ("POST", "tokens"),
+    ("PUT", "state"),
+    ("POST", "clock/advance"),
+    ("POST", "clock/freeze"),
+    ("POST", "reset"),
+    # ("POST", "faults") joins once FaultRule checks the types of body and name: today
+    # {"body": false} is accepted and breaks the requests it hits (issue #12, item 9).
+]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(endpoint=st.sampled_from(ENDPOINTS), body=JSON_VALUES)
+def test_any_json_gets_an_answer_never_a_crash(endpoint: tuple[str, str], body: Any) -> None:
+    app = DiscoveryApp(clock=ControllableClock(START, frozen=True))
+    client = Client(ControlApp(app))  # an exception inside would raise here
+    method, path = endpoint
+    reply = client.open(f"/_fake/{path}", method=method, data=json.dumps(body))
+    assert reply.status_code in (200, 201, 400, 409), reply.text
+    assert reply.content_type == "application/json"
+    if reply.status_code >= 400:
+        assert list(reply.get_json()) == ["message"]
+    # Whatever was accepted leaves a fake that still answers its own API and the service.
+    for read in ("state", "tokens", "faults", "clock", "calls"):
+        assert client.get(f"/_fake/{read}").status_code == 200
+    assert client.get("/health").status_code in (200, 503)
+    app.store.close()

@@ -26,8 +26,17 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from ..v2store.clock import ControllableClock, SystemClock
+from ..v2store.clock import NS_PER_S, ControllableClock, SystemClock
 from ..v2store.errors import EtcdError
+from ..v2store.events import (
+    COMPARE_AND_DELETE,
+    COMPARE_AND_SWAP,
+    CREATE,
+    DELETE,
+    EXPIRE,
+    SET,
+    UPDATE,
+)
 from ..v2store.store import Store
 from .app import Call, DiscoveryApp, go_clean_path, seeded_token_source
 
@@ -44,6 +53,12 @@ PREFIX = "/_fake/"
 V04_TTL = 604800
 #: The fixture's own seeding calls (``handle.FIXTURE_TRANSPORT``): not the test's requests.
 _FIXTURE_TRANSPORT = "fixture"
+#: Go's last representable instant as int64 nanoseconds (2262-04-11), in seconds.
+_LAST_INSTANT = (2**63 - 1) // NS_PER_S
+#: What a snapshot's history events may be.
+_EVENT_ACTIONS = (SET, CREATE, UPDATE, DELETE, COMPARE_AND_SWAP, COMPARE_AND_DELETE, EXPIRE)
+#: Seeding writes each member in the request: keep one request's work bounded.
+MAX_MEMBERS = 1000
 _TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 _STATIC = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -111,6 +126,8 @@ def _body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
         data = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ControlError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ControlError("invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ControlError(f"the body must be a JSON object, got {type(data).__name__}")
     return data
@@ -223,6 +240,8 @@ class ControlApp:
         data = _body(request, empty_ok=True)
         _only(data, {"size", "members", "state"}, "token")
         size = _int(data.get("size", 3), "size")
+        if not -(2**63) <= size < 2**63:
+            raise ControlError(f"size out of range (a Go int, as /new reads it): {size}")
         members = _member_specs(data.get("members"))
         state = data.get("state")
         if state is not None:
@@ -286,8 +305,12 @@ class ControlApp:
             raise ControlError(f"seconds must be a number, got {json.dumps(seconds)}")
         if not math.isfinite(seconds) or seconds < 0:
             raise ControlError(f"seconds must be >= 0 (a clock cannot go back), got {seconds}")
+        clock = self._clock()
+        if clock.now() + seconds >= _LAST_INSTANT:
+            # etcd keeps times as int64 nanoseconds: its clock ends in April 2262.
+            raise ControlError(f"seconds too large: the clock would pass {_rfc3339(_LAST_INSTANT)}")
         # Expiries that became due fire inside advance(): their watchers wake at once.
-        self._clock().advance(seconds)
+        clock.advance(seconds)
         return _json(self._clock_view())
 
     def on_freeze(self, request: Request) -> Response:
@@ -354,7 +377,7 @@ def _query_int(request: Request, name: str, default: int | None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ControlError(f"{name} must be a whole number >= 0, got {raw!r}")
     return int(raw)
 
@@ -372,6 +395,8 @@ def _member_specs(members: Any) -> list[tuple[str, list[str], str]]:
         members = [f"member{i}" for i in range(1, _int(members, "members", 0) + 1)]
     if not isinstance(members, list):
         raise ControlError(f"members must be a count or a list, got {json.dumps(members)}")
+    if len(members) > MAX_MEMBERS:
+        raise ControlError(f"at most {MAX_MEMBERS} members per token, got {len(members)}")
     specs: list[tuple[str, list[str], str]] = []
     for number, entry in enumerate(members, 1):
         default_urls: Any = f"http://10.0.0.{number}:2380"
@@ -531,9 +556,38 @@ def check_state(data: Any) -> dict[str, Any]:
         scratch.restore(snapshot)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ControlError(f"not a snapshot: {exc!r}") from None
+    except RecursionError:
+        raise ControlError("not a snapshot: nested too deeply") from None
     finally:
         scratch.close()
     return snapshot
+
+
+def _check_history(history: Any) -> None:
+    """Events as :meth:`Store.snapshot` writes them, in index order (watches scan them)."""
+    if not isinstance(history, list):
+        raise ControlError("store.history must be a list")
+    last = 0
+    for number, event in enumerate(history):
+        where = f"store.history[{number}]"
+        if not isinstance(event, dict):
+            raise ControlError(f"{where} must be an event object")
+        _only(event, {"action", "node", "prevNode", "etcdIndex", "refresh"}, "event")
+        if event.get("action") not in _EVENT_ACTIONS:
+            raise ControlError(f"{where}.action must be one of {list(_EVENT_ACTIONS)}")
+        node = event.get("node")
+        if not isinstance(node, dict):
+            raise ControlError(f"{where}.node must be an object")
+        _str(node.get("key"), f"{where}.node.key")
+        index = _int(node.get("modifiedIndex"), f"{where}.node.modifiedIndex", 0)
+        if index < last:
+            raise ControlError(f"{where}: events must be in index order")
+        last = index
+        if event.get("prevNode") is not None and not isinstance(event["prevNode"], dict):
+            raise ControlError(f"{where}.prevNode must be an object")
+        _int(event.get("etcdIndex", 0), f"{where}.etcdIndex", 0)
+        if not isinstance(event.get("refresh", False), bool):
+            raise ControlError(f"{where}.refresh must be true or false")
 
 
 _NODE_FIELDS = ("path", "createdIndex", "modifiedIndex", "value", "children", "expireNs")
@@ -545,10 +599,7 @@ def _check_snapshot(snapshot: Any) -> None:
         raise ControlError("store must be an object, as GET /_fake/state answers")
     _only(snapshot, {"index", "root", "history"}, "store")
     _int(snapshot.get("index"), "store.index", 0)
-    if not isinstance(snapshot.get("history", []), list):
-        raise ControlError("store.history must be a list")
-    if not all(isinstance(e, dict) for e in snapshot.get("history", [])):
-        raise ControlError("store.history must be a list of events")
+    _check_history(snapshot.get("history", []))
     stack = [snapshot.get("root")]
     while stack:
         node = stack.pop()
