@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from ..constants import V04_TTL
 from ..v2store.clock import NS_PER_S, ControllableClock, SystemClock
 from ..v2store.errors import EtcdError
 from ..v2store.events import (
@@ -49,8 +50,6 @@ __all__ = ["PREFIX", "ControlApp", "ControlError", "check_state"]
 
 #: The reserved path prefix; neither real service routes it.
 PREFIX = "/_fake/"
-#: etcd 0.4's registration TTL (7 days), as the marker's ``style="v0.4"`` members get it.
-V04_TTL = 604800
 #: The fixture's own seeding calls (``handle.FIXTURE_TRANSPORT``): not the test's requests.
 _FIXTURE_TRANSPORT = "fixture"
 #: Go's last representable instant as int64 nanoseconds (2262-04-11), in seconds.
