@@ -147,6 +147,18 @@ def test_a_registered_member_shows_with_its_ttl_left(
     assert [(m["key"], m["ttl"]) for m in view["members"]] == [("infra0", 45)]
 
 
+@pytest.mark.etcd_discovery(profile="discoveryserver")
+def test_tokens_on_the_discoveryserver_profile(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    url = control.ok("POST", "tokens", {"size": 1, "state": "started"})["url"]
+    put = requests.put(f"{url}/m1", data={"value": "m1=http://a:2380"}, timeout=WAIT)
+    assert put.json()["node"]["key"] == f"/{url.rsplit('/', 1)[1]}/m1"  # no /_etcd/registry
+    (view,) = control.ok("GET", "tokens")["tokens"]
+    assert (view["url"], view["size"], view["state"]) == (url, 1, "started")
+    assert [(m["key"], m["name"]) for m in view["members"]] == [("m1", "m1")]
+
+
 # -- control requests are invisible to the service ------------------------------------
 
 
