@@ -111,6 +111,7 @@ def test_the_dashboard_shows_the_fake_and_drives_its_clock(
     _wait(browser, "the seeded token", lambda d: token in _text(d, row))
     assert "infra0" in _text(browser, f'{row} li.member[data-name="infra0"]')
     _wait(browser, "the fault", lambda d: "503 new" in _text(d, "#faults"))
+    assert "1 of 2" in _text(browser, "#faults tr.fault")
     _wait(browser, "the faulted request", lambda d: "503 new" in _text(d, "#calls"))
 
     # The Freeze button stops the clock: TTLs left stay put from here on.

@@ -79,8 +79,9 @@ function drawTokens(data) {
 }
 
 function drawFaults(data) {
-  const rows = data.faults.map((f) => el("tr", { class: "fault" },
-    el("td", {}, f.description), el("td", {}, f.seen), el("td", {}, f.fired)));
+  const rows = data.faults.map((f) => el("tr", { class: f.exhausted ? "fault exhausted" : "fault" },
+    el("td", {}, f.description + (f.exhausted ? " (used up)" : "")),
+    el("td", {}, f.seen), el("td", {}, f.times === null ? f.fired : `${f.fired} of ${f.times}`)));
   fill(document.getElementById("faults"), rows, 3, "no faults");
 }
 
