@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clock=ControllableClock(),
     )
     control = ControlApp(app, enabled=not args.no_control, seed=args.seed)
-    server = DiscoveryServer(args.host, args.port, app=app, wsgi=control)
+    server = DiscoveryServer(args.host, args.port, app=app, wsgi_app=control)
     state = Path(args.state) if args.state is not None else None
     if state is not None:
         try:

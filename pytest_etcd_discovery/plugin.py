@@ -92,7 +92,7 @@ class _Session:
             if server is None:
                 app = DiscoveryApp(profile=profile)
                 # The control API (/_fake/) in front, for test code in other languages.
-                server = DiscoveryServer(self.listen_host, 0, app=app, wsgi=ControlApp(app))
+                server = DiscoveryServer(self.listen_host, 0, app=app, wsgi_app=ControlApp(app))
                 server.start()
                 self._servers[profile] = server
             return server

@@ -41,9 +41,9 @@ class DiscoveryServer:
     :param port: port to bind; 0 picks a free one (read it back from :attr:`port`).
     :param app: the application to serve; a new :class:`DiscoveryApp` by default,
         made from ``profile``, ``public_url`` and ``clock``.
-    :param wsgi: what the socket actually serves, by default ``app`` itself; the
-        control API (:class:`~pytest_etcd_discovery.service.control.ControlApp`) is a
-        front that hands everything but ``/_fake/`` to ``app``.
+    :param wsgi_app: the WSGI callable actually served; ``app`` by default. Give a
+        dispatcher that mounts other applications in front of ``app`` (a control API)
+        to serve them on the same port.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -57,7 +57,7 @@ class DiscoveryServer:
         profile: str | Profile = "etcd-v2",
         public_url: str | None = None,
         clock: Clock | None = None,
-        wsgi: WSGIApplication | None = None,
+        wsgi_app: WSGIApplication | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -66,7 +66,7 @@ class DiscoveryServer:
             if app is not None
             else DiscoveryApp(profile=profile, public_url=public_url, clock=clock)
         )
-        self.wsgi: WSGIApplication = wsgi if wsgi is not None else self.app
+        self.wsgi_app: WSGIApplication = wsgi_app if wsgi_app is not None else self.app
         self._server: GoLikeServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -100,7 +100,7 @@ class DiscoveryServer:
             # werkzeug dups the bound socket; binding it ourselves keeps werkzeug from
             # printing to stderr and exiting when the port is busy.
             server = GoLikeServer(
-                self.host, sock.getsockname()[1], self.wsgi, _QuietHandler, fd=sock.fileno()
+                self.host, sock.getsockname()[1], self.wsgi_app, _QuietHandler, fd=sock.fileno()
             )
         finally:
             sock.close()
