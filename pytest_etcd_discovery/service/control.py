@@ -245,8 +245,8 @@ class ControlApp:
         state = data.get("state")
         if state is not None:
             state = _str(state, "state")
-        # Seeded on the store directly, like the marker's seeding writes: no journal entry,
-        # no metric, no fault.
+        # The same keys and values as the marker's seeding, written to the store directly
+        # (not as requests through the app): no journal entry, no metric, no fault.
         try:
             token = self.app.new_token(size)
         except EtcdError as err:
