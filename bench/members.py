@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+
 from .common import RunError
 from .targets import Target, wait_watchers
 
@@ -46,13 +48,24 @@ def _python_path() -> list[str]:
 
 
 class _Remote(Target):
-    """The service as the child sees it: a base URL and the shared client settings."""
+    """The service as the child sees it: a base URL and the shared client settings, and
+    for the drop-in benchmark an HTTP proxy (the fake's TLS front) and a CA bundle."""
 
     name = "remote"
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, proxy: str | None = None, verify: str | None = None) -> None:
         super().__init__()
         self.base_url = base_url
+        self.proxy = proxy
+        self.verify = verify
+
+    def session(self) -> requests.Session:
+        session = super().session()
+        if self.proxy is not None:
+            session.proxies = {"https": self.proxy, "http": self.proxy}
+        if self.verify is not None:
+            session.verify = self.verify
+        return session
 
 
 class MemberProcess:
@@ -75,11 +88,20 @@ class MemberProcess:
         return self._proc
 
     def bootstrap(
-        self, target: Target, token_url: str, size: int, timeout: float
+        self,
+        target: Target,
+        token_url: str,
+        size: int,
+        timeout: float,
+        *,
+        proxy: str | None = None,
+        verify: str | None = None,
     ) -> tuple[float, int]:
         """Bootstrap ``size`` members on ``token_url``; (seconds, requests sent).
 
-        On the deadline every long poll of ``target`` is released and the child restarted.
+        ``proxy``/``verify``: the members go through this HTTP proxy and trust this CA
+        bundle (the drop-in benchmark's TLS front).  On the deadline every long poll of
+        ``target`` is released and the child restarted.
         """
         self._send(
             {
@@ -88,6 +110,8 @@ class MemberProcess:
                 "token_url": token_url,
                 "size": size,
                 "timeout": timeout,
+                "proxy": proxy,
+                "verify": verify,
             }
         )
         reply = self._reply(target, timeout + 10)  # the child bounds its run by ``timeout``
@@ -246,7 +270,7 @@ def main() -> None:
                 reply = _watch(request)
             else:
                 seconds, requests = bootstrap_here(
-                    _Remote(request["base_url"]),
+                    _Remote(request["base_url"], request.get("proxy"), request.get("verify")),
                     request["token_url"],
                     request["size"],
                     request["timeout"],

@@ -7,7 +7,12 @@ bootstrap clusters through it. Its parts:
 - :class:`DiscoveryApp`: the service as a WSGI app, in either profile;
 - :class:`DiscoveryServer`: the app on a loopback socket;
 - :class:`EtcdDiscovery`: what the ``etcd_discovery`` fixture hands a test;
-- :class:`DiscoveryCluster`: real etcd members bootstrapping through a discovery URL.
+- :class:`DiscoveryCluster`: real etcd members bootstrapping through a discovery URL;
+- :func:`fake_discovery`: the fake outside pytest (``with``, function and TestCase
+  decorator), handing out the same :class:`EtcdDiscovery`;
+- :class:`DiscoveryFront`: the TLS + proxy front that answers ``https://discovery.etcd.io``
+  itself; :class:`DiscoveryHostGuardError`: a discovery host asked for in a way the fake
+  cannot serve.
 
 Names load on first use (PEP 562), so that pytest loading the plugin does not import
 werkzeug, requests and responses for test runs that never use the fake.
@@ -19,11 +24,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .fake import fake_discovery
     from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
     from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
     from .service.app import Call, DiscoveryApp
     from .service.faults import FaultPlan, FaultRule
     from .service.profiles import PROFILES, Profile
+    from .transport.clients import DiscoveryHostGuardError
+    from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer, ServerError
     from .v2store.clock import Clock, ControllableClock, SystemClock
     from .v2store.errors import EtcdError
@@ -52,6 +60,9 @@ _WHERE = {
     "PROFILES": "service.profiles",
     "Profile": "service.profiles",
     "DiscoveryServer": "transport.server",
+    "DiscoveryFront": "transport.proxy",
+    "DiscoveryHostGuardError": "transport.clients",
+    "fake_discovery": "fake",
     "ServerError": "transport.server",
     "Store": "v2store.store",
     "Watcher": "v2store.watchers",
@@ -66,6 +77,8 @@ __all__ = [
     "DiscoveryApp",
     "DiscoveryCluster",
     "DiscoveryError",
+    "DiscoveryFront",
+    "DiscoveryHostGuardError",
     "DiscoveryServer",
     "EtcdDiscovery",
     "EtcdError",
@@ -81,6 +94,7 @@ __all__ = [
     "TokenView",
     "Watcher",
     "etcd_member_id",
+    "fake_discovery",
 ]
 __version__ = "0.1.0"
 

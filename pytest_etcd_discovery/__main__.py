@@ -3,6 +3,9 @@
 Prints its base URL as one line on stdout once it accepts connections, so a
 script or a test in another language can read it and go; SIGINT or SIGTERM stop it.
 The control API (:mod:`.service.control`) answers under ``/_fake/`` unless ``--no-control``.
+With ``--env-file PATH`` it also starts the TLS + proxy front and, once that accepts
+connections too, writes the environment a child process needs to reach the fake at
+``https://discovery.etcd.io`` (``KEY=VALUE`` lines: ``set -a; . PATH; set +a``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -88,6 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no control API: /_fake/ answers 404 like the real services",
     )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        default=None,
+        help="also answer https://discovery.etcd.io through a TLS + proxy front, and write "
+        "the environment that points child processes at it to PATH (KEY=VALUE lines: "
+        "HTTPS_PROXY, SSL_CERT_FILE, ...) once it accepts connections",
+    )
+    parser.add_argument(
+        "--host-url",
+        dest="hosts",
+        metavar="URL",
+        action="append",
+        type=_url,
+        default=[],
+        help="with --env-file: another discovery base URL to answer besides "
+        "https://discovery.etcd.io (repeatable)",
+    )
     return parser
 
 
@@ -113,6 +135,16 @@ def _save_state(app: DiscoveryApp, path: Path) -> None:
     # Write a sibling file and rename it: a crash mid-write leaves the old state whole.
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps({"store": app.store.snapshot()}) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_env_file(path: str, values: dict[str, str]) -> None:
+    """Write ``KEY=VALUE`` lines (shell-quoted where needed) atomically: a reader that
+    polls for the file never sees half of it."""
+    text = "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
     os.replace(tmp, path)
 
 
@@ -153,10 +185,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(server.url, flush=True)
+    front = None
     try:
+        if args.env_file is not None:
+            from .constants import DEFAULT_HOSTS
+            from .transport.childenv import env_additions
+            from .transport.proxy import DiscoveryFront
+            from .transport.tls import session_ca
+
+            front = DiscoveryFront(server, [*DEFAULT_HOSTS, *args.hosts], session_ca(), args.host)
+            front.start()
+            write_env_file(args.env_file, env_additions(front))
+        print(server.url, flush=True)
         stop.wait()
     finally:
+        if front is not None:
+            front.stop()
         server.stop()
     if state is not None:
         try:

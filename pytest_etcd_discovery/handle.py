@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,10 +26,15 @@ from .constants import DEFAULT_HOSTS, V04_TTL
 # (interception only) and the process helpers behind etcd_member_id (registering only).
 # A session whose tests just use the live fake then pays for werkzeug and the fake alone.
 if TYPE_CHECKING:
+    import responses
+
     from .real.cluster import etcd_member_id as etcd_member_id
     from .service.app import Call, DiscoveryApp
     from .service.faults import FaultPlan
+    from .transport.clients import ClientCover
     from .transport.intercept import Interceptor
+    from .transport.mocks import DefaultMockPassthru
+    from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer
     from .v2store.clock import ControllableClock
 
@@ -195,6 +200,7 @@ class EtcdDiscovery:
         clock: ControllableClock | None = None,
         profile: str = "etcd-v2",
         hosts: Sequence[str] = DEFAULT_HOSTS,
+        front: Callable[[], DiscoveryFront] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.profile = profile
@@ -203,6 +209,11 @@ class EtcdDiscovery:
         self._server = server
         self._clock = clock
         self._interceptor: Interceptor | None = None
+        # The TLS/proxy front, started on first use (a test that only uses requests or
+        # the plain live URL never makes a certificate).
+        self._front_factory = front
+        self._cover: ClientCover | None = None
+        self._default_passthru: DefaultMockPassthru | None = None
         #: Set by the marker's seeding: the token URL it created, if any.
         self.seeded_url: str | None = None
         #: Token URLs :meth:`new_token` created in this test (the report lists them).
@@ -472,35 +483,93 @@ class EtcdDiscovery:
 
     @contextmanager
     def intercept(self) -> Iterator[EtcdDiscovery]:
-        """Serve ``requests`` calls to ``https://discovery.etcd.io`` (and the
-        ``etcd_discovery_hosts``) from this fake for the ``with`` block."""
-        app = self._need_fake("interception")
-        if self._interceptor is not None and self._interceptor.active:
+        """Serve calls to ``https://discovery.etcd.io`` (and the ``etcd_discovery_hosts``)
+        from this fake for the ``with`` block: ``requests`` in-process, and every other
+        client in this process (``urllib``, ``http.client``, ``httpx``, ``aiohttp``)
+        through the TLS front (see :meth:`start_intercept`)."""
+        self._need_fake("interception")
+        if self.intercepting:
             yield self  # already on for this test (flag or marker)
             return
-        from .transport.intercept import Interceptor
-
-        interceptor = Interceptor(app, self.hosts)
-        self._interceptor = interceptor
+        self.start_intercept()
         try:
-            with interceptor:
-                yield self
+            yield self
         finally:
-            self._interceptor = None
+            self.stop_intercept()
 
     def start_intercept(self) -> None:
-        """Turn interception on until :meth:`stop_intercept` (the plugin uses this)."""
+        """Turn interception on until :meth:`stop_intercept` (the plugin uses this).
+
+        ``requests`` is served in-process; other clients in this process resolve the
+        discovery hosts to the fake's TLS front, which the test CA lets them verify; a
+        discovery host asked for in a way the fake cannot serve fails at once
+        (:class:`~pytest_etcd_discovery.transport.clients.DiscoveryHostGuardError`);
+        ``responses``' default mock passes the discovery hosts through to the fake.
+        """
         app = self._need_fake("interception")
         if self._interceptor is None:
             from .transport.intercept import Interceptor
 
             self._interceptor = Interceptor(app, self.hosts)
         self._interceptor.start()
+        if self._front_factory is not None and self._cover is None:
+            from .transport.clients import ClientCover
+            from .transport.mocks import DefaultMockPassthru
+
+            self._cover = ClientCover(self.hosts, self._front_factory)
+            self._cover.start()
+            self._default_passthru = DefaultMockPassthru(self.hosts)
+            self._default_passthru.start()
 
     def stop_intercept(self) -> None:
+        if self._default_passthru is not None:
+            self._default_passthru.stop()
+            self._default_passthru = None
+        if self._cover is not None:
+            self._cover.stop()
+            self._cover = None
         if self._interceptor is not None:
             self._interceptor.stop()
             self._interceptor = None
+
+    # -- the drop-in front: subprocesses, other clients, responses mocks -------------------
+
+    @property
+    def front(self) -> DiscoveryFront:
+        """The TLS + proxy front of the live server, started on first use (fake only)."""
+        self._need_fake("the TLS front")
+        if self._front_factory is None:
+            raise RuntimeError("this EtcdDiscovery has no TLS front")
+        return self._front_factory()
+
+    @property
+    def ca_file(self) -> str:
+        """Path of a CA bundle: the system roots plus this session's test CA, which
+        issued the fake's certificate for the discovery hosts (fake only)."""
+        return str(self.front.ca.bundle_file)
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment for a child process that should reach the fake at
+        ``https://discovery.etcd.io``: ``base`` (default ``os.environ``) plus the proxy
+        variables (the front), ``NO_PROXY`` for loopback, and the CA bundle in
+        ``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``,
+        ``NODE_EXTRA_CA_CERTS`` and a ``WGETRC`` (fake only).
+
+        ``subprocess.run(["curl", "-s", "https://discovery.etcd.io/new?size=3"],
+        env=etcd_discovery.env())``.
+        """
+        from .transport.childenv import child_env
+
+        return child_env(self.front, base)
+
+    def add_to(self, mock: responses.RequestsMock) -> None:
+        """Let a ``responses.RequestsMock`` of your own pass the discovery hosts through
+        to this fake (``responses``' default mock, ``@responses.activate``, gets it
+        automatically while the fake is on)."""
+        self._need_fake("add_to()")
+        from .transport.mocks import add_to
+
+        add_to(mock, self.hosts)
 
     @property
     def intercepting(self) -> bool:

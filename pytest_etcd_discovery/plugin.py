@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -25,6 +26,7 @@ from .service.profiles import PROFILES as _PROFILES
 # service.  Installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
     from .handle import EtcdDiscovery
+    from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer
     from .v2store.clock import ControllableClock
 
@@ -74,6 +76,7 @@ class _Session:
             raise pytest.UsageError(f"etcd_discovery_hosts: {exc}") from None
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
         self._servers: dict[str, DiscoveryServer] = {}
+        self._fronts: dict[str, DiscoveryFront] = {}
         self._lock = threading.Lock()
 
     @property
@@ -97,6 +100,22 @@ class _Session:
                 self._servers[profile] = server
             return server
 
+    def front(self, profile: str | None = None) -> DiscoveryFront:
+        """The TLS + proxy front of the live server for ``profile``, started on first
+        use with the session's test CA."""
+        from .transport.proxy import DiscoveryFront
+        from .transport.tls import session_ca
+
+        profile = profile or self.profile
+        server = self.server(profile)
+        with self._lock:
+            front = self._fronts.get(profile)
+            if front is None:
+                front = DiscoveryFront(server, self.hosts, session_ca(), host=self.listen_host)
+                front.start()
+                self._fronts[profile] = front
+            return front
+
     def started_url(self) -> str | None:
         server = self._servers.get(self.profile)
         return server.url if server is not None else None
@@ -104,6 +123,9 @@ class _Session:
     def close(self) -> None:
         with self._lock:
             servers, self._servers = list(self._servers.values()), {}
+            fronts, self._fronts = list(self._fronts.values()), {}
+        for front in fronts:
+            front.stop()
         for server in servers:
             server.stop()
 
@@ -138,8 +160,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "etcd_discovery_fake",
         "bool",
         action="store_true",
-        help="serve requests calls to https://discovery.etcd.io (and etcd_discovery_hosts) "
-        "from the fake, in every test",
+        help="serve calls to https://discovery.etcd.io (and etcd_discovery_hosts) from the "
+        "fake, in every test (requests in-process, other clients over TLS)",
     )
     _add_option_ini(
         parser,
@@ -318,9 +340,13 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     - ``.clock``: ``advance(seconds)``, ``freeze()``; expiring keys wake their watchers.
     - ``.calls``: the request journal (live and in-process); ``.snapshot()``/``.restore()``.
     - ``.faults``: inject failures (5xx, delays, drops) for this test only.
-    - ``with etcd_discovery.intercept(): ...``: serve ``requests`` calls to
-      ``https://discovery.etcd.io`` from this fake (automatic with
-      ``--etcd-discovery-fake`` or the ``etcd_discovery`` marker).
+    - ``with etcd_discovery.intercept(): ...``: serve calls to ``https://discovery.etcd.io``
+      from this fake (automatic with ``--etcd-discovery-fake`` or the ``etcd_discovery``
+      marker): ``requests`` in-process, ``urllib``, ``http.client``, ``httpx``, ``aiohttp``
+      over TLS with a test CA.
+    - ``.env()``: the environment for a child process (``curl``, ``etcd``) that should
+      reach the fake at ``https://discovery.etcd.io``; ``.ca_file``: the CA bundle;
+      ``.add_to(mock)``: let your own ``responses`` mock pass the discovery hosts through.
 
     With ``--etcd-discovery-url`` it talks to that real service instead, and the helpers
     that need the fake's insides skip the test.
@@ -366,6 +392,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         clock=clock,
         profile=profile,
         hosts=session.hosts,
+        front=partial(session.front, profile),
     )
     node.stash[_DISCO_KEY] = disco
     try:

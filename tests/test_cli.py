@@ -9,6 +9,7 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,3 +235,42 @@ def test_help_exits_0(run: Callable[..., Fake]) -> None:
     code, stderr = fake.finish()
     assert code == 0 and stderr == ""
     assert "--public-url" in "".join(fake.stdout)
+
+
+# -- --env-file: the drop-in for shell suites ---------------------------------------------
+
+
+def test_env_file_points_a_shell_at_the_fake(run: Callable[..., Fake], tmp_path: Path) -> None:
+    env_file = tmp_path / "fake.env"
+    fake = run("--port", "0", "--env-file", str(env_file), "--host-url", "http://disco.test:8087")
+    fake.url()  # printed after the env file is written: both ports accept connections now
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert values["HTTPS_PROXY"] == values["https_proxy"] == values["HTTP_PROXY"]
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", values["HTTPS_PROXY"])
+    assert {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"} <= set(
+        values
+    )
+    assert "127.0.0.1" in values["NO_PROXY"].split(",")
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("real binaries missing: curl")
+    # What a shell suite does: `set -a; . fake.env; set +a`, then plain curl.
+    for url, expected in (
+        ("https://discovery.etcd.io/new?size=3", r"https://discovery\.etcd\.io/[a-f0-9]{32}"),
+        ("http://disco.test:8087/new?size=3", r"http://disco\.test:8087/[a-f0-9]{32}"),
+    ):
+        script = f'set -a; . "{env_file}"; set +a; "{curl}" -sS --fail-with-body "{url}"'
+        done = subprocess.run(
+            ["bash", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env={"PATH": os.environ["PATH"]},
+        )
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(expected, done.stdout)
+    bundle_dir = Path(values["SSL_CERT_FILE"]).parent
+    assert fake.stop() == 0
+    fake.finish()
+    # The CA files go with the process.
+    assert not bundle_dir.exists()

@@ -544,3 +544,15 @@ def test_any_json_gets_an_answer_never_a_crash(endpoint: tuple[str, str], body: 
         assert client.get(f"/_fake/{read}").status_code == 200
     assert client.get("/health").status_code in (200, 503)
     app.store.close()
+
+
+def test_fake_discovery_serves_the_control_api_too() -> None:
+    from pytest_etcd_discovery import fake_discovery
+
+    with fake_discovery(frozen=True, intercept=False) as disco:
+        ctl = Control(disco.url)
+        seeded = ctl.ok("POST", "tokens", {"size": 1, "members": 1})
+        assert disco.token(seeded["url"]).names == ["member1"]
+        ctl.ok("POST", "clock/advance", {"seconds": 60})
+        assert disco.clock.now() == pytest.approx(ctl.ok("GET", "clock")["now"])
+        ctl.session.close()

@@ -31,7 +31,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -178,8 +178,12 @@ class EtcdMember:
         fallback: str | None = None,
         enable_v2: bool = False,
         extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
+        #: The process environment (default: this one's); ``etcd_discovery.env()`` points
+        #: the member at the fake's TLS front.
+        self.env = dict(env) if env is not None else None
         self.data_dir = Path(data_dir)
         self.discovery_url = discovery_url
         self.host = host
@@ -233,6 +237,7 @@ class EtcdMember:
             peer_port=self.peer_port,
             enable_v2=self.enable_v2,
             extra_args=self.argv_extra(),
+            env=self.env,
         )
         self.process.start()
 
@@ -352,6 +357,7 @@ class DiscoveryCluster:
         fallback: str | None = None,
         enable_v2: bool = False,
         host: str = "127.0.0.1",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
@@ -363,6 +369,7 @@ class DiscoveryCluster:
         self.fallback = fallback
         self.enable_v2 = enable_v2
         self.host = host
+        self.env = env
         self.members: list[EtcdMember] = [
             self._new_member(f"{name_prefix}{i}", fallback) for i in range(1, size + 1)
         ]
@@ -380,6 +387,7 @@ class DiscoveryCluster:
             fallback=fallback,
             enable_v2=self.enable_v2,
             extra_args=(*self.extra_args, *extra_args),
+            env=self.env,
         )
 
     # -- lifecycle -------------------------------------------------------------------

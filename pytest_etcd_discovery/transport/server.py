@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from ..v2store.store import Store
 from .gohttp import GoLikeRequestHandler, GoLikeServer
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 
 class _QuietHandler(GoLikeRequestHandler):
@@ -28,6 +29,14 @@ class _QuietHandler(GoLikeRequestHandler):
         # Go's net/http sends no Server header; neither do we.
         self.send_response_only(code, message)
         self.send_header("Date", self.date_time_string())
+
+    def make_environ(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        # A connection the TLS front handed over (transport/proxy.py) is https: /new hands
+        # out https:// token URLs there, as the public service does.
+        if isinstance(self.connection, ssl.SSLSocket):
+            environ["wsgi.url_scheme"] = "https"
+        return environ
 
 
 class ServerError(RuntimeError):
@@ -113,6 +122,14 @@ class DiscoveryServer:
             daemon=True,
         )
         self._thread.start()
+
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        """Serve a connection accepted elsewhere (the TLS front's) like one of our own."""
+        server = self._server
+        if server is None:
+            request.close()
+            raise ServerError("the server is not running")
+        server.process_request(request, client_address)
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
