@@ -417,9 +417,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
 
 def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
     """Give the shared server an empty store driven by this test's clock."""
-    from .v2store.store import Store
-
-    server.app.reset(Store(clock))
+    server.app.reset(server.app.new_store(clock))
 
 
 def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> bool:

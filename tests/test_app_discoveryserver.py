@@ -19,6 +19,7 @@ from werkzeug.test import Client, TestResponse
 from pytest_etcd_discovery.service.app import TRANSPORT_KEY, DiscoveryApp
 from pytest_etcd_discovery.service.profiles import PROFILES, Profile
 from pytest_etcd_discovery.v2store.clock import ControllableClock
+from pytest_etcd_discovery.v2store.rules import ETCD_V2, V2_OVER_V3
 
 WAIT = 10.0  # generous bound for anything that should happen at once
 HOME = "https://etcd.io/docs/v3.5/dev-internal/discovery_protocol"
@@ -137,7 +138,8 @@ def test_put_is_a_set_200_ignoring_prev_exist_and_ttl(client: Client) -> None:
     assert first.headers["X-Etcd-Index"] == str(base + 2)
     assert ok_json(resp) == {
         "action": "set",
-        "node": {"key": key, "value": "b", "modifiedIndex": base + 3, "createdIndex": base + 3},
+        # v2 over v3 reports the key's v3 create revision: an overwrite keeps it.
+        "node": {"key": key, "value": "b", "modifiedIndex": base + 3, "createdIndex": base + 2},
         "prevNode": {
             "key": key,
             "value": "a",
@@ -325,13 +327,15 @@ def test_wait_without_wait_index_scans_from_the_start(client: Client) -> None:
     assert isinstance(node, dict) and node["value"] == "a"
 
 
-def test_wait_without_wait_index_after_the_history_wrapped(client: Client) -> None:
+def test_wait_without_wait_index_replays_beyond_a_v2_history(client: Client) -> None:
+    # v3 keeps every revision (no compaction): more writes than etcd v2's 1,000-event
+    # window still replay from the first one.
     token = new_token(client)  # index 1 (size) and 2 (GC record)
-    for i in range(1100):  # indexes 3..1102; the last 1000 events are 103..1102
+    for i in range(1100):  # indexes 3..1102
         client.put(f"/{token}/m1", data={"value": str(i)})
     node = ok_json(client.get(f"/{token}/m1?wait=true"))["node"]
     assert isinstance(node, dict)
-    assert (node["value"], node["modifiedIndex"]) == ("100", 103)
+    assert (node["value"], node["modifiedIndex"], node["createdIndex"]) == ("0", 3, 3)
 
 
 # -- other routes ---------------------------------------------------------------------------------
@@ -555,3 +559,28 @@ def test_a_timed_out_long_poll_is_not_counted() -> None:
         assert "endpoint_token_requests_total" not in client.get("/metrics").get_data(as_text=True)
     finally:
         app.close()
+
+
+# -- the store behind it: etcd's v2 API over v3 ---------------------------------------------------
+
+
+def test_every_store_the_app_makes_follows_the_profile(app: DiscoveryApp) -> None:
+    assert app.store.rules is V2_OVER_V3
+    clock = ControllableClock()
+    fresh = app.new_store(clock)
+    assert (fresh.rules, fresh.clock) == (V2_OVER_V3, clock)
+    app.reset()  # what the plugin does between tests (with new_store on the test's clock)
+    assert app.store.rules is V2_OVER_V3
+    assert DiscoveryApp().store.rules is ETCD_V2
+
+
+def test_member_registering_again_keeps_its_place_before_a_stray_key(client: Client) -> None:
+    token = new_token(client)
+    client.put(f"/{token}/aaa", data={"value": "m1"})
+    client.put(f"/{token}/stray", data={"value": "x"})
+    again = ok_json(client.put(f"/{token}/aaa", data={"value": "m1"}))
+    listing = ok_json(client.get(f"/{token}"))["node"]
+    assert isinstance(listing, dict) and isinstance(again["node"], dict)
+    by_created = sorted(listing["nodes"], key=lambda n: n["createdIndex"])
+    assert [n["key"].rsplit("/", 1)[1] for n in by_created] == ["aaa", "stray"]
+    assert again["node"]["createdIndex"] < again["node"]["modifiedIndex"]

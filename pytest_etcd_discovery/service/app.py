@@ -340,7 +340,7 @@ class DiscoveryApp:
     ) -> None:
         self.profile = get_profile(profile)
         self.max_calls = max_calls
-        self.store = store if store is not None else Store(clock)
+        self.store = store if store is not None else self.new_store(clock)
         self.public_url = public_url
         self.calls: list[Call] = []
         #: How many journal entries were trimmed away: ``calls[i]`` is call number
@@ -362,6 +362,10 @@ class DiscoveryApp:
         return self.store.clock
 
     # -- the Python API ------------------------------------------------------------------
+
+    def new_store(self, clock: Clock | None = None) -> Store:
+        """An empty store that behaves as this profile's (see :mod:`.profiles`)."""
+        return Store(clock, rules=self.profile.store_rules)
 
     def token_key(self, token: str) -> str:
         """The store key of ``token`` (where its members live)."""
@@ -393,7 +397,7 @@ class DiscoveryApp:
         Watches blocked on the old store are released.
         """
         old = self.store
-        self.store = store if store is not None else Store(old.clock)
+        self.store = store if store is not None else self.new_store(old.clock)
         old.close()
         with self._calls_lock:
             self.calls.clear()

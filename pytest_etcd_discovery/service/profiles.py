@@ -7,12 +7,17 @@
 ``discoveryserver``
     etcd-io/discoveryserver, today's public service: an in-memory v2 store over
     etcd v3 whose PUT is always a plain set, whose errors are plain-text 400s and
-    whose watches give up after a minute with an empty 200.
+    whose watches give up after a minute with an empty 200. Its store is etcd's
+    v2 API over v3 (``v2v3``): overwrites keep ``createdIndex``, watches replay the
+    whole history, a directory GET echoes the path asked for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..v2store.rules import ETCD_V2 as ETCD_V2_STORE
+from ..v2store.rules import V2_OVER_V3, StoreRules
 
 ETCD_V2 = "etcd-v2"
 DISCOVERYSERVER = "discoveryserver"
@@ -33,6 +38,8 @@ class Profile:
     gc_records: bool
     #: the body of a 400 when the store refuses to create a token
     new_error: str
+    #: the store behind the service: etcd's v2 store, or its v2 API over v3
+    store_rules: StoreRules
 
 
 PROFILES: dict[str, Profile] = {
@@ -44,6 +51,7 @@ PROFILES: dict[str, Profile] = {
         serves_keys_api=True,
         gc_records=False,
         new_error="Unable to generate token",
+        store_rules=ETCD_V2_STORE,
     ),
     DISCOVERYSERVER: Profile(
         name=DISCOVERYSERVER,
@@ -53,6 +61,7 @@ PROFILES: dict[str, Profile] = {
         serves_keys_api=False,
         gc_records=True,
         new_error="unable to generate token",
+        store_rules=V2_OVER_V3,
     ),
 }
 

@@ -52,7 +52,9 @@ class Event:
         return self.action == CREATE or (self.action == SET and self.prev_node is None)
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"action": self.action, "node": self.node}
+        body: dict[str, Any] = {"action": self.action}
+        if self.node:  # an empty view is Go's nil node (a v2v3 recursive delete's reply)
+            body["node"] = self.node
         if self.prev_node is not None:
             body["prevNode"] = self.prev_node
         if self.refresh:
@@ -64,9 +66,9 @@ class Event:
 
 
 class EventHistory:
-    """The last ``capacity`` events in index order, scanned by watches."""
+    """The last ``capacity`` events in index order, scanned by watches (``None``: all)."""
 
-    def __init__(self, capacity: int = 1000) -> None:
+    def __init__(self, capacity: int | None = 1000) -> None:
         self.capacity = capacity
         self._events: list[Event] = []
         self._indexes: list[int] = []
@@ -87,12 +89,14 @@ class EventHistory:
         self._events.append(event)
         self._indexes.append(event.index)
         # Trim in batches so adding stays O(1) amortised.
-        if len(self._events) >= 2 * self.capacity:
+        if self.capacity is not None and len(self._events) >= 2 * self.capacity:
             del self._events[: -self.capacity]
             del self._indexes[: -self.capacity]
 
     def _window(self) -> int:
         """Offset of the first event still inside the capacity window."""
+        if self.capacity is None:
+            return 0
         return max(0, len(self._events) - self.capacity)
 
     def events(self) -> list[Event]:

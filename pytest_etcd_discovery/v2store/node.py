@@ -50,6 +50,7 @@ class Node:
         "modified_index",
         "parent",
         "path",
+        "reap_ns",
         "value",
     )
 
@@ -70,10 +71,17 @@ class Node:
         self.value = value
         self.children: dict[str, Node] | None = {} if is_dir else None
         self.expire_ns = expire_ns
+        #: set when the expiry instant had passed at the write (ttl=0): the next sweep
+        self.reap_ns: int | None = None
 
     @property
     def is_dir(self) -> bool:
         return self.children is not None
+
+    @property
+    def removal_ns(self) -> int | None:
+        """When the store removes this key: its expiry instant, or the sweep after it."""
+        return self.expire_ns if self.reap_ns is None else self.reap_ns
 
     @property
     def is_permanent(self) -> bool:

@@ -7,8 +7,14 @@ The operations, index rules, errors and events follow etcd 3.4's ``v2store``
 2. create/set give a node ``createdIndex = modifiedIndex = index``; update and
    compare-and-swap move only ``modifiedIndex``;
 3. TTLs are absolute expiry instants on the injected clock; a key expires at
-   exactly its instant, producing an ``expire`` event that wakes its watchers;
+   exactly its instant, producing an ``expire`` event that wakes its watchers --
+   except a key whose instant had passed when it was written (``ttl=0``): etcd
+   removes expired keys only in a sweep (every 500 ms), so such a key stays readable,
+   its expiration in the past, until the next sweep on the store's clock;
 4. ``refresh`` rewrites the TTL and bumps the index but notifies no watcher.
+
+A store built with :data:`~.rules.V2_OVER_V3` answers as etcd's v2 API over v3 does
+instead (today's discoveryserver): see :mod:`.rules` for what changes.
 
 Everything happens under one lock; long polls wait on their own watcher, outside it.
 """
@@ -33,10 +39,14 @@ from .events import (
     Event,
 )
 from .node import Node, View
+from .rules import ETCD_V2, StoreRules
 from .ttl_heap import TTLKeyHeap
 from .watchers import Watcher, WatcherHub
 
 MIN_EXPIRE_NS = 946_684_800 * NS_PER_S  # 2000-01-01T00:00:00Z, etcd's minExpireTime
+#: etcd 3.4's leader proposes a SYNC every 500 ms while its v2 store has TTL keys
+#: (EtcdServer.SyncTicker); applying it runs DeleteExpiredKeys(the SYNC's time).
+SWEEP_INTERVAL_NS = 500_000_000
 
 
 def _wrap64(value: int) -> int:
@@ -75,16 +85,25 @@ def _event_node(key: str, modified: int, created: int, *, is_dir: bool = False) 
 class Store:
     """The v2 keys store. Thread-safe; every method may raise :class:`EtcdError`."""
 
-    def __init__(self, clock: Clock | None = None, history_size: int = 1000) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        history_size: int | None = None,
+        *,
+        rules: StoreRules = ETCD_V2,
+    ) -> None:
+        """``history_size``: events kept for watches (default: the ``rules``' own)."""
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.rules = rules
         self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         self._index = 0
         self.root = Node("/", 0, None, is_dir=True)
-        self.hub = WatcherHub(history_size)
+        self.hub = WatcherHub(rules.history_size if history_size is None else history_size)
         self._ttl = TTLKeyHeap()
         self._closed = False
         self._reaper: threading.Thread | None = None
+        self._sweep_anchor = self.clock.now_ns()  # the sweeps tick from the store's start
         if isinstance(self.clock, ControllableClock):
             self.clock.subscribe(self._clock_moved)
 
@@ -137,6 +156,8 @@ class Store:
             path = clean_path(key)
             node = self._internal_get(path)
             view = node.view_listing(now, recursive=recursive, sorted_=sorted)
+            if self.rules.echoes_dir_path and node.is_dir and node.parent is not None:
+                view["key"] = key  # a fresh view: the path as asked, trailing slash and all
             return Event(GET, view, etcd_index=self._index)
 
     def watch(
@@ -226,7 +247,7 @@ class Store:
             if not node.is_dir:
                 node.value = value
                 node.modified_index = nxt
-            self._update_ttl(node, self._expire_at(ttl, now))
+            self._update_ttl(node, self._expire_at(ttl, now), now)
             view: View = {"key": path}
             if node.is_dir:
                 view["dir"] = True
@@ -263,7 +284,7 @@ class Store:
             prev = node.view(now)
             node.value = value
             node.modified_index = self._index
-            self._update_ttl(node, self._expire_at(ttl, now))
+            self._update_ttl(node, self._expire_at(ttl, now), now)
             event = Event(COMPARE_AND_SWAP, node.view(now), prev, etcd_index=self._index)
             self._publish(event, refresh)
             return event
@@ -273,6 +294,8 @@ class Store:
             now = self._expire_due()
             path = self._writable(key)
             node = self._internal_get(path)
+            if self.rules.v3_deletes:
+                return self._v3_delete(node, now, dir=dir or recursive, recursive=recursive)
             nxt = self._index + 1
             event = Event(
                 DELETE,
@@ -284,6 +307,25 @@ class Store:
             self._index = nxt
             self.hub.notify(event)
             return event
+
+    def _v3_delete(self, node: Node, now: int, *, dir: bool, recursive: bool) -> Event:
+        """A delete as v2v3 makes it: one v3 transaction whose watch event is the
+        deepest key it removed, as a tombstone; a directory's reply has no node."""
+        nxt = self._index + 1
+        deepest = _deepest(node)
+        tombstone: View = {"key": deepest.path}
+        tombstone.update({"dir": True} if deepest.is_dir else {"value": ""})
+        tombstone["modifiedIndex"] = nxt  # a deleted key has no create revision
+        event = Event(DELETE, tombstone, deepest.view(now), etcd_index=nxt)
+        # A directory's reply: prevNode only; a file's: the v2 shape.
+        shown = {} if node.is_dir else _event_node(node.path, nxt, node.created_index)
+        reply = Event(DELETE, shown, node.view(now), etcd_index=nxt)
+        # Watches see the event's own key (and its parents, if recursive): no v2
+        # "every removed key hears of it".
+        self._remove(node, event, dir=dir, recursive=recursive, notify_removed=False)
+        self._index = nxt
+        self.hub.notify(event)
+        return reply
 
     def compare_and_delete(self, key: str, prev_value: str, prev_index: int) -> Event:
         with self._lock:
@@ -316,7 +358,10 @@ class Store:
         now = self._now()
         while True:
             node = self._ttl.top()
-            if node is None or node.expire_ns is None or node.expire_ns > now:
+            if node is None or node.expire_ns is None:
+                return now
+            removal = node.removal_ns
+            if removal is None or removal > now:
                 return now
             self._ttl.pop()
             self._index += 1
@@ -331,8 +376,18 @@ class Store:
             self._remove(node, event, dir=True, recursive=True)
             self.hub.notify(event)
 
-    def _update_ttl(self, node: Node, expire_ns: int | None) -> None:
+    def _next_sweep(self, now: int) -> int:
+        """The first expiry sweep strictly after ``now``."""
+        return now + SWEEP_INTERVAL_NS - (now - self._sweep_anchor) % SWEEP_INTERVAL_NS
+
+    def _set_expiry(self, node: Node, expire_ns: int | None, now: int) -> None:
         node.expire_ns = expire_ns
+        # Already past at the write: only the next sweep removes it.
+        passed = expire_ns is not None and expire_ns <= now
+        node.reap_ns = self._next_sweep(now) if passed else None
+
+    def _update_ttl(self, node: Node, expire_ns: int | None, now: int) -> None:
+        self._set_expiry(node, expire_ns, now)
         if expire_ns is None:
             self._ttl.remove(node)
         else:
@@ -461,7 +516,10 @@ class Store:
                 raise EtcdError(errors.NOT_FILE, path, cur)
             prev = existing.view(now)
             self._detach(existing)
-        node = Node(path, nxt, parent, value=value, is_dir=is_dir, expire_ns=expire_ns)
+        node = Node(path, nxt, parent, value=value, is_dir=is_dir)
+        self._set_expiry(node, expire_ns, now)
+        if existing is not None and self.rules.keeps_created_index:
+            node.created_index = existing.created_index
         parent.children[name] = node
         if expire_ns is not None:
             self._ttl.push(node)
@@ -492,13 +550,15 @@ class Store:
         for n in node.walk():
             self._ttl.remove(n)
 
-    def _remove(self, node: Node, event: Event, *, dir: bool, recursive: bool) -> None:
+    def _remove(
+        self, node: Node, event: Event, *, dir: bool, recursive: bool, notify_removed: bool = True
+    ) -> None:
         if node.is_dir:
             if not dir:
                 raise EtcdError(errors.NOT_FILE, node.path, self._index)
             if node.children and not recursive:
                 raise EtcdError(errors.DIR_NOT_EMPTY, node.path, self._index)
-        removed = node.walk()
+        removed = node.walk() if notify_removed else []
         self._detach(node)
         # Watchers of every removed key hear of it, whatever their recursive flag.
         for n in reversed(removed):
@@ -557,6 +617,26 @@ class Store:
             self._ttl.push(node)
             self._ensure_reaper()
         return node
+
+
+def _deepest(node: Node) -> Node:
+    """The key v2v3 names a recursive delete's event after: the longest v3 key of the
+    transaction (a directory's v3 key ends in "/"), the first of equal ones in the
+    transaction's order: the directory itself, then each depth in key order."""
+    order = [node]
+    level = [node]
+    while level:
+        level = sorted(
+            (c for n in level if n.children for c in n.children.values()),
+            key=lambda c: c.path.encode("utf-8", "surrogateescape"),
+        )
+        order.extend(level)
+
+    def v3_length(n: Node) -> int:
+        return len(n.path.encode("utf-8", "surrogateescape")) + (1 if n.is_dir else 0)
+
+    longest = max(v3_length(n) for n in order)
+    return next(n for n in order if v3_length(n) == longest)
 
 
 def _ttl_fields(node: Node, now: int) -> View:

@@ -1,4 +1,4 @@
-"""Keys with a TTL, in expiry order (etcd's ttlKeyHeap), so expiring is O(log n)."""
+"""Keys with a TTL, in removal order (etcd's ttlKeyHeap), so expiring is O(log n)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ class TTLKeyHeap:
 
     def push(self, node: Node) -> None:
         """Add ``node`` or move it to its new expiry time."""
-        assert node.expire_ns is not None
-        entry = (node.expire_ns, next(self._seq))
+        removal = node.removal_ns
+        assert removal is not None
+        entry = (removal, next(self._seq))
         self._live[id(node)] = entry
         heapq.heappush(self._heap, (*entry, node))
 
@@ -50,4 +51,4 @@ class TTLKeyHeap:
 
     def next_expiry(self) -> int | None:
         node = self.top()
-        return None if node is None else node.expire_ns
+        return None if node is None else node.removal_ns

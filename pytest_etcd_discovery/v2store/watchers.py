@@ -88,7 +88,7 @@ class Watcher:
 class WatcherHub:
     """Watchers by key plus the event history (etcd's watcherHub)."""
 
-    def __init__(self, capacity: int = 1000) -> None:
+    def __init__(self, capacity: int | None = 1000) -> None:
         self._lock = threading.RLock()
         # Notified whenever a watcher is registered or leaves (wait_for_count).
         self._changed = threading.Condition(self._lock)
