@@ -185,6 +185,11 @@ CASES: list[tuple[str, bytes]] = [
         b"PUT /{T}/ch HTTP/1.1\r\nHost: x\r\n" + FORM + b"Transfer-Encoding: chunked\r\n"
         b"Connection: close\r\n\r\n7\r\nvalue=1\r\n0\r\n\r\n",
     ),
+    (
+        "bad-chunk-size",
+        b"PUT /{T}/ch HTTP/1.1\r\nHost: x\r\n" + FORM + b"Transfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\nzz\r\nvalue=1\r\n0\r\n\r\n",
+    ),
     ("long-key-4k", req(b"PUT /{T}/" + b"k" * 4000 + b" HTTP/1.1", b"value=x", FORM)),
     ("new-size-huge", req(b"GET /new?size=99999999999999999999 HTTP/1.1")),
     ("new-size-negative", req(b"GET /new?size=-3 HTTP/1.1")),

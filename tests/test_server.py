@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import pathlib
 import re
+import resource
+import select
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +22,7 @@ import pytest
 import requests
 
 from pytest_etcd_discovery.service.app import DiscoveryApp
-from pytest_etcd_discovery.transport.server import DiscoveryServer, ServerError
+from pytest_etcd_discovery.transport.server import DiscoveryServer, ServerError, listen_backlog
 from pytest_etcd_discovery.v2store.clock import ControllableClock
 
 WAIT = 10.0  # generous bound for anything that should happen at once
@@ -455,3 +464,228 @@ def test_http10_requests_are_answered_in_http10(side: str, request: pytest.Fixtu
     assert kept.count(b"HTTP/1.0 200 OK\r\n") == 2
     assert kept.count(b"Connection: keep-alive\r\n") == 2
     assert not closed
+
+
+# -- the contract other transports rely on ------------------------------------------------
+
+
+def _self_signed(tmp_path: pathlib.Path) -> tuple[str, str]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (needed to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=disco.test",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_handed_over_tls_connection_is_served_as_https(tmp_path: pathlib.Path) -> None:
+    """A front (a TLS proxy) hands an accepted, TLS-wrapped socket to the server: it is
+    served like any connection, and ``/new`` hands out https URLs for it."""
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(cert)
+    with DiscoveryServer() as server:
+        ours, theirs = socket.socketpair()
+        tls = server_ctx.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
+        server.serve_connection(tls, ("127.0.0.1", 4242))
+        with client_ctx.wrap_socket(theirs, server_hostname="disco.test") as client:
+            client.settimeout(WAIT)
+            client.sendall(
+                b"GET /new?size=3 HTTP/1.1\r\nHost: disco.test\r\nConnection: close\r\n\r\n"
+            )
+            reply = _read_reply(client)
+        assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert re.search(rb"\r\n\r\nhttps://disco\.test/[0-9a-f]{32}$", reply), reply
+        assert server.app.calls[-1].path == "/new"
+        wait_until(lambda: server.httpd.connection_count == 0, "the connection's thread ends")
+
+
+def test_stop_closes_a_handed_over_connection() -> None:
+    with DiscoveryServer() as server:
+        ours, theirs = socket.socketpair()
+        server.httpd.process_request(ours, ("127.0.0.1", 4243))  # socketserver's method
+        theirs.settimeout(WAIT)
+        theirs.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert theirs.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        assert server.httpd.connection_count == 1  # kept alive, waiting for a request
+    assert theirs.recv(1) == b""
+    theirs.close()
+
+
+def test_an_absolute_target_routes_by_its_path_with_the_urls_host() -> None:
+    """What a proxy receives: ``GET http://discovery.etcd.io/new?size=3``; Go routes
+    by the path and takes the URL's host as the request's host."""
+    with (
+        DiscoveryServer() as server,
+        socket.create_connection((server.host, server.port), timeout=WAIT) as sock,
+    ):
+        sock.sendall(
+            b"GET http://discovery.etcd.io/new?size=5 HTTP/1.1\r\n"
+            b"Host: elsewhere\r\nConnection: close\r\n\r\n"
+        )
+        reply = _read_reply(sock)
+        token = re.search(rb"http://discovery\.etcd\.io/([0-9a-f]{32})$", reply)
+        assert token, reply
+        size = requests.get(f"{server.url}/{token[1].decode()}/_config/size", timeout=WAIT)
+        assert size.json()["node"]["value"] == "5"
+
+
+def test_any_wsgi_callable_can_be_served_in_front_of_the_app() -> None:
+    """The server serves the WSGI callable it is given (a control API mounted in front
+    of the discovery app), while :attr:`app` and :attr:`store` stay the app's."""
+    app = DiscoveryApp()
+
+    def front(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+        if str(environ["PATH_INFO"]).startswith("/_front/"):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"front"]
+        return app(environ, start_response)  # type: ignore[arg-type,return-value]
+
+    with DiscoveryServer(app=app, wsgi_app=front) as server:  # type: ignore[arg-type]
+        assert server.store is app.store
+        assert requests.get(f"{server.url}/_front/x", timeout=WAIT).text == "front"
+        assert requests.get(f"{server.url}/health", timeout=WAIT).text == "OK"
+
+
+# -- threads, backlog and accept (issue #12, items 3 and 4) -------------------------------
+
+
+def test_a_connection_without_a_thread_is_closed_with_one_log_line(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """When no handler thread can be started (out of memory or threads), the connection
+    is closed unserved, one line is logged, nothing stays tracked and stop() is clean."""
+    server = DiscoveryServer()
+    server.start()
+    real_start = threading.Thread.start
+    failing = threading.Event()
+
+    def start(thread: threading.Thread) -> None:
+        if failing.is_set() and thread.name.startswith("etcd-discovery-fake:("):
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    failing.set()
+    for _ in range(20):
+        with socket.create_connection((server.host, server.port), timeout=WAIT) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_reply(sock) == b""  # closed unserved
+    assert server.httpd.connection_count == 0  # nothing tracked for them
+    failing.clear()
+    assert requests.get(f"{server.url}/health", timeout=WAIT).text == "OK"
+    assert server.httpd.refused == 20
+    warnings = [r for r in caplog.records if "cannot start a thread" in r.getMessage()]
+    assert len(warnings) == 1
+    server.stop()  # raised "cannot join thread before it is started" before
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_listen_backlog_is_the_systems() -> None:
+    """Go listens with the system's somaxconn: 300 clients connecting while nothing is
+    accepted all complete their handshake (a backlog of 128 left the rest waiting)."""
+    backlog = listen_backlog()
+    if backlog < 400:
+        pytest.skip(f"the system's somaxconn is {backlog}")
+    with DiscoveryServer() as server:
+        assert server.httpd.request_queue_size == backlog
+        stalled = threading.Event()
+        release = threading.Event()
+        real_get = server.httpd.get_request
+
+        def slow_get() -> tuple[object, object]:
+            stalled.set()
+            release.wait(WAIT * 3)
+            return real_get()
+
+        server.httpd.get_request = slow_get  # type: ignore[method-assign]
+        clients: list[socket.socket] = []
+        try:
+            # Wake the accept loop into the stalled get_request with a first client.
+            first = socket.create_connection((server.host, server.port), timeout=WAIT)
+            clients.append(first)
+            assert stalled.wait(WAIT)
+            pending = []
+            for _ in range(300):
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex((server.host, server.port))
+                clients.append(sock)
+                pending.append(sock)
+            deadline = time.monotonic() + WAIT
+            while pending and time.monotonic() < deadline:
+                _, writable, _ = select.select([], pending, [], 0.1)
+                for sock in writable:
+                    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                    pending.remove(sock)
+            assert not pending, f"{len(pending)} of 300 connections never completed"
+        finally:
+            release.set()
+            for sock in clients:
+                sock.close()
+
+
+def test_accept_backs_off_when_out_of_file_descriptors(caplog: pytest.LogCaptureFixture) -> None:
+    """Out of file descriptors, the accept loop waits 5 ms, 10 ms, 20 ms, ... (Go's
+    backoff) instead of spinning on a listening socket that stays ready; it serves the
+    waiting client once descriptors are free again."""
+    caplog.set_level(logging.WARNING, logger="pytest_etcd_discovery")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with DiscoveryServer() as server:
+        client = socket.socket()
+        client.settimeout(WAIT)
+        fillers: list[int] = []
+        limit = max(int(fd) for fd in os.listdir("/proc/self/fd")) + 1
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        try:
+            with contextlib.suppress(OSError):  # fill every free descriptor below the limit
+                while True:
+                    fillers.append(os.open(os.devnull, os.O_RDONLY))
+            client.connect((server.host, server.port))  # queued: the server cannot accept
+            deadline = time.monotonic() + WAIT
+            while len(_backoffs(caplog)) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            for fd in fillers:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        delays = _backoffs(caplog)
+        assert delays[:5] == [0.005, 0.01, 0.02, 0.04, 0.08], delays
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _read_reply(client).endswith(b"\r\n\r\nOK")
+        client.close()
+
+
+def _backoffs(caplog: pytest.LogCaptureFixture) -> list[float]:
+    found = [re.search(r"retrying in ([\d.]+) s", r.getMessage()) for r in caplog.records]
+    return [float(m[1]) for m in found if m]

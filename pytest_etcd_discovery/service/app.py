@@ -41,6 +41,18 @@ PATH_KEY = "etcd_discovery.path"
 #: The request body as bytes, from transports that have it whole (in-process calls):
 #: the same bytes as ``wsgi.input``, without streaming them through werkzeug.
 BODY_KEY = "etcd_discovery.body"
+#: Set by the app before ``start_response``, read by the live server (transport.gohttp)
+#: to write Go's header order: the names of the headers Go's *server* writes for this
+#: reply, not its handler. The handler's headers come first, sorted by name (``Date``
+#: among them when it is not listed: the server writes it there), then the listed ones
+#: in Go's order: Date, Content-Length, Content-Type. Default ``("Date",
+#: "Content-Length")``. The original service's proxied token replies copy etcd's whole
+#: head, its Date and Content-Length included: ``()``; Go handlers that write text
+#: without a Content-Type (Go sniffs it) add ``"Content-Type"``.
+GO_SUPPLIED_KEY = "etcd_discovery.go_supplied"
+_SNIFFED = ("Date", "Content-Length", "Content-Type")
+_COPIED: tuple[str, ...] = ()
+_DATED = ("Date",)  # Prometheus' handler sets its Content-Length and Content-Type
 CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
     ("Access-Control-Allow-Origin", "*"),
@@ -504,9 +516,11 @@ class DiscoveryApp:
         return _redirect(self.profile.home_url, request.method)
 
     def on_robots(self, request: Request) -> Response:
+        request.environ[GO_SUPPLIED_KEY] = _SNIFFED
         return Response("User-agent: *\nDisallow: /", mimetype="text/plain")
 
     def on_metrics(self, request: Request) -> Response:
+        request.environ[GO_SUPPLIED_KEY] = _DATED
         return Response(
             self.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -525,6 +539,7 @@ class DiscoveryApp:
         except EtcdError:
             return self._count("new", request, http_error(self.profile.new_error, 400))
         base = (self.public_url or _host_url(request)).rstrip("/")
+        request.environ[GO_SUPPLIED_KEY] = _SNIFFED
         return self._count("new", request, Response(f"{base}/{token}", mimetype="text/plain"))
 
     def on_health(self, request: Request) -> Response:
@@ -533,6 +548,7 @@ class DiscoveryApp:
         self.store.delete(self.token_key(token), dir=True, recursive=True)
         if self.profile.gc_records:
             self.store.bump_index()
+        request.environ[GO_SUPPLIED_KEY] = _SNIFFED
         return self._count("health", request, Response("OK", mimetype="text/plain"))
 
     # -- token routes --------------------------------------------------------------------
@@ -557,8 +573,10 @@ class DiscoveryApp:
             if response.status_code == 200 and "Content-Type" not in response.headers:
                 return response  # a long poll that gave up returns before it is counted
         else:
-            # The original service proxies to etcd: the v2 keys API, flushed at the end.
+            # The original service proxies to etcd: the v2 keys API, flushed at the end,
+            # with etcd's head copied (its Date and length among the sorted headers).
             response = self._keys(request, key, flush_early=False)
+            request.environ[GO_SUPPLIED_KEY] = _COPIED
         return self._count("token", request, response)
 
     def on_keys(self, request: Request, key: str = "") -> Response:

@@ -1,21 +1,41 @@
-"""The live server's request handler, answering malformed requests like Go's ``net/http``.
+"""Go's HTTP/1.x framing, served to a WSGI application on the standard library's
+:mod:`socketserver`.
 
-Both real services are Go programs; Python's :mod:`http.server` answers the same bad
-input differently, measured against ``/usr/bin/discovery.etcd.io`` (Go 1.x):
+Both real services are Go programs, so the live fake reads and writes HTTP the way Go's
+``net/http`` server (1.19, measured against ``/usr/bin/discovery.etcd.io``) does:
 
-1. a malformed request line (a space in the path, no HTTP version, TLS or other bytes
-   that are not HTTP, a non-numeric ``Content-Length``) gets Go's bare
-   ``400 Bad Request`` text, not an HTML error page; an HTTP/0.9 request line
-   (``GET /x``) is refused the same way instead of being answered without headers;
-2. a bad ``%`` escape in the *path* (``/T/%zz``) is refused by Go's request parser
-   before any handler runs (escapes in the query are the handler's business: etcd
-   answers ``210 Invalid POST form``);
-3. raw non-ASCII bytes in the path are UTF-8 (invalid bytes become U+FFFD in etcd's
-   JSON), not Latin-1 as werkzeug's handler would read them;
-4. a request line may be as long as Go's header limit (1 MiB + 4 KiB; beyond it
-   ``431``), not 64 KiB; the status line has Go's canonical reason phrase;
-5. connections stay open between requests (HTTP/1.1 keep-alive, no Nagle delay), as
-   etcd's and Go's clients expect; werkzeug's handler closes every one.
+1. **The request head.** It may be up to 1 MiB + 4 KiB (request line and headers
+   together; beyond it ``431``). A malformed request line, method, version or header
+   line, a bad ``%`` escape or a control byte in the target, a bad ``Content-Length``
+   or two different ones, and more than one ``Host`` get Go's bare ``400 Bad Request``;
+   a missing, malformed or invalid ``Host``/header name/value get Go's ``400 Bad
+   Request: <reason>``; a version other than 1.x ``505``; a transfer coding other than
+   ``chunked`` ``501``. Then Go closes the connection.
+2. **The request target.** The path is unescaped to bytes (raw non-ASCII bytes are kept,
+   so UTF-8 paths stay UTF-8); ``//new`` stays a path; an absolute target
+   (``GET http://host/new``, as proxies receive) routes by its path, and its host
+   replaces ``Host``. ``OPTIONS *`` gets Go's ``200`` with no body, any other ``*``
+   target ``ServeMux``'s ``400``, and an ``Expect`` other than ``100-continue`` ``417``,
+   all before the application.
+3. **The request body** is read as framed (``Content-Length`` or chunked) and never
+   beyond ``max_body`` bytes: past that it reads as ended. A chunked body whose framing
+   breaks (a bad chunk-size line, a client gone mid-body) also reads as ended where it
+   broke. ``100 Continue`` goes out once, when the application first reads. After the
+   reply Go reads away at most 256 KiB of what the application left; with more left, or
+   a broken body, the connection closes (and the reply says ``Connection: close``).
+4. **The reply.** Go's status line (its own reason phrase; ``HTTP/1.0`` for HTTP/1.0
+   requests) and its header order: the handler's headers sorted by name, then the ones
+   its server writes, in this order: ``Date``, ``Content-Length``, a sniffed
+   ``Content-Type``, ``Connection``, ``Transfer-Encoding``. The application says which
+   of its headers are the server's in ``environ[GO_SUPPLIED_KEY]``
+   (:data:`pytest_etcd_discovery.service.app.GO_SUPPLIED_KEY`; by default ``Date`` and
+   ``Content-Length``). A reply of unknown length that ends within Go's 2 KiB buffer
+   without a flush (an empty piece from the application) gets a ``Content-Length``; a
+   longer or flushed one is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0).
+   ``HEAD`` replies carry a length only when the handler would have written a body.
+5. **Connections** stay open between requests: HTTP/1.1 unless the client says
+   ``close``; HTTP/1.0 when it asks for ``keep-alive`` and the reply's length is known
+   (then the reply says ``Connection: keep-alive``). No Nagle delay.
 """
 
 from __future__ import annotations
@@ -23,351 +43,624 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import threading
+import socketserver
+import ssl
+import sys
+import time
+from collections.abc import Callable, Iterable
+from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes, urlsplit
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import unquote_to_bytes
 
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
-from werkzeug.wsgi import LimitedStream
+from ..service.app import GO_SUPPLIED_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["GoLikeRequestHandler", "GoLikeServer"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "MAX_HEADER_BYTES",
+    "GoHTTPHandler",
+    "RequestBody",
+]
 
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-#: Go writes this for every request it cannot parse (net/http server.go).
-_GO_400 = "400 Bad Request"
-#: Go's answer to headers over MaxHeaderBytes (Python trips earlier, at 64 KiB lines).
-_GO_431 = "431 Request Header Fields Too Large"
-_GO_MAX_LINE = (1 << 20) + 4096
-_GO_505 = "505 HTTP Version Not Supported: unsupported protocol version"
+#: Go's ``DefaultMaxHeaderBytes`` (1 MiB) plus the 4 KiB its reader allows on top: the
+#: whole request head (request line and headers) must fit.
+MAX_HEADER_BYTES = (1 << 20) + 4096
+#: What the application is given of a body at most: Go's 10 MiB form limit plus one byte,
+#: so that a form parser can still tell a body over the limit ("http: POST too large").
+DEFAULT_MAX_BODY = (10 << 20) + 1
+#: Go's ``maxPostHandlerReadBytes``: how much of an unread body it reads away after the
+#: handler to keep the connection; with more left it closes.
+MAX_POST_HANDLER_READ = 256 << 10
+#: Go's ``bufferBeforeChunkingSize``.
+CHUNKING_BUFFER = 2048
+_DEFAULT_SUPPLIED = ("Date", "Content-Length")
+#: Go's own order for what its server adds to a handler's headers.
+_EXTRA_ORDER = {"date": 0, "content-length": 1, "content-type": 2}
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _CTL = re.compile(r"[\x00-\x1f\x7f]")
-#: net/http's bufferBeforeChunkingSize: a reply of unknown length that ends within it
-#: is sent with a Content-Length.
-_GO_CHUNKING_BUFFER = 2048
+_VALUE_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is fine in a value
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_VERSION = re.compile(r"HTTP/(\d)\.(\d)\Z")
+#: httpguts.ValidHostHeader's bytes (non-ASCII bytes pass too).
+_HOST = re.compile(r"[0-9A-Za-z!$%&'()*+,\-.:;=@\[\]_~\x80-\xff]*\Z")
+_URL_HOST = re.compile(r"[0-9A-Za-z\-._~!$&'()*+,;=\[\]<>\"%\x80-\xff]*(?::\d*)?\Z")
+_CHUNK_LINE_MAX = 4096  # Go's maxLineLength for chunk-size lines
+#: Reason phrases where Python's differ from Go 1.19's ``StatusText``.
+_GO_REASONS = {
+    413: "Request Entity Too Large",
+    414: "Request URI Too Long",
+    416: "Requested Range Not Satisfiable",
+    418: "I'm a teapot",
+    422: "Unprocessable Entity",
+}
 
 
-class GoLikeRequestHandler(WSGIRequestHandler):
-    """werkzeug's handler with Go's answers to requests that cannot be parsed."""
+def _by_name(header: tuple[str, str]) -> str:
+    return header[0]
 
-    #: Buffered writes: a reply's head and body leave in one ``send`` at each flush (one
-    #: packet instead of two, and one GIL round trip less per request).
-    wbufsize = -1
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # Go: "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n
-        # Connection: close\r\n\r\n400 Bad Request", then it closes the connection.
-        # Python's own messages ("Bad request syntax (...)") are not Go's: dropped.
-        if code in (414, 431):
-            text = _GO_431
-        elif code == 505:
-            text = _GO_505
-        else:
-            text = _GO_400
-        self._go_error(text)
+def _by_extra_order(header: tuple[str, str]) -> int:
+    return _EXTRA_ORDER.get(header[0].lower(), 3)
 
-    def _go_error(self, text: str) -> None:
-        self._write_raw(
-            f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Connection: close\r\n\r\n{text}"
-        )
 
-    def send_response_only(self, code: int, message: str | None = None) -> None:
-        # werkzeug passes "404 NOT FOUND"; Go writes the canonical "404 Not Found".
-        with contextlib.suppress(ValueError):
-            message = HTTPStatus(code).phrase
-        # Go answers an HTTP/1.0 request with an HTTP/1.0 status line.
-        protocol = self.protocol_version
-        if self.request_version == "HTTP/1.0":
-            self.protocol_version = "HTTP/1.0"
+def status_line(code: int, http10: bool) -> str:
+    """Go's status line: its reason phrase, whatever the application's was."""
+    reason = _GO_REASONS.get(code)
+    if reason is None:
         try:
-            super().send_response_only(code, message)
-        finally:
-            self.protocol_version = protocol
+            reason = HTTPStatus(code).phrase
+        except ValueError:
+            reason = f"status code {code}"
+    return f"{'HTTP/1.0' if http10 else 'HTTP/1.1'} {code} {reason}\r\n"
 
-    def _write_raw(self, response: str) -> None:
-        self.close_connection = True
-        try:
-            self.wfile.write(response.encode("ascii", "replace"))
-            self.wfile.flush()
-        except OSError:
-            pass  # the client is gone already
 
-    def handle_one_request(self) -> None:
-        # http.server's loop with Go's limit: a request line may be up to
-        # DefaultMaxHeaderBytes (1 MiB) + 4096, not 64 KiB (beyond it: 431).
-        try:
-            self.raw_requestline = self.rfile.readline(_GO_MAX_LINE + 1)
-            if len(self.raw_requestline) > _GO_MAX_LINE:
-                self.requestline = self.request_version = self.command = ""
-                self.send_error(431)
-                return
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            if not self.parse_request():
-                return
-            getattr(self, "do_" + self.command)()  # werkzeug serves every method name
-            self.wfile.flush()
-        except TimeoutError:
-            self.close_connection = True
+class _Date:
+    """``Date`` values, formatted once a second (a formatdate call costs a few µs)."""
 
-    def parse_request(self) -> bool:
-        words = self.raw_requestline.split()
-        if words[:3] == [b"PRI", b"*", b"HTTP/2.0"]:
-            # An HTTP/2 preface on an HTTP/1 server: Go answers an empty 400.
-            self._write_raw(
-                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-            )
+    second = -1
+    text = ""
+
+    @classmethod
+    def now(cls) -> str:
+        now = int(time.time())
+        if now != cls.second:
+            cls.text, cls.second = formatdate(now, usegmt=True), now
+        return cls.text
+
+
+class Refusal(Exception):
+    """A request Go's server refuses before any handler runs; ``reply`` is its answer."""
+
+    def __init__(self, status: str = "400 Bad Request", body: str | None = None) -> None:
+        super().__init__(status)
+        self.reply = (
+            f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Connection: close\r\n\r\n{status if body is None else body}"
+        ).encode("latin-1", "replace")
+
+
+class RequestBody:
+    """``wsgi.input``: the request body as framed, bounded while it is read.
+
+    :param rfile: the connection's buffered reader.
+    :param length: the ``Content-Length``, or ``None`` for a chunked body.
+    :param limit: bytes the application gets at most; past them the body reads as ended.
+    :param on_first_read: called before the first byte is read (``100 Continue``).
+    """
+
+    def __init__(
+        self,
+        rfile: BinaryIO,
+        length: int | None,
+        limit: int,
+        on_first_read: Callable[[], None] | None = None,
+    ) -> None:
+        self._rfile = rfile
+        self._chunked = length is None
+        self._left = 0 if length is None else length  # of the body, or of this chunk
+        self._ended = length == 0  # the framing says the body is over
+        self._given = 0
+        self._limit = limit
+        self._on_first_read = on_first_read
+        #: The framing broke (bad chunk line, client gone): the connection cannot go on.
+        self.broken = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while piece := self._read_some(65536):
+                parts.append(piece)
+            return b"".join(parts)
+        return self._read_some(size) if size else b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        # Rarely used (forms are parsed from read()): a byte at a time is fine.
+        line = bytearray()
+        while size is None or size < 0 or len(line) < size:
+            byte = self._read_some(1)
+            line += byte
+            if not byte or byte == b"\n":
+                break
+        return bytes(line)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+    def _read_some(self, size: int) -> bytes:
+        """At most ``size`` bytes of the body (fewer when a chunk or the limit ends)."""
+        room = self._limit - self._given
+        if self._ended or room <= 0:
+            return b""
+        if self._on_first_read is not None:
+            self._on_first_read()
+            self._on_first_read = None
+        if self._chunked and self._left == 0 and not self._next_chunk():
+            return b""
+        want = min(size, room, self._left)
+        data = self._rfile.read(want)
+        if len(data) < want:  # the client went away mid-body
+            self._break()
+        self._given += len(data)
+        self._left -= len(data)
+        if self._left == 0 and not self._chunked:
+            self._ended = True
+        elif self._left == 0 and self._rfile.read(2) != b"\r\n":  # after a chunk's data
+            self._break()
+        return data
+
+    def _next_chunk(self) -> bool:
+        """Read a chunk-size line (and at the last chunk, the trailer); False at the end."""
+        line = self._rfile.readline(_CHUNK_LINE_MAX + 1)
+        text = line.split(b";", 1)[0].strip(b" \t\r\n")
+        # Go: hex digits only, at most 16 of them, on a whole line.
+        if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9a-fA-F]{1,16}", text):
+            self._break()
             return False
-        if not super().parse_request():
-            return False
-        if _CTL.search(self.path):
-            self.send_error(400)  # net/url: invalid control character in URL
-            return False
-        if self.headers.defects:
-            self.send_error(400)  # a header line without a colon
-            return False
-        if self.request_version == "HTTP/1.1" and "Host" not in self.headers:
-            self._go_error(f"{_GO_400}: missing required Host header")
-            return False
-        if self.request_version == "HTTP/0.9":
-            self.send_error(400)
-            return False
-        length = self.headers.get("Content-Length")
-        if length is not None and not length.strip().isdigit():
-            self.send_error(400)
-            return False
-        if _BAD_ESCAPE.search(self._raw_path()):
-            self.send_error(400)
+        self._left = int(text, 16)
+        if self._left == 0:
+            while True:  # trailer lines, then the empty line
+                trailer = self._rfile.readline(_CHUNK_LINE_MAX + 1)
+                if not trailer.endswith(b"\n"):
+                    self._break()
+                    break
+                if trailer in (b"\r\n", b"\n"):
+                    break
+            self._ended = True
             return False
         return True
 
-    # -- keep-alive: Go's server reuses connections, and so do etcd and requests ---------
+    def _break(self) -> None:
+        self.broken = self._ended = True
+        self._left = 0
+
+    def drain(self) -> bool:
+        """Read away what the application left, as Go does after its handler: at most
+        256 KiB. True when the body ended cleanly (the connection can carry on)."""
+        if self.broken or self._on_first_read is not None:
+            # Go neither asks for a body it was told to wait for ("100-continue") nor
+            # reads one it cannot finish reading.
+            return self._ended and not self.broken
+        if not self._chunked and self._left > MAX_POST_HANDLER_READ:
+            return False  # Go does not even try
+        self._limit = self._given + MAX_POST_HANDLER_READ + 1
+        while self._read_some(65536):
+            pass
+        return self._ended and not self.broken
+
+
+class _Reply:
+    """One reply on its way out: ``start_response`` and ``write`` for the application,
+    with Go's head and framing (see the module docstring, point 4)."""
+
+    def __init__(self, handler: GoHTTPHandler, environ: WSGIEnvironment, keep: bool) -> None:
+        self._handler = handler
+        self._environ = environ
+        self._head_only = environ["REQUEST_METHOD"] == "HEAD"
+        self._http10 = environ["SERVER_PROTOCOL"] == "HTTP/1.0"
+        self.keep = keep
+        self.sent = False
+        self._status = 0
+        self._headers: list[tuple[str, str]] = []
+        self._length: str | None = None  # the application's Content-Length
+        self._held = bytearray()  # Go's 2 KiB buffer, for a reply of unknown length
+        self._chunked = False
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and self.sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self._status = int(status[:3])
+        self._headers = []
+        self._length = None
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                self._length = value
+            elif lowered == "connection":
+                if "close" in value.lower():
+                    self.keep = False  # Go honours a handler's "Connection: close"
+            elif lowered != "transfer-encoding":  # the framing is the server's business
+                self._headers.append((name, value))
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """A piece of the body; an empty one is a flush (etcd sends a watch's head at once)."""
+        if self.sent:
+            if data:
+                self._handler.send(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+            return
+        if self._length is None and data and len(self._held) + len(data) <= CHUNKING_BUFFER:
+            self._held += data
+            return
+        self._send_head(known=False, body=bytes(self._held) + data)
+
+    def finish(self) -> None:
+        """The application is done: send what is still held, end the chunks."""
+        if not self.sent:
+            self._send_head(known=True, body=bytes(self._held))
+        elif self._chunked:
+            self._handler.send(b"0\r\n\r\n")
+
+    def _send_head(self, known: bool, body: bytes) -> None:
+        code = self._status
+        bodiless = code < 200 or code in (204, 304)
+        length = self._length
+        if length is None and known and not self._head_only and not bodiless:
+            length = str(len(body))  # the whole reply fitted Go's buffer: its length is known
+        if self._head_only and length == "0":
+            length = None  # Go sets a HEAD reply's length only from what the handler wrote
+        if bodiless:
+            length = None
+        body_read = self._handler.body_done()  # Go reads away the rest before its head
+        self.keep = self.keep and body_read
+        transfer = None
+        if length is None and not self._head_only and not bodiless:
+            if self._http10:
+                self.keep = False  # the body ends with the connection
+            else:
+                self._chunked = True
+                transfer = "chunked"
+        supplied = self._environ.get(GO_SUPPLIED_KEY, _DEFAULT_SUPPLIED)
+        handler_headers: list[tuple[str, str]] = []
+        extras: list[tuple[str, str]] = []
+        for name, value in self._headers:
+            (extras if name in supplied else handler_headers).append((name, value))
+        if length is not None:
+            # A length the server computed is its own; the application's is where it says.
+            computed = self._length is None or "Content-Length" in supplied
+            (extras if computed else handler_headers).append(("Content-Length", length))
+        if not any(name.lower() == "date" for name, _ in self._headers):
+            date = ("Date", _Date.now())
+            (extras if "Date" in supplied else handler_headers).append(date)
+        handler_headers.sort(key=_by_name)
+        extras.sort(key=_by_extra_order)
+        if self._http10 and self.keep and (length is not None or self._head_only or bodiless):
+            extras.append(("Connection", "keep-alive"))
+            self.keep = length is not None
+        elif not self._http10 and not self.keep:
+            extras.append(("Connection", "close"))
+        if transfer:
+            extras.append(("Transfer-Encoding", transfer))
+        lines = [status_line(code, self._http10)]
+        lines += [f"{name}: {value}\r\n" for name, value in handler_headers + extras]
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1", "replace")
+        self.sent = True
+        if self._head_only or bodiless or not body:
+            self._handler.send(head)
+        elif self._chunked:
+            self._handler.send(head + b"%x\r\n%s\r\n" % (len(body), body))
+        else:
+            self._handler.send(head + body)
+
+
+def _go_reply(
+    code: int, handler_headers: list[tuple[str, str]], *, empty: bool, http10: bool, close: bool
+) -> bytes:
+    """A bodiless reply Go's own server code writes: the handler's headers sorted, then
+    Date and (when the handler set none and wrote nothing) ``Content-Length: 0``."""
+    lines = [status_line(code, http10)]
+    lines += [f"{name}: {value}\r\n" for name, value in sorted(handler_headers)]
+    lines.append(f"Date: {_Date.now()}\r\n")
+    if empty:
+        lines.append("Content-Length: 0\r\n")
+    if close and not http10 and ("Connection", "close") not in handler_headers:
+        lines.append("Connection: close\r\n")
+    return ("".join(lines) + "\r\n").encode("latin-1")
+
+
+class GoHTTPHandler(socketserver.StreamRequestHandler):
+    """Serves one connection, request after request, to ``server.application``.
+
+    The server must provide ``application`` (a WSGI callable) and ``max_body``.
+    A TLS connection (an :class:`ssl.SSLSocket`) is served with
+    ``wsgi.url_scheme = "https"``.
+    """
+
+    _body: RequestBody | None = None
 
     def setup(self) -> None:
         super().setup()
-        # Like Go: no Nagle delay, or a reply's body waits ~40 ms for its headers' ACK.
+        # Like Go: no Nagle delay (a reply never waits for an ACK). Not for every socket
+        # handed over (a Unix socket has no such option).
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def handle(self) -> None:
+        self._scheme = "https" if isinstance(self.request, ssl.SSLSocket) else "http"
+        address: Any = self.server.server_address
+        self._server_name, self._server_port = str(address[0]), str(address[1])
+        try:
+            while self._serve_one():
+                pass
+        except (OSError, ValueError):
+            # The client went away (reset, closed mid-head) or stop() shut the socket:
+            # nobody is there to answer.
+            pass
+
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            # The client left with part of a reply still buffered: closing wfile fails
-            # its last flush (and closes it anyway); nobody is there to tell.
-            self.rfile.close()
 
-    def handle_expect_100(self) -> bool:
-        # http.server would send "100 Continue" while parsing and run_wsgi again: the
-        # real service sends one.
-        return True
+    def send(self, data: bytes) -> None:
+        self.wfile.write(data)
 
-    def run_wsgi(self) -> None:
-        """Serve one request and keep the connection for the next when the request allows.
+    def body_done(self) -> bool:
+        """Whether the request body ended cleanly (after reading away a small rest)."""
+        return self._body is None or self._body.drain()
 
-        werkzeug's own version closes every connection (and, after the reply, reads
-        away whatever the client sent next); this one reads exactly the request body, so
-        the next request on the connection is intact.
-        """
-        http11 = self.request_version == "HTTP/1.1"
-        if (
-            http11
-            and self.headers.get("Expect", "").lower().strip() == "100-continue"
-            and self.headers.get("Content-Length", "0").strip() != "0"
-        ):
-            # Once, for a body to come (http.server's own is turned off above). Go sends it
-            # when the handler starts reading the body; the fake's journal reads every
-            # body, so it is sent for all (the real /health and /new send none and close).
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.wfile.flush()
-        environ = self.make_environ()
-        body: LimitedStream | None = None
-        # Like Go: HTTP/1.1 connections stay open unless the client says "close"; HTTP/1.0
-        # ones only when it asks for "keep-alive" (and the reply's length is known, below).
-        connection = self.headers.get("Connection", "").lower()
-        keep = (
-            (connection != "close" if http11 else connection == "keep-alive")
-            and not environ.get("wsgi.input_terminated")  # chunked uploads: close after
-        )
-        if keep:
-            body = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))  # type: ignore[arg-type]
-            environ["wsgi.input"] = body
-        started: list[Any] = []
-        sent = False
-        chunked = False
-        # Go holds a reply of unknown length in a 2 KiB buffer: if the handler ends before
-        # it fills or is flushed, the reply gets a Content-Length instead of chunks.
-        held = bytearray()
-        holding = False
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            nonlocal holding
-            if exc_info and sent:
-                raise exc_info[1].with_traceback(exc_info[2])
-            started[:] = [status, headers]
-            holding = not any(name.lower() == "content-length" for name, _ in headers)
-            return write
-
-        def send_head(length: int | None) -> None:
-            nonlocal sent, chunked, keep
-            status, headers = started
-            code_text, _, reason = status.partition(" ")
-            code = int(code_text)
-            self.send_response(code, reason)
-            for name, value in headers:
-                lowered = name.lower()
-                if lowered == "connection":
-                    continue
-                if lowered == "content-length" and value == "0" and self.command == "HEAD":
-                    # Go sets a HEAD reply's length only from what the handler wrote,
-                    # and for HEAD its handlers here write nothing (405s, redirects).
-                    continue
-                self.send_header(name, value)
-            bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
-            if length is not None and not bodiless:
-                self.send_header("Content-Length", str(length))
-            elif holding and not bodiless:
-                # Like Go: HTTP/1.1 bodies of unknown length are chunked; HTTP/1.0 ones
-                # end when the connection closes.
-                if http11:
-                    chunked = True
-                    self.send_header("Transfer-Encoding", "chunked")
-                else:
-                    keep = False
-            if http11 and not keep:
-                self.send_header("Connection", "close")
-            elif keep and not http11:
-                self.send_header("Connection", "keep-alive")
-            self.end_headers()
-            sent = True
-
-        def send_body(data: bytes) -> None:
-            if data:
-                if chunked:
-                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                else:
-                    self.wfile.write(data)
-
-        def write(data: bytes) -> None:
-            # An empty piece is the app's flush (etcd sends a long poll's headers at once).
-            if not sent and holding and data and len(held) + len(data) <= _GO_CHUNKING_BUFFER:
-                held.extend(data)
-                return
-            if not sent:
-                send_head(None)
-                send_body(bytes(held))
-                held.clear()
-            send_body(data)
-            self.wfile.flush()
-
+    def _serve_one(self) -> bool:
+        """Serve one request; True when the connection carries on to the next."""
         try:
-            app_iter = self.server.app(environ, start_response)
+            request = self._read_request()
+        except Refusal as refusal:
+            self.send(refusal.reply)
+            return False
+        if request is None:
+            return False  # the client closed between requests
+        environ, keep = request
+        special = self._go_server_reply(environ, keep)
+        if special is not None:
+            self.send(special)
+            # Only OPTIONS * leaves the connection as the request asked.
+            return keep and environ["REQUEST_METHOD"] == "OPTIONS" and self.body_done()
+        reply = _Reply(self, environ, keep)
+        try:
+            chunks: Iterable[bytes] = self.server.application(  # type: ignore[attr-defined]
+                environ, reply.start_response
+            )
             try:
-                for data in app_iter:
-                    write(data)
-                if not sent:
-                    # The whole reply fits what Go would have held: its length is known.
-                    send_head(len(held) if holding else None)
-                    send_body(bytes(held))
-                if chunked:
-                    self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
+                for data in chunks:
+                    reply.write(data)
+                reply.finish()
             finally:
-                close = getattr(app_iter, "close", None)
+                close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
-            if body is not None:
-                body.exhaust()  # what the app did not read, so the next request starts clean
-        except (ConnectionError, TimeoutError) as exc:
-            self.connection_dropped(exc, environ)
-            return
-        except Exception:
-            # The app answered nothing usable: Go's 500 if nothing was sent, then close.
-            if not sent:
-                self._go_error("500 Internal Server Error")
-            self.close_connection = True
-            return
-        self.close_connection = not keep
-
-    def connection_dropped(
-        self, error: BaseException, environ: WSGIEnvironment | None = None
-    ) -> None:
-        # A "drop" fault (or a client that went away): close without a reply.
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def _raw_path(self) -> str:
-        # The target as sent: http.server folds a leading "//" in self.path, Go doesn't.
-        words = self.raw_requestline.split()
-        target = words[1].decode("latin-1") if len(words) > 1 else self.path
-        if target.startswith("/"):
-            # Origin form, kept whole: "//new" is a path Go redirects, not a host.
-            return target.split("?", 1)[0]
-        return urlsplit(target).path  # absolute form: "http://host/path"
-
-    def make_environ(self) -> WSGIEnvironment:
-        environ: Any = super().make_environ()
-        # PATH_INFO as WSGI wants it: the unescaped bytes, as a Latin-1 string.
-        raw = self._raw_path().encode("latin-1", "replace")
-        environ["PATH_INFO"] = unquote_to_bytes(raw).decode("latin-1")
-        return environ  # type: ignore[no-any-return]
-
-
-class GoLikeServer(ThreadedWSGIServer):
-    """werkzeug's threaded server that keeps its connections and their threads, so that
-    closing it ends them all: idle keep-alive connections (their threads wait for a next
-    request) included, and no handler is left writing to stderr after ``stop()``."""
-
-    daemon_threads = True  # handler threads never keep the interpreter alive
-    #: How long ``server_close`` waits for each handler thread to end.
-    join_timeout = 10.0
-    #: False until ``__init__`` is done (werkzeug's calls ``server_close`` on its way).
-    _serving = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lock = threading.Lock()
-        self._connections: dict[socket.socket, threading.Thread] = {}
-        self._closed = False
-        self._serving = True
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # ThreadingMixIn's, but the thread is kept with its connection.
-        thread = threading.Thread(
-            target=self.process_request_thread, args=(request, client_address), daemon=True
-        )
-        with self._lock:
-            if self._closed:
-                self.shutdown_request(request)
-                return
-            self._connections[request] = thread
-        thread.start()
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._lock:
-                self._connections.pop(request, None)
-
-    def server_close(self) -> None:
-        """Stop listening, shut every connection still open, wait for their threads."""
-        super().server_close()
-        if not self._serving:
-            return
-        with self._lock:
-            self._closed = True
-            open_now = list(self._connections.items())
-        for conn, _ in open_now:
+        except OSError:
+            # A client gone mid-reply, or a "drop" fault: close without (more of) a reply.
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for _, thread in open_now:
-            if thread is not threading.current_thread():
-                thread.join(self.join_timeout)
+                self.request.shutdown(socket.SHUT_RDWR)
+            return False
+        except Exception:
+            # The application failed without answering (it answers its own bugs itself):
+            # Go would close the connection; say 500 first when nothing was sent.
+            if not reply.sent:
+                self.send(Refusal("500 Internal Server Error").reply)
+            sys.stderr.write(
+                f"etcd discovery fake: the application failed: {sys.exc_info()[1]!r}\n"
+            )
+            return False
+        return reply.keep
+
+    def _go_server_reply(self, environ: WSGIEnvironment, keep: bool) -> bytes | None:
+        """What Go's server answers before any handler (``*`` targets, ``Expect``)."""
+        http10 = environ["SERVER_PROTOCOL"] == "HTTP/1.0"
+        closing = [] if http10 else [("Connection", "close")]
+        if environ["REQUEST_URI"] == "*":
+            if environ["REQUEST_METHOD"] == "OPTIONS":  # serverHandler's globalOptionsHandler
+                headers = [("Content-Length", "0")]
+                return _go_reply(200, headers, empty=False, http10=http10, close=not keep)
+            # ServeMux: a "*" target is for OPTIONS only.
+            return _go_reply(400, closing, empty=True, http10=http10, close=True)
+        expect = environ.get("HTTP_EXPECT")
+        if expect is not None and not _has_token(expect, "100-continue"):
+            return _go_reply(417, closing, empty=True, http10=http10, close=True)
+        return None
+
+    # -- the request head -----------------------------------------------------------------
+
+    def _read_request(self) -> tuple[WSGIEnvironment, bool] | None:
+        """Read and check a request head like Go's ``readRequest``: its WSGI environ and
+        whether the connection may carry on, or None when it ended before a whole head."""
+        self._body = None
+        budget = MAX_HEADER_BYTES
+        raw = self.rfile.readline(budget + 1)
+        if len(raw) > budget:
+            raise Refusal("431 Request Header Fields Too Large")
+        if not raw.endswith(b"\n"):
+            return None  # the client left mid-line
+        budget -= len(raw)
+        line = raw.decode("latin-1").rstrip("\r\n")
+        method, sp1, rest = line.partition(" ")
+        target, sp2, version = rest.partition(" ")
+        if not (sp1 and sp2) or not _TOKEN.match(method):
+            raise Refusal()  # malformed request line, invalid method
+        match = _VERSION.match(version)
+        if match is None:
+            raise Refusal()  # malformed HTTP version
+        major, minor = int(match[1]), int(match[2])
+        path, query, url_host = self._parse_target(target)
+        headers: list[list[str]] = []
+        while True:
+            raw = self.rfile.readline(budget + 1)
+            if len(raw) > budget:
+                raise Refusal("431 Request Header Fields Too Large")
+            if not raw.endswith(b"\n"):
+                return None
+            budget -= len(raw)
+            text = raw.decode("latin-1").rstrip("\r\n")
+            if not text:
+                break
+            if text[0] in " \t":
+                if not headers:
+                    raise Refusal()  # malformed MIME header initial line
+                headers[-1][1] += " " + text.strip(" \t")  # an obsolete folded line
+                continue
+            name, colon, value = text.partition(":")
+            if not colon:
+                raise Refusal()  # malformed MIME header line
+            if name:
+                headers.append([name, value.strip(" \t")])
+        http11 = minor >= 1 or major > 1
+        hosts = [value for name, value in headers if name.lower() == "host"]
+        if len(hosts) > 1:
+            raise Refusal()  # too many Host headers
+        lengths: list[str] = []
+        encodings: list[str] = []
+        connection: list[str] = []
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "REQUEST_URI": target,
+            "RAW_URI": target,
+            "SERVER_NAME": self._server_name,
+            "SERVER_PORT": self._server_port,
+            "SERVER_PROTOCOL": "HTTP/1.0" if not http11 else "HTTP/1.1",
+            "REMOTE_ADDR": str(self.client_address[0]) if self.client_address else "",
+            "REMOTE_PORT": str(self.client_address[1]) if self.client_address else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": self._scheme,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in headers:
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_LENGTH":
+                lengths.append(value)
+                continue
+            if key == "TRANSFER_ENCODING":
+                encodings.append(value)
+                continue
+            if key == "CONNECTION":
+                connection.append(value)
+            key = key if key == "CONTENT_TYPE" else "HTTP_" + key
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        length = self._body_length(lengths, encodings if http11 else [])
+        if major != 1 and not (method == "PRI" and target == "*" and (major, minor) == (2, 0)):
+            raise Refusal("505 HTTP Version Not Supported: unsupported protocol version")
+        if http11 and not hosts and method != "CONNECT" and method != "PRI":
+            raise Refusal("400 Bad Request: missing required Host header")
+        if hosts and not _HOST.match(hosts[0]):
+            raise Refusal("400 Bad Request: malformed Host header")
+        for name, value in headers:
+            if not _TOKEN.match(name):
+                raise Refusal("400 Bad Request: invalid header name")
+            if _VALUE_CTL.search(value):
+                raise Refusal("400 Bad Request: invalid header value")
+        if url_host is not None:
+            environ["HTTP_HOST"] = url_host  # Go: the URL's host wins over the header
+        close = _has_token(",".join(connection), "close")
+        keep = not close if http11 else _has_token(",".join(connection), "keep-alive") and not close
+        if method == "PRI":
+            keep = False
+        if length != 0:
+            environ["CONTENT_LENGTH"] = "" if length is None else str(length)
+            continue_first = http11 and _has_token(environ.get("HTTP_EXPECT", ""), "100-continue")
+            self._body = RequestBody(
+                self.rfile,  # type: ignore[arg-type]
+                length,
+                self.server.max_body,  # type: ignore[attr-defined]
+                self._send_continue if continue_first else None,
+            )
+            environ["wsgi.input"] = self._body
+            environ["wsgi.input_terminated"] = True  # the stream ends where the body does
+        else:
+            environ["wsgi.input"] = _EMPTY
+        return environ, keep
+
+    def _send_continue(self) -> None:
+        self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    @staticmethod
+    def _parse_target(target: str) -> tuple[str, str, str | None]:
+        """PATH_INFO, QUERY_STRING and the URL's host, as Go's ``url.ParseRequestURI``."""
+        if _CTL.search(target):
+            raise Refusal()  # net/url: invalid control character in URL
+        if target == "*":
+            return "*", "", None
+        raw, _, query = target.partition("?")
+        host = None
+        if not raw.startswith("/"):
+            scheme, colon, rest = raw.partition(":")
+            if not colon or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+\-.]*", scheme):
+                raise Refusal()  # invalid URI for request
+            if rest.startswith("//"):
+                authority, slash, path = rest[2:].partition("/")
+                host = authority.rpartition("@")[2]
+                if not _URL_HOST.match(host) or _BAD_ESCAPE.search(host):
+                    raise Refusal()  # invalid character in host name, bad port
+                raw = slash + path
+            elif not rest.startswith("/"):
+                raise Refusal()  # an opaque URL: nothing to route
+            else:
+                raw = rest
+        if _BAD_ESCAPE.search(raw):
+            raise Refusal()  # invalid URL escape
+        # WSGI's PATH_INFO: the unescaped bytes as Latin-1 (the app reads them as UTF-8).
+        path = unquote_to_bytes(raw.encode("latin-1")).decode("latin-1") if "%" in raw else raw
+        return path, query, host
+
+    @staticmethod
+    def _body_length(lengths: list[str], encodings: list[str]) -> int | None:
+        """The body's length (None: chunked), as Go's ``readTransfer``."""
+        if encodings:
+            if len(encodings) > 1 or encodings[0].strip(" \t").lower() != "chunked":
+                raise Refusal("501 Not Implemented", "Unsupported transfer encoding")
+            return None
+        if not lengths:
+            return 0
+        first = lengths[0].strip(" \t")
+        if any(other.strip(" \t") != first for other in lengths[1:]):
+            raise Refusal()  # multiple different Content-Length headers
+        if not first:
+            return 0
+        if not first.isdigit() or not first.isascii() or int(first) >= 1 << 63:
+            raise Refusal()  # bad Content-Length
+        return int(first)
+
+
+def _has_token(value: str, token: str) -> bool:
+    """Whether the comma-separated header ``value`` lists ``token`` (any case)."""
+    return any(part.strip(" \t").lower() == token for part in value.split(","))
+
+
+class _Empty:
+    """``wsgi.input`` of a request without a body."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+_EMPTY = _Empty()

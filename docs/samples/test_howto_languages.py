@@ -1,0 +1,56 @@
+"""How-to: other languages and scripts (docs/howto/other-languages.rst): runs the page's
+shell scripts against the standalone command and checks they print what the page says."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+PAGE = HERE.parent / "howto" / "other-languages.rst"
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("bash") and shutil.which("curl") and shutil.which("etcd-discovery-fake")),
+    reason="needs bash, curl and the etcd-discovery-fake command",
+)
+
+
+def printed_on_the_page(script: str) -> list[str]:
+    """The lines the page says ``script`` prints: the ``text`` block after its include."""
+    text = PAGE.read_text(encoding="utf-8").split(f"samples/{script}", 1)[1]
+    block = text.split(".. code-block:: text\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if not line.startswith("   "):
+            break
+        lines.append(line.strip())
+    return lines
+
+
+def run(script: str) -> list[str]:
+    result = subprocess.run(
+        ["bash", str(HERE / script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_the_loopback_script() -> None:
+    printed = run("standalone.sh")
+
+    assert printed == [
+        '"value":"infra0=http://10.0.0.1:2380"',
+        '"value":"infra1=http://10.0.0.2:2380"',
+        "412",
+    ]
+    assert printed_on_the_page("standalone.sh") == printed
+
+
+def test_the_public_url_script() -> None:
+    printed = run("public_url.sh")
+
+    assert printed == ["https://discovery.etcd.io", '"value":"3"']
+    assert printed_on_the_page("public_url.sh") == printed
