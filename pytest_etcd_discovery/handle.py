@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .constants import DEFAULT_HOSTS, V04_TTL
+from .constants import DEFAULT_HOSTS, V04_TTL, normalize_host
 
 # What a test may not need loads on first use: requests (a real service only), responses
 # (interception only) and the process helpers behind etcd_member_id (registering only).
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .service.app import Call, DiscoveryApp
     from .service.faults import FaultPlan
     from .transport.clients import ClientCover
+    from .transport.forward import ForwardApp
     from .transport.intercept import Interceptor
     from .transport.mocks import DefaultMockPassthru
     from .transport.proxy import DiscoveryFront
@@ -209,6 +210,10 @@ class EtcdDiscovery:
         self._server = server
         self._clock = clock
         self._interceptor: Interceptor | None = None
+        #: Real mode: what interception calls (it forwards to the configured service).
+        self._forward: ForwardApp | None = None
+        #: The journal pinned by :meth:`keep_journal` when the test ended.
+        self._journal: list[Call] | None = None
         # The TLS/proxy front, started on first use (a test that only uses requests or
         # the plain live URL never makes a certificate).
         self._front_factory = front
@@ -223,6 +228,8 @@ class EtcdDiscovery:
 
     @property
     def mode(self) -> str:
+        """``"fake"``, or ``"real"`` with ``--etcd-discovery-url`` (then :attr:`url` is
+        that service and the helpers talk to it alone)."""
         return "fake" if self._app is not None else "real"
 
     @property
@@ -269,7 +276,18 @@ class EtcdDiscovery:
         fixture's own seeding requests are left out.
         """
         app = self._need_fake("the request journal")
-        return [c for c in app.calls if c.transport != FIXTURE_TRANSPORT]
+        journal = app.calls if self._journal is None else self._journal
+        return [c for c in journal if c.transport != FIXTURE_TRANSPORT]
+
+    def keep_journal(self) -> None:
+        """Pin :attr:`calls` to this test's journal (the fixture calls it at teardown).
+
+        The app starts a new journal for the next test; this one keeps the requests this
+        test made, including one still running when the test ended (it shows as dropped,
+        ``status`` 0, once it goes on).
+        """
+        if self._app is not None:
+            self._journal = self._app.calls
 
     @property
     def faults(self) -> FaultPlan:
@@ -294,6 +312,8 @@ class EtcdDiscovery:
     ) -> tuple[int, dict[str, str], str]:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        if self._app is None:
+            url = self._on_service(url)
         if self._app is not None:
             from .transport.wsgicall import call_app
 
@@ -323,8 +343,34 @@ class EtcdDiscovery:
         return headers, json.loads(body) if body.strip() else None
 
     def token_url(self, token: str, base_url: str | None = None) -> str:
-        """The URL of ``token`` on ``base_url`` (default: the live service)."""
-        return f"{(base_url or self.url).rstrip('/')}/{token}"
+        """The URL of ``token`` on ``base_url`` (default: the live service).
+
+        Against a real service (``--etcd-discovery-url``) every URL is on that service:
+        ``base_url`` naming a discovery host (``https://discovery.etcd.io``) gives the
+        configured URL, so nothing a test hands on reaches the public service.
+        """
+        base = (base_url or self.url).rstrip("/")
+        if self._app is None:
+            base = self._on_service(base)
+        return f"{base}/{token}"
+
+    def _on_service(self, url: str) -> str:
+        """Real mode: ``url`` moved to the configured service if it names a discovery
+        host; any other host is refused (the helpers talk to the configured one only)."""
+        if url == self.url or url.startswith((f"{self.url}/", f"{self.url}?")):
+            return url
+        parts = urlsplit(url)
+        try:
+            host = normalize_host(f"{parts.scheme}://{parts.netloc}")
+        except ValueError:
+            host = ""
+        if host in self.hosts:
+            return self.url + url[len(parts.scheme) + 3 + len(parts.netloc) :]
+        raise ValueError(
+            f"etcd discovery: {url} is not on the configured service {self.url} "
+            "(--etcd-discovery-url) nor on a discovery host; the helpers talk to that "
+            "service only"
+        )
 
     # -- the API users call ----------------------------------------------------------
 
@@ -486,8 +532,10 @@ class EtcdDiscovery:
         """Serve calls to ``https://discovery.etcd.io`` (and the ``etcd_discovery_hosts``)
         from this fake for the ``with`` block: ``requests`` in-process, and every other
         client in this process (``urllib``, ``http.client``, ``httpx``, ``aiohttp``)
-        through the TLS front (see :meth:`start_intercept`)."""
-        self._need_fake("interception")
+        through the TLS front (see :meth:`start_intercept`).
+
+        Against a real service (``--etcd-discovery-url``) ``requests`` calls are forwarded
+        to it instead."""
         if self.intercepting:
             yield self  # already on for this test (flag or marker)
             return
@@ -497,6 +545,14 @@ class EtcdDiscovery:
         finally:
             self.stop_intercept()
 
+    def _intercepted_app(self) -> Any:
+        if self._app is not None:
+            return self._app
+        from .transport.forward import ForwardApp
+
+        self._forward = ForwardApp(self.url)
+        return self._forward
+
     def start_intercept(self) -> None:
         """Turn interception on until :meth:`stop_intercept` (the plugin uses this).
 
@@ -505,12 +561,12 @@ class EtcdDiscovery:
         discovery host asked for in a way the fake cannot serve fails at once
         (:class:`~pytest_etcd_discovery.transport.clients.DiscoveryHostGuardError`);
         ``responses``' default mock passes the discovery hosts through to the fake.
+        Against a real service, ``requests`` calls are forwarded to it (no front).
         """
-        app = self._need_fake("interception")
         if self._interceptor is None:
             from .transport.intercept import Interceptor
 
-            self._interceptor = Interceptor(app, self.hosts)
+            self._interceptor = Interceptor(self._intercepted_app(), self.hosts)
         self._interceptor.start()
         if self._front_factory is not None and self._cover is None:
             from .transport.clients import ClientCover
@@ -522,6 +578,7 @@ class EtcdDiscovery:
             self._default_passthru.start()
 
     def stop_intercept(self) -> None:
+        """Turn interception off (the fixture does at teardown)."""
         if self._default_passthru is not None:
             self._default_passthru.stop()
             self._default_passthru = None
@@ -531,6 +588,9 @@ class EtcdDiscovery:
         if self._interceptor is not None:
             self._interceptor.stop()
             self._interceptor = None
+        if self._forward is not None:
+            self._forward.close()  # long polls still forwarded end with the test
+            self._forward = None
 
     # -- the drop-in front: subprocesses, other clients, responses mocks -------------------
 
@@ -573,6 +633,8 @@ class EtcdDiscovery:
 
     @property
     def intercepting(self) -> bool:
+        """True while ``requests`` calls to the discovery hosts are intercepted (by the
+        flag, the ini value, the marker or :meth:`intercept`)."""
         return self._interceptor is not None and self._interceptor.active
 
     def __repr__(self) -> str:

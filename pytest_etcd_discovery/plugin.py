@@ -15,6 +15,7 @@ import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -34,6 +35,39 @@ __all__ = ["MARKER", "PROFILES"]
 
 PROFILES = tuple(_PROFILES)  # the profile names, default first
 _MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen"})
+_MEMBER_KEYS = frozenset({"name", "peer_urls", "style"})
+#: How members registered: as etcd 3.4 does (id key, ``name=url``), or etcd 0.4 (name key).
+_STYLES = ("v3.4", "v0.4")
+
+
+def _service_url(value: str, what: str) -> str:
+    """``value`` checked as a discovery service's base URL: ``http(s)://host[:port][/path]``."""
+    text = value.strip()
+    parts = urlsplit(text)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or past 65535
+        port_ok = False
+    problem = None
+    if parts.scheme not in ("http", "https"):
+        problem = "it must start with http:// or https://"
+    elif not parts.hostname or not port_ok:
+        problem = "it needs a host (and a valid port, if any)"
+    elif parts.query or parts.fragment or "@" in parts.netloc:
+        problem = "it may not carry a query, a fragment or user info"
+    if problem:
+        raise pytest.UsageError(f"{what}: {value!r} is not a discovery service URL: {problem}")
+    return text.rstrip("/")
+
+
+def _ini_bool(config: pytest.Config, name: str) -> bool:
+    """A bool ini value; a bad one is a usage error that names it."""
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter itself
+        raise pytest.UsageError(f"{name}: {exc} (use true or false)") from None
+
+
 _OUR_MARKERS = frozenset({MARKER, FAULT_MARKER})
 
 
@@ -51,29 +85,39 @@ class _Session:
                 "--etcd-discovery-fake and --etcd-discovery-url exclude each other: "
                 "interception serves the fake, the URL selects a real service"
             )
-        ini_fake = bool(config.getini("etcd_discovery_fake"))
+        if cli_url:
+            cli_url = _service_url(cli_url, "--etcd-discovery-url")
+        ini_fake = _ini_bool(config, "etcd_discovery_fake")
         ini_url = config.getini("etcd_discovery_url") or None
         if not (cli_fake or cli_url) and ini_fake and ini_url:
             raise pytest.UsageError(
                 "ini values etcd_discovery_fake and etcd_discovery_url exclude each other"
             )
+        if ini_url and not (cli_fake or cli_url):
+            ini_url = _service_url(ini_url, "etcd_discovery_url (ini)")
         # The command line beats the ini file, so a nightly job can add
         # --etcd-discovery-url to a project whose ini turns the fake on.
         self.real_url: str | None = None if cli_fake else (cli_url or ini_url)
-        self.intercept_all = cli_fake or (ini_fake and not cli_url)
-        #: The ini asked for interception but a real URL won: such tests must not run,
-        #: or code under test would reach the public service.
-        self.intercept_overridden = bool(ini_fake and cli_url)
+        #: Every test intercepts the discovery hosts: served by the fake, or, when a real
+        #: URL won over the ini, forwarded to that service (never to the public one).
+        self.intercept_all = cli_fake or ini_fake
         self.profile = str(_option_ini(config, "etcd_discovery_profile") or PROFILES[0])
         if self.profile not in PROFILES:
             raise pytest.UsageError(
                 f"etcd_discovery_profile: {self.profile!r} is not one of {', '.join(PROFILES)}"
             )
-        extra = [h for h in config.getini("etcd_discovery_hosts") if h.strip()]
-        try:
-            self.hosts = tuple(dict.fromkeys(normalize_host(h) for h in (*DEFAULT_HOSTS, *extra)))
-        except ValueError as exc:
-            raise pytest.UsageError(f"etcd_discovery_hosts: {exc}") from None
+        extra = []
+        for host in (h.strip() for h in config.getini("etcd_discovery_hosts")):
+            if host:
+                if "://" not in host:
+                    host = "https://" + host  # a bare name is an https host
+                checked = _service_url(host, "etcd_discovery_hosts")
+                if urlsplit(checked).path:
+                    raise pytest.UsageError(
+                        f"etcd_discovery_hosts: {host!r} has a path; give scheme://host[:port]"
+                    )
+                extra.append(checked)
+        self.hosts = tuple(dict.fromkeys(normalize_host(h) for h in (*DEFAULT_HOSTS, *extra)))
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
         self._servers: dict[str, DiscoveryServer] = {}
         self._fronts: dict[str, DiscoveryFront] = {}
@@ -218,7 +262,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash[_SESSION_KEY]
     if session.mode == "real":
-        return [f"etcd-discovery: mode=real, url={session.real_url}"]
+        forwarded = ", forwarding " + " ".join(session.hosts) if session.intercept_all else ""
+        return [f"etcd-discovery: mode=real, url={session.real_url}{forwarded}"]
     if session.intercept_all:
         mode = "fake, intercepting " + " ".join(session.hosts)
         if getattr(config.option, "numprocesses", None):
@@ -247,7 +292,7 @@ def _our_marks(item: pytest.Item) -> tuple[list[pytest.Mark], list[pytest.Mark]]
 
 def _marker_config(markers: list[pytest.Mark]) -> dict[str, Any] | None:
     """Merged ``etcd_discovery`` marker kwargs, the closest marker winning (test > class
-    > module), or None when the test has no such marker."""
+    > module), checked, or None when the test has no such marker."""
     if not markers:
         return None
     merged: dict[str, Any] = {}
@@ -261,7 +306,24 @@ def _marker_config(markers: list[pytest.Mark]) -> dict[str, Any] | None:
                 f"known: {sorted(_MARKER_KWARGS)}"
             )
         merged.update(mark.kwargs)
+    _check_marker(merged)
     return merged
+
+
+def _check_marker(config: Mapping[str, Any]) -> None:
+    size = config.get("size", 3)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        _bad_marker(f"@{MARKER}(size={size!r}): size must be a positive integer")
+    profile = config.get("profile")
+    if profile is not None and profile not in PROFILES:
+        _bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILES)}")
+    frozen = config.get("frozen", False)
+    if not isinstance(frozen, bool):
+        _bad_marker(f"@{MARKER}(frozen={frozen!r}): frozen must be True or False")
+    state = config.get("state")
+    if state is not None and not isinstance(state, str):
+        _bad_marker(f"@{MARKER}(state={state!r}): state must be a string such as 'started'")
+    _member_specs(config.get("members"))
 
 
 def _bad_marker(message: str) -> NoReturn:
@@ -274,31 +336,57 @@ def _member_specs(members: Any) -> list[tuple[str, list[str], str]]:
     dicts with ``name``, ``peer_urls`` and optional ``style`` ("v3.4" or "v0.4")."""
     if members is None:
         return []
-    if isinstance(members, int):
+    if isinstance(members, int) and not isinstance(members, bool):
+        if members < 0:
+            _bad_marker(f"@{MARKER}(members={members}): a count must be >= 0")
         members = [f"member{i}" for i in range(1, members + 1)]
+    if isinstance(members, str | bytes | Mapping) or not isinstance(members, Sequence):
+        _bad_marker(
+            f"@{MARKER}(members={members!r}): give a count or a list of names, "
+            "(name, peer_urls) pairs or dicts"
+        )
     specs: list[tuple[str, list[str], str]] = []
     for number, entry in enumerate(members, 1):
         default_url = f"http://10.0.0.{number}:2380"
         if isinstance(entry, str):
             specs.append((entry, [default_url], "v3.4"))
         elif isinstance(entry, Mapping):
-            urls = entry.get("peer_urls", default_url)
-            urls = [urls] if isinstance(urls, str) else list(urls)
-            specs.append((str(entry["name"]), urls, str(entry.get("style", "v3.4"))))
-        elif isinstance(entry, Sequence) and len(entry) == 2:
-            name, urls = entry
-            urls = [urls] if isinstance(urls, str) else list(urls)
-            specs.append((str(name), urls, "v3.4"))
+            unknown = set(entry) - _MEMBER_KEYS
+            if unknown or not isinstance(entry.get("name"), str):
+                _bad_marker(
+                    f"@{MARKER}(members=...): member {entry!r} needs a 'name' string "
+                    f"(keys: {', '.join(sorted(_MEMBER_KEYS))})"
+                )
+            style = entry.get("style", "v3.4")
+            if style not in _STYLES:
+                _bad_marker(
+                    f"@{MARKER}(members=...): member {entry['name']!r} has style {style!r}; "
+                    f"one of {', '.join(_STYLES)}"
+                )
+            specs.append((entry["name"], _peer_urls(entry.get("peer_urls", default_url)), style))
+        elif isinstance(entry, Sequence) and len(entry) == 2 and isinstance(entry[0], str):
+            specs.append((entry[0], _peer_urls(entry[1]), "v3.4"))
         else:
             _bad_marker(f"@{MARKER}(members=...): cannot read member {entry!r}")
     return specs
+
+
+def _peer_urls(urls: Any) -> list[str]:
+    listed = [urls] if isinstance(urls, str) else urls
+    if (
+        not isinstance(listed, Sequence)
+        or not listed
+        or not all(isinstance(u, str) and u for u in listed)
+    ):
+        _bad_marker(f"@{MARKER}(members=...): peer_urls {urls!r} must be a URL or a list of them")
+    return list(listed)
 
 
 def _seed(disco: EtcdDiscovery, config: Mapping[str, Any]) -> None:
     """Create the marker's token and put its members and ``_state`` in it."""
     if not ({"size", "members", "state"} & set(config)):
         return
-    token_url = disco.new_token(int(config.get("size", 3)))
+    token_url = disco.new_token(config.get("size", 3))
     disco.seeded_url = token_url
     for name, urls, style in _member_specs(config.get("members")):
         if style == "v0.4":
@@ -348,8 +436,9 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
       reach the fake at ``https://discovery.etcd.io``; ``.ca_file``: the CA bundle;
       ``.add_to(mock)``: let your own ``responses`` mock pass the discovery hosts through.
 
-    With ``--etcd-discovery-url`` it talks to that real service instead, and the helpers
-    that need the fake's insides skip the test.
+    With ``--etcd-discovery-url`` it talks to that real service instead (the marker's
+    ``size``, ``members`` and ``state`` seed it over HTTP, interception forwards to it),
+    and what needs the fake's insides (clock, journal, faults) skips the test.
     """
     from .handle import EtcdDiscovery
 
@@ -360,28 +449,23 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     marked = marker is not None
     config = marker or {}
     if session.mode == "real":
-        if session.intercept_overridden:
-            pytest.skip(
-                "etcd discovery: etcd_discovery_fake = true (ini) intercepts "
-                f"https://discovery.etcd.io, which needs the fake; this run uses the real "
-                f"service {session.real_url}"
-            )
-        for name, marks in ((MARKER, config_marks), (FAULT_MARKER, fault_marks)):
-            if marks:
-                pytest.skip(
-                    f"etcd discovery: @{name} (seeding, faults, interception) needs the "
-                    f"fake; this run uses the real service {session.real_url}"
-                )
+        _skip_fake_only(session, config, fault_marks)
         disco = EtcdDiscovery(session.real_url or "", profile=session.profile, hosts=session.hosts)
         node.stash[_DISCO_KEY] = disco
-        yield disco
+        try:
+            _seed(disco, config)
+            if marked or session.intercept_all:
+                # Code under test that calls https://discovery.etcd.io reaches the
+                # configured service, never the public one.
+                disco.start_intercept()
+            yield disco
+        finally:
+            disco.stop_intercept()
         return
 
     from .v2store.clock import ControllableClock
 
     profile = str(config.get("profile") or session.profile)
-    if profile not in PROFILES:
-        _bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILES)}")
     server = session.server(profile)
     clock = ControllableClock()
     _fresh_state(server, clock)
@@ -405,6 +489,9 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         yield disco
     finally:
         disco.stop_intercept()
+        # The test's journal stays its own: late requests still show there, and the next
+        # test's requests do not.
+        disco.keep_journal()
         errors = server.app.take_errors()
         # Wake anything still blocked in a long poll (threads, the live server) so no
         # request outlives its test; the next test starts from a fresh state anyway.
@@ -413,6 +500,23 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         # Like pytest-httpserver: an error inside the server fails the test that met it.
         shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)
         pytest.fail(f"the fake discovery service failed internally (a bug in it):\n{shown}")
+
+
+def _skip_fake_only(
+    session: _Session, config: Mapping[str, Any], fault_marks: list[pytest.Mark]
+) -> None:
+    """Against a real service, skip a test whose marks need the fake's insides."""
+    where = f"this run uses the real service {session.real_url} (--etcd-discovery-url)"
+    if fault_marks:
+        pytest.skip(f"etcd discovery: @{FAULT_MARKER} needs the fake; {where}")
+    if config.get("frozen"):
+        pytest.skip(f"etcd discovery: @{MARKER}(frozen=True) needs the fake's clock; {where}")
+    profile = config.get("profile")
+    if profile is not None and profile != session.profile:
+        pytest.skip(
+            f"etcd discovery: @{MARKER}(profile={profile!r}) but the real service is "
+            f"{session.profile!r} (--etcd-discovery-profile); {where}"
+        )
 
 
 def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
@@ -436,15 +540,17 @@ def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> b
 
 
 def _release(server: DiscoveryServer) -> None:
-    # Faults end with their test; waiting delays are released first.  A fault plan is one
-    # of the app's before_request hooks: none there, none to clear, nothing to import.
+    # reset() retires the test's store first: its blocked watches are released, and a
+    # request still held by a fault is dropped when it goes on, instead of writing into
+    # whatever store comes next.  The server keeps an empty store until the next test.
+    server.app.reset()
+    # Faults end with their test; releasing their delays now sends those requests to the
+    # drop.  A fault plan is one of the app's before_request hooks: none there, none to
+    # clear, nothing to import.
     if server.app.before_request:
         from .service.faults import FaultPlan
 
         FaultPlan.of(server.app).clear()
-    # reset() closes the test's store, which releases its blocked watches, and leaves
-    # the server with an empty store until the next test brings its own clock.
-    server.app.reset()
 
 
 @pytest.fixture
@@ -455,7 +561,7 @@ def etcd_discovery_url(request: pytest.FixtureRequest, etcd_discovery: EtcdDisco
     if etcd_discovery.seeded_url is not None:
         return etcd_discovery.seeded_url
     config = _marker_config(_our_marks(request.node)[0]) or {}
-    return etcd_discovery.new_token(int(config.get("size", 3)))
+    return etcd_discovery.new_token(config.get("size", 3))
 
 
 @pytest.fixture(autouse=True)
@@ -467,10 +573,8 @@ def _etcd_discovery_auto(request: pytest.FixtureRequest) -> None:
     for other tests it is one check of the markers.
     """
     session = request.config.stash[_SESSION_KEY]
-    if (
-        session.intercept_all
-        or session.intercept_overridden
-        or any(mark.name in _OUR_MARKERS for mark in request.node.iter_markers())
+    if session.intercept_all or any(
+        mark.name in _OUR_MARKERS for mark in request.node.iter_markers()
     ):
         request.getfixturevalue("etcd_discovery")
 

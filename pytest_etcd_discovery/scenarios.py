@@ -20,8 +20,10 @@ what operators reported against discovery.etcd.io (spec section 5):
 - :func:`backend_down`: the original service with its etcd gone (measured: token
   requests are dropped without a reply, ``/new`` and ``/health`` answer 400).
 
-They work on the fake only (they skip against a real service, like the fixture's other
-inside helpers), and everything they add is undone after the test.
+:func:`full_cluster`, :func:`duplicate_member` and :func:`stale_state` speak the
+service's HTTP API, so they also run against a real service (``--etcd-discovery-url``);
+the others need the fake's store or faults and skip the test there, like the fixture's
+other inside helpers.  Everything they add to the fake is undone after the test.
 """
 
 from __future__ import annotations

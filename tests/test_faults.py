@@ -181,6 +181,27 @@ def test_first_matching_rule_with_hits_left_wins(
     assert [get(f"{server.url}/{token}").status_code for _ in range(3)] == [502, 503, 200]
 
 
+def test_nth_counts_every_matching_request_also_those_an_earlier_rule_answered(
+    server: DiscoveryServer, plan: FaultPlan, token: str
+) -> None:
+    # Issue #12: nth used to count only the requests that reached its rule, so the 500
+    # came third.
+    first = plan.fail(503, times=1)
+    second = plan.fail(500, nth=2)
+    statuses = [get(f"{server.url}/{token}").status_code for _ in range(3)]
+    assert statuses == [503, 500, 200]
+    assert (first.seen, first.fired, second.seen, second.fired) == (3, 1, 3, 1)
+
+
+def test_an_nth_taken_by_an_earlier_rule_moves_to_the_next_free_request(
+    server: DiscoveryServer, plan: FaultPlan, token: str
+) -> None:
+    plan.fail(502, nth=2)
+    plan.fail(503, nth=2)
+    statuses = [get(f"{server.url}/{token}").status_code for _ in range(4)]
+    assert statuses == [200, 502, 503, 200]
+
+
 def test_counters_are_exact_under_concurrency(
     server: DiscoveryServer, plan: FaultPlan, token: str
 ) -> None:
@@ -292,7 +313,23 @@ def test_call_rule_runs_its_callback(server: DiscoveryServer, plan: FaultPlan, t
     ("kwargs", "message"),
     [
         ({"action": "explode"}, "unknown fault action"),
-        ({"status": 42}, "out of range"),
+        ({"status": 42}, "must be 100-599"),
+        ({"status": 999}, "must be 100-599"),
+        ({"status": True}, "must be an integer"),
+        ({"path_regex": "(unclosed"}, "bad regex"),
+        ({"path": "_config/size"}, "must start with '/'"),
+        ({"path": 3}, "glob string or a regex"),
+        ({"method": "FETCH"}, "unknown fault method 'FETCH'"),
+        ({"method": ["GET", 1]}, "unknown fault method 1"),
+        ({"method": []}, "a method name or a list"),
+        ({"delay": float("inf")}, "delay must be a number of seconds from 0 to 86400"),
+        ({"delay": float("nan")}, "delay must be"),
+        ({"delay": 1e308}, "delay must be"),
+        ({"delay": "6"}, "delay must be"),
+        ({"body": 503}, "body must be a string"),
+        ({"name": ["x"]}, "name must be a string"),
+        ({"nth": True}, "positive integer"),
+        ({"error_code": "100"}, "error_code must be a positive integer"),
         ({"action": "drop", "status": 503}, "takes no status"),
         ({"route": "tokens"}, "unknown route"),
         ({"nth": 0}, "positive integer"),
@@ -339,6 +376,19 @@ def test_json_and_toml_plans(tmp_path: Path) -> None:
         ("a.json", '{"rules": []}', "unknown top-level"),
         ("a.json", '{"faults": [{"colour": "red"}]}', "unknown fault fields"),
         ("a.json", '{"faults": "503"}', "a list"),
+        ("a.json", '{"faults": [{"status": 503}, {"path_regex": "["}]}', "fault 2: .*bad regex"),
+        ("a.json", '{"faults": [{"delay": 1e999}]}', "fault 1: fault delay must be"),
+        ("a.json", '{"faults": [{"body": {"x": 1}}]}', "body must be a string"),
+        ("a.json", '{"faults": [{"status": 999}]}', "must be 100-599"),
+        ("a.json", '{"faults": [{"method": "GETT"}]}', "unknown fault method"),
+        ("a.json", '{"faults": [{"path": "new"}]}', "must start with '/'"),
+        ("a.toml", "[[faults]]\ndelay = nan\n", "delay must be"),
+        pytest.param(
+            "a.json",
+            json.dumps({"faults": [{"status": 503}] * 1001}),
+            "at most 1000 rules",
+            id="1001-rules",
+        ),
     ],
 )
 def test_bad_plan_files(tmp_path: Path, name: str, text: str, message: str) -> None:
@@ -346,6 +396,22 @@ def test_bad_plan_files(tmp_path: Path, name: str, text: str, message: str) -> N
     path.write_text(text)
     with pytest.raises(FaultError, match=message):
         load_plan(path)
+
+
+def test_plan_file_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_bytes(b'{"faults": [{"name": "caf\xe9"}]}')
+    with pytest.raises(FaultError, match=r"not UTF-8 \(byte 25\)"):
+        load_plan(path)
+
+
+def test_a_plan_holds_at_most_max_rules() -> None:
+    plan = FaultPlan()
+    for _ in range(1000):
+        plan.fail(503)
+    with pytest.raises(FaultError, match="at most 1000 rules"):
+        plan.fail(503)
+    assert len(plan) == 1000
 
 
 def test_missing_plan_file(tmp_path: Path) -> None:
@@ -396,9 +462,22 @@ def test_cli_faults_option(tmp_path: Path) -> None:
         proc.wait(10)
 
 
-def test_cli_refuses_a_bad_plan(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"faults": [{"status": "x"}]}', "fault status must be an integer"),
+        (b'{"faults": [{"path_regex": "("}]}', "bad regex"),
+        (b'{"faults": [{"delay": 1e308}]}', "delay must be"),
+        (b'{"faults": [{"status": 999}]}', "must be 100-599"),
+        (b'{"faults": [{"body": 1}]}', "body must be a string"),
+        (b'{"faults": [{"method": "GETT"}]}', "unknown fault method"),
+        (b'{"faults": [{"path": "x"}]}', "must start with '/'"),
+        (b'{"faults": [{"name": "\xff"}]}', "not UTF-8"),
+    ],
+)
+def test_cli_refuses_a_bad_plan_with_one_line(tmp_path: Path, content: bytes, message: str) -> None:
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text('{"faults": [{"status": "x"}]}')
+    plan_file.write_bytes(content)
     done = subprocess.run(
         [sys.executable, "-m", "pytest_etcd_discovery", "--port", "0", "--faults", str(plan_file)],
         cwd=REPO,
@@ -407,7 +486,10 @@ def test_cli_refuses_a_bad_plan(tmp_path: Path) -> None:
         timeout=30,
     )
     assert done.returncode == 2
-    assert "etcd-discovery-fake: error:" in done.stderr
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("etcd-discovery-fake: error: ")
+    assert message in line
 
 
 # -- the plugin: fixture API and marker --------------------------------------------------

@@ -161,7 +161,7 @@ def test_both_in_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*etcd_discovery_fake and etcd_discovery_url exclude*"])
 
 
-def test_command_line_url_beats_ini_fake_and_skips_what_needed_it(
+def test_command_line_url_beats_ini_fake_and_forwards_to_it(
     pytester: pytest.Pytester,
 ) -> None:
     from pytest_etcd_discovery.transport.server import DiscoveryServer
@@ -172,17 +172,21 @@ def test_command_line_url_beats_ini_fake_and_skips_what_needed_it(
         import requests
 
         def test_code_that_relied_on_interception():
-            requests.get("https://discovery.etcd.io/new", timeout=5)
+            reply = requests.get("https://discovery.etcd.io/new?size=2", timeout=5)
+            assert reply.status_code == 200
         """
     )
     with DiscoveryServer() as other:
         result = run(pytester, "--etcd-discovery-url", other.url, "-rs")
 
-        result.assert_outcomes(skipped=1)
+        # Issue #12: it used to skip; it runs against the configured service.
+        result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(
-            [f"etcd-discovery: mode=real, url={other.url}", "*etcd_discovery_fake = true (ini)*"]
+            [f"etcd-discovery: mode=real, url={other.url}, forwarding https://discovery.etcd.io"]
         )
-        assert other.app.calls == []
+        assert [(c.method, c.path, c.query, c.transport) for c in other.app.calls] == [
+            ("GET", "/new", "size=2", "live")
+        ]
 
 
 # -- interception --------------------------------------------------------------------------
@@ -678,6 +682,10 @@ def test_failure_report_shows_tokens_members_and_requests(pytester: pytest.Pytes
 
 REAL_MODE = """
     import pytest
+    import requests
+    from pytest_etcd_discovery import scenarios
+
+    PUBLIC = "https://discovery.etcd.io"
 
     def test_helpers_work(etcd_discovery, etcd_discovery_url):
         assert etcd_discovery.mode == "real"
@@ -686,11 +694,34 @@ REAL_MODE = """
         view = etcd_discovery.token(etcd_discovery_url)
         assert (view.size, view.names) == (3, ["infra0"])
 
+    def test_helpers_never_leave_the_configured_service(etcd_discovery):
+        # Issue #12: these returned and then used public URLs.
+        url = etcd_discovery.new_token(3, base_url=PUBLIC)
+        assert url.startswith(etcd_discovery.url + "/")
+        public = PUBLIC + "/" + url.rsplit("/", 1)[1]
+        assert etcd_discovery.token_url("x", PUBLIC) == etcd_discovery.url + "/x"
+        etcd_discovery.register(public, "m1", "http://10.0.0.1:2380")
+        assert etcd_discovery.token(public).names == ["m1"]
+        token_url, members = scenarios.full_cluster(etcd_discovery, 2, base_url=PUBLIC)
+        assert token_url.startswith(etcd_discovery.url + "/") and len(members) == 2
+        assert scenarios.stale_state(etcd_discovery).startswith(etcd_discovery.url + "/")
+        with pytest.raises(ValueError, match="not on the configured service"):
+            etcd_discovery.token("http://elsewhere.invalid/abc")
+
+    @pytest.mark.etcd_discovery(size=1, members=["only"], state="started")
+    def test_marker_seeds_the_real_service(etcd_discovery, etcd_discovery_url):
+        view = etcd_discovery.token(etcd_discovery_url)
+        assert (view.size, view.names, view.state) == (1, ["only"], "started")
+        assert etcd_discovery.intercepting
+        # Code under test calling the public host reaches the configured service.
+        reply = requests.get(f"{PUBLIC}/{view.token}/_config/size", timeout=10)
+        assert reply.json()["node"]["value"] == "1"
+
     def test_clock_needs_the_fake(etcd_discovery):
         etcd_discovery.clock.advance(1)
 
-    @pytest.mark.etcd_discovery(size=1)
-    def test_marker_needs_the_fake(etcd_discovery):
+    @pytest.mark.etcd_discovery(frozen=True)
+    def test_frozen_needs_the_fake(etcd_discovery):
         pass
 
     def test_no_fake_server(etcd_discovery_server):
@@ -699,22 +730,24 @@ REAL_MODE = """
     @pytest.mark.etcd_discovery_fault(503, route="size")
     def test_faults_need_the_fake():
         pass
+
+    def test_scenarios_with_faults_need_the_fake(etcd_discovery):
+        scenarios.outage(etcd_discovery)
 """
 
 
 def _check_real_mode(result: pytest.RunResult, url: str) -> None:
-    result.assert_outcomes(passed=1, skipped=4)
+    result.assert_outcomes(passed=3, skipped=5)
     result.stdout.fnmatch_lines([f"etcd-discovery: mode=real, url={url}"])
+    where = f"this run uses the real service {url} (--etcd-discovery-url)"
     result.stdout.fnmatch_lines(
         [
-            "*the clock needs the fake's insides; this run uses the real service at "
-            f"{url} (--etcd-discovery-url)*",
+            f"*the clock needs the fake's insides; this run uses the real service at {url}*",
+            f"*@etcd_discovery(frozen=True) needs the fake's clock; {where}*",
+            f"*@etcd_discovery_fault needs the fake; {where}*",
+            "*fault injection needs the fake's insides*",
         ]
     )
-    result.stdout.fnmatch_lines(
-        ["*@etcd_discovery (seeding, faults, interception) needs the fake*"]
-    )
-    result.stdout.fnmatch_lines(["*@etcd_discovery_fault (seeding, faults, interception)*"])
     result.stdout.fnmatch_lines([f"*no fake server; using the real service {url}*"])
 
 

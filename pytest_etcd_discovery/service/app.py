@@ -13,8 +13,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, NotFound
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 TRANSPORT_KEY = "etcd_discovery.transport"
 FORM_KEY = "etcd_discovery.form"
 PATH_KEY = "etcd_discovery.path"
+#: The store each request works on: the app's store when the request arrived.  A request
+#: still running when the store is replaced (its test ended) keeps its own, retired one.
+_REQUEST_STORE: ContextVar[tuple[DiscoveryApp, Store] | None] = ContextVar(
+    "etcd_discovery_request_store", default=None
+)
 #: The request body as bytes, from transports that have it whole (in-process calls):
 #: the same bytes as ``wsgi.input``, without streaming them through werkzeug.
 BODY_KEY = "etcd_discovery.body"
@@ -294,6 +300,25 @@ def seeded_token_source(seed: int) -> Callable[[], str]:
     return lambda: format(rng.getrandbits(128), "032x")
 
 
+class RequestRetired(ConnectionAbortedError):
+    """A request outlived the state it was made against (its test ended, or the app was
+    reset): it is dropped, like a request to a server that went away."""
+
+
+def _drop_retired(request: Request) -> NoReturn:
+    message = (
+        f"etcd discovery fake: {request.method} {request.path} arrived before its test "
+        "ended (or the fake was reset) and was held past it; dropped so that it cannot "
+        "touch the next test's state"
+    )
+    if request.environ.get(TRANSPORT_KEY) == "inprocess":
+        import requests  # interception loaded it already
+
+        # What requests raises for a connection closed without a reply.
+        raise requests.exceptions.ConnectionError(message)
+    raise RequestRetired(message)
+
+
 def http_error(body: str, status: int) -> Response:
     """``http.Error``: text/plain, nosniff, and a newline after the message."""
     resp = Response(body + "\n", status=status, mimetype="text/plain")
@@ -352,7 +377,7 @@ class DiscoveryApp:
     ) -> None:
         self.profile = get_profile(profile)
         self.max_calls = max_calls
-        self.store = store if store is not None else self.new_store(clock)
+        self._store = store if store is not None else self.new_store(clock)
         self.public_url = public_url
         self.calls: list[Call] = []
         #: How many journal entries were trimmed away: ``calls[i]`` is call number
@@ -368,6 +393,18 @@ class DiscoveryApp:
         self._calls_lock = threading.Lock()
         #: Hooks run before routing; the first one returning a response answers the request.
         self.before_request: list[Callable[[Request], Response | None]] = []
+
+    @property
+    def store(self) -> Store:
+        """The state: inside a request, the store that was current when it arrived."""
+        bound = _REQUEST_STORE.get()
+        if bound is not None and bound[0] is self:
+            return bound[1]
+        return self._store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        self._store = store
 
     @property
     def clock(self) -> Clock:
@@ -406,15 +443,18 @@ class DiscoveryApp:
     def reset(self, store: Store | None = None) -> None:
         """Start over with an empty store on the same clock and an empty journal.
 
-        Watches blocked on the old store are released.
+        The old store is retired: watches blocked on it are released, and a request that
+        arrived before and is still running (held by a fault) is dropped rather than
+        reaching the new store.  The old journal list is left as it is (a new one takes
+        its place), so whoever holds it still sees those late requests.
         """
-        old = self.store
-        self.store = store if store is not None else self.new_store(old.clock)
+        old = self._store
+        self._store = store if store is not None else self.new_store(old.clock)
         old.close()
         with self._calls_lock:
-            self.calls.clear()
+            self.calls = []
             self.calls_dropped = 0
-            self.errors.clear()
+            self.errors = []
         self.metrics.clear()
 
     def calls_since(self, number: int) -> tuple[int, list[Call]]:
@@ -441,25 +481,31 @@ class DiscoveryApp:
     # -- WSGI ----------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        # Journal the call first, so a long poll still waiting shows as pending.
-        call = self._record(request)
+        # The request works on the store of now, even if a reset replaces it meanwhile.
+        bound = _REQUEST_STORE.set((self, self._store))
         try:
-            response = self.dispatch(request)
-        except OSError:
-            # A fault dropped the connection: journal it (status 0), let the transport see it.
-            call.status = 0
-            raise
-        except Exception as exc:
-            # A bug in the fake, never a behaviour of the real service: keep it so the
-            # test that caused it fails at teardown (the plugin checks), answer a bare 500.
-            with self._calls_lock:
-                self.errors.append(exc)
-            response = http_error("Internal Server Error", 500)
+            request = Request(environ)
+            # Journal the call first, so a long poll still waiting shows as pending.
+            call = self._record(request)
+            try:
+                response = self.dispatch(request)
+            except OSError:
+                # A drop (a fault, or a request that outlived its test): journal it
+                # (status 0), let the transport see it.
+                call.status = 0
+                raise
+            except Exception as exc:
+                # A bug in the fake, never a behaviour of the real service: keep it so the
+                # test that caused it fails at teardown (the plugin checks), answer a 500.
+                with self._calls_lock:
+                    self.errors.append(exc)
+                response = http_error("Internal Server Error", 500)
+            finally:
+                call.fault = environ.get("etcd_discovery.fault")
+            call.status = response.status_code
+            return _wsgi_reply(response, environ, start_response)
         finally:
-            call.fault = environ.get("etcd_discovery.fault")
-        call.status = response.status_code
-        return _wsgi_reply(response, environ, start_response)
+            _REQUEST_STORE.reset(bound)
 
     def _record(self, request: Request) -> Call:
         call = Call(
@@ -480,10 +526,17 @@ class DiscoveryApp:
         return call
 
     def dispatch(self, request: Request) -> Response:
+        hooked: Response | None = None
         for hook in self.before_request:
             hooked = hook(request)
             if hooked is not None:
-                return hooked
+                break
+        if self.store is not self._store:
+            # Held (by a fault) until its store was retired: it must not write anywhere,
+            # and its client hears what a server that went away says.
+            _drop_retired(request)
+        if hooked is not None:
+            return hooked
         # PATH_INFO itself: werkzeug's request.path folds a leading "//" that Go redirects.
         raw: str = request.environ.get("PATH_INFO", "")
         # Invalid UTF-8 stays as surrogate escapes, so keys keep their bytes like Go's.

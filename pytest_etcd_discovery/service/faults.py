@@ -102,6 +102,12 @@ _ETCD_CODES = {
     500: errors.RAFT_INTERNAL,
 }
 _DS_TEXT = {"GET": "unable to GET token", "PUT": "unable to PUT token"}
+#: Methods a rule can name: the standard ones (a typo would match nothing, silently).
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+#: The longest delay a rule may ask for (a day); beyond it is a mistake, not a test.
+MAX_DELAY = 86400.0
+#: The most rules one plan holds: every request tries each, so more slows every request.
+MAX_RULES = 1000
 
 
 class FaultError(ValueError):
@@ -133,9 +139,12 @@ class FaultRule:
     :param path: a glob on the request path (``"/*/_config/size"``), or a compiled regex
         (searched); ``path_regex`` takes the regex as text (plan files).
     :param method: a method or several (``None``: any).
-    :param nth: hit only the ``nth`` matching request (1 = the first).
-    :param times: hit the next ``times`` matching requests (after ``nth - 1`` passed);
-        ``None`` with no ``nth`` hits every one.
+    :param nth: hit from the ``nth`` matching request on (1 = the first).  Every request
+        the rule matches counts, also one an earlier rule answered: ``fail(503, times=1)``
+        then ``fail(500, nth=2)`` answer the first request 503 and the second 500.
+    :param times: how many requests to hit (1 with ``nth``; ``None`` with no ``nth``:
+        every one).  A request an earlier rule answered is not hit and uses none up:
+        ``fail(502, times=1)`` then ``fail(503, times=1)`` answer 502, then 503.
     :param delay: seconds to wait first (the only effect of a ``delay`` fault).
     :param body: a body to send instead of the real service's one (``status`` only).
     :param error_code: the etcd error code of an etcd-v2 JSON error body.
@@ -162,37 +171,67 @@ class FaultRule:
     fired: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
+        if not isinstance(self.action, str) or self.action not in ACTIONS:
             raise FaultError(f"unknown fault action {self.action!r} (one of: {', '.join(ACTIONS)})")
         if self.action == "status":
             if self.status is None:
                 self.status = 503
-            elif not isinstance(self.status, int) or isinstance(self.status, bool):
+            elif not _is_int(self.status):
                 raise FaultError(f"fault status must be an integer, got {self.status!r}")
-            if not 100 <= self.status <= 999:
-                raise FaultError(f"fault status out of range: {self.status}")
+            if not 100 <= self.status <= 599:
+                raise FaultError(
+                    f"fault status must be 100-599 (an HTTP status), got {self.status}"
+                )
         elif self.status is not None:
             raise FaultError(f"a {self.action!r} fault takes no status")
         if self.action == "call" and self.on_match is None:
             raise FaultError("a 'call' fault needs on_match")
-        if self.route is not None and self.route not in ROUTES:
+        if self.route is not None and (not isinstance(self.route, str) or self.route not in ROUTES):
             raise FaultError(f"unknown route {self.route!r} (one of: {', '.join(ROUTES)})")
+        self._check_path()
+        self.method = _methods(self.method)
+        for name in ("nth", "times", "error_code"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise FaultError(f"fault {name} must be a positive integer, got {value!r}")
+        if (
+            not isinstance(self.delay, int | float)
+            or isinstance(self.delay, bool)
+            or not 0 <= self.delay <= MAX_DELAY  # also refuses nan
+        ):
+            raise FaultError(
+                f"fault delay must be a number of seconds from 0 to {MAX_DELAY:g}, "
+                f"got {self.delay!r}"
+            )
+        for name in ("body", "name"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise FaultError(f"fault {name} must be a string, got {value!r}")
+        if self.nth is not None and self.times is None:
+            self.times = 1
+
+    def _check_path(self) -> None:
         if self.path_regex is not None:
             if self.path is not None:
                 raise FaultError("give path or path_regex, not both")
-            self.path = re.compile(self.path_regex)
-        if isinstance(self.method, str):
-            self.method = (self.method,)
-        if self.method is not None:
-            self.method = tuple(m.upper() for m in self.method)
-        for name in ("nth", "times"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise FaultError(f"fault {name} must be a positive integer, got {value!r}")
-        if self.delay < 0:
-            raise FaultError(f"fault delay must be >= 0, got {self.delay!r}")
-        if self.nth is not None and self.times is None:
-            self.times = 1
+            if not isinstance(self.path_regex, str):
+                raise FaultError(f"fault path_regex must be a string, got {self.path_regex!r}")
+            try:
+                self.path = re.compile(self.path_regex)
+            except re.error as exc:
+                raise FaultError(
+                    f"fault path_regex {self.path_regex!r}: bad regex: {exc}"
+                ) from None
+        elif isinstance(self.path, str):
+            # A glob on the request path, which starts with "/": anything else (but a
+            # leading wildcard) would match nothing, silently.
+            if not self.path.startswith(("/", "*")):
+                raise FaultError(
+                    f"fault path {self.path!r} must start with '/' (a glob on the request "
+                    "path, e.g. '/*/_config/size'); use path_regex for a regex"
+                )
+        elif self.path is not None and not isinstance(self.path, re.Pattern):
+            raise FaultError(f"fault path must be a glob string or a regex, got {self.path!r}")
 
     # -- description -------------------------------------------------------------------
 
@@ -242,11 +281,15 @@ class FaultRule:
             return fnmatch.fnmatchcase(request.path, self.path)
         return True
 
-    def take(self) -> bool:
-        """Count one matching request; True if this one is to be hit."""
+    def take(self, free: bool = True) -> bool:
+        """Count one matching request; True if this rule hits it.
+
+        ``free`` is False when an earlier rule answered the request: it still counts
+        towards ``nth`` (``seen``), but is not hit and uses up none of ``times``.
+        """
         self.seen += 1
         first = self.nth or 1
-        if self.seen < first or self.exhausted:
+        if not free or self.seen < first or self.exhausted:
             return False
         self.fired += 1
         return True
@@ -273,13 +316,26 @@ class FaultRule:
         unknown = set(data) - allowed
         if unknown:
             raise FaultError(f"unknown fault fields {sorted(unknown)}; known: {sorted(allowed)}")
-        kwargs = dict(data)
-        if "delay" in kwargs:
-            try:
-                kwargs["delay"] = float(kwargs["delay"])
-            except (TypeError, ValueError):
-                raise FaultError(f"fault delay must be a number, got {data['delay']!r}") from None
-        return cls(**kwargs)
+        return cls(**data)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _methods(method: object) -> tuple[str, ...] | None:
+    """A rule's ``method``: one name or several, upper-cased and checked."""
+    if method is None:
+        return None
+    names = [method] if isinstance(method, str) else method
+    if not isinstance(names, list | tuple) or not names:
+        raise FaultError(f"fault method must be a method name or a list of them, got {method!r}")
+    checked = []
+    for name in names:
+        if not isinstance(name, str) or name.upper() not in METHODS:
+            raise FaultError(f"unknown fault method {name!r} (one of: {', '.join(METHODS)})")
+        checked.append(name.upper())
+    return tuple(checked)
 
 
 def _is_watch(request: Request) -> bool:
@@ -395,6 +451,7 @@ class FaultPlan:
         elif kwargs:
             raise TypeError("give a FaultRule or keyword arguments, not both")
         with self._lock:
+            _check_count(len(self.rules) + 1)
             self.rules.append(rule)
         return rule
 
@@ -492,10 +549,11 @@ class FaultPlan:
             route = _route_of(request)
             is_watch = _is_watch(request)
             rule = None
+            # Every matching rule counts the request (nth is the nth match), the first
+            # one with hits left answers it.
             for candidate in self.rules:
-                if candidate.matches(request, route, is_watch) and candidate.take():
+                if candidate.matches(request, route, is_watch) and candidate.take(rule is None):
                     rule = candidate
-                    break
             if rule is None:
                 return None
             label = rule.describe()
@@ -545,15 +603,26 @@ class FaultPlan:
             data = data.get("faults", [])
         if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
             raise FaultError("a fault plan is a list of tables/objects under 'faults'")
-        try:
-            return cls(FaultRule.from_dict(r) for r in data)
-        except TypeError as exc:
-            raise FaultError(str(exc)) from None
+        _check_count(len(data))
+        rules = []
+        for number, entry in enumerate(data, 1):
+            try:
+                rules.append(FaultRule.from_dict(entry))
+            except (FaultError, TypeError) as exc:
+                raise FaultError(f"fault {number}: {exc}") from None
+        return cls(rules)
 
     @classmethod
     def load(cls, path: str | Path) -> FaultPlan:
         """Read a plan from a ``.json`` or ``.toml`` file (``[[faults]]`` tables)."""
         return load_plan(path)
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_RULES:
+        raise FaultError(
+            f"a fault plan holds at most {MAX_RULES} rules (every request tries each), got {count}"
+        )
 
 
 def load_plan(path: str | Path) -> FaultPlan:
@@ -563,6 +632,8 @@ def load_plan(path: str | Path) -> FaultPlan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FaultError(f"cannot read fault plan {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FaultError(f"cannot read fault plan {path}: not UTF-8 (byte {exc.start})") from None
     try:
         if path.suffix.lower() == ".toml":
             data: Any = _toml_loads(text)

@@ -1,0 +1,168 @@
+"""Strict inputs (issue #12, item 9): every bad option, ini value or marker argument is
+refused with one clear line that names it, never a traceback or a silent default."""
+
+from __future__ import annotations
+
+import pytest
+from test_plugin import run
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("notaurl", "must start with http:// or https://"),
+        ("ftp://x", "must start with http:// or https://"),
+        ("http://", "needs a host"),
+        ("http://host:notaport", "needs a host (and a valid port"),
+        ("http://host:0", "needs a host (and a valid port"),
+        ("http://host/?q=1", "may not carry a query"),
+        ("http://user@host", "user info"),
+    ],
+)
+def test_bad_url_option_is_a_usage_error(pytester: pytest.Pytester, url: str, problem: str) -> None:
+    result = run(pytester, "--etcd-discovery-url", url)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--etcd-discovery-url: {url!r} is not a discovery service URL: *{problem}*"]
+    )
+
+
+def test_bad_url_in_the_ini_names_the_ini_value(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\netcd_discovery_url = ftp://x\n")
+
+    result = run(pytester)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*etcd_discovery_url (ini): 'ftp://x' is not a discovery*"])
+
+
+def test_url_with_a_path_prefix_and_trailing_slash_is_accepted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+
+    result = run(pytester, "--etcd-discovery-url", "http://127.0.0.1:1/discovery/")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["etcd-discovery: mode=real, url=http://127.0.0.1:1/discovery"])
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("ftp://x", "'ftp://x' is not a discovery service URL: it must start with http*"),
+        ("https://", "'https://' is not a discovery service URL: it needs a host*"),
+        ("disco.example:port", "*it needs a host (and a valid port*"),
+        ("https://disco.example/v1", "'https://disco.example/v1' has a path*"),
+    ],
+)
+def test_bad_hosts_ini_is_a_usage_error(pytester: pytest.Pytester, host: str, message: str) -> None:
+    pytester.makeini(f"[pytest]\netcd_discovery_hosts =\n    https://ok.example\n    {host}\n")
+
+    result = run(pytester)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*etcd_discovery_hosts: {message}"])
+
+
+def test_bad_truth_value_names_the_ini_value(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\netcd_discovery_fake = maybe\n")
+
+    result = run(pytester)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*etcd_discovery_fake: invalid truth value 'maybe' (use true or false)*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+BAD_MARKERS = [
+    ("size=0", "size=0): size must be a positive integer"),
+    ("size=-3", "size=-3): size must be a positive integer"),
+    ("size='3'", "size='3'): size must be a positive integer"),
+    ("size=True", "size=True): size must be a positive integer"),
+    ("members=-1", "members=-1): a count must be >= 0"),
+    ("members='abc'", "members='abc'): give a count or a list of names*"),
+    ("members=[{'peer_urls': 'http://h:2380'}]", "members=...): member * needs a 'name' string*"),
+    ("members=[{'name': 'a', 'colour': 'red'}]", "members=...): member * needs a 'name' string*"),
+    ("members=[{'name': 'a', 'style': 'v2'}]", "members=...): member 'a' has style 'v2'; one of*"),
+    ("members=[('a', 3)]", "members=...): peer_urls 3 must be a URL or a list of them"),
+    ("members=[3]", "members=...): cannot read member 3"),
+    ("frozen='yes'", "frozen='yes'): frozen must be True or False"),
+    ("state=1", "state=1): state must be a string such as 'started'"),
+    ("profile='etcd-v3'", "profile='etcd-v3'): not one of etcd-v2, discoveryserver"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_MARKERS)
+def test_bad_marker_arguments_fail_with_one_line(
+    pytester: pytest.Pytester, args: str, message: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.etcd_discovery({args})
+        def test_marked(etcd_discovery):
+            pass
+        """
+    )
+
+    result = run(pytester)
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"@etcd_discovery({message}"])
+    assert "Traceback" not in result.stdout.str()
+    assert "KeyError" not in result.stdout.str()
+
+
+def test_good_marker_arguments_still_seed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.etcd_discovery(
+            size=2,
+            members=[{"name": "a", "peer_urls": ["http://h:2380"]}, ("b", "http://i:2380")],
+            frozen=False,
+        )
+        def test_marked(etcd_discovery, etcd_discovery_url):
+            assert etcd_discovery.token(etcd_discovery_url).names == ["a", "b"]
+
+        @pytest.mark.etcd_discovery(members=0)
+        def test_no_members(etcd_discovery, etcd_discovery_url):
+            assert etcd_discovery.token(etcd_discovery_url).names == []
+        """
+    )
+
+    run(pytester).assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("999", "fault status must be 100-599 (an HTTP status), got 999"),
+        ("path_regex='('", "fault path_regex '(': bad regex*"),
+        ("action='delay', delay=float('inf')", "fault delay must be a number of seconds*"),
+        ("method='GETT'", "unknown fault method 'GETT'*"),
+        ("path='new'", "fault path 'new' must start with '/'*"),
+        ("body=b'x'", "fault body must be a string, got b'x'"),
+    ],
+)
+def test_bad_fault_marker_fails_with_one_line(
+    pytester: pytest.Pytester, args: str, message: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.etcd_discovery_fault({args})
+        def test_marked(etcd_discovery):
+            pass
+        """
+    )
+
+    result = run(pytester)
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])

@@ -1,0 +1,82 @@
+"""The README says what the code does (issue #12, item 11): every public attribute of the
+fixture's object and of a journal entry is documented, the profile table gives each
+profile's real long-poll limit, and what ``-p no:etcd_discovery`` does is what happens."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+from test_plugin import run_subprocess
+
+from pytest_etcd_discovery.handle import EtcdDiscovery
+from pytest_etcd_discovery.service.app import Call
+from pytest_etcd_discovery.service.profiles import PROFILES
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+#: Used by the plugin itself, not by tests.
+_PLUGIN_ONLY = {"start_intercept", "stop_intercept", "keep_journal", "is_fake"}
+
+
+def _section(title: str) -> str:
+    start = README.index(title)
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def test_every_public_attribute_of_the_fixture_object_is_documented() -> None:
+    fixtures = _section("### Fixtures")
+    names = {n for n in dir(EtcdDiscovery) if not n.startswith("_")} - _PLUGIN_ONLY
+    names |= {"url", "profile", "hosts"}  # set in __init__
+    missing = sorted(n for n in names if f".{n}" not in fixtures and f"`{n}`" not in fixtures)
+    assert missing == []
+
+
+def test_every_journal_field_is_documented() -> None:
+    fixtures = _section("### Fixtures")
+    missing = [f.name for f in dataclasses.fields(Call) if f"`{f.name}`" not in fixtures]
+    assert missing == []
+    assert "raw query string" in fixtures  # Call.query is a string, not a dict
+
+
+def test_profile_table_gives_each_long_poll_limit() -> None:
+    (row,) = [line for line in _section("## Profiles").splitlines() if line.startswith("| watches")]
+    etcd_v2, discoveryserver = [cell.strip() for cell in row.strip("|").split("|")][1:]
+    assert PROFILES["etcd-v2"].watch_timeout is None
+    assert "no time limit" in etcd_v2 and not re.search(r"\d+ ?min", etcd_v2)
+    timeout = PROFILES["discoveryserver"].watch_timeout
+    assert f"after {timeout:g} s" in discoveryserver
+
+
+MARKED = """
+    import pytest
+
+    @pytest.mark.etcd_discovery(size=1)
+    def test_marked(etcd_discovery):
+        pass
+"""
+
+
+def test_disabling_the_plugin_under_strict_markers(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a child process: an in-process run would see the markers pytest.mark cached
+    # from this session.
+    pytester.makepyfile(MARKED)
+    off = ("-p", "no:etcd_discovery", "--strict-markers")
+    # What the README says: the markers are gone, modules using them fail to collect...
+    result = run_subprocess(pytester, monkeypatch, *off)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*'etcd_discovery' not found in `markers` configuration option*"])
+    assert "'etcd_discovery' not found in `markers`" in README
+    # ...unless the suite lists them itself; then the fixture is what is missing.
+    pytester.makeini("[pytest]\nmarkers =\n    etcd_discovery: x\n    etcd_discovery_fault: y\n")
+    result = run_subprocess(pytester, monkeypatch, *off)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'etcd_discovery' not found*"])
+    assert "fixture 'etcd_discovery' not found" in README
+    # And with the plugin on, the markers declared twice are fine.
+    run_subprocess(pytester, monkeypatch, "--strict-markers").assert_outcomes(passed=1)
