@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_HOSTS", "FAULT_MARKER", "FAULT_MARKER_DOC", "MARKER", "normalize_host"]
+__all__ = [
+    "DEFAULT_HOSTS",
+    "FAULT_MARKER",
+    "FAULT_MARKER_DOC",
+    "MARKER",
+    "V04_TTL",
+    "normalize_host",
+]
 
 #: The marker that seeds and configures a test's fake.
 MARKER = "etcd_discovery"
@@ -21,6 +28,9 @@ FAULT_MARKER_DOC = (
     "this test's fake discovery service fail (a status with the real body, a delay, a "
     "dropped connection, an empty watch reply); one marker per rule, nearest first"
 )
+
+#: The TTL etcd 0.4 put on its registration (7 days); it heartbeats every 21 hours.
+V04_TTL = 604800
 
 #: The public service; always intercepted.
 DEFAULT_HOSTS: tuple[str, ...] = ("https://discovery.etcd.io",)

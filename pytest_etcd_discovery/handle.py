@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .constants import DEFAULT_HOSTS, normalize_host
+from .constants import DEFAULT_HOSTS, V04_TTL, normalize_host
 
 # What a test may not need loads on first use: requests (a real service only), responses
 # (interception only) and the process helpers behind etcd_member_id (registering only).
@@ -50,9 +50,6 @@ __all__ = [
     "etcd_member_id",
     "etcd_member_value",
 ]
-
-#: The TTL etcd 0.4 put on its registration (7 days); it heartbeats every 21 hours.
-V04_TTL = 604800
 
 #: A token as /new issues it: 32 lowercase hex digits.
 TOKEN_RE = re.compile(r"[a-f0-9]{32}")

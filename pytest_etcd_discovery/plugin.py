@@ -131,13 +131,17 @@ class _Session:
 
     def server(self, profile: str | None = None) -> DiscoveryServer:
         """The live server for ``profile``, started on first use."""
+        from .service.app import DiscoveryApp
+        from .service.control import ControlApp
         from .transport.server import DiscoveryServer
 
         profile = profile or self.profile
         with self._lock:
             server = self._servers.get(profile)
             if server is None:
-                server = DiscoveryServer(self.listen_host, 0, profile=profile)
+                app = DiscoveryApp(profile=profile)
+                # The control API (/_fake/) in front, for test code in other languages.
+                server = DiscoveryServer(self.listen_host, 0, app=app, wsgi_app=ControlApp(app))
                 server.start()
                 self._servers[profile] = server
             return server

@@ -8,6 +8,7 @@ Routes, statuses, bodies and headers follow the real services; see
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
@@ -352,6 +353,17 @@ def _wsgi_reply(
     return response(environ, start_response)
 
 
+def random_token() -> str:
+    """A new token as the real service makes one: 16 random bytes in hex."""
+    return secrets.token_hex(16)
+
+
+def seeded_token_source(seed: int) -> Callable[[], str]:
+    """Tokens in the same order on every run (``--seed``): same format, not secret."""
+    rng = random.Random(seed)
+    return lambda: format(rng.getrandbits(128), "032x")
+
+
 class RequestRetired(ConnectionAbortedError):
     """A request outlived the state it was made against (its test ended, or the app was
     reset): it is dropped, like a request to a server that went away."""
@@ -432,6 +444,11 @@ class DiscoveryApp:
         self._store = store if store is not None else self.new_store(clock)
         self.public_url = public_url
         self.calls: list[Call] = []
+        #: How many journal entries were trimmed away: ``calls[i]`` is call number
+        #: ``calls_dropped + i`` since the last reset (see :meth:`calls_since`).
+        self.calls_dropped = 0
+        #: Where :meth:`new_token` gets its tokens (``seeded_token_source`` for ``--seed``).
+        self.token_source: Callable[[], str] = random_token
         #: Exceptions the fake raised while answering (its own bugs); see take_errors().
         self.errors: list[BaseException] = []
         self.metrics = Metrics()
@@ -467,10 +484,22 @@ class DiscoveryApp:
         """The store key of ``token`` (where its members live)."""
         return f"{self.profile.key_prefix}/{token}"
 
-    def new_token(self, size: int = 3) -> str:
-        """Create a token as ``/new?size=`` does; returns the 32-hex token."""
-        token = secrets.token_hex(16)
-        self.store.create(f"{self.token_key(token)}/_config/size", str(size))
+    def new_token(self, size: int = 3, *, source: Callable[[], str] | None = None) -> str:
+        """Create a token as ``/new?size=`` does; returns the 32-hex token.
+
+        ``source`` overrides :attr:`token_source` (``/health``'s throwaway token).
+        """
+        for _ in range(100):
+            token = (source or self.token_source)()
+            try:
+                self.store.create(f"{self.token_key(token)}/_config/size", str(size))
+                break
+            except EtcdError as err:
+                # A seeded source repeats the tokens of a restored state: take the next.
+                if err.code != errors.NODE_EXIST:
+                    raise
+        else:
+            raise EtcdError(errors.NODE_EXIST, "no unused token", self.store.index)
         if self.profile.gc_records:
             self.store.bump_index()  # discoveryserver's garbage-collection record
         return token
@@ -488,8 +517,16 @@ class DiscoveryApp:
         old.close()
         with self._calls_lock:
             self.calls = []
+            self.calls_dropped = 0
             self.errors = []
         self.metrics.clear()
+
+    def calls_since(self, number: int) -> tuple[int, list[Call]]:
+        """The journal from call ``number`` on (0 = the first since the last reset),
+        as far as it is still kept, and the number the next call will get."""
+        with self._calls_lock:
+            start = max(number - self.calls_dropped, 0)
+            return self.calls_dropped + len(self.calls), self.calls[start:]
 
     def take_errors(self) -> list[BaseException]:
         """The exceptions raised inside the fake since the last call, and forget them."""
@@ -555,6 +592,7 @@ class DiscoveryApp:
             self.calls.append(call)
             # Trim in batches so recording stays O(1) amortised.
             if self.max_calls is not None and len(self.calls) >= 2 * self.max_calls:
+                self.calls_dropped += len(self.calls) - self.max_calls
                 del self.calls[: -self.max_calls]
         return call
 
@@ -629,7 +667,8 @@ class DiscoveryApp:
         return self._count("new", request, Response(f"{base}/{token}", mimetype="text/plain"))
 
     def on_health(self, request: Request) -> Response:
-        token = self.new_token(0)
+        # Not from a seeded source: health checks must not shift the tokens /new hands out.
+        token = self.new_token(0, source=random_token)
         self.store.delete(self.token_key(token), dir=True, recursive=True)
         if self.profile.gc_records:
             self.store.bump_index()
