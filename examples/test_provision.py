@@ -38,7 +38,8 @@ def test_new_token_is_a_public_url_sized_for_the_cluster(etcd_discovery: EtcdDis
     view = etcd_discovery.token(token_url)
     assert view.size == 5
     assert view.members == ()
-    assert [c.path for c in etcd_discovery.calls] == ["/new"]
+    etcd_discovery.assert_requested(1, method="GET", route="new", status=200)
+    etcd_discovery.assert_requested(1)  # and nothing else
 
 
 def test_cloud_config_carries_the_token(etcd_discovery: EtcdDiscovery) -> None:
@@ -69,6 +70,10 @@ def test_wait_returns_once_every_member_registered(etcd_discovery: EtcdDiscovery
 
     assert not waiter.is_alive()
     assert [m.name for m in result[0]] == ["infra0", "infra1", "infra2"]
+    etcd_discovery.assert_registered(token_url, ["infra0", "infra1", "infra2"])
+    # It read the token, never wrote to it.
+    etcd_discovery.assert_requested(method="GET", token=token_url)
+    etcd_discovery.assert_not_requested(method=["PUT", "DELETE"])
 
 
 @pytest.mark.etcd_discovery(profile="etcd-v2")  # a long poll is journaled at once
@@ -79,7 +84,7 @@ def test_wait_gives_up_after_its_timeout(etcd_discovery: EtcdDiscovery) -> None:
     with pytest.raises(TimeoutError, match=r"1 of 3 members registered"):
         provision.wait_for_members(token_url, 3, timeout=1.0, poll_timeout=0.2)
     # It long-polled instead of hammering the service.
-    assert any("wait=true" in c.query for c in etcd_discovery.calls)
+    etcd_discovery.assert_requested(route="watch", token=token_url)
 
 
 @pytest.mark.etcd_discovery(profile="etcd-v2")  # today's service ignores ttl
@@ -107,9 +112,9 @@ def test_reset_deletes_state_and_stale_members(
     deleted = provision.reset_token(token_url, live=["infra0"])
 
     assert len(deleted) == 3 and deleted[0] == "_state"
-    view = etcd_discovery.token(token_url)
-    assert view.state is None
-    assert view.names == ["infra0"]
+    etcd_discovery.assert_requested(3, method="DELETE", token=token_url, status=200)
+    etcd_discovery.assert_registered(token_url, ["infra0"])
+    assert etcd_discovery.token(token_url).state is None
 
 
 @pytest.mark.etcd_discovery(profile="discoveryserver", size=3, members=2, state="started")
@@ -121,4 +126,6 @@ def test_reset_is_refused_by_todays_public_service(
 
     with pytest.raises(provision.ProvisioningError, match="DELETE _state: 400"):
         provision.reset_token(token_url)
-    assert etcd_discovery.token(token_url).state == "started"
+    # It stopped at the first refusal.
+    etcd_discovery.assert_requested(1, method="DELETE", path="/*/_state", status=400)
+    etcd_discovery.assert_registered(token_url, ["member1", "member2"], state="started")

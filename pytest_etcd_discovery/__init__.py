@@ -25,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .expectations import CallList
     from .fake import fake_discovery
     from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
     from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "Call": "service.journal",
+    "CallList": "expectations",
     "DiscoveryApp": "service.app",
     "DiscoveryService": "service.discovery",
     "Reply": "service.http",
@@ -78,6 +80,7 @@ _WHERE = {
 __all__ = [
     "PROFILES",
     "Call",
+    "CallList",
     "Clock",
     "ClusterFullError",
     "ControllableClock",

@@ -2,6 +2,7 @@
 
 Prints its base URL as one line on stdout once it accepts connections, so a
 script or a test in another language can read it and go; SIGINT or SIGTERM stop it.
+The control API (:mod:`.service.control`) answers under ``/_fake/`` unless ``--no-control``.
 With ``--env-file PATH`` it also starts the TLS + proxy front and, once that accepts
 connections too, writes the environment a child process needs to reach the fake at
 ``https://discovery.etcd.io`` (``KEY=VALUE`` lines: ``set -a; . PATH; set +a``).
@@ -11,18 +12,22 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import shlex
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from .service.app import DiscoveryApp
+from .service.control import ControlApp, ControlError, check_state
 from .service.faults import FaultError, load_plan
 from .service.profiles import PROFILES
 from .transport.server import DiscoveryServer, ServerError
+from .v2store.clock import ControllableClock
 
 
 def _port(text: str) -> int:
@@ -77,6 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
         "method, nth, times, delay, action)",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hand out the same tokens in the same order on every run (not secret)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        default=None,
+        help="load the state from FILE at start (if it exists) and write it there at a clean "
+        "stop (SIGINT/SIGTERM); the same JSON as GET /_fake/state",
+    )
+    parser.add_argument(
+        "--no-control",
+        action="store_true",
+        help="no control API: /_fake/ answers 404 like the real services",
+    )
+    parser.add_argument(
         "--env-file",
         metavar="PATH",
         default=None,
@@ -106,6 +130,31 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve beyond this machine
 
 
+def _load_state(app: DiscoveryApp, path: Path) -> None:
+    """Restore ``app`` from a state file; a missing file is a first run (empty state)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ControlError(f"cannot read state {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ControlError(f"cannot parse state {path}: {exc}") from None
+    try:
+        app.store.restore(check_state(data))
+    except ControlError as exc:
+        raise ControlError(f"state {path}: {exc.message}") from None
+
+
+def _save_state(app: DiscoveryApp, path: Path) -> None:
+    # Write a sibling file and rename it: a crash mid-write leaves the old state whole.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"store": app.store.snapshot()}) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_env_file(path: str, values: dict[str, str]) -> None:
     """Write ``KEY=VALUE`` lines (shell-quoted where needed) atomically: a reader that
     polls for the file never sees half of it."""
@@ -130,8 +179,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         public_url=args.public_url,
         max_calls=10_000,
         keys_api=args.keys_api,
+        # Follows real time until the control API moves it.
+        clock=ControllableClock(),
     )
-    server = DiscoveryServer(args.host, args.port, app=app)
+    control = ControlApp(app, enabled=not args.no_control, seed=args.seed)
+    server = DiscoveryServer(args.host, args.port, app=app, wsgi_app=control)
+    state = Path(args.state) if args.state is not None else None
+    if state is not None:
+        try:
+            _load_state(app, state)
+        except ControlError as exc:
+            print(f"etcd-discovery-fake: error: {exc.message}", file=sys.stderr)
+            return 2
     if args.faults is not None:
         try:
             load_plan(args.faults).install(server.app)
@@ -167,6 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if front is not None:
             front.stop()
         server.stop()
+    if state is not None:
+        try:
+            _save_state(app, state)
+        except OSError as exc:
+            print(f"etcd-discovery-fake: error: cannot write state {state}: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "FAULT_MARKER",
     "FAULT_MARKER_DOC",
     "MARKER",
+    "V04_TTL",
     "TRANSPORT_FIXTURE",
     "TRANSPORT_INPROCESS",
     "TRANSPORT_LIVE",
@@ -37,6 +38,9 @@ FAULT_MARKER_DOC = (
 TRANSPORT_LIVE = "live"
 TRANSPORT_INPROCESS = "inprocess"
 TRANSPORT_FIXTURE = "fixture"
+
+#: The TTL etcd 0.4 put on its registration (7 days); it heartbeats every 21 hours.
+V04_TTL = 604800
 
 #: The public service; always intercepted.
 DEFAULT_HOSTS: tuple[str, ...] = ("https://discovery.etcd.io",)

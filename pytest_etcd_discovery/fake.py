@@ -43,6 +43,8 @@ class _Running:
 
     def __init__(self, profile: str, hosts: tuple[str, ...], listen_host: str, frozen: bool):
         from .handle import EtcdDiscovery
+        from .service.app import DiscoveryApp
+        from .service.control import ControlApp
         from .transport.server import DiscoveryServer
         from .v2store.clock import ControllableClock
 
@@ -51,7 +53,11 @@ class _Running:
         clock = ControllableClock()
         if frozen:
             clock.freeze()
-        self.server: DiscoveryServer = DiscoveryServer(listen_host, 0, profile=profile, clock=clock)
+        app = DiscoveryApp(profile=profile, clock=clock)
+        # The control API (/_fake/) in front, as on the fixture's server.
+        self.server: DiscoveryServer = DiscoveryServer(
+            listen_host, 0, app=app, wsgi_app=ControlApp(app)
+        )
         self.server.start()
         self._front: DiscoveryFront | None = None
         self.disco = EtcdDiscovery(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE, normalize_host
+from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE, V04_TTL, normalize_host
 
 # What a test may not need loads on first use: requests (a real service only), responses
 # (interception only) and the process helpers behind etcd_member_id (registering only).
@@ -28,6 +28,7 @@ from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE, normalize_host
 if TYPE_CHECKING:
     import responses
 
+    from .expectations import CallList
     from .real.cluster import etcd_member_id as etcd_member_id
     from .service.app import DiscoveryApp
     from .service.faults import FaultPlan
@@ -50,9 +51,6 @@ __all__ = [
     "etcd_member_id",
     "etcd_member_value",
 ]
-
-#: The TTL etcd 0.4 put on its registration (7 days); it heartbeats every 21 hours.
-V04_TTL = 604800
 
 #: A token as /new issues it: 32 lowercase hex digits.
 TOKEN_RE = re.compile(r"[a-f0-9]{32}")
@@ -273,15 +271,19 @@ class EtcdDiscovery:
         return self._clock
 
     @property
-    def calls(self) -> list[Call]:
+    def calls(self) -> CallList:
         """The request journal of this test, both transports (live and in-process).
 
-        Each entry has at least ``method``, ``path``, ``status`` and ``transport``.  The
-        fixture's own seeding requests are left out.
+        Each entry has ``method``, ``path``, ``query``, ``status`` (None while still being
+        answered, 0 for a dropped connection), ``route``, ``transport``, ``form`` and
+        ``fault``.  The fixture's own seeding requests are left out.  A list, with
+        ``.filter(method=, route=, path=, token=, status=, transport=)``.
         """
+        from .expectations import CallList
+
         app = self._need_fake("the request journal")
         journal = app.calls if self._journal is None else self._journal
-        return [c for c in journal if c.transport != FIXTURE_TRANSPORT]
+        return CallList(c for c in journal if c.transport != FIXTURE_TRANSPORT)
 
     def keep_journal(self) -> None:
         """Pin :attr:`calls` to this test's journal (the fixture calls it at teardown).
@@ -292,6 +294,90 @@ class EtcdDiscovery:
         """
         if self._app is not None:
             self._journal = self._app.calls
+
+    # -- expectations ---------------------------------------------------------------
+
+    def assert_requested(
+        self,
+        times: int | None = None,
+        *,
+        method: str | Iterable[str] | None = None,
+        route: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        token: str | None = None,
+        status: int | Collection[int] | None = None,
+        transport: str | Iterable[str] | None = None,
+    ) -> CallList:
+        """Fail unless the code under test made ``times`` requests matching the filters
+        (at least one when ``times`` is None); returns the matching calls.
+
+        The filters are :attr:`calls`' ``filter()`` ones.  The failure shows what was
+        expected, what matched, and the closest requests that did not with what each
+        missed.  Fake only (it reads the journal).
+        """
+        __tracebackhide__ = True
+        from .expectations import CallFilter, CallList, requested_failure
+
+        if times is not None and (
+            not isinstance(times, int) or isinstance(times, bool) or times < 0
+        ):
+            raise ValueError(f"times: expected a count >= 0, got {times!r}")
+        flt = CallFilter.make(method, route, path, token, status, transport)
+        calls = self.calls
+        hint = (
+            None
+            if self.intercepting
+            else (f"interception is off: requests to {', '.join(self.hosts)} do not reach the fake")
+        )
+        message = requested_failure(calls, flt, times, hint)
+        if message is not None:
+            raise AssertionError(message)
+        return CallList(call for call in calls if flt.matches(call))
+
+    def assert_not_requested(
+        self,
+        *,
+        method: str | Iterable[str] | None = None,
+        route: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        token: str | None = None,
+        status: int | Collection[int] | None = None,
+        transport: str | Iterable[str] | None = None,
+    ) -> None:
+        """Fail if the code under test made any request matching the filters (with none,
+        any request at all), listing each one.  Fake only."""
+        __tracebackhide__ = True
+        from .expectations import CallFilter, not_requested_failure
+
+        flt = CallFilter.make(method, route, path, token, status, transport)
+        message = not_requested_failure(self.calls, flt)
+        if message is not None:
+            raise AssertionError(message)
+
+    def assert_registered(
+        self, token_url: str, names: Sequence[str], state: str | None = None
+    ) -> TokenView:
+        """Fail unless ``token_url`` holds exactly the members ``names``, in registration
+        order (and ``_state`` equal to ``state``, if given); returns the token's view.
+
+        Names are the member names etcd registered (etcd 3.4 keys a member by its id; the
+        name is in the value).  Works against a real service too.
+        """
+        __tracebackhide__ = True
+        from .expectations import registered_failure
+
+        if isinstance(names, str):
+            raise TypeError("names: expected a sequence of member names, not one string")
+        try:
+            view = self.token(token_url)
+        except DiscoveryError as exc:
+            raise AssertionError(
+                f"etcd discovery: token {token_url} cannot be read: {exc}"
+            ) from None
+        message = registered_failure(view, names, state)
+        if message is not None:
+            raise AssertionError(message)
+        return view
 
     @property
     def faults(self) -> FaultPlan:

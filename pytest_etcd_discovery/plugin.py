@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["MARKER", "PROFILES"]
 
 PROFILES = tuple(_PROFILES)  # the profile names, default first
-_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen", "keys_api"})
+_MARKER_KWARGS = frozenset(
+    {"size", "profile", "members", "state", "frozen", "keys_api", "strict"}
+)
 _MEMBER_KEYS = frozenset({"name", "peer_urls", "style"})
 #: How members registered: as etcd 3.4 does (id key, ``name=url``), or etcd 0.4 (name key).
 _STYLES = ("v3.4", "v0.4")
@@ -122,6 +124,8 @@ class _Session:
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
         #: Serve the generic keys API at /v2/keys (the real service answers 404 there).
         self.keys_api = bool(_option_ini(config, "etcd_discovery_keys_api"))
+        #: Strict mode for every test (a marker's ``strict=`` overrides it per test).
+        self.strict = bool(_option_ini(config, "etcd_discovery_strict"))
         self._servers: dict[str, DiscoveryServer] = {}
         self._fronts: dict[str, DiscoveryFront] = {}
         self._lock = threading.Lock()
@@ -132,15 +136,17 @@ class _Session:
 
     def server(self, profile: str | None = None) -> DiscoveryServer:
         """The live server for ``profile``, started on first use."""
+        from .service.app import DiscoveryApp
+        from .service.control import ControlApp
         from .transport.server import DiscoveryServer
 
         profile = profile or self.profile
         with self._lock:
             server = self._servers.get(profile)
             if server is None:
-                server = DiscoveryServer(
-                    self.listen_host, 0, profile=profile, keys_api=self.keys_api
-                )
+                app = DiscoveryApp(profile=profile, keys_api=self.keys_api)
+                # The control API (/_fake/) in front, for test code in other languages.
+                server = DiscoveryServer(self.listen_host, 0, app=app, wsgi_app=ControlApp(app))
                 server.start()
                 self._servers[profile] = server
             return server
@@ -178,6 +184,10 @@ class _Session:
 _SESSION_KEY = pytest.StashKey[_Session]()
 #: The test's EtcdDiscovery, for the failure section.
 _DISCO_KEY = pytest.StashKey["EtcdDiscovery"]()
+#: Whether the test's call phase passed (strict mode checks only tests that did).
+_PASSED_KEY = pytest.StashKey[bool]()
+#: Strict mode's findings and the state they were found in, for the teardown report.
+_STRICT_SECTION_KEY = pytest.StashKey[str]()
 
 
 def _option_ini(config: pytest.Config, name: str) -> Any:
@@ -238,6 +248,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also serve the generic etcd v2 keys API at /v2/keys (for custom discovery "
         "URLs); off by default, as the real service answers 404 there",
     )
+    _add_option_ini(
+        parser,
+        group,
+        "--etcd-discovery-strict",
+        "etcd_discovery_strict",
+        "bool",
+        action="store_true",
+        help="strict mode for every test: fail at teardown when a fault rule never fired "
+        "or a request was still in flight (per test: @etcd_discovery(strict=...))",
+    )
     parser.addini(
         "etcd_discovery_hosts",
         type="linelist",
@@ -256,9 +276,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "etcd_discovery(size=3, profile=None, members=None, state=None, frozen=False, "
-        "keys_api=False): seed and configure this test's fake discovery service (keys_api: "
-        "also serve the etcd v2 keys API at /v2/keys) and intercept "
-        "https://discovery.etcd.io for the test",
+        "keys_api=False, strict=None): seed and configure this test's fake discovery "
+        "service (keys_api: also serve the etcd v2 keys API at /v2/keys) and intercept "
+        "https://discovery.etcd.io for the test; strict=True fails it at teardown when a "
+        "fault rule never fired or a request was still in flight",
     )
     config.addinivalue_line("markers", FAULT_MARKER_DOC)
     config.stash[_SESSION_KEY] = _Session(config)
@@ -438,8 +459,16 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
       derived as etcd derives it); ``.register_v04(...)``: as etcd 0.4 did (7-day TTL).
     - ``.token(token_url)``: size, members in createdIndex order, ``_state``, TTLs left.
     - ``.clock``: ``advance(seconds)``, ``freeze()``; expiring keys wake their watchers.
-    - ``.calls``: the request journal (live and in-process); ``.snapshot()``/``.restore()``.
-    - ``.faults``: inject failures (5xx, delays, drops) for this test only.
+    - ``.calls``: the request journal (live and in-process), with
+      ``.filter(method=, route=, path=, token=, status=, transport=)``;
+      ``.snapshot()``/``.restore()``.
+    - ``.assert_requested(times=None, **filters)``, ``.assert_not_requested(**filters)``,
+      ``.assert_registered(token_url, names, state=None)``: fail with what was expected,
+      what matched and the closest requests that did not.
+    - ``.faults``: inject failures (5xx, delays, drops) for this test only;
+      ``.faults.assert_all_fired()``.  Strict mode (``@etcd_discovery(strict=True)``, ini
+      ``etcd_discovery_strict``) fails the test at teardown when a rule never fired or a
+      request was still in flight.
     - ``with etcd_discovery.intercept(): ...``: serve calls to ``https://discovery.etcd.io``
       from this fake (automatic with ``--etcd-discovery-fake`` or the ``etcd_discovery``
       marker): ``requests`` in-process, ``urllib``, ``http.client``, ``httpx``, ``aiohttp``
@@ -481,6 +510,11 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     keys_api = config.get("keys_api", session.keys_api)
     if not isinstance(keys_api, bool):
         _bad_marker(f"@{MARKER}(keys_api={keys_api!r}): must be True or False")
+    strict = config.get("strict", session.strict)
+    if strict is None:
+        strict = session.strict
+    if not isinstance(strict, bool):
+        _bad_marker(f"@{MARKER}(strict={strict!r}): expected True or False")
     server = session.server(profile)
     clock = ControllableClock()
     _fresh_state(server, clock)
@@ -495,6 +529,7 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         front=partial(session.front, profile),
     )
     node.stash[_DISCO_KEY] = disco
+    strict_failure: str | None = None
     try:
         if config.get("frozen"):
             clock.freeze()
@@ -503,6 +538,9 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         if marked or faulted or session.intercept_all:
             disco.start_intercept()
         yield disco
+        if strict and node.stash.get(_PASSED_KEY, False):
+            # Before the release below cuts off what is still in flight.
+            strict_failure = _strict_check(node, disco)
     finally:
         disco.stop_intercept()
         # The test's journal stays its own: late requests still show there, and the next
@@ -517,6 +555,27 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
         # Like pytest-httpserver: an error inside the server fails the test that met it.
         shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)
         pytest.fail(f"the fake discovery service failed internally (a bug in it):\n{shown}")
+    if strict_failure is not None:
+        pytest.fail(strict_failure, pytrace=False)
+
+
+def _strict_check(node: pytest.Item, disco: EtcdDiscovery) -> str | None:
+    """Strict mode's verdict on a test that passed: every fault rule fired, no request
+    cut off by its end.  The findings and the state go to the report section."""
+    from .expectations import strict_problems
+    from .report import render
+
+    unfired = disco.app.faults.unfired()
+    problems = strict_problems(disco.calls, unfired)
+    if not problems:
+        return None
+    count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+    message = "\n".join(
+        [f"etcd discovery strict mode: {count} at the end of the test:"]
+        + [f"  {problem}" for problem in problems]
+    )
+    node.stash[_STRICT_SECTION_KEY] = f"{message}\n\n{render(disco)}"
+    return message
 
 
 def _skip_fake_only(
@@ -597,10 +656,19 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if report.when == "call":
+        item.stash[_PASSED_KEY] = report.passed
     if report.failed and report.when in ("setup", "call"):
         disco = item.stash.get(_DISCO_KEY, None)
         if disco is not None:
             from .report import SECTION_TITLE, render
 
             report.sections.append((SECTION_TITLE, render(disco)))
+    elif report.failed and report.when == "teardown":
+        # Strict mode failed the test: its findings, and the state before the release.
+        section = item.stash.get(_STRICT_SECTION_KEY, None)
+        if section is not None:
+            from .report import SECTION_TITLE
+
+            report.sections.append((SECTION_TITLE, section))
     return report

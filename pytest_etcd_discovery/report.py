@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .handle import EtcdDiscovery, TokenView
     from .service.journal import Call
 
-__all__ = ["SECTION_TITLE", "render"]
+__all__ = ["SECTION_TITLE", "render", "render_call", "render_token"]
 
 SECTION_TITLE = "etcd discovery"
 
@@ -27,7 +27,8 @@ def _fmt_time(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _render_token(view: TokenView) -> list[str]:
+def render_token(view: TokenView) -> list[str]:
+    """A token's lines: size, ``_state``, index, then each member, oldest first."""
     size = "?" if view.size is None else str(view.size)
     state = view.state if view.state is not None else "-"
     lines = [
@@ -45,9 +46,12 @@ def _render_token(view: TokenView) -> list[str]:
     return lines
 
 
-def _render_call(call: Call) -> str:
+def render_call(call: Call) -> str:
+    """One journal entry as a report line (indented by two spaces)."""
     target = f"{call.path}?{call.query}" if call.query else call.path
     status = "pending" if call.status is None else call.status
+    if call.status is not None and call.streaming:
+        status = f"{status} (still streaming)"  # a long poll whose body has not ended
     line = f"  {call.transport:<9} {call.method:<6} {target} -> {status}"
     # An injected fault explains an odd status at a glance.
     return f"{line}  [fault: {call.fault}]" if call.fault else line
@@ -77,7 +81,7 @@ def _render_body(disco: EtcdDiscovery) -> list[str]:
     lines.append(f"tokens ({len(token_urls)}):")
     for url in token_urls:
         try:
-            lines.extend(_render_token(disco.token(url)))
+            lines.extend(render_token(disco.token(url)))
         except Exception as exc:
             lines.append(f"  {url}: unreadable ({exc})")
     if not token_urls:
@@ -86,7 +90,7 @@ def _render_body(disco: EtcdDiscovery) -> list[str]:
         calls = disco.calls
         shown = calls[-LAST_CALLS:]
         lines.append(f"last requests ({len(shown)} of {len(calls)}):")
-        lines.extend(_render_call(c) for c in shown)
+        lines.extend(render_call(c) for c in shown)
         if not calls:
             lines.append("  (none)")
     return lines

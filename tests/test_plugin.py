@@ -44,6 +44,7 @@ def test_help_lists_every_option_and_ini_value(pytester: pytest.Pytester) -> Non
             "*--etcd-discovery-profile*",
             "*--etcd-discovery-url=URL*",
             "*--etcd-discovery-keys-api*",
+            "*--etcd-discovery-strict*",
         ]
     )
     for ini in (
@@ -51,6 +52,7 @@ def test_help_lists_every_option_and_ini_value(pytester: pytest.Pytester) -> Non
         "etcd_discovery_profile",
         "etcd_discovery_url",
         "etcd_discovery_keys_api",
+        "etcd_discovery_strict",
         "etcd_discovery_hosts",
         "etcd_discovery_listen_host",
     ):

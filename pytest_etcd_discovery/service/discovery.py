@@ -16,12 +16,14 @@ in-process (:mod:`pytest_etcd_discovery.transport.intercept`).
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 
 from ..constants import TRANSPORT_FIXTURE
+from ..v2store import errors as etcd_errors
 from ..v2store.clock import Clock
 from ..v2store.errors import EtcdError
 from ..v2store.store import Store
@@ -30,11 +32,11 @@ from .forms import go_atoi, parse_form
 from .gocompat import bare_response, body_reply, http_error, redirect, redirect_to_clean
 from .gocompat import status_text as go_status_text
 from .http import DATED, SNIFFED, Reply, ServiceRequest, as_text, request_from_url
-from .journal import MAX_JOURNAL_CHARS, Call, Journal
+from .journal import MAX_JOURNAL_CHARS, Call, Journal, Streamed
 from .keys import KeysAPI, is_etcd_watch
 from .metrics import Metrics
 from .profiles import Profile, get_profile
-from .routes import NOT_FOUND, REDIRECT, TOKEN_ENDPOINTS, Route, Router
+from .routes import ENDPOINTS, NOT_FOUND, REDIRECT, TOKEN_ENDPOINTS, Route, Router
 
 __all__ = ["ROUTE_METHODS", "DiscoveryService"]
 
@@ -52,6 +54,17 @@ Hook = Callable[[ServiceRequest], Reply | None]
 _REQUEST_STORE: ContextVar[tuple[DiscoveryService, Store] | None] = ContextVar(
     "etcd_discovery_request_store", default=None
 )
+
+
+def random_token() -> str:
+    """A new token as the real service makes one: 16 random bytes in hex."""
+    return secrets.token_hex(16)
+
+
+def seeded_token_source(seed: int) -> Callable[[], str]:
+    """Tokens in the same order on every run (``--seed``): same format, not secret."""
+    rng = random.Random(seed)
+    return lambda: format(rng.getrandbits(128), "032x")
 
 
 class DiscoveryService:
@@ -96,6 +109,8 @@ class DiscoveryService:
         self.metrics = Metrics()
         self.cluster_id = secrets.token_hex(8)
         self.raft_term = 2
+        #: Where :meth:`new_token` gets its tokens (``seeded_token_source`` for ``--seed``).
+        self.token_source: Callable[[], str] = random_token
         #: The fault plan every request is matched against (see :mod:`.faults`).
         self.faults = FaultPlan()
         #: Hooks run after routing, before faults; the first one returning a reply answers.
@@ -146,10 +161,22 @@ class DiscoveryService:
         """The store key of ``token`` (where its members live)."""
         return f"{self.profile.key_prefix}/{token}"
 
-    def new_token(self, size: int = 3) -> str:
-        """Create a token as ``/new?size=`` does; returns the 32-hex token."""
-        token = secrets.token_hex(16)
-        self.store.create(f"{self.token_key(token)}/_config/size", str(size))
+    def new_token(self, size: int = 3, *, source: Callable[[], str] | None = None) -> str:
+        """Create a token as ``/new?size=`` does; returns the 32-hex token.
+
+        ``source`` overrides :attr:`token_source` (``/health``'s throwaway token).
+        """
+        for _ in range(100):
+            token = (source or self.token_source)()
+            try:
+                self.store.create(f"{self.token_key(token)}/_config/size", str(size))
+                break
+            except EtcdError as err:
+                # A seeded source repeats the tokens of a restored state: take the next.
+                if err.code != etcd_errors.NODE_EXIST:
+                    raise
+        else:
+            raise EtcdError(etcd_errors.NODE_EXIST, "no unused token", self.store.index)
         if self.profile.gc_records:
             self.store.bump_index()  # discoveryserver's garbage-collection record
         return token
@@ -243,6 +270,9 @@ class DiscoveryService:
             transport=request.transport,
             form=route.form.values,
             time=self.clock.now(),
+            # The routing fault rules match, so a test can filter calls by it.
+            route=route.endpoint if route.endpoint in ENDPOINTS else None,
+            watch=route.is_watch,
         )
         try:
             reply = self._answer(request, route, call)
@@ -253,6 +283,11 @@ class DiscoveryService:
                 self.errors.append(exc)
             reply = http_error("Internal Server Error", 500)
         call.status = 0 if reply.drop else reply.status
+        if reply.streamed:
+            # A long poll: the reply is complete only when its body is.
+            call.streaming = True
+            assert not isinstance(reply.body, bytes)
+            reply.body = Streamed(reply.body, call)
         return reply
 
     def _answer(self, request: ServiceRequest, route: Route, call: Call) -> Reply:
@@ -357,7 +392,8 @@ class DiscoveryService:
         return self._count("new", method, reply)
 
     def _on_health(self, request: ServiceRequest, route: Route) -> Reply:
-        token = self.new_token(0)
+        # Not from a seeded source: health checks must not shift the tokens /new hands out.
+        token = self.new_token(0, source=random_token)
         self.store.delete(self.token_key(token), dir=True, recursive=True)
         if self.profile.gc_records:
             self.store.bump_index()

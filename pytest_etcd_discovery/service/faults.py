@@ -64,6 +64,7 @@ __all__ = [
     "FaultRule",
     "load_plan",
     "rule_from_marker",
+    "unfired_lines",
 ]
 
 #: What a rule can do.
@@ -464,6 +465,26 @@ class FaultPlan:
 
     # -- reading -----------------------------------------------------------------------
 
+    def unfired(self) -> list[FaultRule]:
+        """The rules that never hit a request, in the order they were added."""
+        with self._lock:
+            return [rule for rule in self.rules if rule.fired == 0]
+
+    def assert_all_fired(self) -> None:
+        """Fail (``AssertionError``) unless every rule hit at least one request, naming
+        each rule that did not and how many requests it matched.
+
+        A retry test whose ``503`` was never served proves nothing; this says so.
+        """
+        __tracebackhide__ = True
+        with self._lock:
+            total = len(self.rules)
+            unfired = [rule for rule in self.rules if rule.fired == 0]
+        if unfired:
+            lines = [f"etcd discovery: {len(unfired)} of {total} fault rules never fired:"]
+            lines.extend(f"  {line}" for line in unfired_lines(unfired))
+            raise AssertionError("\n".join(lines))
+
     def __len__(self) -> int:
         with self._lock:
             return len(self.rules)
@@ -498,6 +519,20 @@ class FaultPlan:
     def load(cls, path: str | Path) -> FaultPlan:
         """Read a plan from a ``.json`` or ``.toml`` file (``[[faults]]`` tables)."""
         return load_plan(path)
+
+
+def unfired_lines(rules: Iterable[FaultRule]) -> list[str]:
+    """One line per rule that never fired: what it is and why it did not fire."""
+    lines = []
+    for rule in rules:
+        if rule.seen == 0:
+            why = "no request matched it"
+        else:
+            # Only an nth rule can match without firing: it waits for a later request.
+            matched = "1 request" if rule.seen == 1 else f"{rule.seen} requests"
+            why = f"{matched} matched it; it waits for request number {rule.nth}"
+        lines.append(f"{rule.describe()}  ({why})")
+    return lines
 
 
 def _check_count(count: int) -> None:

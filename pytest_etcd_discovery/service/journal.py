@@ -9,9 +9,10 @@ entries first, so a long-running fake or a test sending large bodies stays small
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_ENTRY_CHARS", "MAX_JOURNAL_CHARS", "TRUNCATED", "Call", "Journal"]
+__all__ = ["MAX_ENTRY_CHARS", "MAX_JOURNAL_CHARS", "TRUNCATED", "Call", "Journal", "Streamed"]
 
 #: What one entry keeps of its query and form values together (characters). Beyond it,
 #: a value is cut and ends with :data:`TRUNCATED`, and later fields are left out.
@@ -43,11 +44,52 @@ class Call:
     fault: str | None = None
     #: True when the journal cut the query or form values (see :data:`MAX_ENTRY_CHARS`)
     truncated: bool = False
+    #: the route it took, named as fault rules name them (``new``, ``token``,
+    #: ``machine``, ``size``, ...); None for a path that routes nowhere or is redirected
+    route: str | None = None
+    #: a long poll (what a fault rule's ``route="watch"`` matches)
+    watch: bool = False
+    #: True while a streamed reply (an etcd-v2 long poll) is still being sent: its
+    #: status is known at once, its body is not
+    streaming: bool = False
+
+    @property
+    def in_flight(self) -> bool:
+        """True until the reply is complete: no status yet, or a body still streaming."""
+        return self.status is None or self.streaming
 
     def __str__(self) -> str:
         query = f"?{self.query}" if self.query else ""
         status = "pending" if self.status is None else self.status
         return f"{self.method} {self.path}{query} -> {status} ({self.transport})"
+
+
+class Streamed(Iterator[bytes]):
+    """A long poll's body pieces that mark the journal entry complete once the body has
+    ended, or when it is closed early (a client gone, the test over)."""
+
+    __slots__ = ("_call", "_pieces")
+
+    def __init__(self, pieces: Iterator[bytes], call: Call) -> None:
+        self._pieces = pieces
+        self._call = call
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._pieces)
+        except StopIteration:
+            # Before the transport ends the reply (last chunk, length, close), so a
+            # client that has the whole reply never sees its entry still streaming.
+            self._call.streaming = False
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._pieces, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._call.streaming = False
 
 
 def _cut(text: str, budget: int) -> str:
@@ -97,6 +139,9 @@ class Journal:
         self.max_calls = max_calls
         self.max_chars = max_chars
         self.calls: list[Call] = []
+        #: How many entries were trimmed away: ``calls[i]`` is call number
+        #: ``dropped + i`` since the last clear (see :meth:`since`).
+        self.dropped = 0
         self._sizes: list[int] = []
         self._chars = 0
         self._lock = threading.Lock()
@@ -110,10 +155,23 @@ class Journal:
         transport: str,
         form: dict[str, list[str]],
         time: float,
+        route: str | None = None,
+        watch: bool = False,
     ) -> Call:
         """Add the entry of a request about to be answered (its status still None)."""
         query, form, size, truncated = bounded(query, form)
-        call = Call(method, path, query, None, transport, form, time, truncated=truncated)
+        call = Call(
+            method,
+            path,
+            query,
+            None,
+            transport,
+            form,
+            time,
+            truncated=truncated,
+            route=route,
+            watch=watch,
+        )
         size += _ENTRY_OVERHEAD + len(path)
         with self._lock:
             self.calls.append(call)
@@ -128,6 +186,7 @@ class Journal:
 
     def _drop_oldest(self, count: int) -> None:
         self._chars -= sum(self._sizes[:count])
+        self.dropped += count
         del self.calls[:count]
         del self._sizes[:count]
 
@@ -143,6 +202,14 @@ class Journal:
             self.calls.clear()
             self._sizes.clear()
             self._chars = 0
+            self.dropped = 0
+
+    def since(self, number: int) -> tuple[int, list[Call]]:
+        """The entries from call ``number`` on (0 = the first since the last clear), as
+        far as they are still kept, and the number the next call will get."""
+        with self._lock:
+            start = max(number - self.dropped, 0)
+            return self.dropped + len(self.calls), self.calls[start:]
 
     def renew(self) -> None:
         """Start an empty list of calls, leaving the old list to whoever holds it (a
@@ -151,6 +218,7 @@ class Journal:
             self.calls = []
             self._sizes = []
             self._chars = 0
+            self.dropped = 0
 
     @property
     def chars(self) -> int:

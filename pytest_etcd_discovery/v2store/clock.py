@@ -95,6 +95,13 @@ class ControllableClock:
                 self._frozen_at = None
         self._notify()
 
+    def reset(self) -> None:
+        """Back to real time, running (the control API's reset)."""
+        with self._lock:
+            self._offset = 0
+            self._frozen_at = None
+        self._notify()
+
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every change of pace or position (stores use it)."""
         with self._lock:
