@@ -13,10 +13,10 @@ __all__ = [
     "FAULT_MARKER",
     "FAULT_MARKER_DOC",
     "MARKER",
-    "V04_TTL",
     "TRANSPORT_FIXTURE",
     "TRANSPORT_INPROCESS",
     "TRANSPORT_LIVE",
+    "V04_TTL",
     "normalize_host",
 ]
 

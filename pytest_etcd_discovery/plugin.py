@@ -35,9 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["MARKER", "PROFILES"]
 
 PROFILES = tuple(_PROFILES)  # the profile names, default first
-_MARKER_KWARGS = frozenset(
-    {"size", "profile", "members", "state", "frozen", "keys_api", "strict"}
-)
+_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen", "keys_api", "strict"})
 _MEMBER_KEYS = frozenset({"name", "peer_urls", "style"})
 #: How members registered: as etcd 3.4 does (id key, ``name=url``), or etcd 0.4 (name key).
 _STYLES = ("v3.4", "v0.4")
