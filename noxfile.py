@@ -40,6 +40,9 @@ def lowest_pins() -> list[str]:
     return pins
 
 
+# The docs extra too: tests/test_docs.py reads the pages with the docs' own Sphinx extension.
+
+
 def _run_tests(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
     session.run(*PYTEST, *session.posargs)
@@ -50,12 +53,12 @@ def lowest(session: nox.Session) -> None:
     """The suite on the lowest declared pytest, werkzeug, responses and requests."""
     constraints = Path(session.create_tmp()) / "lowest.txt"
     constraints.write_text("\n".join(lowest_pins()) + "\n", encoding="utf-8")
-    session.install("-c", str(constraints), "-e", ".[test]")
+    session.install("-c", str(constraints), "-e", ".[test,docs]")
     _run_tests(session)
 
 
 @nox.session(venv_backend="venv")
 def newest(session: nox.Session) -> None:
     """The suite on the newest release of every dependency."""
-    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,docs]")
     _run_tests(session)
