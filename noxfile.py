@@ -24,7 +24,9 @@ nox.options.sessions = ["lowest", "newest"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).resolve().parent
-#: Each session runs this and then its own arguments (``.ci/run`` passes none).
+#: Each session runs this and then its own arguments (``.ci/run`` passes ``-n 2``).  Both
+#: install the ``docs`` extra too: tests/test_docs.py reads the pages with the docs' own
+#: Sphinx extension.
 PYTEST = ("python", "-m", "pytest", "-p", "no:cacheprovider", "-q")
 
 
@@ -38,9 +40,6 @@ def lowest_pins() -> list[str]:
             raise ValueError(f"pyproject.toml: give {requirement!r} as name>=lowest")
         pins.append(f"{match[1]}=={match[2]}")
     return pins
-
-
-# The docs extra too: tests/test_docs.py reads the pages with the docs' own Sphinx extension.
 
 
 def _run_tests(session: nox.Session) -> None:
