@@ -24,7 +24,9 @@ nox.options.sessions = ["lowest", "newest"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).resolve().parent
-#: Each session runs this and then its own arguments (``.ci/run`` passes none).
+#: Each session runs this and then its own arguments (``.ci/run`` passes ``-n 2``).  Both
+#: install the ``docs`` extra too: tests/test_docs.py reads the pages with the docs' own
+#: Sphinx extension.
 PYTEST = ("python", "-m", "pytest", "-p", "no:cacheprovider", "-q")
 
 
@@ -50,12 +52,12 @@ def lowest(session: nox.Session) -> None:
     """The suite on the lowest declared pytest, werkzeug, responses and requests."""
     constraints = Path(session.create_tmp()) / "lowest.txt"
     constraints.write_text("\n".join(lowest_pins()) + "\n", encoding="utf-8")
-    session.install("-c", str(constraints), "-e", ".[test]")
+    session.install("-c", str(constraints), "-e", ".[test,docs]")
     _run_tests(session)
 
 
 @nox.session(venv_backend="venv")
 def newest(session: nox.Session) -> None:
     """The suite on the newest release of every dependency."""
-    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,docs]")
     _run_tests(session)
