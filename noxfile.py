@@ -24,7 +24,7 @@ nox.options.sessions = ["lowest", "newest"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).resolve().parent
-#: Each session runs this and then its own arguments (``.ci/run`` passes ``-n 2``).  Both
+#: Each session runs this and then its own arguments (``.ci/run`` passes none).  Both
 #: install the ``docs`` extra too: tests/test_docs.py reads the pages with the docs' own
 #: Sphinx extension.
 PYTEST = ("python", "-m", "pytest", "-p", "no:cacheprovider", "-q")
