@@ -109,7 +109,7 @@ __all__ = [
     "etcd_member_id",
     "fake_discovery",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:

@@ -6,12 +6,14 @@ and what ``-p no:etcd_discovery`` does is what happens."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 from pathlib import Path
 
 import pytest
 from test_plugin import run_subprocess
 
+import pytest_etcd_discovery
 from pytest_etcd_discovery.handle import EtcdDiscovery
 from pytest_etcd_discovery.service.app import Call
 from pytest_etcd_discovery.service.profiles import PROFILES
@@ -100,3 +102,16 @@ def test_disabling_the_plugin_under_strict_markers(
     assert "fixture 'etcd_discovery' not found" in DETAILS
     # And with the plugin on, the markers declared twice are fine.
     run_subprocess(pytester, monkeypatch, "--strict-markers").assert_outcomes(passed=1)
+
+
+def test_changelog_dates_the_version_the_package_carries() -> None:
+    """Keep a Changelog form (issue #14): ``Unreleased`` on top, then a dated section for
+    the version the package reports, and only the section types the format knows."""
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.findall(r"^## \[([^\]]+)\](?: - (\S+))?$", changelog, re.M)
+    assert releases[0] == ("Unreleased", "")
+    version, date = releases[1]
+    assert version == pytest_etcd_discovery.__version__
+    datetime.date.fromisoformat(date)  # raises on anything but YYYY-MM-DD
+    kinds = set(re.findall(r"^### (.+)$", changelog, re.M))
+    assert kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
