@@ -6,6 +6,7 @@ loading the plugin costs a pytest run next to nothing until a test uses the fake
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "TRANSPORT_INPROCESS",
     "TRANSPORT_LIVE",
     "V04_TTL",
+    "forwarded_hosts",
     "normalize_host",
 ]
 
@@ -54,3 +56,12 @@ def normalize_host(host: str) -> str:
     if not parts.netloc:
         raise ValueError(f"not a host URL: {host!r}")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def forwarded_hosts(hosts: Iterable[str], service_url: str) -> tuple[str, ...]:
+    """The discovery hosts a real service (``--etcd-discovery-url``) is served for: all but
+    those on its own host name (forwarding a host to itself would loop, and calls to the
+    configured service reach it directly anyway)."""
+    own = (urlsplit(service_url).hostname or "").rstrip(".").lower()
+    normalized = dict.fromkeys(normalize_host(h) for h in hosts)
+    return tuple(h for h in normalized if (urlsplit(h).hostname or "").rstrip(".").lower() != own)

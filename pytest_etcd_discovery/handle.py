@@ -4,8 +4,8 @@
 :class:`~pytest_etcd_discovery.transport.server.DiscoveryServer` plus in-process interception) or a
 real one given with ``--etcd-discovery-url``.  Its helpers speak the service's HTTP API,
 so seeding a token looks exactly like the requests a real member sends; features that
-need the fake's insides (clock, journal, snapshots, interception) skip with a clear
-reason against a real service.
+need the fake's insides (clock, journal, faults, snapshots) skip with a clear reason
+against a real service, whose interception forwards the discovery hosts to it.
 """
 
 from __future__ import annotations
@@ -204,6 +204,7 @@ class EtcdDiscovery:
         profile: str = "etcd-v2",
         hosts: Sequence[str] = DEFAULT_HOSTS,
         front: Callable[[], DiscoveryFront] | None = None,
+        forward: ForwardApp | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.profile = profile
@@ -212,12 +213,13 @@ class EtcdDiscovery:
         self._server = server
         self._clock = clock
         self._interceptor: Interceptor | None = None
-        #: Real mode: what interception calls (it forwards to the configured service).
-        self._forward: ForwardApp | None = None
+        #: Real mode: what interception calls (it forwards to the configured service);
+        #: the plugin shares one with the front's backend, else made on first use.
+        self._forward = forward
         #: The journal pinned by :meth:`keep_journal` when the test ended.
         self._journal: list[Call] | None = None
         # The TLS/proxy front, started on first use (a test that only uses requests or
-        # the plain live URL never makes a certificate).
+        # the plain live URL never makes a certificate); in real mode it forwards too.
         self._front_factory = front
         self._cover: ClientCover | None = None
         self._default_passthru: DefaultMockPassthru | None = None
@@ -622,8 +624,8 @@ class EtcdDiscovery:
         client in this process (``urllib``, ``http.client``, ``httpx``, ``aiohttp``)
         through the TLS front (see :meth:`start_intercept`).
 
-        Against a real service (``--etcd-discovery-url``) ``requests`` calls are forwarded
-        to it instead."""
+        Against a real service (``--etcd-discovery-url``) the same calls are forwarded to
+        it instead, unchanged but for the host."""
         if self.intercepting:
             yield self  # already on for this test (flag or marker)
             return
@@ -636,9 +638,10 @@ class EtcdDiscovery:
     def _intercepted_app(self) -> Any:
         if self._app is not None:
             return self._app
-        from .transport.forward import ForwardApp
+        if self._forward is None:
+            from .transport.forward import ForwardApp
 
-        self._forward = ForwardApp(self.url)
+            self._forward = ForwardApp(self.url)
         return self._forward
 
     def start_intercept(self) -> None:
@@ -649,7 +652,9 @@ class EtcdDiscovery:
         discovery host asked for in a way the fake cannot serve fails at once
         (:class:`~pytest_etcd_discovery.transport.clients.DiscoveryHostGuardError`);
         ``responses``' default mock passes the discovery hosts through to the fake.
-        Against a real service, ``requests`` calls are forwarded to it (no front).
+        Against a real service the same happens, but what answers is the configured
+        service: ``requests`` calls are forwarded in-process, and the front's backend
+        forwards the rest (see :mod:`~pytest_etcd_discovery.transport.forward`).
         """
         if self._interceptor is None:
             from .transport.intercept import Interceptor
@@ -677,31 +682,33 @@ class EtcdDiscovery:
             self._interceptor.stop()
             self._interceptor = None
         if self._forward is not None:
-            self._forward.close()  # long polls still forwarded end with the test
-            self._forward = None
+            # Long polls still forwarded end with the test (in-process or through the
+            # front); the forwarder itself serves the next one.
+            self._forward.close()
 
     # -- the drop-in front: subprocesses, other clients, responses mocks -------------------
 
     @property
     def front(self) -> DiscoveryFront:
-        """The TLS + proxy front of the live server, started on first use (fake only)."""
-        self._need_fake("the TLS front")
+        """The TLS + proxy front, started on first use: in front of the live server, or,
+        against a real service, of a forwarder to it."""
         if self._front_factory is None:
-            raise RuntimeError("this EtcdDiscovery has no TLS front")
+            where = "" if self.is_fake else f" (no discovery host to forward to {self.url})"
+            raise RuntimeError(f"this EtcdDiscovery has no TLS front{where}")
         return self._front_factory()
 
     @property
     def ca_file(self) -> str:
         """Path of a CA bundle: the system roots plus this session's test CA, which
-        issued the fake's certificate for the discovery hosts (fake only)."""
+        issued the front's certificate for the discovery hosts."""
         return str(self.front.ca.bundle_file)
 
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment for a child process that should reach the fake at
-        ``https://discovery.etcd.io``: ``base`` (default ``os.environ``) plus the proxy
-        variables (the front), ``NO_PROXY`` for loopback, and the CA bundle in
-        ``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``,
-        ``NODE_EXTRA_CA_CERTS`` and a ``WGETRC`` (fake only).
+        """The environment for a child process that should reach the fake (against a
+        real service: that service) at ``https://discovery.etcd.io``: ``base`` (default
+        ``os.environ``) plus the proxy variables (the front), ``NO_PROXY`` for loopback,
+        and the CA bundle in ``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``,
+        ``CURL_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS`` and a ``WGETRC``.
 
         ``subprocess.run(["curl", "-s", "https://discovery.etcd.io/new?size=3"],
         env=etcd_discovery.env())``.
@@ -712,9 +719,8 @@ class EtcdDiscovery:
 
     def add_to(self, mock: responses.RequestsMock) -> None:
         """Let a ``responses.RequestsMock`` of your own pass the discovery hosts through
-        to this fake (``responses``' default mock, ``@responses.activate``, gets it
-        automatically while the fake is on)."""
-        self._need_fake("add_to()")
+        to this fake, or the real service it forwards to (``responses``' default mock,
+        ``@responses.activate``, gets it automatically while interception is on)."""
         from .transport.mocks import add_to
 
         add_to(mock, self.hosts)

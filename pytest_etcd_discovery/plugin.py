@@ -20,7 +20,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .constants import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
+from .constants import (
+    DEFAULT_HOSTS,
+    FAULT_MARKER,
+    FAULT_MARKER_DOC,
+    MARKER,
+    forwarded_hosts,
+    normalize_host,
+)
 from .service.profiles import PROFILES as _PROFILES
 
 # The fake loads when a test first uses it, and only what that test needs: werkzeug and
@@ -28,6 +35,7 @@ from .service.profiles import PROFILES as _PROFILES
 # service.  Installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
     from .handle import EtcdDiscovery
+    from .transport.forward import ForwardApp
     from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer
     from .v2store.clock import ControllableClock
@@ -119,6 +127,9 @@ class _Session:
                     )
                 extra.append(checked)
         self.hosts = tuple(dict.fromkeys(normalize_host(h) for h in (*DEFAULT_HOSTS, *extra)))
+        if self.real_url:
+            # Served by forwarding to the configured service: never its own host name.
+            self.hosts = forwarded_hosts(self.hosts, self.real_url)
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
         #: Serve the generic keys API at /v2/keys (the real service answers 404 there).
         self.keys_api = bool(_option_ini(config, "etcd_discovery_keys_api"))
@@ -126,6 +137,8 @@ class _Session:
         self.strict = bool(_option_ini(config, "etcd_discovery_strict"))
         self._servers: dict[str, DiscoveryServer] = {}
         self._fronts: dict[str, DiscoveryFront] = {}
+        #: Real mode: the one forwarder to the configured service (interception, front).
+        self._forward: ForwardApp | None = None
         self._lock = threading.Lock()
 
     @property
@@ -139,19 +152,37 @@ class _Session:
         from .transport.server import DiscoveryServer
 
         profile = profile or self.profile
+        forward = self.forward() if self.real_url else None
         with self._lock:
             server = self._servers.get(profile)
             if server is None:
-                app = DiscoveryApp(profile=profile, keys_api=self.keys_api)
-                # The control API (/_fake/) in front, for test code in other languages.
-                server = DiscoveryServer(self.listen_host, 0, app=app, wsgi_app=ControlApp(app))
+                if forward is not None:
+                    from .transport.forward import forwarding_server
+
+                    # Real mode: the TLS front's backend forwards to the configured service.
+                    server = forwarding_server(forward, self.listen_host)
+                else:
+                    app = DiscoveryApp(profile=profile, keys_api=self.keys_api)
+                    # The control API (/_fake/) in front, for test code in other languages.
+                    server = DiscoveryServer(
+                        self.listen_host, 0, app=app, wsgi_app=ControlApp(app)
+                    )
                 server.start()
                 self._servers[profile] = server
             return server
 
+    def forward(self) -> ForwardApp:
+        """Real mode: what serves the discovery hosts, made on first use."""
+        from .transport.forward import ForwardApp
+
+        with self._lock:
+            if self._forward is None:
+                self._forward = ForwardApp(self.real_url or "")
+            return self._forward
+
     def front(self, profile: str | None = None) -> DiscoveryFront:
-        """The TLS + proxy front of the live server for ``profile``, started on first
-        use with the session's test CA."""
+        """The TLS + proxy front of the live server for ``profile`` (in real mode: of
+        the forwarder), started on first use with the session's test CA."""
         from .transport.proxy import DiscoveryFront
         from .transport.tls import session_ca
 
@@ -175,6 +206,8 @@ class _Session:
             fronts, self._fronts = list(self._fronts.values()), {}
         for front in fronts:
             front.stop()
+        if self._forward is not None:
+            self._forward.close()  # before the forwarder's stop waits for its threads
         for server in servers:
             server.stop()
 
@@ -489,7 +522,14 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     config = marker or {}
     if session.mode == "real":
         _skip_fake_only(session, config, fault_marks)
-        disco = EtcdDiscovery(session.real_url or "", profile=session.profile, hosts=session.hosts)
+        disco = EtcdDiscovery(
+            session.real_url or "",
+            profile=session.profile,
+            hosts=session.hosts,
+            # Other clients and child processes reach the service through the front.
+            front=partial(session.front, session.profile) if session.hosts else None,
+            forward=session.forward(),
+        )
         node.stash[_DISCO_KEY] = disco
         try:
             _seed(disco, config)

@@ -2,26 +2,42 @@
 
 With ``--etcd-discovery-url`` there is no fake to answer, yet code under test may still
 call ``https://discovery.etcd.io`` (a suite whose ini turns interception on, a test with
-the ``etcd_discovery`` marker).  Such calls must never reach the public service:
-:class:`ForwardApp` is what the :class:`~.intercept.Interceptor` then calls instead of the
-service (the same ``route``/``may_block``/``handle`` calls), and it replays each request
-on the configured service over HTTP, unchanged but for the host.
+the ``etcd_discovery`` marker, a child process given ``env()``).  Such calls must never
+reach the public service: :class:`ForwardApp` replays each request on the configured
+service over HTTP, unchanged but for the host, and hands back its reply as it came (a
+token URL keeps the configured service's host).  It stands where the fake would:
+
+- for ``requests``, the :class:`~.intercept.Interceptor` calls it instead of the service
+  (the same ``route``/``may_block``/``handle`` calls);
+- for every other client, it is the WSGI application of the live server behind the TLS
+  front (:func:`forwarding_server`), so the front and the client cover (:mod:`.proxy`,
+  :mod:`.clients`) work as they do for the fake.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import logging
 import socket
 import ssl
 import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
+from ..service.app import GO_SUPPLIED_KEY, ConnectionDropped, request_from_environ
 from ..service.forms import Form
-from ..service.http import Reply, ServiceRequest
+from ..service.http import PROXIED, Reply, ServiceRequest
 from ..service.routes import Route
+from .server import DiscoveryServer
 
-__all__ = ["ForwardApp"]
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = ["ForwardApp", "ForwardingError", "forwarding_server"]
+
+log = logging.getLogger("pytest_etcd_discovery")
 
 #: Headers that belong to one connection, not to the request or reply (RFC 9110 7.6.1),
 #: plus Host (the configured service's) and the length (worked out again).
@@ -36,6 +52,9 @@ _NOT_FORWARDED = frozenset(
         "upgrade",
         "host",
         "content-length",
+        # The hop that received the request already answered it (the live server sends
+        # its own 100 Continue); the whole body is at hand.
+        "expect",
     }
 )
 #: Characters a path keeps unescaped (RFC 3986 pchar and "/").
@@ -44,6 +63,16 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 def _request_headers(request: ServiceRequest) -> dict[str, str]:
     return {name: value for name, value in request.headers if name.lower() not in _NOT_FORWARDED}
+
+
+class ForwardingError(ConnectionError):
+    """The configured service could not be reached, or (``cut``) the test ended while a
+    request was still waiting on it (:meth:`ForwardApp.close`).  Each transport turns it
+    into what its clients see when a server goes away."""
+
+    def __init__(self, message: str, *, cut: bool = False) -> None:
+        super().__init__(message)
+        self.cut = cut
 
 
 class ForwardApp:
@@ -78,13 +107,31 @@ class ForwardApp:
         return True
 
     def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
-        """What the configured service answers to ``request``."""
+        """What the configured service answers to ``request`` (for the interceptor: a
+        failure is the :class:`requests.ConnectionError` an unreachable server gives)."""
+        try:
+            return self.forward(request)
+        except ForwardingError as exc:
+            import requests  # interception loaded it already
+
+            raise requests.exceptions.ConnectionError(str(exc)) from exc
+
+    def forward(self, request: ServiceRequest) -> Reply:
+        """Replay ``request`` on the configured service; its reply, whole.
+
+        Raises :class:`ForwardingError` when the service cannot be reached or
+        :meth:`close` cut the request.
+        """
         path = quote(request.path.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
         target = self._prefix + path + (f"?{request.query}" if request.query else "")
         connection = self._connect()
         with self._lock:
             self._open.add(connection)
         try:
+            connection.connect()
+            with self._lock:
+                if connection not in self._open:  # close() came before the socket did
+                    raise ConnectionAbortedError("cut before it was sent")
             connection.request(
                 request.method, target, body=request.body, headers=_request_headers(request)
             )
@@ -92,17 +139,40 @@ class ForwardApp:
             body = reply.read()
             headers = [(k, v) for k, v in reply.getheaders() if k.lower() not in _NOT_FORWARDED]
         except (OSError, http.client.HTTPException) as exc:
-            import requests  # interception loaded it already
-
-            raise requests.exceptions.ConnectionError(
+            with self._lock:
+                cut = connection not in self._open  # close() took it: the test ended
+            if cut:
+                raise ForwardingError(
+                    f"etcd discovery: the test ended while {request.method} {target} was "
+                    f"waiting on {self.base_url}",
+                    cut=True,
+                ) from exc
+            raise ForwardingError(
                 f"etcd discovery: forwarding to {self.base_url} failed: {exc!r}"
             ) from exc
         finally:
             with self._lock:
                 self._open.discard(connection)
             connection.close()
-        headers.append(("Content-Length", str(len(body))))
-        return Reply(reply.status, headers, body)
+        # A HEAD reply keeps the length the service announced (no body came with it).
+        length = reply.getheader("Content-Length") if request.method == "HEAD" else None
+        headers.append(("Content-Length", length or str(len(body))))
+        # The service's head as it sent it (its Date among it), not the live server's.
+        return Reply(reply.status, headers, body, server_headers=PROXIED)
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """The live server's application (behind the TLS front): the same forwarding;
+        a failure closes the client's connection, as the unreachable service would."""
+        try:
+            reply = self.forward(request_from_environ(environ))
+        except ForwardingError as exc:
+            log.log(logging.DEBUG if exc.cut else logging.WARNING, "%s", exc)
+            raise ConnectionDropped(str(exc)) from exc
+        environ[GO_SUPPLIED_KEY] = reply.server_headers
+        start_response(f"{reply.status} {_reason(reply.status)}", reply.headers)
+        return reply.pieces(environ.get("REQUEST_METHOD", "GET"))
 
     def close(self) -> None:
         """Cut every request still waiting on the service (their callers get an error)."""
@@ -112,3 +182,15 @@ class ForwardApp:
             if connection.sock is not None:
                 with contextlib.suppress(OSError):
                     connection.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _reason(status: int) -> str:
+    # The live server writes Go's reason phrase anyway; WSGI just wants one.
+    return http.client.responses.get(status, "Unknown")
+
+
+def forwarding_server(forward: ForwardApp, host: str = "127.0.0.1") -> DiscoveryServer:
+    """A live server (not started) whose only application is ``forward``: the backend of
+    the TLS front in real-service mode, so other clients reach the configured service
+    through the same front and client cover as the fake."""
+    return DiscoveryServer(host, 0, wsgi_app=forward)

@@ -1,0 +1,186 @@
+"""Real-service mode (``--etcd-discovery-url``): every client reaches the configured service.
+
+Under the marker, the flag in the ini or ``intercept()``, code under test that calls
+``https://discovery.etcd.io`` must reach the configured service and nothing else, with
+whatever client it uses: ``requests`` in-process, the other in-process clients through
+the client cover and the TLS front, child processes through ``env()``.  The configured
+service here is the real original one (``RealDiscoveryService`` on loopback), so every
+answer below comes from the real binaries, and each inner test proves it: the token URL
+``/new`` returns is on the real service's own host, and the member a client registered at
+``https://discovery.etcd.io`` is then read back from the real service directly.
+
+Every inner test first asserts that the client cover is installed and lets no name but
+loopback through to the real resolver, so a lookup of ``discovery.etcd.io`` that slipped
+past the cover would fail the test instead of leaving the machine.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from dropinutil import CLIENTS, require_module, require_tool
+
+# Loaded here so the inner (in-process) runs share one copy: pytester drops the modules
+# an inner run imported first.
+from pytest_etcd_discovery.constants import forwarded_hosts
+from pytest_etcd_discovery.transport import clients, forward, proxy, tls  # noqa: F401
+from pytest_etcd_discovery.transport.server import DiscoveryServer
+
+if TYPE_CHECKING:
+    from pytest_etcd_discovery.real.processes import RealDiscoveryService
+
+TESTS = Path(__file__).resolve().parent
+if str(TESTS.parent) not in sys.path:
+    sys.path.insert(0, str(TESTS.parent))
+from tests.test_plugin import PLUGIN_ARGS, run_subprocess  # noqa: E402
+
+pytestmark = pytest.mark.real
+
+#: Python packages each client needs beyond the standard library.
+_NEEDS = {
+    "httpx.Client": ("httpx",),
+    "httpx.AsyncClient": ("httpx",),
+    "aiohttp": ("aiohttp",),
+    "aiohttp+ThreadedResolver": ("aiohttp",),
+    "aiohttp+AsyncResolver (aiodns)": ("aiohttp", "aiodns"),
+}
+
+#: What every inner module starts with: the guard on name resolution.
+SAFETY = '''
+import json
+import re
+import socket
+import subprocess
+
+import pytest
+
+from pytest_etcd_discovery.transport import clients
+
+PUBLIC = "https://discovery.etcd.io"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture
+def lookups(etcd_discovery, monkeypatch):
+    """The names that reached the real resolver; only loopback may."""
+    assert etcd_discovery.mode == "real" and etcd_discovery.intercepting
+    # The cover is installed: discovery names never get to the real resolver ...
+    assert socket.getaddrinfo is clients._getaddrinfo, "the client cover is not on"
+    asked = []
+    real = clients._real_getaddrinfo
+
+    def loopback_only(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        asked.append(name)
+        if name not in LOOPBACK:  # ... and nothing else leaves either
+            raise socket.gaierror(socket.EAI_NONAME, f"test: lookup of {name!r} refused")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(clients, "_real_getaddrinfo", loopback_only)
+    yield asked
+    assert not [name for name in asked if "etcd.io" in name.lower()], asked
+
+
+def check_on_the_real_service(etcd_discovery, fetch):
+    """/new, a member PUT and a token GET at the public URL; each must be the configured
+    service's answer, proved by reading the token there directly."""
+    status, _, body = fetch("GET", f"{PUBLIC}/new?size=3", None)
+    assert status == 200, body
+    # The real service's token URL on its own host: forwarded, not rewritten.
+    assert body.startswith(etcd_discovery.url + "/"), body
+    token = body.rsplit("/", 1)[1]
+    status, _, body = fetch(
+        "PUT", f"{PUBLIC}/{token}/m1?prevExist=false", {"value": "m1=http://10.0.0.1:2380"}
+    )
+    assert status == 201, body
+    assert json.loads(body)["node"]["key"] == f"/_etcd/registry/{token}/m1"
+    status, _, body = fetch("GET", f"{PUBLIC}/{token}/_config/size", None)
+    assert (status, json.loads(body)["node"]["value"]) == (200, "3")
+    status, _, body = fetch("GET", f"{PUBLIC}/{token}", None)
+    assert status == 200, body
+    # etcd hides _config from listings.
+    assert [n["key"] for n in json.loads(body)["node"]["nodes"]] == [
+        f"/_etcd/registry/{token}/m1"
+    ]
+    # Read on the real service itself (its own URL: no interception on the way).
+    view = etcd_discovery.token(f"{etcd_discovery.url}/{token}")
+    assert (view.size, view.names) == (3, ["m1"])
+'''
+
+
+def _run(pytester: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
+    pytester.syspathinsert(TESTS)
+    return pytester.runpytest(*PLUGIN_ARGS, "--etcd-discovery-url", url, "-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_in_process_client_reaches_the_real_service(
+    client: str, pytester: pytest.Pytester, real_service: RealDiscoveryService
+) -> None:
+    for module in _NEEDS.get(client, ()):
+        require_module(module)  # imported out here, so the inner run keeps one copy
+    pytester.makepyfile(
+        SAFETY
+        + f'''
+from dropinutil import CLIENTS
+
+@pytest.mark.etcd_discovery
+def test_client(etcd_discovery, lookups):
+    check_on_the_real_service(etcd_discovery, CLIENTS[{client!r}])
+'''
+    )
+
+    result = _run(pytester, real_service.url)
+
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("tool", ["curl", "wget"])
+def test_child_process_with_env_reaches_the_real_service(
+    tool: str, pytester: pytest.Pytester, real_service: RealDiscoveryService
+) -> None:
+    path = require_tool(tool)
+    fetch = "curl_fetch" if tool == "curl" else "wget_fetch"
+    pytester.makepyfile(
+        SAFETY
+        + f'''
+TOOL = {path!r}
+
+def curl_fetch(env):
+    def fetch(method, url, form):
+        argv = [TOOL, "-sS", "-X", method, "-w", "\\n%{{http_code}}", url]
+        for key, value in (form or {{}}).items():
+            argv += ["--data-urlencode", f"{{key}}={{value}}"]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        body, _, status = out.stdout.rpartition("\\n")
+        return int(status), {{}}, body
+    return fetch
+
+def wget_fetch(env):
+    def fetch(method, url, form):
+        argv = [TOOL, "-q", "-S", "-O", "-", "--content-on-error", f"--method={{method}}", url]
+        if form:
+            argv.append("--body-data=" + "&".join(f"{{k}}={{v}}" for k, v in form.items()))
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        # -S prints the reply's head on stderr: the status is on its last status line.
+        statuses = re.findall(r"^\\s*HTTP/1\\.[01] (\\d{{3}})", out.stderr, re.MULTILINE)
+        assert statuses, (out.returncode, out.stderr)
+        return int(statuses[-1]), {{}}, out.stdout
+    return fetch
+
+@pytest.mark.etcd_discovery
+def test_child(etcd_discovery, lookups, tmp_path):
+    env = etcd_discovery.env({{"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}})
+    assert env["HTTPS_PROXY"] == etcd_discovery.front.proxy_url
+    assert env["SSL_CERT_FILE"] == etcd_discovery.ca_file
+    check_on_the_real_service(etcd_discovery, {fetch}(env))
+'''
+    )
+
+    result = _run(pytester, real_service.url)
+
+    result.assert_outcomes(passed=1)
