@@ -37,8 +37,6 @@ if str(TESTS.parent) not in sys.path:
     sys.path.insert(0, str(TESTS.parent))
 from tests.test_plugin import PLUGIN_ARGS, run_subprocess  # noqa: E402
 
-pytestmark = pytest.mark.real
-
 #: Python packages each client needs beyond the standard library.
 _NEEDS = {
     "httpx.Client": ("httpx",),
@@ -113,9 +111,12 @@ def check_on_the_real_service(etcd_discovery, fetch):
 
 def _run(pytester: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
     pytester.syspathinsert(TESTS)
-    return pytester.runpytest(*PLUGIN_ARGS, "--etcd-discovery-url", url, "-p", "no:cacheprovider", *args)
+    return pytester.runpytest(
+        *PLUGIN_ARGS, "--etcd-discovery-url", url, "-p", "no:cacheprovider", *args
+    )
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("client", list(CLIENTS))
 def test_in_process_client_reaches_the_real_service(
     client: str, pytester: pytest.Pytester, real_service: RealDiscoveryService
@@ -138,6 +139,7 @@ def test_client(etcd_discovery, lookups):
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("tool", ["curl", "wget"])
 def test_child_process_with_env_reaches_the_real_service(
     tool: str, pytester: pytest.Pytester, real_service: RealDiscoveryService
@@ -184,3 +186,205 @@ def test_child(etcd_discovery, lookups, tmp_path):
     result = _run(pytester, real_service.url)
 
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.real
+def test_forwarded_long_polls_end_with_their_test(
+    pytester: pytest.Pytester, real_service: RealDiscoveryService
+) -> None:
+    curl = require_tool("curl")
+    pytester.makepyfile(
+        SAFETY
+        + f'''
+import threading
+import urllib.request
+
+import requests
+
+CURL = {curl!r}
+#: (client, how to wait for it, what it ended with)
+POLLS = []
+
+
+def _in_thread(call):
+    ended = {{}}
+
+    def run():
+        try:
+            ended["reply"] = call()
+        except Exception as exc:  # what the client saw when its poll was cut
+            ended["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, ended
+
+
+@pytest.mark.etcd_discovery
+@pytest.mark.parametrize("client", ["requests", "urllib", "curl"])
+def test_leaves_a_long_poll_waiting(etcd_discovery, lookups, client):
+    token = etcd_discovery.new_token(3).rsplit("/", 1)[1]
+    poll = f"{{PUBLIC}}/{{token}}?wait=true"  # nothing ever writes: it waits for good
+    if client == "requests":
+        POLLS.append((client, *_in_thread(lambda: requests.get(poll).text)))
+    elif client == "urllib":
+        POLLS.append((client, *_in_thread(lambda: urllib.request.urlopen(poll).read())))
+    else:
+        child = subprocess.Popen(
+            [CURL, "-sS", poll], env=etcd_discovery.env(), stderr=subprocess.PIPE
+        )
+        POLLS.append((client, child, None))
+    # Under way on the configured service when the test ends.
+    assert etcd_discovery._forward.wait_in_flight(1, timeout=30)
+
+
+def test_each_poll_was_cut_when_its_test_ended():
+    assert [client for client, _, _ in POLLS] == ["requests", "urllib", "curl"]
+    for client, waiting, ended in POLLS:
+        if ended is None:  # curl: exits with an error once its connection is closed
+            assert waiting.wait(timeout=30) not in (0, None), client
+            continue
+        waiting.join(timeout=30)
+        assert not waiting.is_alive(), f"{{client}}: its long poll still waits"
+        assert "error" in ended, (client, ended)
+    requests_error = POLLS[0][2]["error"]
+    assert isinstance(requests_error, requests.ConnectionError)
+    assert "the test ended while GET /" in str(requests_error)
+'''
+    )
+
+    result = _run(pytester, real_service.url, "-v")
+
+    result.assert_outcomes(passed=4)
+
+
+GUARDED = """
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+import requests
+import responses
+
+from pytest_etcd_discovery import DiscoveryHostGuardError
+
+
+@pytest.mark.etcd_discovery
+def test_the_guard_still_refuses_what_cannot_be_served(etcd_discovery):
+    with pytest.raises(DiscoveryHostGuardError, match="'discovery.etcd.io'"):
+        socket.gethostbyname("discovery.etcd.io")
+    with pytest.raises(urllib.error.URLError, match="discovery.etcd.io:8443"):
+        urllib.request.urlopen("https://discovery.etcd.io:8443/new", timeout=10)
+
+
+@pytest.mark.etcd_discovery
+def test_a_tests_own_responses_mock_passes_the_public_host_through(etcd_discovery):
+    @responses.activate
+    def code_under_test():
+        responses.add(responses.GET, "https://api.example/thing", json={"ok": True})
+        assert requests.get("https://api.example/thing", timeout=10).json() == {"ok": True}
+        return requests.get("https://discovery.etcd.io/new?size=2", timeout=10).text
+
+    assert code_under_test().startswith(etcd_discovery.url + "/")
+"""
+
+
+def test_guard_and_responses_mocks_in_real_mode(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(GUARDED)
+    with DiscoveryServer() as configured:
+        result = _run(pytester, configured.url)
+
+        result.assert_outcomes(passed=2)
+        # The mock's /new went through the cover and the front to the configured service.
+        assert [(c.path, c.query, c.transport) for c in configured.app.calls] == [
+            ("/new", "size=2", "live")
+        ]
+
+
+def test_a_configured_service_on_a_discovery_host_is_not_forwarded_to_itself(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import urllib.request
+
+        def test_direct(etcd_discovery):
+            assert etcd_discovery.intercepting
+            assert etcd_discovery.hosts == ("https://discovery.etcd.io",)
+            # Its own URL reaches it directly: no loop through the front and back.
+            with urllib.request.urlopen(etcd_discovery.url + "/new", timeout=10) as reply:
+                assert reply.read().decode().startswith(etcd_discovery.url + "/")
+        """
+    )
+    with DiscoveryServer() as configured:
+        pytester.makeini(
+            f"[pytest]\netcd_discovery_fake = true\netcd_discovery_hosts = {configured.url}\n"
+        )
+        result = _run(pytester, configured.url)
+
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [
+                f"etcd-discovery: mode=real, url={configured.url}, "
+                "forwarding https://discovery.etcd.io"
+            ]
+        )
+        assert [c.transport for c in configured.app.calls] == ["live"]
+
+
+def test_an_unreachable_service_is_a_connection_error(
+    pytester: pytest.Pytester, unused_port: int
+) -> None:
+    pytester.makepyfile(
+        """
+        import http.client
+        import logging
+        import urllib.error
+        import urllib.request
+
+        import pytest
+        import requests
+
+        @pytest.mark.etcd_discovery
+        def test_unreachable(etcd_discovery, caplog):
+            with pytest.raises(requests.ConnectionError, match="forwarding to http://127"):
+                requests.get("https://discovery.etcd.io/new", timeout=10)
+            # Through the front: the connection closes, as the service's would not open.
+            with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
+                urllib.request.urlopen("https://discovery.etcd.io/new", timeout=10)
+            assert "forwarding to http://127" in caplog.text
+        """
+    )
+
+    result = _run(pytester, f"http://127.0.0.1:{unused_port}")
+
+    result.assert_outcomes(passed=1)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (closed again at once)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("hosts", "url", "expected"),
+    [
+        (["https://discovery.etcd.io"], "http://127.0.0.1:8087", ["https://discovery.etcd.io"]),
+        (["https://discovery.etcd.io"], "https://discovery.etcd.io", []),
+        (
+            ["https://discovery.etcd.io", "http://Disco.Internal:8087", "disco.internal"],
+            "https://disco.internal./prefix",
+            ["https://discovery.etcd.io"],
+        ),
+    ],
+)
+def test_forwarded_hosts_leave_out_the_configured_services_own_name(
+    hosts: list[str], url: str, expected: list[str]
+) -> None:
+    assert list(forwarded_hosts(hosts, url)) == expected

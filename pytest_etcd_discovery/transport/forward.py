@@ -90,7 +90,8 @@ class ForwardApp:
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
         self._prefix = parts.path.rstrip("/")
-        self._lock = threading.Lock()
+        # Guards _open; notified when a request starts, so a test can wait for one.
+        self._lock = threading.Condition()
         self._open: set[http.client.HTTPConnection] = set()
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -127,6 +128,7 @@ class ForwardApp:
         connection = self._connect()
         with self._lock:
             self._open.add(connection)
+            self._lock.notify_all()
         try:
             connection.connect()
             with self._lock:
@@ -173,6 +175,12 @@ class ForwardApp:
         environ[GO_SUPPLIED_KEY] = reply.server_headers
         start_response(f"{reply.status} {_reason(reply.status)}", reply.headers)
         return reply.pieces(environ.get("REQUEST_METHOD", "GET"))
+
+    def wait_in_flight(self, count: int = 1, timeout: float | None = None) -> bool:
+        """Block until at least ``count`` requests are waiting on the service (a test
+        that must know its long poll is under way); False when ``timeout`` passed."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._open) >= count, timeout)
 
     def close(self) -> None:
         """Cut every request still waiting on the service (their callers get an error)."""
