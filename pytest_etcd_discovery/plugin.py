@@ -164,9 +164,7 @@ class _Session:
                 else:
                     app = DiscoveryApp(profile=profile, keys_api=self.keys_api)
                     # The control API (/_fake/) in front, for test code in other languages.
-                    server = DiscoveryServer(
-                        self.listen_host, 0, app=app, wsgi_app=ControlApp(app)
-                    )
+                    server = DiscoveryServer(self.listen_host, 0, app=app, wsgi_app=ControlApp(app))
                 server.start()
                 self._servers[profile] = server
             return server

@@ -143,7 +143,7 @@ def test_nightly_sample_against_the_real_service(real_service: object) -> None:
     result = _run_pytest("--etcd-discovery-url", url, "docs/samples/test_howto_nightly.py")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b2 passed, 1 skipped\b", result.stdout), result.stdout
+    assert re.search(r"\b3 passed, 1 skipped\b", result.stdout), result.stdout
     # The fake-only sample says why it skipped, naming the real service it ran against.
     assert f"real service at {url}" in result.stdout, result.stdout
 

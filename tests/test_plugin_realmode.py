@@ -16,12 +16,12 @@ past the cover would fail the test instead of leaving the machine.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from dropinutil import CLIENTS, require_module, require_tool
+from test_plugin import PLUGIN_ARGS
 
 # Loaded here so the inner (in-process) runs share one copy: pytester drops the modules
 # an inner run imported first.
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
     from pytest_etcd_discovery.real.processes import RealDiscoveryService
 
 TESTS = Path(__file__).resolve().parent
-if str(TESTS.parent) not in sys.path:
-    sys.path.insert(0, str(TESTS.parent))
-from tests.test_plugin import PLUGIN_ARGS, run_subprocess  # noqa: E402
 
 #: Python packages each client needs beyond the standard library.
 _NEEDS = {
@@ -125,13 +122,13 @@ def test_in_process_client_reaches_the_real_service(
         require_module(module)  # imported out here, so the inner run keeps one copy
     pytester.makepyfile(
         SAFETY
-        + f'''
+        + f"""
 from dropinutil import CLIENTS
 
 @pytest.mark.etcd_discovery
 def test_client(etcd_discovery, lookups):
     check_on_the_real_service(etcd_discovery, CLIENTS[{client!r}])
-'''
+"""
     )
 
     result = _run(pytester, real_service.url)
@@ -148,7 +145,7 @@ def test_child_process_with_env_reaches_the_real_service(
     fetch = "curl_fetch" if tool == "curl" else "wget_fetch"
     pytester.makepyfile(
         SAFETY
-        + f'''
+        + f"""
 TOOL = {path!r}
 
 def curl_fetch(env):
@@ -180,7 +177,7 @@ def test_child(etcd_discovery, lookups, tmp_path):
     assert env["HTTPS_PROXY"] == etcd_discovery.front.proxy_url
     assert env["SSL_CERT_FILE"] == etcd_discovery.ca_file
     check_on_the_real_service(etcd_discovery, {fetch}(env))
-'''
+"""
     )
 
     result = _run(pytester, real_service.url)
@@ -195,7 +192,7 @@ def test_forwarded_long_polls_end_with_their_test(
     curl = require_tool("curl")
     pytester.makepyfile(
         SAFETY
-        + f'''
+        + f"""
 import threading
 import urllib.request
 
@@ -250,7 +247,7 @@ def test_each_poll_was_cut_when_its_test_ended():
     requests_error = POLLS[0][2]["error"]
     assert isinstance(requests_error, requests.ConnectionError)
     assert "the test ended while GET /" in str(requests_error)
-'''
+"""
     )
 
     result = _run(pytester, real_service.url, "-v")
@@ -268,6 +265,13 @@ import requests
 import responses
 
 from pytest_etcd_discovery import DiscoveryHostGuardError
+from pytest_etcd_discovery.transport import clients
+
+
+@pytest.fixture(autouse=True)
+def cover_on(etcd_discovery):
+    # Before any call to the public name: nothing may resolve it but the cover.
+    assert socket.getaddrinfo is clients._getaddrinfo
 
 
 @pytest.mark.etcd_discovery
@@ -339,15 +343,18 @@ def test_an_unreachable_service_is_a_connection_error(
     pytester.makepyfile(
         """
         import http.client
-        import logging
+        import socket
         import urllib.error
         import urllib.request
 
         import pytest
         import requests
 
+        from pytest_etcd_discovery.transport import clients
+
         @pytest.mark.etcd_discovery
         def test_unreachable(etcd_discovery, caplog):
+            assert socket.getaddrinfo is clients._getaddrinfo  # the cover is on
             with pytest.raises(requests.ConnectionError, match="forwarding to http://127"):
                 requests.get("https://discovery.etcd.io/new", timeout=10)
             # Through the front: the connection closes, as the service's would not open.

@@ -6,6 +6,8 @@ discovery service at URL: they use only what a real service offers too.
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 import requests
 
@@ -32,6 +34,18 @@ def test_a_missing_member_is_etcds_404(etcd_discovery: EtcdDiscovery) -> None:
     assert reply.status_code == 404
     assert reply.json()["errorCode"] == 100
     # [both end]
+
+
+# [forwarded]
+@pytest.mark.etcd_discovery
+def test_code_with_the_public_url_written_in_it(etcd_discovery: EtcdDiscovery) -> None:
+    # urllib here; requests, httpx, aiohttp and child processes with env() alike.
+    with urllib.request.urlopen("https://discovery.etcd.io/new?size=3", timeout=10) as reply:
+        token_url = reply.read().decode()
+
+    # The fake answers https://discovery.etcd.io/<token>; a real service, its own URL.
+    assert etcd_discovery.token(token_url).size == 3
+    # [forwarded end]
 
 
 # [fake-only]

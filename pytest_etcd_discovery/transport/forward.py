@@ -162,9 +162,7 @@ class ForwardApp:
         # The service's head as it sent it (its Date among it), not the live server's.
         return Reply(reply.status, headers, body, server_headers=PROXIED)
 
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """The live server's application (behind the TLS front): the same forwarding;
         a failure closes the client's connection, as the unreachable service would."""
         try:
