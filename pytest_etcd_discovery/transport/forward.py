@@ -40,7 +40,7 @@ __all__ = ["ForwardApp", "ForwardingError", "forwarding_server"]
 log = logging.getLogger("pytest_etcd_discovery")
 
 #: Headers that belong to one connection, not to the request or reply (RFC 9110 7.6.1),
-#: plus Host (the configured service's) and the length (worked out again).
+#: plus Host (the configured service's).
 _NOT_FORWARDED = frozenset(
     {
         "connection",
@@ -51,7 +51,6 @@ _NOT_FORWARDED = frozenset(
         "transfer-encoding",
         "upgrade",
         "host",
-        "content-length",
         # The hop that received the request already answered it (the live server sends
         # its own 100 Continue); the whole body is at hand.
         "expect",
@@ -61,8 +60,45 @@ _NOT_FORWARDED = frozenset(
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
+#: What Go's server writes itself after a handler's headers, in this order.
+_GO_SERVER_WRITES = ("date", "content-length", "content-type")
+
+
 def _request_headers(request: ServiceRequest) -> dict[str, str]:
-    return {name: value for name, value in request.headers if name.lower() not in _NOT_FORWARDED}
+    return {
+        name: value
+        for name, value in request.headers
+        if name.lower() not in _NOT_FORWARDED and name.lower() != "content-length"
+    }
+
+
+def _reply_headers(
+    received: list[tuple[str, str]], length: str | None
+) -> tuple[list[tuple[str, str]], tuple[str, ...]]:
+    """The service's headers to send on, with ``length`` as Content-Length (None: the
+    service's own, if it sent one), and which of them its server wrote itself
+    (``Reply.server_headers``).
+
+    Go writes a handler's headers sorted by name, then its own (Date, Content-Length, a
+    sniffed Content-Type); telling the two apart by that order lets the live server
+    write the head in the service's order.  A head in no such order is sent sorted.
+    """
+    headers = [(k, v) for k, v in received if k.lower() not in _NOT_FORWARDED]
+    if length is None:
+        pass
+    elif any(k.lower() == "content-length" for k, _ in headers):
+        headers = [(k, length if k.lower() == "content-length" else v) for k, v in headers]
+    else:
+        headers.append(("Content-Length", length))  # it came chunked; it goes whole
+    names = [k for k, _ in headers]
+    sorted_up_to = 1
+    while sorted_up_to < len(names) and names[sorted_up_to - 1] <= names[sorted_up_to]:
+        sorted_up_to += 1
+    server = [n.lower() for n in names[sorted_up_to:]]
+    ranks = [_GO_SERVER_WRITES.index(n) if n in _GO_SERVER_WRITES else -1 for n in server]
+    if -1 in ranks or ranks != sorted(ranks):
+        return headers, PROXIED
+    return headers, tuple(names[sorted_up_to:])
 
 
 class ForwardingError(ConnectionError):
@@ -139,7 +175,6 @@ class ForwardApp:
             )
             reply = connection.getresponse()
             body = reply.read()
-            headers = [(k, v) for k, v in reply.getheaders() if k.lower() not in _NOT_FORWARDED]
         except (OSError, http.client.HTTPException) as exc:
             with self._lock:
                 cut = connection not in self._open  # close() took it: the test ended
@@ -156,11 +191,11 @@ class ForwardApp:
             with self._lock:
                 self._open.discard(connection)
             connection.close()
-        # A HEAD reply keeps the length the service announced (no body came with it).
-        length = reply.getheader("Content-Length") if request.method == "HEAD" else None
-        headers.append(("Content-Length", length or str(len(body))))
-        # The service's head as it sent it (its Date among it), not the live server's.
-        return Reply(reply.status, headers, body, server_headers=PROXIED)
+        # A reply without a body (HEAD, 1xx, 204, 304) keeps what the service announced.
+        bodiless = request.method == "HEAD" or reply.status < 200 or reply.status in (204, 304)
+        length = None if bodiless else str(len(body))
+        headers, server_headers = _reply_headers(reply.getheaders(), length)
+        return Reply(reply.status, headers, body, server_headers=server_headers)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """The live server's application (behind the TLS front): the same forwarding;
