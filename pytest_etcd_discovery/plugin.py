@@ -20,14 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .constants import (
-    DEFAULT_HOSTS,
-    FAULT_MARKER,
-    FAULT_MARKER_DOC,
-    MARKER,
-    forwarded_hosts,
-    normalize_host,
-)
+from .constants import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
 from .service.profiles import PROFILES as _PROFILES
 
 # The fake loads when a test first uses it, and only what that test needs: werkzeug and
@@ -128,6 +121,8 @@ class _Session:
                 extra.append(checked)
         self.hosts = tuple(dict.fromkeys(normalize_host(h) for h in (*DEFAULT_HOSTS, *extra)))
         if self.real_url:
+            from .constants import forwarded_hosts
+
             # Served by forwarding to the configured service: never its own host name.
             self.hosts = forwarded_hosts(self.hosts, self.real_url)
         self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
@@ -146,7 +141,8 @@ class _Session:
         return "real" if self.real_url else "fake"
 
     def server(self, profile: str | None = None) -> DiscoveryServer:
-        """The live server for ``profile``, started on first use."""
+        """The live server for ``profile`` (in real mode: the forwarder), started on
+        first use."""
         from .service.app import DiscoveryApp
         from .service.control import ControlApp
         from .transport.server import DiscoveryServer
@@ -324,7 +320,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash[_SESSION_KEY]
     if session.mode == "real":
-        forwarded = ", forwarding " + " ".join(session.hosts) if session.intercept_all else ""
+        forwarding = session.intercept_all and session.hosts
+        forwarded = ", forwarding " + " ".join(session.hosts) if forwarding else ""
         return [f"etcd-discovery: mode=real, url={session.real_url}{forwarded}"]
     if session.intercept_all:
         mode = "fake, intercepting " + " ".join(session.hosts)

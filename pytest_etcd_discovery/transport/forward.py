@@ -58,18 +58,14 @@ _NOT_FORWARDED = frozenset(
 )
 #: Characters a path keeps unescaped (RFC 3986 pchar and "/").
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-
-
 #: What Go's server writes itself after a handler's headers, in this order.
 _GO_SERVER_WRITES = ("date", "content-length", "content-type")
 
 
 def _request_headers(request: ServiceRequest) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in request.headers
-        if name.lower() not in _NOT_FORWARDED and name.lower() != "content-length"
-    }
+    # http.client works the length out again from the whole body.
+    skip = _NOT_FORWARDED | {"content-length"}
+    return {name: value for name, value in request.headers if name.lower() not in skip}
 
 
 def _reply_headers(
@@ -84,12 +80,11 @@ def _reply_headers(
     write the head in the service's order.  A head in no such order is sent sorted.
     """
     headers = [(k, v) for k, v in received if k.lower() not in _NOT_FORWARDED]
-    if length is None:
-        pass
-    elif any(k.lower() == "content-length" for k, _ in headers):
-        headers = [(k, length if k.lower() == "content-length" else v) for k, v in headers]
-    else:
-        headers.append(("Content-Length", length))  # it came chunked; it goes whole
+    if length is not None:
+        if any(k.lower() == "content-length" for k, _ in headers):
+            headers = [(k, length if k.lower() == "content-length" else v) for k, v in headers]
+        else:
+            headers.append(("Content-Length", length))  # it came chunked; it goes whole
     names = [k for k, _ in headers]
     sorted_up_to = 1
     while sorted_up_to < len(names) and names[sorted_up_to - 1] <= names[sorted_up_to]:
