@@ -43,8 +43,8 @@ def test_loading_the_plugin_imports_only_the_leaf_constants() -> None:
 def test_the_plugins_profile_names_are_the_services_profiles() -> None:
     """The plugin validates profile names from ``constants`` without loading the service;
     they must be the service's profiles, in the same order (the default first)."""
-    assert PROFILE_NAMES == tuple(PROFILES)
-    assert plugin.PROFILES == tuple(PROFILES)
+    assert tuple(PROFILES) == PROFILE_NAMES
+    assert tuple(PROFILES) == plugin.PROFILES
 
 
 def test_public_names_load_on_first_use() -> None:
