@@ -84,6 +84,28 @@ def real_service() -> Iterator[RealDiscoveryService]:
         service.stop()
 
 
+#: The session's shared fakes and the store each started with (see ``_shared_fakes_intact``).
+_SHARED: list[tuple[DiscoveryServer, Store]] = []
+
+
+@pytest.fixture(autouse=True)
+def _shared_fakes_intact() -> Iterator[None]:
+    """Fail the test that swaps or freezes the store of a session-wide fake.
+
+    Later tests share those servers: a frozen clock there stops every TTL from expiring
+    (with pytest 7's collection order the conformance suite ran after such a test, and
+    its TTL scenarios waited in vain). A test that needs its own clock starts its own
+    server.
+    """
+    yield
+    for server, store in _SHARED:
+        clock = server.app.store.clock
+        assert server.app.store is store and not getattr(clock, "frozen", False), (
+            f"this test replaced or froze the store of the session's {server!r}; "
+            "start a DiscoveryServer of its own instead"
+        )
+
+
 @pytest.fixture(scope="session")
 def fake_service() -> Iterator[DiscoveryServer]:
     """The fake discovery server (``DiscoveryServer()``, etcd-v2 profile) for the session."""
@@ -91,6 +113,7 @@ def fake_service() -> Iterator[DiscoveryServer]:
 
     server = DiscoveryServer()
     server.start()
+    _SHARED.append((server, server.app.store))
     try:
         yield server
     finally:
@@ -105,6 +128,7 @@ def fake_keys_service() -> Iterator[DiscoveryServer]:
 
     server = DiscoveryServer(keys_api=True)
     server.start()
+    _SHARED.append((server, server.app.store))
     try:
         yield server
     finally:

@@ -21,6 +21,15 @@ from pytest_etcd_discovery.transport.server import DiscoveryServer
 PUBLIC = "https://discovery.etcd.io"
 
 
+def _join_new_threads(before: set[threading.Thread], timeout: float) -> list[threading.Thread]:
+    """Join every thread started since ``before`` (a server's handlers end on their own
+    once it has stopped); the ones still alive after ``timeout`` in all."""
+    deadline = time.monotonic() + timeout
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(deadline - time.monotonic(), 0))
+    return [t for t in set(threading.enumerate()) - before if t.is_alive()]
+
+
 @pytest.fixture
 def server() -> Iterator[DiscoveryServer]:
     with DiscoveryServer() as srv:
@@ -188,13 +197,11 @@ def test_start_stop_cycles_leave_nothing_behind() -> None:
             assert watcher.get(timeout=1) is None
 
     lifetime()  # warm-up: imports, lazily created module state
-    threads_before, fds_before = threading.active_count(), _fd_count()
+    threads_before, fds_before = set(threading.enumerate()), _fd_count()
     for _ in range(100):
         lifetime()
-    deadline = time.monotonic() + 5
-    while threading.active_count() > threads_before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert threading.active_count() <= threads_before, [t.name for t in threading.enumerate()]
+    left = _join_new_threads(threads_before, timeout=5)
+    assert not left, [t.name for t in left]
     assert _fd_count() <= fds_before + 2  # slack: the interpreter's own lazy files
 
 
@@ -235,11 +242,9 @@ def test_a_session_of_1000_tests_leaves_nothing_behind(pytester: pytest.Pytester
 
     pytester.makepyfile(SESSION_TESTS)
     pytester.runpytest(*PLUGIN_ARGS, "-q", "-k", "test_one[0]")  # warm-up
-    threads_before, fds_before = threading.active_count(), _fd_count()
+    threads_before, fds_before = set(threading.enumerate()), _fd_count()
     result = pytester.runpytest(*PLUGIN_ARGS, "-q", "-p", "no:randomly")
     result.assert_outcomes(passed=1000)
-    deadline = time.monotonic() + 5
-    while threading.active_count() > threads_before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert threading.active_count() <= threads_before, [t.name for t in threading.enumerate()]
+    left = _join_new_threads(threads_before, timeout=5)
+    assert not left, [t.name for t in left]
     assert _fd_count() <= fds_before + 2

@@ -208,14 +208,15 @@ def test_an_in_process_long_poll_is_in_flight_until_answered(disco: EtcdDiscover
 
 
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.real)])
-def either(request: pytest.FixtureRequest) -> EtcdDiscovery:
-    """An EtcdDiscovery on the fake (fresh store) or on the real service."""
+def either(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
+    """An EtcdDiscovery on the fake (a server of its own, on a frozen clock) or on the
+    real service."""
     if request.param == "real":
         service = request.getfixturevalue("real_service")
-        return EtcdDiscovery(service.url)
-    server: DiscoveryServer = request.getfixturevalue("fake_service")
-    server.app.reset(Store(ControllableClock(frozen=True)))
-    return EtcdDiscovery(server.url, app=server.app, server=server)
+        yield EtcdDiscovery(service.url)
+        return
+    with DiscoveryServer(clock=ControllableClock(frozen=True)) as server:
+        yield EtcdDiscovery(server.url, app=server.app, server=server)
 
 
 def _normalized(message: str, token_url: str) -> str:

@@ -86,6 +86,16 @@ class Stack:
             if f"/{token}" in target
         ]
 
+    def journal_after(self, token: str, before: int, count: int, timeout: float = 10) -> list[str]:
+        """The journal for ``token`` past its first ``before`` lines, once it holds ``count``
+        more. The real service's access log reaches the test through a pipe, so a client
+        can have its reply (and a member have exited on it) before the line is read."""
+        if self.fake is None and self.real is not None and self.real.discovery is not None:
+            line = rf'"[A-Z]+ \S*{re.escape(token)}\S* HTTP/[\d.]+" \d{{3}}'
+            lines = re.compile(rf"(?:{line}[\s\S]*?){{{before + count}}}")
+            self.real.discovery.wait_for_output(lines, timeout)
+        return self.journal(token)[before:]
+
     def watchers(self) -> int:
         """Long polls currently blocked in the service's store (all tokens).
 
