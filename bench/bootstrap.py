@@ -8,28 +8,37 @@ where the interceptor can answer them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from .common import RunError, new_token, run_threads
-from .etcdsim import SimulatedMember
+from .etcdsim import Client, RequestsClient, SimulatedMember
 from .members import MemberProcess
 from .stats import clock
 from .targets import Target
 
 
-def bootstrap_once(target: Target, size: int, members: MemberProcess) -> tuple[float, int]:
-    """One bootstrap of ``size`` members on a new token; returns (seconds, requests sent)."""
+def bootstrap_once(
+    target: Target, size: int, members: MemberProcess
+) -> tuple[float, int, float | None]:
+    """One bootstrap of ``size`` members on a new token; returns (seconds, requests sent,
+    CPU seconds of the member process, or None when the members share this process)."""
     token_url = new_token(target, size)
     timeout = 60 + size
     if target.patches_this_process:
-        return bootstrap_here(target, token_url, size, timeout)
+        # responses intercepts requests only: these members stay on requests sessions.
+        connect = partial(RequestsClient, target)
+        return (*bootstrap_here(target, token_url, size, timeout, connect), None)
     return members.bootstrap(target, token_url, size, timeout)
 
 
-def bootstrap_here(target: Target, token_url: str, size: int, timeout: float) -> tuple[float, int]:
-    """Run ``size`` simulated members in threads of this process; (seconds, requests)."""
-    members = [SimulatedMember(target, token_url, i) for i in range(1, size + 1)]
+def bootstrap_here(
+    target: Target, token_url: str, size: int, timeout: float, connect: Callable[[], Client]
+) -> tuple[float, int]:
+    """Run ``size`` simulated members in threads of this process, each with its own
+    ``connect()`` client; (seconds, requests)."""
+    members = [SimulatedMember(target, token_url, i, connect()) for i in range(1, size + 1)]
     barrier = threading.Barrier(size)
 
     def worker(member: SimulatedMember) -> tuple[float, float, list[str]]:

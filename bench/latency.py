@@ -10,6 +10,7 @@ from typing import Any
 from pytest_etcd_discovery.service.app import DiscoveryApp
 
 from .common import RunError, new_token
+from .etcdsim import WireClient
 from .members import MemberProcess
 from .stats import clock, median
 from .targets import FloorTarget, Target, wait_watchers
@@ -32,6 +33,7 @@ class LatencyBench:
     def __init__(self, members: MemberProcess) -> None:
         self.members = members
         self._state: dict[str, tuple[Any, str, str]] = {}
+        self._wire: dict[str, WireClient] = {}
 
     def _setup(self, target: Target) -> tuple[Any, str, str]:
         """(session, token URL with 3 members for GETs, token URL the PUTs fill)."""
@@ -56,6 +58,9 @@ class LatencyBench:
         for session, _, _ in self._state.values():
             session.close()
         self._state.clear()
+        for client in self._wire.values():
+            client.close()
+        self._wire.clear()
 
     def batch(
         self, target: Target, case: str, size: int, cpu: list[float] | None = None
@@ -93,21 +98,36 @@ class LatencyBench:
         """One blocked recursive watch on the token, woken by one PUT.
 
         A service on a socket is watched from the member process, as etcd members
-        watch it from theirs; ``inprocess`` from a thread here.
+        watch it from theirs, and woken by a PUT from a kept :mod:`http.client`
+        connection here (the same bytes for every service, a client as cheap as an etcd
+        member's: through ``requests`` the PUT spent ~1 ms in the client before its
+        bytes left); ``inprocess`` is watched from a thread here and woken through
+        ``requests``, which is all ``responses`` intercepts.
         """
         # Any answer carries the store's index; the size key's is small.
         probe = session.get(f"{token_url}/_config/size", timeout=target.timeout())
         index = int(probe.headers["X-Etcd-Index"])
         url = f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}"
 
+        if not target.patches_this_process:
+            client = self._wire.get(target.name)
+            if client is None:
+                client = self._wire[target.name] = WireClient(token_url)
+
+            def wake_wire() -> None:
+                put_url = f"{token_url}/{next(_counter):x}"
+                reply = client.request("PUT", put_url, {"value": "x"}, target.timeout())
+                if reply.status not in (200, 201):
+                    raise RunError(f"{target.name}: PUT {put_url} -> {reply.status}")
+
+            start, woke = self.members.watch(target, url, 1, wake_wire, timeout=10)
+            return woke[0] - start
+
         def wake() -> None:
             session.put(
                 f"{token_url}/{next(_counter):x}", data={"value": "x"}, timeout=target.timeout()
             )
 
-        if not target.patches_this_process:
-            start, woke = self.members.watch(target, url, 1, wake, timeout=10)
-            return woke[0] - start
         got: list[float] = []
         watcher_session = target.session()
 

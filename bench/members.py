@@ -13,6 +13,10 @@ The blocked watchers of group 4 and of group 2's wake-up row live here too, for 
 same reason: 1,000 ``requests`` threads in the benchmark process measured mostly
 themselves (the real stack took 1.7 s to wake them). Here one thread holds all their
 connections in a selector and speaks HTTP/1.1 itself, the same bytes for every service.
+The members, likewise, each keep one :mod:`http.client` connection
+(:class:`~.etcdsim.WireClient`) instead of a ``requests`` session: see
+:mod:`bench.etcdsim`.  Each bootstrap's reply carries this process's CPU time for it,
+the members' own cost.
 
 ``python -m bench.members`` is the child; :class:`MemberProcess` is the parent's handle.
 """
@@ -27,13 +31,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from .common import RunError
+from .etcdsim import WireClient
 from .targets import Target, wait_watchers
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -48,24 +52,13 @@ def _python_path() -> list[str]:
 
 
 class _Remote(Target):
-    """The service as the child sees it: a base URL and the shared client settings, and
-    for the drop-in benchmark an HTTP proxy (the fake's TLS front) and a CA bundle."""
+    """The service as the child sees it: a base URL and the shared timeouts."""
 
     name = "remote"
 
-    def __init__(self, base_url: str, proxy: str | None = None, verify: str | None = None) -> None:
+    def __init__(self, base_url: str) -> None:
         super().__init__()
         self.base_url = base_url
-        self.proxy = proxy
-        self.verify = verify
-
-    def session(self) -> requests.Session:
-        session = super().session()
-        if self.proxy is not None:
-            session.proxies = {"https": self.proxy, "http": self.proxy}
-        if self.verify is not None:
-            session.verify = self.verify
-        return session
 
 
 class MemberProcess:
@@ -96,8 +89,9 @@ class MemberProcess:
         *,
         proxy: str | None = None,
         verify: str | None = None,
-    ) -> tuple[float, int]:
-        """Bootstrap ``size`` members on ``token_url``; (seconds, requests sent).
+    ) -> tuple[float, int, float]:
+        """Bootstrap ``size`` members on ``token_url``; (seconds, requests sent, CPU
+        seconds the member process used for it).
 
         ``proxy``/``verify``: the members go through this HTTP proxy and trust this CA
         bundle (the drop-in benchmark's TLS front).  On the deadline every long poll of
@@ -115,7 +109,7 @@ class MemberProcess:
             }
         )
         reply = self._reply(target, timeout + 10)  # the child bounds its run by ``timeout``
-        return float(reply["seconds"]), int(reply["requests"])
+        return float(reply["seconds"]), int(reply["requests"]), float(reply["cpu"])
 
     def watch(
         self, target: Target, url: str, count: int, wake: Callable[[], None], timeout: float
@@ -269,13 +263,18 @@ def main() -> None:
             if request["op"] == "watch":
                 reply = _watch(request)
             else:
+                token_url = request["token_url"]
+                connect = partial(WireClient, token_url, request["proxy"], request["verify"])
+                cpu = time.process_time()  # every thread of this process: the members
                 seconds, requests = bootstrap_here(
-                    _Remote(request["base_url"], request.get("proxy"), request.get("verify")),
-                    request["token_url"],
+                    _Remote(request["base_url"]),
+                    token_url,
                     request["size"],
                     request["timeout"],
+                    connect,
                 )
-                reply = {"seconds": seconds, "requests": requests}
+                cpu = time.process_time() - cpu
+                reply = {"seconds": seconds, "requests": requests, "cpu": cpu}
         except Exception as exc:  # reported to the parent, which fails the group
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(reply), flush=True)

@@ -119,6 +119,23 @@ def _service_cpu_table(results: dict[str, Any], group: str, first: str, per: str
     )
 
 
+def _member_cpu_table(results: dict[str, Any]) -> str:
+    """CPU the simulated members' own process used per bootstrap: the client's share."""
+    rows = [r for r in _rows(results, "bootstrap") if r["extra"].get("member_cpu_ms")]
+    if not rows:
+        return ""
+    targets = [t for t in TARGET_ORDER if any(t in r["extra"]["member_cpu_ms"] for r in rows)]
+    lines = [
+        [r["case"], *(_num(r["extra"]["member_cpu_ms"].get(t), 3) for t in targets)] for r in rows
+    ]
+    return (
+        "\nCPU used by the simulated members' process per bootstrap (median; the client "
+        "side: one `http.client` connection per member, the same bytes for every service; "
+        "`inprocess` members share the benchmark process and are not counted):\n\n"
+        + _table(["members", *(f"{t} members CPU ms" for t in targets)], lines)
+    )
+
+
 def _requests_table(results: dict[str, Any]) -> str:
     """Requests one bootstrap took: the work depends on how the members interleave."""
     rows = [r for r in _rows(results, "bootstrap") if isinstance(r["extra"].get("requests"), dict)]
@@ -337,6 +354,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         )
         parts.append(_requests_table(results))
         parts.append(_service_cpu_table(results, "bootstrap", "members", "bootstrap"))
+        parts.append(_member_cpu_table(results))
     if _rows(results, "latency"):
         parts.append("### 2. Single-request latency (ms, median of batch medians)\n")
         parts.append(

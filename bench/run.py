@@ -232,13 +232,16 @@ class Runner:
                 _measure(t, partial(bootstrap.bootstrap_once, t, size, self.members))
             samples: dict[str, list[float]] = {}
             service_cpu: dict[str, float] = {}
+            member_cpus: dict[str, list[float]] = {}
             for turn in range(self.sizes.bootstrap_reps):
                 for t in _rotated(targets, turn):
-                    seconds, reqs = _measure(
+                    seconds, reqs, member_cpu = _measure(
                         t, partial(bootstrap.bootstrap_once, t, size, self.members), service_cpu
                     )
                     samples.setdefault(t.name, []).append(seconds)
                     row.extra.setdefault("requests", {}).setdefault(t.name, []).append(reqs)
+                    if member_cpu is not None:
+                        member_cpus.setdefault(t.name, []).append(member_cpu * 1000)
             for name, values in samples.items():
                 row.add(name, values, scale=1000)
             # CPU the service process(es) spent per bootstrap (live-proc and real only).
@@ -246,7 +249,15 @@ class Runner:
                 name: total * 1000 / self.sizes.bootstrap_reps
                 for name, total in service_cpu.items()
             }
-            _log(f"bootstrap N={size}: {report.fmt_values(row)} cpu {row.extra['service_cpu_ms']}")
+            # CPU the simulated members' process spent per bootstrap (median): the
+            # client's own cost, which real etcd members (Go) keep small.
+            row.extra["member_cpu_ms"] = {
+                name: median(values) for name, values in member_cpus.items()
+            }
+            _log(
+                f"bootstrap N={size}: {report.fmt_values(row)} cpu {row.extra['service_cpu_ms']}"
+                f" members' cpu {row.extra['member_cpu_ms']}"
+            )
 
     def run_latency(self) -> None:
         rows = self.rows["latency"]

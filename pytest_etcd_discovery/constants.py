@@ -14,6 +14,9 @@ __all__ = [
     "FAULT_MARKER",
     "FAULT_MARKER_DOC",
     "MARKER",
+    "PROFILE_DISCOVERYSERVER",
+    "PROFILE_ETCD_V2",
+    "PROFILE_NAMES",
     "TRANSPORT_FIXTURE",
     "TRANSPORT_INPROCESS",
     "TRANSPORT_LIVE",
@@ -33,6 +36,13 @@ FAULT_MARKER_DOC = (
     "this test's fake discovery service fail (a status with the real body, a delay, a "
     "dropped connection, an empty watch reply); one marker per rule, nearest first"
 )
+
+#: The profiles' names, default first. The plugin needs only these (for its option's
+#: choices and the marker's check); ``service.profiles.PROFILES`` holds the profiles
+#: themselves, and a test keeps the two in step.
+PROFILE_ETCD_V2 = "etcd-v2"
+PROFILE_DISCOVERYSERVER = "discoveryserver"
+PROFILE_NAMES: tuple[str, ...] = (PROFILE_ETCD_V2, PROFILE_DISCOVERYSERVER)
 
 #: Who carried a request to the fake (``Call.transport``): the live server, the
 #: in-process interception of ``requests``, or the fixture's own seeding calls (which

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .constants import DEFAULT_HOSTS, normalize_host
+from .constants import DEFAULT_HOSTS, PROFILE_NAMES, normalize_host
 
 if TYPE_CHECKING:
     from .handle import EtcdDiscovery
@@ -110,10 +110,8 @@ class fake_discovery:
         listen_host: str = "127.0.0.1",
         intercept: bool = True,
     ) -> None:
-        from .service.profiles import PROFILES
-
-        if profile not in PROFILES:
-            raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+        if profile not in PROFILE_NAMES:
+            raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILE_NAMES)}")
         if isinstance(hosts, str):
             hosts = [hosts]
         self._options: dict[str, Any] = {

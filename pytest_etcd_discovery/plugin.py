@@ -20,8 +20,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .constants import DEFAULT_HOSTS, FAULT_MARKER, FAULT_MARKER_DOC, MARKER, normalize_host
-from .service.profiles import PROFILES as _PROFILES
+from .constants import (
+    DEFAULT_HOSTS,
+    FAULT_MARKER,
+    FAULT_MARKER_DOC,
+    MARKER,
+    PROFILE_NAMES,
+    normalize_host,
+)
 
 # The fake loads when a test first uses it, and only what that test needs: werkzeug and
 # the live server for the fixture, requests and responses for interception or a real
@@ -35,7 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MARKER", "PROFILES"]
 
-PROFILES = tuple(_PROFILES)  # the profile names, default first
+# The names only: importing ``service.profiles`` here would load the store and the
+# service (~50 ms) in every pytest run that has the plugin installed.
+PROFILES = PROFILE_NAMES  # the profile names, default first
 _MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen", "keys_api", "strict"})
 _MEMBER_KEYS = frozenset({"name", "peer_urls", "style"})
 #: How members registered: as etcd 3.4 does (id key, ``name=url``), or etcd 0.4 (name key).

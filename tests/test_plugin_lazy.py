@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from pytest_etcd_discovery import plugin
+from pytest_etcd_discovery.constants import PROFILE_NAMES
+from pytest_etcd_discovery.service.profiles import PROFILES
+
 HEAVY = ("werkzeug", "requests", "responses", "pytest_etcd_discovery.service.app")
 
 
@@ -17,6 +21,30 @@ def test_loading_the_plugin_imports_no_http_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_loading_the_plugin_imports_only_the_leaf_constants() -> None:
+    """Neither the service nor the store loads with the plugin (they cost ~50 ms): an
+    unrelated pytest run imports the plugin module, the package and ``constants`` only."""
+    code = (
+        "import sys, pytest_etcd_discovery.plugin;"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('pytest_etcd_discovery'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == [
+        "pytest_etcd_discovery",
+        "pytest_etcd_discovery.constants",
+        "pytest_etcd_discovery.plugin",
+    ]
+
+
+def test_the_plugins_profile_names_are_the_services_profiles() -> None:
+    """The plugin validates profile names from ``constants`` without loading the service;
+    they must be the service's profiles, in the same order (the default first)."""
+    assert tuple(PROFILES) == PROFILE_NAMES
+    assert tuple(PROFILES) == plugin.PROFILES
 
 
 def test_public_names_load_on_first_use() -> None:

@@ -14,6 +14,7 @@ to send the headers at once (a long poll's flush), and :class:`ConnectionDropped
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,18 @@ def _status_line(status: int) -> str:
         return f"{status} UNKNOWN"
 
 
+@lru_cache(maxsize=64)
+def _host_url(
+    scheme: str, host: str | None, server_name: str | None, server_port: str | None
+) -> str:
+    """werkzeug's ``get_current_url(environ, host_only=True)``, which reads only these
+    four keys; cached, since a connection sends the same ``Host`` every time (the IRI
+    decoding in it was ~10 % of the live server's CPU per request)."""
+    given = {"HTTP_HOST": host, "SERVER_NAME": server_name, "SERVER_PORT": server_port}
+    environ = {"wsgi.url_scheme": scheme, **{k: v for k, v in given.items() if v is not None}}
+    return get_current_url(environ, host_only=True)
+
+
 def request_from_environ(environ: WSGIEnvironment) -> ServiceRequest:
     """The :class:`ServiceRequest` of a WSGI environ (PEP 3333)."""
     # PATH_INFO and QUERY_STRING carry the bytes as Latin-1; bytes that are not UTF-8
@@ -83,7 +96,12 @@ def request_from_environ(environ: WSGIEnvironment) -> ServiceRequest:
         headers=headers,
         body=body,
         transport=environ.get(TRANSPORT_KEY, TRANSPORT_LIVE),
-        host_url=get_current_url(environ, host_only=True),
+        host_url=_host_url(
+            environ.get("wsgi.url_scheme", "http"),
+            environ.get("HTTP_HOST"),
+            environ.get("SERVER_NAME"),
+            environ.get("SERVER_PORT"),
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..constants import PROFILE_DISCOVERYSERVER, PROFILE_ETCD_V2
 from ..v2store import errors
 from ..v2store.errors import EtcdError
 from ..v2store.events import Event
@@ -34,7 +35,7 @@ from .keys import is_etcd_watch, time_left
 
 if TYPE_CHECKING:
     from .discovery import DiscoveryService
-    from .routes import Route  # werkzeug: the plugin reads PROFILES without loading it
+    from .routes import Route  # werkzeug: loaded only when a request is routed
 
 __all__ = [
     "DISCOVERYSERVER",
@@ -46,8 +47,8 @@ __all__ = [
     "get_profile",
 ]
 
-ETCD_V2 = "etcd-v2"
-DISCOVERYSERVER = "discoveryserver"
+ETCD_V2 = PROFILE_ETCD_V2
+DISCOVERYSERVER = PROFILE_DISCOVERYSERVER
 
 #: What etcd says when raft does not commit in time (``etcdserver.ErrTimeout``).
 RAFT_TIMEOUT_CAUSE = "etcdserver: request timed out"
