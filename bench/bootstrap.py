@@ -14,6 +14,7 @@ from typing import Any
 
 from .common import RunError, new_token, run_threads
 from .etcdsim import Client, RequestsClient, SimulatedMember
+from .memberloop import MemberError, run_members
 from .members import MemberProcess
 from .stats import clock
 from .targets import Target
@@ -49,9 +50,27 @@ def bootstrap_here(
     results: list[Any] = run_threads(
         target, [partial(worker, m) for m in members], timeout=timeout, start=barrier
     )
-    expected = sorted(m.id for m in members)
-    for member, (_, _, found) in zip(members, results, strict=True):
-        if sorted(found) != expected:
-            raise RunError(f"{target.name}: {member.name} saw {sorted(found)}, not {expected}")
+    _check_found(target, members, [found for _, _, found in results])
     seconds = max(r[1] for r in results) - min(r[0] for r in results)
     return seconds, sum(m.requests for m in members)
+
+
+def bootstrap_loop(target: Target, token_url: str, size: int, timeout: float) -> tuple[float, int]:
+    """Run ``size`` simulated members on one selector loop of this process, each on a
+    connection of its own (:mod:`bench.memberloop`); (seconds, requests)."""
+    members = [SimulatedMember(target, token_url, i) for i in range(1, size + 1)]
+    try:
+        start, end, found = run_members(members, timeout)
+    except MemberError as exc:
+        target.release()
+        raise RunError(f"{target.name}: {exc}") from exc
+    _check_found(target, members, found)
+    return end - start, sum(m.requests for m in members)
+
+
+def _check_found(target: Target, members: list[SimulatedMember], found: list[list[str]]) -> None:
+    """Every member must end with every member's id, as etcd's discovery requires."""
+    expected = sorted(m.id for m in members)
+    for member, ids in zip(members, found, strict=True):
+        if sorted(ids) != expected:
+            raise RunError(f"{target.name}: {member.name} saw {sorted(ids)}, not {expected}")

@@ -22,7 +22,8 @@ import http.client
 import json
 import posixpath
 import ssl
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -157,10 +158,29 @@ def peer_url(number: int) -> str:
     return f"http://10.0.{number // 250}.{number % 250 + 1}:2380"
 
 
-class SimulatedMember:
-    """One member; ``client`` is how it talks HTTP (its own connection or session)."""
+@dataclass(frozen=True)
+class Request:
+    """One request a member sends next (``watch``: a long poll, with its own timeout)."""
 
-    def __init__(self, target: Target, token_url: str, number: int, client: Client) -> None:
+    method: str
+    url: str
+    form: dict[str, str] | None = None
+    watch: bool = False
+
+
+#: A member's join as a generator: it yields each request and is sent the reply.
+Steps = Generator[Request, Reply, list[str]]
+
+
+class SimulatedMember:
+    """One member.  :meth:`steps` is its join without any I/O (each request out, each
+    reply in), so one logic serves both drivers: :meth:`join` on the member's own
+    ``client`` in a thread, and :func:`bench.memberloop.run_members`, one selector loop
+    that keeps every member's connection."""
+
+    def __init__(
+        self, target: Target, token_url: str, number: int, client: Client | None = None
+    ) -> None:
         self.target = target
         self.token_url = token_url
         self.name = f"m{number}"
@@ -169,17 +189,17 @@ class SimulatedMember:
         self.client = client
         self.requests = 0
 
-    def _get(self, url: str, *, watch: bool = False) -> Reply:
+    def _get(self, url: str, *, watch: bool = False) -> Generator[Request, Reply, Reply]:
         self.requests += 1
-        resp = self.client.request("GET", url, None, self.target.timeout(watch))
+        resp = yield Request("GET", url, None, watch)
         if resp.status != 200:
             raise BootstrapError(f"{self.name}: GET {url} -> {resp.status} {resp.text}")
         return resp
 
-    def _check_cluster(self) -> tuple[list[dict[str, Any]], int, int]:
-        size_resp = self._get(f"{self.token_url}/_config/size?{_GET_QUERY}")
+    def _check_cluster(self) -> Generator[Request, Reply, tuple[list[dict[str, Any]], int, int]]:
+        size_resp = yield from self._get(f"{self.token_url}/_config/size?{_GET_QUERY}")
         size = int(size_resp.json()["node"]["value"])
-        resp = self._get(f"{self.token_url}?{_GET_QUERY}")
+        resp = yield from self._get(f"{self.token_url}?{_GET_QUERY}")
         if resp.etcd_index is None:
             raise BootstrapError(f"{self.name}: no X-Etcd-Index on the token GET")
         index = int(resp.etcd_index)
@@ -196,32 +216,48 @@ class SimulatedMember:
                 raise BootstrapError(f"{self.name}: discovery cluster is full")
         return nodes, size, index
 
-    def join(self) -> list[str]:
-        """Run the whole join; return the member ids this member ended up with."""
-        self._check_cluster()
+    def steps(self) -> Steps:
+        """The whole join; returns the member ids this member ended up with."""
+        yield from self._check_cluster()
         self.requests += 1
-        resp = self.client.request(
+        resp = yield Request(
             "PUT",
             f"{self.token_url}/{self.id}?prevExist=false",
             {"value": f"{self.name}={self.peer}"},
-            self.target.timeout(),
         )
         if resp.status != 201:
             raise BootstrapError(f"{self.name}: PUT -> {resp.status} {resp.text}")
         created = int(resp.json()["node"]["createdIndex"])
-        self._get(
+        yield from self._get(
             f"{self.token_url}/{self.id}?recursive=false&wait=true&waitIndex={created}",
             watch=True,
         )
-        nodes, size, index = self._check_cluster()
+        nodes, size, index = yield from self._check_cluster()
         found = [posixpath.basename(n["key"]) for n in nodes[:size]]
         wait_index = index + 1
         while len(found) < size:  # bounded: one event per other member's registration
-            resp = self._get(
+            resp = yield from self._get(
                 f"{self.token_url}?recursive=true&wait=true&waitIndex={wait_index}", watch=True
             )
             node = resp.json()["node"]
             found.append(posixpath.basename(node["key"]))
             wait_index = int(node["modifiedIndex"]) + 1
-        self.client.close()
         return found
+
+    def join(self) -> list[str]:
+        """Run the whole join on this member's own client (blocking)."""
+        client = self.client
+        if client is None:
+            raise ValueError(f"{self.name} has no client of its own")
+        steps = self.steps()
+        try:
+            request = next(steps)
+            while True:
+                timeout = self.target.timeout(request.watch)
+                reply = client.request(request.method, request.url, request.form, timeout)
+                request = steps.send(reply)
+        except StopIteration as done:
+            found: list[str] = done.value
+            return found
+        finally:
+            client.close()

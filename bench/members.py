@@ -89,13 +89,16 @@ class MemberProcess:
         *,
         proxy: str | None = None,
         verify: str | None = None,
+        driver: str = "loop",
     ) -> tuple[float, int, float]:
         """Bootstrap ``size`` members on ``token_url``; (seconds, requests sent, CPU
         seconds the member process used for it).
 
         ``proxy``/``verify``: the members go through this HTTP proxy and trust this CA
-        bundle (the drop-in benchmark's TLS front).  On the deadline every long poll of
-        ``target`` is released and the child restarted.
+        bundle (the drop-in benchmark's TLS front).  ``driver``: ``"loop"`` runs every
+        member on one selector loop (:mod:`bench.memberloop`, plain http only),
+        ``"threads"`` each member in a thread with its own :class:`WireClient`.  On the
+        deadline every long poll of ``target`` is released and the child restarted.
         """
         self._send(
             {
@@ -106,6 +109,7 @@ class MemberProcess:
                 "timeout": timeout,
                 "proxy": proxy,
                 "verify": verify,
+                "driver": driver,
             }
         )
         reply = self._reply(target, timeout + 10)  # the child bounds its run by ``timeout``
@@ -255,7 +259,7 @@ def _watch(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    from .bootstrap import bootstrap_here
+    from .bootstrap import bootstrap_here, bootstrap_loop
 
     for line in sys.stdin:
         request = json.loads(line)
@@ -264,15 +268,17 @@ def main() -> None:
                 reply = _watch(request)
             else:
                 token_url = request["token_url"]
-                connect = partial(WireClient, token_url, request["proxy"], request["verify"])
+                remote = _Remote(request["base_url"])
                 cpu = time.process_time()  # every thread of this process: the members
-                seconds, requests = bootstrap_here(
-                    _Remote(request["base_url"]),
-                    token_url,
-                    request["size"],
-                    request["timeout"],
-                    connect,
-                )
+                if request["driver"] == "loop":
+                    seconds, requests = bootstrap_loop(
+                        remote, token_url, request["size"], request["timeout"]
+                    )
+                else:
+                    connect = partial(WireClient, token_url, request["proxy"], request["verify"])
+                    seconds, requests = bootstrap_here(
+                        remote, token_url, request["size"], request["timeout"], connect
+                    )
                 cpu = time.process_time() - cpu
                 reply = {"seconds": seconds, "requests": requests, "cpu": cpu}
         except Exception as exc:  # reported to the parent, which fails the group
