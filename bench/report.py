@@ -130,7 +130,8 @@ def _member_cpu_table(results: dict[str, Any]) -> str:
     ]
     return (
         "\nCPU used by the simulated members' process per bootstrap (median; the client "
-        "side: one `http.client` connection per member, the same bytes for every service; "
+        "side: one selector loop with a kept connection per member, the same bytes for "
+        "every service; "
         "`inprocess` members share the benchmark process and are not counted):\n\n"
         + _table(["members", *(f"{t} members CPU ms" for t in targets)], lines)
     )
