@@ -22,12 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from ._stack import FakeStack
+from ._urls import URLError
 from .service.app import DiscoveryApp
-from .service.control import ControlApp, ControlError, check_state
+from .service.control import ControlError, check_state
 from .service.faults import FaultError, load_plan
 from .service.profiles import PROFILES
-from .transport.server import DiscoveryServer, ServerError
-from .v2store.clock import ControllableClock
+from .transport.server import ServerError
 
 
 def _port(text: str) -> int:
@@ -173,17 +174,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             "reach it can list and delete every token through /v2/keys",
             file=sys.stderr,
         )
-    # A long-running server keeps a bounded journal: nobody resets it between tests.
-    app = DiscoveryApp(
-        profile=args.profile,
-        public_url=args.public_url,
-        max_calls=10_000,
-        keys_api=args.keys_api,
-        # Follows real time until the control API moves it.
-        clock=ControllableClock(),
-    )
-    control = ControlApp(app, enabled=not args.no_control, seed=args.seed)
-    server = DiscoveryServer(args.host, args.port, app=app, wsgi_app=control)
+    try:
+        stack = FakeStack(
+            profile=args.profile,
+            hosts=args.hosts,
+            listen_host=args.host,
+            port=args.port,
+            keys_api=args.keys_api,
+            control=not args.no_control,
+            public_url=args.public_url,
+            # A long-running server keeps a bounded journal: nobody resets it between tests.
+            max_calls=10_000,
+            seed=args.seed,
+            hosts_what="--host-url",
+        )
+    except URLError as exc:
+        print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
+        return 2
+    app, server = stack.app, stack.server
     state = Path(args.state) if args.state is not None else None
     if state is not None:
         try:
@@ -209,23 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    front = None
     try:
         if args.env_file is not None:
-            from .constants import DEFAULT_HOSTS
             from .transport.childenv import env_additions
-            from .transport.proxy import DiscoveryFront
-            from .transport.tls import session_ca
 
-            front = DiscoveryFront(server, [*DEFAULT_HOSTS, *args.hosts], session_ca(), args.host)
-            front.start()
-            write_env_file(args.env_file, env_additions(front))
+            write_env_file(args.env_file, env_additions(stack.front()))
         print(server.url, flush=True)
         stop.wait()
     finally:
-        if front is not None:
-            front.stop()
-        server.stop()
+        stack.close()
     if state is not None:
         try:
             _save_state(app, state)

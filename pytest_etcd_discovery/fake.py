@@ -1,4 +1,4 @@
-"""The fake outside pytest: ``with fake_discovery() as disco:``, or as a decorator.
+"""The fake outside pytest's fixtures: ``with fake_discovery() as disco:``, or a decorator.
 
 For unittest, stestr or plain scripts.  Inside the block the fake is on exactly as under
 ``--etcd-discovery-fake``: ``requests`` is served in-process, other clients in the process
@@ -7,12 +7,17 @@ processes at it.  ``disco`` is the same :class:`~pytest_etcd_discovery.handle.Et
 the ``etcd_discovery`` fixture hands out (``clock``, ``faults``, ``calls``, ``new_token``,
 ``token``, ``register`` ...), on a fresh store and its own live server.
 
-As a decorator it wraps:
+It decorates, bare (``@fake_discovery``) or with arguments (``@fake_discovery(frozen=True)``):
 
-- a function (sync or async): the handle is passed as the keyword argument
+- a function or method (sync or async): the handle is passed as the keyword argument
   ``etcd_discovery`` when the function has a parameter of that name;
-- a ``unittest.TestCase`` class: every test gets its own fake, as
-  ``self.etcd_discovery``, from before ``setUp`` until after the test's cleanups.
+- a ``unittest.TestCase`` class: one fake from ``setUpClass`` to ``tearDownClass``
+  (``cls.etcd_discovery``); each test gets its own copy of what ``setUpClass`` made, as
+  ``self.etcd_discovery``, from before ``setUp`` until after the test's cleanups, so
+  nothing a test writes reaches the next one.
+
+Inside a pytest run under ``--etcd-discovery-fake`` the block shares the run's fake
+(its state is what the code around it sees) instead of starting another one.
 """
 
 from __future__ import annotations
@@ -22,125 +27,104 @@ import inspect
 import unittest
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .constants import DEFAULT_HOSTS, PROFILE_NAMES, normalize_host
+from .constants import PROFILE_ETCD_V2
 
 if TYPE_CHECKING:
+    from ._stack import FakeStack
     from .handle import EtcdDiscovery
-    from .transport.proxy import DiscoveryFront
-    from .transport.server import DiscoveryServer
 
-__all__ = ["fake_discovery"]
+__all__ = ["FakeDiscovery", "fake_discovery"]
 
 _T = TypeVar("_T")
 #: The name under which decorated functions and test cases receive the handle.
 ARG_NAME = "etcd_discovery"
 
 
-class _Running:
-    """One entered fake: its server, lazy front and handle."""
+def _handle_on(stack: FakeStack, clock: Any = None) -> EtcdDiscovery:
+    from .handle import EtcdDiscovery
 
-    def __init__(self, profile: str, hosts: tuple[str, ...], listen_host: str, frozen: bool):
-        from .handle import EtcdDiscovery
-        from .service.app import DiscoveryApp
-        from .service.control import ControlApp
-        from .transport.server import DiscoveryServer
-        from .v2store.clock import ControllableClock
+    return EtcdDiscovery(
+        stack.url,
+        app=stack.app,
+        server=stack.server,
+        clock=clock if clock is not None else stack.clock,
+        profile=stack.profile,
+        hosts=stack.hosts,
+        front=stack.front,
+    )
 
-        self.hosts = hosts
-        self.listen_host = listen_host
-        clock = ControllableClock()
-        if frozen:
-            clock.freeze()
-        app = DiscoveryApp(profile=profile, clock=clock)
-        # The control API (/_fake/) in front, as on the fixture's server.
-        self.server: DiscoveryServer = DiscoveryServer(
-            listen_host, 0, app=app, wsgi_app=ControlApp(app)
-        )
-        self.server.start()
-        self._front: DiscoveryFront | None = None
-        self.disco = EtcdDiscovery(
-            self.server.url,
-            app=self.server.app,
-            server=self.server,
-            clock=clock,
-            profile=profile,
-            hosts=hosts,
-            front=self.front,
-        )
 
-    def front(self) -> DiscoveryFront:
-        if self._front is None:
-            from .transport.proxy import DiscoveryFront
-            from .transport.tls import session_ca
+class _Block:
+    """One entered ``with``: its own stack (or the pytest run's) and its handle."""
 
-            front = DiscoveryFront(self.server, self.hosts, session_ca(), host=self.listen_host)
-            front.start()
-            self._front = front
-        return self._front
+    def __init__(self, options: dict[str, Any]) -> None:
+        from ._run import active_run
+        from ._stack import FakeStack
+
+        run = active_run()
+        self._own = run is None
+        if run is not None:
+            # Under --etcd-discovery-fake the run's fake serves every call already: a
+            # second one would answer what the first one's tokens never saw (404s).
+            self.disco = run.shared()
+            return
+        self.stack = FakeStack(
+            profile=options["profile"],
+            hosts=options["hosts"],
+            listen_host=options["listen_host"],
+            keys_api=options["keys_api"],
+            frozen=options["frozen"],
+            hosts_what="fake_discovery(hosts=...)",
+        ).start()
+        self.disco = _handle_on(self.stack)
+        if options["intercept"]:
+            try:
+                self.disco.start_intercept()
+            except BaseException:
+                self.stack.close()
+                raise
 
     def close(self) -> list[BaseException]:
+        if not self._own:
+            return []
         self.disco.stop_intercept()
-        errors = self.server.app.take_errors()
-        if self._front is not None:
-            self._front.stop()
-        self.server.stop()
-        return errors
+        return self.stack.close()
 
 
-class fake_discovery:
-    """A fake discovery service for a ``with`` block, a function or a TestCase class.
-
-    :param profile: ``"etcd-v2"`` (the original service, default) or ``"discoveryserver"``.
-    :param hosts: extra discovery base URLs to serve besides ``https://discovery.etcd.io``
-        (like the ``etcd_discovery_hosts`` ini value).
-    :param frozen: start with the clock frozen (time moves only by ``clock.advance``).
-    :param listen_host: address of the live server and its front (loopback).
-    :param intercept: serve the discovery hosts to this process's clients (default);
-        False leaves only the live server, its front and :meth:`env` for subprocesses.
-    """
+class FakeDiscovery:
+    """A fake discovery service for a ``with`` block, a function or a TestCase class
+    (what :func:`fake_discovery` returns)."""
 
     def __init__(
         self,
         *,
-        profile: str = "etcd-v2",
+        profile: str = PROFILE_ETCD_V2,
         hosts: Sequence[str] = (),
         frozen: bool = False,
         listen_host: str = "127.0.0.1",
         intercept: bool = True,
+        keys_api: bool = False,
     ) -> None:
-        if profile not in PROFILE_NAMES:
-            raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILE_NAMES)}")
-        if isinstance(hosts, str):
-            hosts = [hosts]
-        self._options: dict[str, Any] = {
-            "profile": profile,
-            "hosts": tuple(hosts),
-            "frozen": frozen,
-            "listen_host": listen_host,
-            "intercept": intercept,
-        }
-        self._hosts = tuple(dict.fromkeys(normalize_host(h) for h in (*DEFAULT_HOSTS, *hosts)))
-        self._running: list[_Running] = []
+        from ._stack import check_options
+
+        self._options: dict[str, Any] = check_options(
+            profile=profile,
+            hosts=hosts,
+            frozen=frozen,
+            listen_host=listen_host,
+            intercept=intercept,
+            keys_api=keys_api,
+        )
+        self._blocks: list[_Block] = []
 
     # -- context manager --------------------------------------------------------------
 
     def __enter__(self) -> EtcdDiscovery:
-        running = _Running(
-            self._options["profile"],
-            self._hosts,
-            self._options["listen_host"],
-            self._options["frozen"],
-        )
-        try:
-            if self._options["intercept"]:
-                running.disco.start_intercept()
-        except BaseException:
-            running.close()
-            raise
-        self._running.append(running)
-        return running.disco
+        block = _Block(self._options)
+        self._blocks.append(block)
+        return block.disco
 
     def __exit__(
         self,
@@ -148,13 +132,7 @@ class fake_discovery:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        errors = self._running.pop().close()
-        if errors and exc is None:
-            # Like the fixture: an error inside the fake fails the code that met it.
-            shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)
-            raise AssertionError(
-                f"the fake discovery service failed internally (a bug in it):\n{shown}"
-            )
+        _raise_errors(self._blocks.pop().close(), exc)
 
     # -- decorator --------------------------------------------------------------------
 
@@ -167,9 +145,9 @@ class fake_discovery:
             f"fake_discovery() decorates functions and TestCase classes, not {target!r}"
         )
 
-    def _fresh(self) -> fake_discovery:
+    def _fresh(self) -> FakeDiscovery:
         # Each call or test gets its own fake: decorators may run concurrently or nest.
-        return fake_discovery(**self._options)
+        return FakeDiscovery(**self._options)
 
     def _decorate_function(self, func: Callable[..., Any]) -> Callable[..., Any]:
         wants = ARG_NAME in inspect.signature(func).parameters
@@ -195,17 +173,87 @@ class fake_discovery:
         return wrapper
 
     def _decorate_case(self, case: type[unittest.TestCase]) -> type[unittest.TestCase]:
-        original = case.setUp
         outer = self
+        set_up_class = case.setUpClass  # bound to ``case``; its function takes any class
+        set_up = case.setUp
 
-        @functools.wraps(original)
-        def setUp(test: unittest.TestCase) -> None:
+        def setUpClass(cls: type[unittest.TestCase]) -> None:
             fake = outer._fresh()
-            setattr(test, ARG_NAME, fake.__enter__())
-            # Cleanups run after tearDown, last added first: the fake outlives the test's
-            # own cleanups registered in setUp.
-            test.addCleanup(fake.__exit__, None, None, None)
-            original(test)
+            shared = fake.__enter__()
+            # Class cleanups run after tearDownClass, and after a failed setUpClass too.
+            cls.addClassCleanup(fake.__exit__, None, None, None)
+            setattr(cls, ARG_NAME, shared)
+            cls._etcd_discovery_block = fake._blocks[-1]  # type: ignore[attr-defined]
+            set_up_class.__func__(cls)  # type: ignore[attr-defined]
 
+        @functools.wraps(set_up)
+        def setUp(test: unittest.TestCase) -> None:
+            block: _Block = type(test)._etcd_discovery_block  # type: ignore[attr-defined]
+            if block._own:
+                # Each test works on a copy of what setUpClass made (see _stack).
+                clock = block.stack.begin_test(frozen=outer._options["frozen"])
+                disco = _handle_on(block.stack, clock)
+                if outer._options["intercept"]:
+                    disco.start_intercept()
+
+                def end() -> None:
+                    disco.stop_intercept()
+                    disco.keep_journal()
+                    errors = block.stack.app.take_errors()
+                    block.stack.end_test()
+                    _raise_errors(errors, None)
+
+                # Cleanups run after tearDown, last added first: the copy outlives the
+                # test's own cleanups registered in setUp.
+                test.addCleanup(end)
+                setattr(test, ARG_NAME, disco)
+            set_up(test)
+
+        case.setUpClass = classmethod(setUpClass)  # type: ignore[assignment]
         case.setUp = setUp  # type: ignore[method-assign,assignment]
         return case
+
+
+def _raise_errors(errors: list[BaseException], exc: BaseException | None) -> None:
+    if errors and exc is None:
+        # Like the fixture: an error inside the fake fails the code that met it.
+        shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)
+        raise AssertionError(
+            f"the fake discovery service failed internally (a bug in it):\n{shown}"
+        )
+
+
+@overload
+def fake_discovery(
+    target: None = None,
+    /,
+    *,
+    profile: str = ...,
+    hosts: Sequence[str] = ...,
+    frozen: bool = ...,
+    listen_host: str = ...,
+    intercept: bool = ...,
+    keys_api: bool = ...,
+) -> FakeDiscovery: ...
+
+
+@overload
+def fake_discovery(target: _T, /) -> _T: ...
+
+
+def fake_discovery(target: Any = None, /, **options: Any) -> Any:
+    """A fake discovery service for a ``with`` block, a function or a TestCase class.
+
+    ``@fake_discovery`` works bare; with arguments:
+
+    :param profile: ``"etcd-v2"`` (the original service, default) or ``"discoveryserver"``.
+    :param hosts: extra discovery base URLs to serve besides ``https://discovery.etcd.io``
+        (like the ``etcd_discovery_hosts`` ini value, and checked the same way).
+    :param frozen: start with the clock frozen (time moves only by ``clock.advance``).
+    :param listen_host: address of the live server and its front (loopback).
+    :param intercept: serve the discovery hosts to this process's clients (default);
+        False leaves only the live server, its front and ``env()`` for subprocesses.
+    :param keys_api: also serve the etcd v2 keys API at ``/v2/keys``.
+    """
+    fake = FakeDiscovery(**options)
+    return fake if target is None else fake(target)

@@ -205,6 +205,7 @@ class EtcdDiscovery:
         hosts: Sequence[str] = DEFAULT_HOSTS,
         front: Callable[[], DiscoveryFront] | None = None,
         forward: ForwardApp | None = None,
+        journal: Callable[[], list[Call]] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.profile = profile
@@ -218,6 +219,10 @@ class EtcdDiscovery:
         self._forward = forward
         #: The journal pinned by :meth:`keep_journal` when the test ended.
         self._journal: list[Call] | None = None
+        #: Where the journal comes from instead of the app's (the shared handle's).
+        self._journal_source = journal
+        #: Errors the fake raised inside while this handle's test ran (set at its end).
+        self.errors: list[BaseException] = []
         # The TLS/proxy front, started on first use (a test that only uses requests or
         # the plain live URL never makes a certificate); in real mode it forwards too.
         self._front_factory = front
@@ -284,7 +289,12 @@ class EtcdDiscovery:
         from .expectations import CallList
 
         app = self._need_fake("the request journal")
-        journal = app.calls if self._journal is None else self._journal
+        if self._journal is not None:
+            journal = self._journal
+        elif self._journal_source is not None:
+            journal = self._journal_source()
+        else:
+            journal = app.calls
         return CallList(c for c in journal if c.transport != FIXTURE_TRANSPORT)
 
     def keep_journal(self) -> None:
@@ -294,7 +304,7 @@ class EtcdDiscovery:
         test made, including one still running when the test ended (it shows as dropped,
         ``status`` 0, once it goes on).
         """
-        if self._app is not None:
+        if self._app is not None and self._journal_source is None:
             self._journal = self._app.calls
 
     # -- expectations ---------------------------------------------------------------
@@ -723,6 +733,14 @@ class EtcdDiscovery:
         ``@responses.activate``, gets it automatically while interception is on)."""
         from .transport.mocks import add_to
 
+        if not self.intercepting:
+            # Passing the hosts through with nothing to catch them would turn what the
+            # mock refuses into a request to the real service.
+            raise RuntimeError(
+                "etcd discovery: add_to() needs interception on (the etcd_discovery fixture, "
+                "--etcd-discovery-fake or intercept()); with it off the discovery hosts "
+                "would pass through to the real service"
+            )
         add_to(mock, self.hosts)
 
     @property

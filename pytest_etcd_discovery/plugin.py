@@ -1,234 +1,50 @@
 """pytest plugin: a fake etcd discovery service (discovery.etcd.io) for every test.
 
 Registered as the ``etcd_discovery`` ``pytest11`` entry point.  This module stays thin:
-options, ini values, the marker, fixtures and report hooks.  The fake lives in
-:mod:`~pytest_etcd_discovery.transport.server` /
-:mod:`~pytest_etcd_discovery.service` (its entry point:
-:mod:`~pytest_etcd_discovery.service.discovery`), interception in
-:mod:`~pytest_etcd_discovery.transport.intercept`, the per-test object in
-:mod:`~pytest_etcd_discovery.handle` and the failure section in
-:mod:`~pytest_etcd_discovery.report`.
+options, ini values, markers, fixtures and report hooks.  What a run asked for is read in
+:mod:`._settings`; the run's fake, its guard and the per-test builders live in
+:mod:`._run`, the markers in :mod:`._marker`, the fake's parts in :mod:`._stack`, the
+per-test object in :mod:`.handle` and the failure section in :mod:`.report`.
+
+The plugin fails closed: from before the first conftest is imported until the run ends,
+a discovery host is served by a fake or refused at once (see :mod:`.transport.clients`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Generator, Iterator, Mapping, Sequence
-from functools import partial
-from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit
+import warnings
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .constants import (
-    DEFAULT_HOSTS,
-    FAULT_MARKER,
-    FAULT_MARKER_DOC,
-    MARKER,
-    PROFILE_NAMES,
-    normalize_host,
-)
+from ._marker import marker_config, our_marks
+from ._run import PluginRun
+from ._settings import INI_ALLOW_REAL, INI_NAMES, MARKER_NAMES, Settings, misspelled
+from .constants import FAULT_MARKER_DOC, MARKER, PROFILE_NAMES
 
 # The fake loads when a test first uses it, and only what that test needs: werkzeug and
 # the live server for the fixture, requests and responses for interception or a real
 # service.  Installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
     from .handle import EtcdDiscovery
-    from .transport.forward import ForwardApp
-    from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer
-    from .v2store.clock import ControllableClock
 
 __all__ = ["MARKER", "PROFILES"]
 
 # The names only: importing ``service.profiles`` here would load the store and the
 # service (~50 ms) in every pytest run that has the plugin installed.
 PROFILES = PROFILE_NAMES  # the profile names, default first
-_MARKER_KWARGS = frozenset({"size", "profile", "members", "state", "frozen", "keys_api", "strict"})
-_MEMBER_KEYS = frozenset({"name", "peer_urls", "style"})
-#: How members registered: as etcd 3.4 does (id key, ``name=url``), or etcd 0.4 (name key).
-_STYLES = ("v3.4", "v0.4")
 
-
-def _service_url(value: str, what: str) -> str:
-    """``value`` checked as a discovery service's base URL: ``http(s)://host[:port][/path]``."""
-    text = value.strip()
-    parts = urlsplit(text)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or past 65535
-        port_ok = False
-    problem = None
-    if parts.scheme not in ("http", "https"):
-        problem = "it must start with http:// or https://"
-    elif not parts.hostname or not port_ok:
-        problem = "it needs a host (and a valid port, if any)"
-    elif parts.query or parts.fragment or "@" in parts.netloc:
-        problem = "it may not carry a query, a fragment or user info"
-    if problem:
-        raise pytest.UsageError(f"{what}: {value!r} is not a discovery service URL: {problem}")
-    return text.rstrip("/")
-
-
-def _ini_bool(config: pytest.Config, name: str) -> bool:
-    """A bool ini value; a bad one is a usage error that names it."""
-    try:
-        return bool(config.getini(name))
-    except (ValueError, pytest.UsageError) as exc:  # pytest 9.2 raises the latter itself
-        raise pytest.UsageError(f"{name}: {exc} (use true or false)") from None
-
-
-_OUR_MARKERS = frozenset({MARKER, FAULT_MARKER})
-
-
-class _Session:
-    """Per-run plugin state: the options, and the live servers (one per profile, lazy).
-
-    Each pytest-xdist worker is its own pytest run, so it gets its own servers.
-    """
-
-    def __init__(self, config: pytest.Config) -> None:
-        cli_fake = bool(config.getoption("etcd_discovery_fake"))
-        cli_url = config.getoption("etcd_discovery_url") or None
-        if cli_fake and cli_url:
-            raise pytest.UsageError(
-                "--etcd-discovery-fake and --etcd-discovery-url exclude each other: "
-                "interception serves the fake, the URL selects a real service"
-            )
-        if cli_url:
-            cli_url = _service_url(cli_url, "--etcd-discovery-url")
-        ini_fake = _ini_bool(config, "etcd_discovery_fake")
-        ini_url = config.getini("etcd_discovery_url") or None
-        if not (cli_fake or cli_url) and ini_fake and ini_url:
-            raise pytest.UsageError(
-                "ini values etcd_discovery_fake and etcd_discovery_url exclude each other"
-            )
-        if ini_url and not (cli_fake or cli_url):
-            ini_url = _service_url(ini_url, "etcd_discovery_url (ini)")
-        # The command line beats the ini file, so a nightly job can add
-        # --etcd-discovery-url to a project whose ini turns the fake on.
-        self.real_url: str | None = None if cli_fake else (cli_url or ini_url)
-        #: Every test intercepts the discovery hosts: served by the fake, or, when a real
-        #: URL won over the ini, forwarded to that service (never to the public one).
-        self.intercept_all = cli_fake or ini_fake
-        self.profile = str(_option_ini(config, "etcd_discovery_profile") or PROFILES[0])
-        if self.profile not in PROFILES:
-            raise pytest.UsageError(
-                f"etcd_discovery_profile: {self.profile!r} is not one of {', '.join(PROFILES)}"
-            )
-        extra = []
-        for host in (h.strip() for h in config.getini("etcd_discovery_hosts")):
-            if host:
-                if "://" not in host:
-                    host = "https://" + host  # a bare name is an https host
-                checked = _service_url(host, "etcd_discovery_hosts")
-                if urlsplit(checked).path:
-                    raise pytest.UsageError(
-                        f"etcd_discovery_hosts: {host!r} has a path; give scheme://host[:port]"
-                    )
-                extra.append(checked)
-        self.hosts = tuple(dict.fromkeys(normalize_host(h) for h in (*DEFAULT_HOSTS, *extra)))
-        if self.real_url:
-            from .constants import forwarded_hosts
-
-            # Served by forwarding to the configured service: never its own host name.
-            self.hosts = forwarded_hosts(self.hosts, self.real_url)
-        self.listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
-        #: Serve the generic keys API at /v2/keys (the real service answers 404 there).
-        self.keys_api = bool(_option_ini(config, "etcd_discovery_keys_api"))
-        #: Strict mode for every test (a marker's ``strict=`` overrides it per test).
-        self.strict = bool(_option_ini(config, "etcd_discovery_strict"))
-        self._servers: dict[str, DiscoveryServer] = {}
-        self._fronts: dict[str, DiscoveryFront] = {}
-        #: Real mode: the one forwarder to the configured service (interception, front).
-        self._forward: ForwardApp | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def mode(self) -> str:
-        return "real" if self.real_url else "fake"
-
-    def server(self, profile: str | None = None) -> DiscoveryServer:
-        """The live server for ``profile`` (in real mode: the forwarder), started on
-        first use."""
-        from .service.app import DiscoveryApp
-        from .service.control import ControlApp
-        from .transport.server import DiscoveryServer
-
-        profile = profile or self.profile
-        forward = self.forward() if self.real_url else None
-        with self._lock:
-            server = self._servers.get(profile)
-            if server is None:
-                if forward is not None:
-                    from .transport.forward import forwarding_server
-
-                    # Real mode: the TLS front's backend forwards to the configured service.
-                    server = forwarding_server(forward, self.listen_host)
-                else:
-                    app = DiscoveryApp(profile=profile, keys_api=self.keys_api)
-                    # The control API (/_fake/) in front, for test code in other languages.
-                    server = DiscoveryServer(self.listen_host, 0, app=app, wsgi_app=ControlApp(app))
-                server.start()
-                self._servers[profile] = server
-            return server
-
-    def forward(self) -> ForwardApp:
-        """Real mode: what serves the discovery hosts, made on first use."""
-        from .transport.forward import ForwardApp
-
-        with self._lock:
-            if self._forward is None:
-                self._forward = ForwardApp(self.real_url or "")
-            return self._forward
-
-    def front(self, profile: str | None = None) -> DiscoveryFront:
-        """The TLS + proxy front of the live server for ``profile`` (in real mode: of
-        the forwarder), started on first use with the session's test CA."""
-        from .transport.proxy import DiscoveryFront
-        from .transport.tls import session_ca
-
-        profile = profile or self.profile
-        server = self.server(profile)
-        with self._lock:
-            front = self._fronts.get(profile)
-            if front is None:
-                front = DiscoveryFront(server, self.hosts, session_ca(), host=self.listen_host)
-                front.start()
-                self._fronts[profile] = front
-            return front
-
-    def started_url(self) -> str | None:
-        server = self._servers.get(self.profile)
-        return server.url if server is not None else None
-
-    def close(self) -> None:
-        with self._lock:
-            servers, self._servers = list(self._servers.values()), {}
-            fronts, self._fronts = list(self._fronts.values()), {}
-        for front in fronts:
-            front.stop()
-        if self._forward is not None:
-            self._forward.close()  # before the forwarder's stop waits for its threads
-        for server in servers:
-            server.stop()
-
-
-_SESSION_KEY = pytest.StashKey[_Session]()
+_RUN_KEY = pytest.StashKey[PluginRun]()
 #: The test's EtcdDiscovery, for the failure section.
 _DISCO_KEY = pytest.StashKey["EtcdDiscovery"]()
 #: Whether the test's call phase passed (strict mode checks only tests that did).
 _PASSED_KEY = pytest.StashKey[bool]()
 #: Strict mode's findings and the state they were found in, for the teardown report.
 _STRICT_SECTION_KEY = pytest.StashKey[str]()
-
-
-def _option_ini(config: pytest.Config, name: str) -> Any:
-    """The command-line value of ``name`` if given, else the ini value (like logging)."""
-    value = config.getoption(name)
-    if value is None:
-        value = config.getini(name)
-    return value
+#: Ini keys pytest warned about as unknown that look like ours (failed at configure).
+_MISSPELLED_INI_KEY = pytest.StashKey[list[str]]()
 
 
 def _add_option_ini(
@@ -298,6 +114,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="extra discovery base URLs to intercept besides https://discovery.etcd.io",
     )
     parser.addini(
+        INI_ALLOW_REAL,
+        type="bool",
+        default=False,
+        help="let code that no fake serves reach the real discovery hosts (the plugin "
+        "refuses them by default, from the first conftest to the end of the run)",
+    )
+    parser.addini(
         "etcd_discovery_listen_host",
         type="string",
         default="127.0.0.1",
@@ -305,164 +128,98 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    # Before the first conftest is imported: the guard (and, under the flag, the fake)
+    # must be on for conftest and import-time code too.
+    namespace = parser.parse_known_args(args)
+    settings = Settings.read(lambda name: getattr(namespace, name, None), early_config.getini)
+    _begin(early_config, settings)
+
+
+def _begin(config: pytest.Config, settings: Settings) -> PluginRun:
+    run = PluginRun(settings)
+    config.stash[_RUN_KEY] = run
+    # Runs even when a later step of pytest's start fails (unlike pytest_unconfigure).
+    config.add_cleanup(run.close)
+    run.begin()
+    return run
+
+
+def pytest_warning_recorded(warning_message: warnings.WarningMessage, when: str) -> None:
+    # pytest only warns about an unknown ini key; one that looks like ours leaves tests
+    # without the fake they asked for, so it becomes an error at configure.
+    text = str(warning_message.message)
+    prefix = "Unknown config option: "
+    if when == "config" and text.startswith(prefix):
+        key = text[len(prefix) :].strip()
+        if misspelled(key, INI_NAMES) is not None:
+            _MISSPELLED_INI.append(key)
+
+
+_MISSPELLED_INI: list[str] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "etcd_discovery(size=3, profile=None, members=None, state=None, frozen=False, "
-        "keys_api=False, strict=None): seed and configure this test's fake discovery "
-        "service (keys_api: also serve the etcd v2 keys API at /v2/keys) and intercept "
-        "https://discovery.etcd.io for the test; strict=True fails it at teardown when a "
-        "fault rule never fired or a request was still in flight",
+        "keys_api=False, strict=None, intercept=True): seed and configure this test's fake "
+        "discovery service (keys_api: also serve the etcd v2 keys API at /v2/keys) and "
+        "intercept https://discovery.etcd.io for the test (intercept=False: only .url); "
+        "strict=True fails it at teardown when a fault rule never fired or a request was "
+        "still in flight",
     )
     config.addinivalue_line("markers", FAULT_MARKER_DOC)
-    config.stash[_SESSION_KEY] = _Session(config)
+    misspelt, _MISSPELLED_INI[:] = list(_MISSPELLED_INI), []
+    for key in misspelt:
+        raise pytest.UsageError(
+            f"unknown ini value {key!r}: did you mean {misspelled(key, INI_NAMES)!r}? "
+            "(pytest-etcd-discovery refuses a near miss, which would leave tests without "
+            "the fake)"
+        )
+    if _RUN_KEY not in config.stash:
+        # Loaded after the initial conftests (``-p`` from a conftest, pytester's inline
+        # runs with plugins=[...]): the run begins now.
+        _begin(config, Settings.read(config.getoption, config.getini))
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.stash.get(_SESSION_KEY, None)
-    if session is not None:
-        session.close()
-        del config.stash[_SESSION_KEY]
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A misspelled marker of ours only warns (or is an error under --strict-markers);
+    # the test would then run without the fake it asked for.
+    registered = {
+        line.split("(", 1)[0].split(":", 1)[0].strip() for line in config.getini("markers")
+    }
+    for item in items:
+        for mark in item.iter_markers():
+            if mark.name in registered:
+                continue
+            meant = misspelled(mark.name, MARKER_NAMES)
+            if meant is not None:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: unknown marker {mark.name!r}: did you mean {meant!r}?"
+                )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    session = config.stash[_SESSION_KEY]
-    if session.mode == "real":
-        forwarding = session.intercept_all and session.hosts
-        forwarded = ", forwarding " + " ".join(session.hosts) if forwarding else ""
-        return [f"etcd-discovery: mode=real, url={session.real_url}{forwarded}"]
-    if session.intercept_all:
-        mode = "fake, intercepting " + " ".join(session.hosts)
-        if getattr(config.option, "numprocesses", None):
-            live = "one per xdist worker"
-        else:
-            # Started now so the header can name it; the session fixture reuses it.
-            live = session.server().url
+    run = config.stash[_RUN_KEY]
+    settings = run.settings
+    if settings.mode == "real":
+        forwarding = settings.intercept_all and settings.hosts
+        forwarded = ", forwarding " + " ".join(settings.hosts) if forwarding else ""
+        return [f"etcd-discovery: mode=real, url={settings.real_url}{forwarded}"]
+    elsewhere = "refused" if settings.guard else f"not guarded ({INI_ALLOW_REAL})"
+    if settings.intercept_all:
+        mode = "fake, intercepting " + " ".join(settings.hosts) + " for the whole run"
     else:
-        mode = "fake (per fixture or marker)"
-        live = session.started_url() or "started on first use"
-    return [f"etcd-discovery: mode={mode}, profile={session.profile}, live url={live}"]
-
-
-def _our_marks(item: pytest.Item) -> tuple[list[pytest.Mark], list[pytest.Mark]]:
-    """The test's ``etcd_discovery`` and ``etcd_discovery_fault`` markers, nearest first,
-    in one walk up the tree rather than one per marker name."""
-    config: list[pytest.Mark] = []
-    faults: list[pytest.Mark] = []
-    for mark in item.iter_markers():
-        if mark.name == MARKER:
-            config.append(mark)
-        elif mark.name == FAULT_MARKER:
-            faults.append(mark)
-    return config, faults
-
-
-def _marker_config(markers: list[pytest.Mark]) -> dict[str, Any] | None:
-    """Merged ``etcd_discovery`` marker kwargs, the closest marker winning (test > class
-    > module), checked, or None when the test has no such marker."""
-    if not markers:
-        return None
-    merged: dict[str, Any] = {}
-    for mark in reversed(markers):
-        if mark.args:
-            _bad_marker(f"@{MARKER} takes keyword arguments only, got {mark.args!r}")
-        unknown = set(mark.kwargs) - _MARKER_KWARGS
-        if unknown:
-            _bad_marker(
-                f"@{MARKER} got unknown arguments {sorted(unknown)}; "
-                f"known: {sorted(_MARKER_KWARGS)}"
-            )
-        merged.update(mark.kwargs)
-    _check_marker(merged)
-    return merged
-
-
-def _check_marker(config: Mapping[str, Any]) -> None:
-    size = config.get("size", 3)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        _bad_marker(f"@{MARKER}(size={size!r}): size must be a positive integer")
-    profile = config.get("profile")
-    if profile is not None and profile not in PROFILES:
-        _bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILES)}")
-    frozen = config.get("frozen", False)
-    if not isinstance(frozen, bool):
-        _bad_marker(f"@{MARKER}(frozen={frozen!r}): frozen must be True or False")
-    state = config.get("state")
-    if state is not None and not isinstance(state, str):
-        _bad_marker(f"@{MARKER}(state={state!r}): state must be a string such as 'started'")
-    _member_specs(config.get("members"))
-
-
-def _bad_marker(message: str) -> NoReturn:
-    __tracebackhide__ = True
-    pytest.fail(message, pytrace=False)
-
-
-def _member_specs(members: Any) -> list[tuple[str, list[str], str]]:
-    """Normalize the marker's ``members``: an int N, or names, (name, peer_urls) pairs or
-    dicts with ``name``, ``peer_urls`` and optional ``style`` ("v3.4" or "v0.4")."""
-    if members is None:
-        return []
-    if isinstance(members, int) and not isinstance(members, bool):
-        if members < 0:
-            _bad_marker(f"@{MARKER}(members={members}): a count must be >= 0")
-        members = [f"member{i}" for i in range(1, members + 1)]
-    if isinstance(members, str | bytes | Mapping) or not isinstance(members, Sequence):
-        _bad_marker(
-            f"@{MARKER}(members={members!r}): give a count or a list of names, "
-            "(name, peer_urls) pairs or dicts"
-        )
-    specs: list[tuple[str, list[str], str]] = []
-    for number, entry in enumerate(members, 1):
-        default_url = f"http://10.0.0.{number}:2380"
-        if isinstance(entry, str):
-            specs.append((entry, [default_url], "v3.4"))
-        elif isinstance(entry, Mapping):
-            unknown = set(entry) - _MEMBER_KEYS
-            if unknown or not isinstance(entry.get("name"), str):
-                _bad_marker(
-                    f"@{MARKER}(members=...): member {entry!r} needs a 'name' string "
-                    f"(keys: {', '.join(sorted(_MEMBER_KEYS))})"
-                )
-            style = entry.get("style", "v3.4")
-            if style not in _STYLES:
-                _bad_marker(
-                    f"@{MARKER}(members=...): member {entry['name']!r} has style {style!r}; "
-                    f"one of {', '.join(_STYLES)}"
-                )
-            specs.append((entry["name"], _peer_urls(entry.get("peer_urls", default_url)), style))
-        elif isinstance(entry, Sequence) and len(entry) == 2 and isinstance(entry[0], str):
-            specs.append((entry[0], _peer_urls(entry[1]), "v3.4"))
-        else:
-            _bad_marker(f"@{MARKER}(members=...): cannot read member {entry!r}")
-    return specs
-
-
-def _peer_urls(urls: Any) -> list[str]:
-    listed = [urls] if isinstance(urls, str) else urls
-    if (
-        not isinstance(listed, Sequence)
-        or not listed
-        or not all(isinstance(u, str) and u for u in listed)
-    ):
-        _bad_marker(f"@{MARKER}(members=...): peer_urls {urls!r} must be a URL or a list of them")
-    return list(listed)
-
-
-def _seed(disco: EtcdDiscovery, config: Mapping[str, Any]) -> None:
-    """Create the marker's token and put its members and ``_state`` in it."""
-    if not ({"size", "members", "state"} & set(config)):
-        return
-    token_url = disco.new_token(config.get("size", 3))
-    disco.seeded_url = token_url
-    for name, urls, style in _member_specs(config.get("members")):
-        if style == "v0.4":
-            disco.register_v04(token_url, name, urls[0], start=False)
-        else:
-            # Seeding writes what it is told, even past the size (a reused token).
-            disco.register(token_url, name, urls, check_full=False)
-    if config.get("state") is not None:
-        disco.set_state(token_url, str(config["state"]))
+        mode = f"fake for tests that use it (fixture or marker); elsewhere {elsewhere}"
+    if getattr(config.option, "numprocesses", None):
+        live = "one per xdist worker"
+    else:
+        live = run.started_url() or "started on first use"
+    return [f"etcd-discovery: mode={mode}, profile={settings.profile}, live url={live}"]
 
 
 @pytest.fixture(scope="session")
@@ -470,19 +227,39 @@ def etcd_discovery_server(pytestconfig: pytest.Config) -> DiscoveryServer:
     """The fake discovery service's live HTTP server, shared by the whole session
     (``.url`` such as ``http://127.0.0.1:41234``, ``.app``, ``.store``).
 
-    Real processes such as ``etcd --discovery`` or ``curl`` can reach it.  State is reset
-    for every test by the ``etcd_discovery`` fixture; under pytest-xdist each worker has
-    its own server.  Skips when ``--etcd-discovery-url`` selects a real service.
+    Real processes such as ``etcd --discovery`` or ``curl`` can reach it.  Each test
+    that uses ``etcd_discovery`` gets its own copy of the shared state; under
+    pytest-xdist each worker has its own server.  Skips when ``--etcd-discovery-url``
+    selects a real service.
     """
-    session = pytestconfig.stash[_SESSION_KEY]
-    if session.mode == "real":
-        pytest.skip(f"etcd discovery: no fake server; using the real service {session.real_url}")
-    return session.server()
+    run = pytestconfig.stash[_RUN_KEY]
+    if run.mode == "real":
+        pytest.skip(
+            f"etcd discovery: no fake server; using the real service {run.settings.real_url}"
+        )
+    return run.stack().server
+
+
+@pytest.fixture(scope="session")
+def etcd_discovery_shared(pytestconfig: pytest.Config) -> EtcdDiscovery:
+    """The fake's shared state, for session- and module-scoped fixtures: a token made
+    here is seen by every later test (each test gets its own copy of the shared state,
+    so what a test writes never reaches the next one).
+
+    Same API as ``etcd_discovery``; its ``clock`` is the shared clock, its ``calls``
+    the requests made while no test ran, its ``faults`` last until the next test starts.
+    Code that calls ``https://discovery.etcd.io`` from a fixture is served under
+    ``--etcd-discovery-fake``, or inside ``with etcd_discovery_shared.intercept():``.
+    Against a real service (``--etcd-discovery-url``) it talks to that service.
+    """
+    run = pytestconfig.stash[_RUN_KEY]
+    return run.shared() if run.mode == "fake" else run.real_handle()
 
 
 @pytest.fixture
 def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
-    """The etcd discovery service for this test, with fresh, isolated state:
+    """The etcd discovery service for this test, on its own copy of the shared state
+    (empty unless ``etcd_discovery_shared`` or run-wide code wrote to it):
     ``.url``, ``.new_token(size)``, ``.register(token_url, name, peer_urls)``,
     ``.token(token_url)``, ``.clock.advance(s)``, ``.calls``, ``.intercept()``
     (``pytest --fixtures -v`` shows the details).
@@ -503,10 +280,10 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
       ``.faults.assert_all_fired()``.  Strict mode (``@etcd_discovery(strict=True)``, ini
       ``etcd_discovery_strict``) fails the test at teardown when a rule never fired or a
       request was still in flight.
-    - ``with etcd_discovery.intercept(): ...``: serve calls to ``https://discovery.etcd.io``
-      from this fake (automatic with ``--etcd-discovery-fake`` or the ``etcd_discovery``
-      marker): ``requests`` in-process, ``urllib``, ``http.client``, ``httpx``, ``aiohttp``
-      over TLS with a test CA.
+    - Calls to ``https://discovery.etcd.io`` from this test are served by this fake:
+      ``requests`` in-process, ``urllib``, ``http.client``, ``httpx``, ``aiohttp`` over
+      TLS with a test CA (``@pytest.mark.etcd_discovery(intercept=False)``: only
+      ``.url``; the discovery hosts are then refused).
     - ``.env()``: the environment for a child process (``curl``, ``etcd``) that should
       reach the fake at ``https://discovery.etcd.io``; ``.ca_file``: the CA bundle;
       ``.add_to(mock)``: let your own ``responses`` mock pass the discovery hosts through.
@@ -515,86 +292,23 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
     ``size``, ``members`` and ``state`` seed it over HTTP, interception forwards to it),
     and what needs the fake's insides (clock, journal, faults) skips the test.
     """
-    from .handle import EtcdDiscovery
-
     node = request.node
-    session = node.config.stash[_SESSION_KEY]
-    config_marks, fault_marks = _our_marks(node)
-    marker = _marker_config(config_marks)
-    marked = marker is not None
-    config = marker or {}
-    if session.mode == "real":
-        _skip_fake_only(session, config, fault_marks)
-        disco = EtcdDiscovery(
-            session.real_url or "",
-            profile=session.profile,
-            hosts=session.hosts,
-            # Other clients and child processes reach the service through the front.
-            front=partial(session.front, session.profile) if session.hosts else None,
-            forward=session.forward(),
-        )
-        node.stash[_DISCO_KEY] = disco
-        try:
-            _seed(disco, config)
-            if marked or session.intercept_all:
-                # Code under test that calls https://discovery.etcd.io reaches the
-                # configured service, never the public one.
-                disco.start_intercept()
-            yield disco
-        finally:
-            disco.stop_intercept()
-        return
-
-    from .v2store.clock import ControllableClock
-
-    profile = str(config.get("profile") or session.profile)
-    keys_api = config.get("keys_api", session.keys_api)
-    if not isinstance(keys_api, bool):
-        _bad_marker(f"@{MARKER}(keys_api={keys_api!r}): must be True or False")
-    strict = config.get("strict", session.strict)
+    run = node.config.stash[_RUN_KEY]
+    config_marks, fault_marks = our_marks(node)
+    config = marker_config(config_marks) or {}
+    strict = config.get("strict")
     if strict is None:
-        strict = session.strict
-    if not isinstance(strict, bool):
-        _bad_marker(f"@{MARKER}(strict={strict!r}): expected True or False")
-    server = session.server(profile)
-    clock = ControllableClock()
-    _fresh_state(server, clock)
-    server.app.keys_api = keys_api
-    disco = EtcdDiscovery(
-        server.url,
-        app=server.app,
-        server=server,
-        clock=clock,
-        profile=profile,
-        hosts=session.hosts,
-        front=partial(session.front, profile),
-    )
-    node.stash[_DISCO_KEY] = disco
+        strict = run.settings.strict
     strict_failure: str | None = None
-    try:
-        if config.get("frozen"):
-            clock.freeze()
-        _seed(disco, config)
-        faulted = _apply_fault_markers(fault_marks, server)
-        if marked or faulted or session.intercept_all:
-            disco.start_intercept()
+    with run.for_test(config, fault_marks) as disco:
+        node.stash[_DISCO_KEY] = disco
         yield disco
-        if strict and node.stash.get(_PASSED_KEY, False):
-            # Before the release below cuts off what is still in flight.
+        if disco.is_fake and strict and node.stash.get(_PASSED_KEY, False):
+            # Before the release at the end of the block cuts off what is in flight.
             strict_failure = _strict_check(node, disco)
-    finally:
-        disco.stop_intercept()
-        # The test's journal stays its own: late requests still show there, and the next
-        # test's requests do not.
-        disco.keep_journal()
-        errors = server.app.take_errors()
-        # Wake anything still blocked in a long poll (threads, the live server) so no
-        # request outlives its test; the next test starts from a fresh state anyway.
-        _release(server)
-        server.app.keys_api = session.keys_api
-    if errors:
+    if disco.errors:
         # Like pytest-httpserver: an error inside the server fails the test that met it.
-        shown = "\n".join(f"  {type(e).__name__}: {e}" for e in errors)
+        shown = "\n".join(f"  {type(e).__name__}: {e}" for e in disco.errors)
         pytest.fail(f"the fake discovery service failed internally (a bug in it):\n{shown}")
     if strict_failure is not None:
         pytest.fail(strict_failure, pytrace=False)
@@ -619,53 +333,6 @@ def _strict_check(node: pytest.Item, disco: EtcdDiscovery) -> str | None:
     return message
 
 
-def _skip_fake_only(
-    session: _Session, config: Mapping[str, Any], fault_marks: list[pytest.Mark]
-) -> None:
-    """Against a real service, skip a test whose marks need the fake's insides."""
-    where = f"this run uses the real service {session.real_url} (--etcd-discovery-url)"
-    if fault_marks:
-        pytest.skip(f"etcd discovery: @{FAULT_MARKER} needs the fake; {where}")
-    if config.get("frozen"):
-        pytest.skip(f"etcd discovery: @{MARKER}(frozen=True) needs the fake's clock; {where}")
-    profile = config.get("profile")
-    if profile is not None and profile != session.profile:
-        pytest.skip(
-            f"etcd discovery: @{MARKER}(profile={profile!r}) but the real service is "
-            f"{session.profile!r} (--etcd-discovery-profile); {where}"
-        )
-
-
-def _fresh_state(server: DiscoveryServer, clock: ControllableClock) -> None:
-    """Give the shared server an empty store driven by this test's clock."""
-    server.app.reset(server.app.new_store(clock))
-
-
-def _apply_fault_markers(marks: list[pytest.Mark], server: DiscoveryServer) -> bool:
-    """Add one fault rule per ``etcd_discovery_fault`` marker (nearest first)."""
-    if not marks:
-        return False
-    from .service.faults import FaultError, FaultPlan, rule_from_marker
-
-    plan = FaultPlan.of(server.app)
-    for mark in marks:
-        try:
-            plan.add(rule_from_marker(mark.args, mark.kwargs))
-        except FaultError as exc:
-            _bad_marker(str(exc))
-    return True
-
-
-def _release(server: DiscoveryServer) -> None:
-    # reset() retires the test's store first: its blocked watches are released, and a
-    # request still held by a fault is dropped when it goes on, instead of writing into
-    # whatever store comes next.  The server keeps an empty store until the next test.
-    server.app.reset()
-    # Faults end with their test; releasing their delays now sends those requests to the
-    # drop.
-    server.app.faults.clear()
-
-
 @pytest.fixture
 def etcd_discovery_url(request: pytest.FixtureRequest, etcd_discovery: EtcdDiscovery) -> str:
     """A fresh token URL on the live service, for ``size`` members (from the
@@ -673,7 +340,7 @@ def etcd_discovery_url(request: pytest.FixtureRequest, etcd_discovery: EtcdDisco
     the token they were seeded into."""
     if etcd_discovery.seeded_url is not None:
         return etcd_discovery.seeded_url
-    config = _marker_config(_our_marks(request.node)[0]) or {}
+    config = marker_config(our_marks(request.node)[0]) or {}
     return etcd_discovery.new_token(config.get("size", 3))
 
 
@@ -685,9 +352,9 @@ def _etcd_discovery_auto(request: pytest.FixtureRequest) -> None:
     (theirs already see the fake and interception) through pytest's public API alone;
     for other tests it is one check of the markers.
     """
-    session = request.config.stash[_SESSION_KEY]
-    if session.intercept_all or any(
-        mark.name in _OUR_MARKERS for mark in request.node.iter_markers()
+    run = request.config.stash[_RUN_KEY]
+    if run.settings.intercept_all or any(
+        mark.name in MARKER_NAMES for mark in request.node.iter_markers()
     ):
         request.getfixturevalue("etcd_discovery")
 

@@ -35,13 +35,32 @@ def test_with_block_hands_out_the_fixture_object() -> None:
 
 
 def test_the_patches_are_gone_after_the_block() -> None:
-    original = socket.getaddrinfo
+    # Outside pytest (a fresh interpreter): no guard, so the block alone patches.
+    script = """
+import socket
+from pytest_etcd_discovery import fake_discovery
+from pytest_etcd_discovery.transport import clients
+original = socket.getaddrinfo
+with fake_discovery():
+    assert socket.getaddrinfo is not original
+    assert "connect" in vars(socket.socket)
+assert socket.getaddrinfo is original
+assert "connect" not in vars(socket.socket)
+assert clients.active_cover() is None
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
+
+
+def test_inside_a_run_the_guard_stays_after_the_block() -> None:
     with fake_discovery():
-        assert socket.getaddrinfo is not original
-        assert "connect" in vars(socket.socket)
-    assert socket.getaddrinfo is original
-    assert "connect" not in vars(socket.socket)
+        assert clients.active_cover() is not None
     assert clients.active_cover() is None
+    with pytest.raises(socket.gaierror, match="refused to look up 'discovery.etcd.io'"):
+        socket.getaddrinfo("discovery.etcd.io", 443)
 
 
 def test_blocks_nest_and_each_has_its_own_state() -> None:

@@ -121,7 +121,7 @@ def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
         ]
     )
     result.stdout.fnmatch_lines(
-        ["etcd_discovery -- *", "*fresh, isolated state:", "*.new_token(size)*"]
+        ["etcd_discovery -- *", "*on its own copy of the shared state", "*.new_token(size)*"]
     )
     result.stdout.fnmatch_lines(["etcd_discovery_url -- *", "*A fresh token URL*"])
 
@@ -140,7 +140,7 @@ def test_header_with_the_flag_names_mode_profile_and_live_url(pytester: pytest.P
     header = [line for line in result.outlines if line.startswith("etcd-discovery:")]
     assert len(header) == 1
     assert header[0].startswith(
-        "etcd-discovery: mode=fake, intercepting https://discovery.etcd.io, "
+        "etcd-discovery: mode=fake, intercepting https://discovery.etcd.io for the whole run, "
         "profile=etcd-v2, live url=http://127.0.0.1:"
     )
     live = header[0].rsplit("live url=", 1)[1]
@@ -155,8 +155,8 @@ def test_header_without_the_flag_starts_nothing(pytester: pytest.Pytester) -> No
 
     result.stdout.fnmatch_lines(
         [
-            "etcd-discovery: mode=fake (per fixture or marker), profile=discoveryserver, "
-            "live url=started on first use"
+            "etcd-discovery: mode=fake for tests that use it (fixture or marker); elsewhere "
+            "refused, profile=discoveryserver, live url=started on first use"
         ]
     )
 
@@ -322,7 +322,7 @@ def test_extra_hosts_from_ini_are_intercepted(pytester: pytest.Pytester) -> None
     run(pytester).assert_outcomes(passed=1)
 
 
-def test_without_flag_or_marker_nothing_is_patched(pytester: pytest.Pytester) -> None:
+def test_the_fixture_alone_intercepts(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import requests
@@ -330,10 +330,40 @@ def test_without_flag_or_marker_nothing_is_patched(pytester: pytest.Pytester) ->
 
         ORIGINAL_SEND = HTTPAdapter.send
 
-        def test_not_intercepted(etcd_discovery):
+        def test_fixture_means_the_fake(etcd_discovery):
+            assert etcd_discovery.intercepting
+            token_url = requests.get("https://discovery.etcd.io/new", timeout=5).text
+            assert etcd_discovery.token(token_url).size == 3
+
+        def test_no_fixture_nothing_is_patched():
+            assert HTTPAdapter.send is ORIGINAL_SEND
+        """
+    )
+
+    run(pytester).assert_outcomes(passed=2)
+
+
+def test_intercept_false_leaves_requests_alone_and_the_guard_refuses(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        ORIGINAL_SEND = HTTPAdapter.send
+
+        @pytest.mark.etcd_discovery(intercept=False)
+        def test_url_only(etcd_discovery):
             assert not etcd_discovery.intercepting
             assert HTTPAdapter.send is ORIGINAL_SEND
+            with pytest.raises(requests.ConnectionError, match="refused to look up"):
+                requests.get("https://discovery.etcd.io/new", timeout=5)
+            # The live URL still serves.
+            assert requests.get(etcd_discovery.url + "/new", timeout=5).status_code == 200
 
+        @pytest.mark.etcd_discovery(intercept=False)
         def test_context_manager(etcd_discovery):
             with etcd_discovery.intercept():
                 assert HTTPAdapter.send is not ORIGINAL_SEND

@@ -8,14 +8,16 @@ import pytest
 from test_plugin import run, run_subprocess
 
 
-def test_live_fixture_loads_no_requests_or_responses(
+def test_live_fixture_without_interception_loads_no_requests_or_responses(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A child interpreter: this one has requests and responses loaded already.
     pytester.makepyfile(
         """
         import sys
+        import pytest
 
+        @pytest.mark.etcd_discovery(intercept=False)  # the live URL only
         def test_live(etcd_discovery):
             token_url = etcd_discovery.new_token(2)
             etcd_discovery.set_state(token_url)

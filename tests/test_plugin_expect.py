@@ -53,6 +53,7 @@ def test_none_matched(etcd_discovery):
     etcd_discovery.assert_requested(route="new", status=200)
 
 
+@pytest.mark.etcd_discovery(intercept=False)
 def test_empty_journal(etcd_discovery):
     etcd_discovery.assert_requested(path="/new")
 

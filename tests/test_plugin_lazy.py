@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from pytest_etcd_discovery import plugin
 from pytest_etcd_discovery.constants import PROFILE_NAMES
 from pytest_etcd_discovery.service.profiles import PROFILES
@@ -23,21 +25,45 @@ def test_loading_the_plugin_imports_no_http_stack() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_loading_the_plugin_imports_only_the_leaf_constants() -> None:
-    """Neither the service nor the store loads with the plugin (they cost ~50 ms): an
-    unrelated pytest run imports the plugin module, the package and ``constants`` only."""
-    code = (
-        "import sys, pytest_etcd_discovery.plugin;"
-        "print(' '.join(sorted(m for m in sys.modules if m.startswith('pytest_etcd_discovery'))))"
+#: What an unrelated pytest run loads of ours: the plugin, what it reads its settings
+#: with, and the guard (the socket patches and the host map): no service, no store.
+LIGHT = [
+    "pytest_etcd_discovery",
+    "pytest_etcd_discovery._errors",
+    "pytest_etcd_discovery._marker",
+    "pytest_etcd_discovery._run",
+    "pytest_etcd_discovery._settings",
+    "pytest_etcd_discovery._urls",
+    "pytest_etcd_discovery.constants",
+    "pytest_etcd_discovery.plugin",
+    "pytest_etcd_discovery.transport",
+    "pytest_etcd_discovery.transport.clients",
+    "pytest_etcd_discovery.transport.hosts",
+]
+
+
+def test_an_unrelated_run_loads_only_the_plugin_and_the_guard(pytester: pytest.Pytester) -> None:
+    """Neither the service nor the store loads in a run whose tests never use the fake
+    (they cost ~50 ms); the guard that fails closed is on all the same."""
+    pytester.makepyfile(
+        """
+        import socket, sys
+
+        def test_unrelated():
+            from pytest_etcd_discovery.transport import clients
+            assert socket.getaddrinfo is clients._getaddrinfo  # the guard is on
+            mods = sorted(m for m in sys.modules if m.startswith("pytest_etcd_discovery"))
+            print("MODULES", " ".join(mods))
+            print("HEAVY", sorted(m for m in %r if m in sys.modules))
+        """
+        % (HEAVY,)
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.split() == [
-        "pytest_etcd_discovery",
-        "pytest_etcd_discovery.constants",
-        "pytest_etcd_discovery.plugin",
-    ]
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    # With -s the first print follows the file name on its line.
+    modules = next(line for line in result.outlines if "MODULES " in line)
+    assert modules.split("MODULES ", 1)[1].split() == LIGHT
+    assert "HEAVY []" in result.outlines
 
 
 def test_the_plugins_profile_names_are_the_services_profiles() -> None:

@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .proxy import DiscoveryFront, canonical_name
+from .hosts import canonical_name
+from .proxy import DiscoveryFront
 
 __all__ = ["LOOPBACK", "child_env", "env_additions"]
 

@@ -21,6 +21,11 @@ library that only ever act on the discovery hosts:
 The guard: a discovery host asked for on a port the fake does not serve, over IPv6 only,
 or with a lookup that cannot carry a port (``gethostbyname``) fails at once with
 :class:`DiscoveryHostGuardError`, naming the host and the fix; nothing leaves the machine.
+
+The same patches fail closed when no fake is on: the pytest plugin puts a
+:class:`Guard` under every cover for the whole run (collection, imports, fixtures of
+every scope), so a discovery host that no fake serves is refused at name resolution,
+before any DNS query or connection.
 """
 
 from __future__ import annotations
@@ -39,12 +44,12 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .proxy import HostMap
+from .hosts import HostMap
 
 if TYPE_CHECKING:
     from .proxy import DiscoveryFront
 
-__all__ = ["SENTINEL", "ClientCover", "DiscoveryHostGuardError", "active_cover"]
+__all__ = ["SENTINEL", "ClientCover", "DiscoveryHostGuardError", "Guard", "active_cover"]
 
 #: The address discovery host names resolve to while the fake is on.  Loopback, so even a
 #: client that connects without :mod:`socket` (a C library) stays on this machine, and
@@ -66,16 +71,54 @@ class DiscoveryHostGuardError(socket.gaierror):
     stands in for (``URLError``, ``httpx.ConnectError``, ``aiohttp``'s connector error).
     """
 
-    def __init__(self, host: str, reason: str, served: Iterable[str]) -> None:
+    def __init__(
+        self, host: str, reason: str, served: Iterable[str], *, fix: str | None = None
+    ) -> None:
         self.host = host
         served_text = ", ".join(served) or "nothing"
-        message = f"etcd discovery fake: refused to look up {host!r} ({reason}); " + _FIX.format(
-            served=served_text
-        )
-        super().__init__(socket.EAI_NONAME, message)
+        hint = _FIX.format(served=served_text) if fix is None else fix
+        message = f"etcd discovery fake: refused to look up {host!r} ({reason})"
+        super().__init__(socket.EAI_NONAME, f"{message}; {hint}" if hint else message)
 
     def __str__(self) -> str:
         return str(self.args[1])
+
+
+#: How to turn the fake on, for a discovery host asked for while none is on.
+_TURN_ON = (
+    "no etcd discovery fake is on here, and the plugin refuses to let the test process "
+    "reach the real service; serve it from the fake with pytest --etcd-discovery-fake (or "
+    "the ini value etcd_discovery_fake = true) for the whole run, the etcd_discovery "
+    "fixture or marker for one test, or fake_discovery() outside a test; to reach a real "
+    "service use --etcd-discovery-url, or set etcd_discovery_allow_real_service = true"
+)
+
+
+class Guard:
+    """Fail closed: refuse every lookup of ``hosts`` that no cover above it serves.
+
+    The bottom layer of the cover stack while a pytest run is on (see
+    :func:`push_guard`); it never resolves anything, so nothing leaves the machine.
+    """
+
+    def __init__(self, hosts: Iterable[str] | HostMap) -> None:
+        self.hosts = hosts if isinstance(hosts, HostMap) else HostMap(hosts)
+        self.ip_hosts = frozenset(n for n in self.hosts.names if _is_ip(n))
+
+    def refusal(self, host: Any) -> DiscoveryHostGuardError:
+        name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+        return DiscoveryHostGuardError(name, _TURN_ON, (), fix="")
+
+    def resolve(
+        self, host: Any, port: Any, family: int, type: int, proto: int, flags: int
+    ) -> list[tuple[Any, Any, int, str, tuple[str, int]]]:
+        raise self.refusal(host)
+
+    def connect_to(self, address: tuple[Any, Any]) -> tuple[Any, Any]:
+        raise ConnectionRefusedError(str(self.refusal(address[0])))
+
+    def trust(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        return None
 
 
 class ClientCover:
@@ -193,8 +236,30 @@ class ClientCover:
 
 
 def active_cover() -> ClientCover | None:
-    """The cover in force now (the innermost), if any."""
-    return _stack[-1] if _stack else None
+    """The cover in force now (the innermost), if any; guards are not covers."""
+    for layer in reversed(_stack):
+        if isinstance(layer, ClientCover):
+            return layer
+    return None
+
+
+def push_guard(guard: Guard) -> None:
+    """Put ``guard`` under the covers (the patches go in with the first layer)."""
+    with _lock:
+        if guard in _stack:
+            return
+        _stack.insert(0, guard)  # under every cover: covers always answer first
+        if len(_stack) == 1:
+            _install()
+
+
+def pop_guard(guard: Guard) -> None:
+    with _lock:
+        if guard not in _stack:
+            return
+        _stack.remove(guard)
+        if not _stack:
+            _uninstall()
 
 
 def _is_ip(name: str) -> bool:
@@ -222,7 +287,9 @@ def _port_number(port: Any) -> int | None:
 # -- the patches ------------------------------------------------------------------------
 
 _lock = threading.Lock()
-_stack: list[ClientCover] = []
+#: Guards first, then covers in the order they started; the last layer whose hosts
+#: include a name answers for it.
+_stack: list[ClientCover | Guard] = []
 
 _real_getaddrinfo = socket.getaddrinfo
 _real_gethostbyname = socket.gethostbyname
@@ -233,10 +300,12 @@ _real_wrap_socket = ssl.SSLContext.wrap_socket
 _real_wrap_bio = ssl.SSLContext.wrap_bio
 
 
-def _cover_for(host: Any) -> ClientCover | None:
-    cover = _stack[-1] if _stack else None
-    if cover is not None and isinstance(host, str | bytes) and cover.hosts.is_discovery_name(host):
-        return cover
+def _cover_for(host: Any) -> ClientCover | Guard | None:
+    if not isinstance(host, str | bytes):
+        return None
+    for layer in reversed(_stack):
+        if layer.hosts.is_discovery_name(host):
+            return layer
     return None
 
 
@@ -253,6 +322,8 @@ def _gethostbyname(hostname: str) -> str:
     cover = _cover_for(hostname)
     if cover is None:
         return _real_gethostbyname(hostname)
+    if isinstance(cover, Guard):
+        raise cover.refusal(hostname)
     raise DiscoveryHostGuardError(
         hostname,
         "gethostbyname carries no port, so the connection cannot be served",
@@ -264,6 +335,8 @@ def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
     cover = _cover_for(hostname)
     if cover is None:
         return _real_gethostbyname_ex(hostname)
+    if isinstance(cover, Guard):
+        raise cover.refusal(hostname)
     raise DiscoveryHostGuardError(
         hostname,
         "gethostbyname_ex carries no port, so the connection cannot be served",
@@ -274,14 +347,19 @@ def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
 def _redirect(address: Any) -> Any:
     if type(address) is not tuple or len(address) != 2 or not _stack:
         return address
-    cover = _stack[-1]
     host, port = address
     if host == SENTINEL:
-        return cover.front_address()
-    if host in cover.ip_hosts and cover.hosts.scheme(host, port) is not None:
-        # A discovery host given as an IP address: clients connect to it without asking
-        # the resolver (asyncio skips getaddrinfo for literals).
-        return cover.front_address()
+        cover = active_cover()
+        return cover.front_address() if cover is not None else address
+    for layer in reversed(_stack):
+        if host in layer.ip_hosts:
+            if isinstance(layer, Guard):
+                return layer.connect_to(address)
+            if layer.hosts.scheme(host, port) is not None:
+                # A discovery host given as an IP address: clients connect to it without
+                # asking the resolver (asyncio skips getaddrinfo for literals).
+                return layer.front_address()
+            break
     return address
 
 
@@ -341,7 +419,9 @@ def _trust(context: ssl.SSLContext, server_side: bool, server_hostname: Any) -> 
         if isinstance(server_hostname, bytes)
         else server_hostname
     )
-    _stack[-1].trust(context, name)
+    layer = _cover_for(name)
+    if layer is not None:
+        layer.trust(context, name)
 
 
 _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
@@ -372,13 +452,14 @@ _INHERITED = {
 # is loaded, or as soon as it is imported while the fake is on.
 
 _AIOHTTP_RESOLVER = "aiohttp.resolver"
-_aiohttp_original: Any = None
+#: Each AsyncResolver class patched, with its own resolve: a run can see more than one
+#: copy of aiohttp's module (pytester's inline runs re-import what the run imported).
+_aiohttp_patched: list[tuple[Any, Any]] = []
 
 
 def _patch_aiohttp(module: Any) -> None:
-    global _aiohttp_original
     resolver = getattr(module, "AsyncResolver", None)
-    if resolver is None or _aiohttp_original is not None:
+    if resolver is None or any(cls is resolver for cls, _ in _aiohttp_patched):
         return
     original = resolver.resolve
 
@@ -402,16 +483,14 @@ def _patch_aiohttp(module: Any) -> None:
             )
         ]
 
-    _aiohttp_original = original
+    _aiohttp_patched.append((resolver, original))
     resolver.resolve = resolve
 
 
 def _unpatch_aiohttp() -> None:
-    global _aiohttp_original
-    module = sys.modules.get(_AIOHTTP_RESOLVER)
-    if _aiohttp_original is not None and module is not None:
-        module.AsyncResolver.resolve = _aiohttp_original
-    _aiohttp_original = None
+    while _aiohttp_patched:
+        resolver, original = _aiohttp_patched.pop()
+        resolver.resolve = original
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
@@ -445,7 +524,8 @@ def _install() -> None:
     module = sys.modules.get(_AIOHTTP_RESOLVER)
     if module is not None:
         _patch_aiohttp(module)
-    elif _import_hook not in sys.meta_path:
+    # Also for a later import, or a second copy of the module (pytester's inline runs).
+    if _import_hook not in sys.meta_path:
         sys.meta_path.insert(0, _import_hook)
 
 

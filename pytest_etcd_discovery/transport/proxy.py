@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from ..constants import normalize_host
+from .hosts import HostMap, canonical_name
 from .server import DiscoveryServer
 from .tls import TestCA
 
@@ -41,46 +41,6 @@ _HELLO_TIMEOUT = 10.0
 #: How long a tunnel to another host may take to connect.
 _CONNECT_TIMEOUT = 10.0
 _TLS_HANDSHAKE = 0x16
-
-
-class HostMap:
-    """Which ``(host name, port)`` pairs are discovery hosts, and over which scheme.
-
-    Built from base URLs such as ``https://discovery.etcd.io`` (port 443 implied) or
-    ``http://discovery.internal:8087``.
-    """
-
-    def __init__(self, hosts: Iterable[str]) -> None:
-        self.urls = tuple(dict.fromkeys(normalize_host(h) for h in hosts))
-        self.schemes: dict[tuple[str, int], str] = {}
-        for url in self.urls:
-            parts = urlsplit(url)
-            name = canonical_name(parts.hostname or "")
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            self.schemes[(name, port)] = parts.scheme
-        #: The host names alone (any port): what the guard watches.
-        self.names = frozenset(name for name, _ in self.schemes)
-
-    def scheme(self, host: str, port: int) -> str | None:
-        """``"https"``/``"http"`` when ``host:port`` is a discovery host, else None."""
-        return self.schemes.get((canonical_name(host), port))
-
-    def is_discovery_name(self, host: str | bytes | None) -> bool:
-        if host is None:
-            return False
-        if isinstance(host, bytes):
-            host = host.decode("ascii", "replace")
-        return canonical_name(host) in self.names
-
-    def served(self, name: str) -> list[str]:
-        """The base URLs the fake serves for host ``name`` (for error messages)."""
-        name = canonical_name(name)
-        return [u for u in self.urls if canonical_name(urlsplit(u).hostname or "") == name]
-
-
-def canonical_name(host: str) -> str:
-    """A host name as DNS compares it: lower case, no trailing dot, no IPv6 brackets."""
-    return host.strip().strip("[]").rstrip(".").lower()
 
 
 class DiscoveryFront:

@@ -102,6 +102,14 @@ class ControllableClock:
             self._frozen_at = None
         self._notify()
 
+    def fork(self) -> ControllableClock:
+        """A new clock that shows what this one shows, at the same pace, and moves on
+        its own from here (a test's clock, forked from the shared one)."""
+        clock = ControllableClock()
+        with self._lock:
+            clock._offset, clock._frozen_at = self._offset, self._frozen_at
+        return clock
+
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every change of pace or position (stores use it)."""
         with self._lock:
