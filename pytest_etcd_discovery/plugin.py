@@ -43,8 +43,6 @@ _DISCO_KEY = pytest.StashKey["EtcdDiscovery"]()
 _PASSED_KEY = pytest.StashKey[bool]()
 #: Strict mode's findings and the state they were found in, for the teardown report.
 _STRICT_SECTION_KEY = pytest.StashKey[str]()
-#: Ini keys pytest warned about as unknown that look like ours (failed at configure).
-_MISSPELLED_INI_KEY = pytest.StashKey[list[str]]()
 
 
 def _add_option_ini(
@@ -149,17 +147,19 @@ def _begin(config: pytest.Config, settings: Settings) -> PluginRun:
 
 
 def pytest_warning_recorded(warning_message: warnings.WarningMessage, when: str) -> None:
-    # pytest only warns about an unknown ini key; one that looks like ours leaves tests
-    # without the fake they asked for, so it becomes an error at configure.
+    # pytest only warns about an unknown ini key (once collection is done, before any
+    # test runs); one that looks like ours would leave tests without the fake they asked
+    # for, so it stops the run.
     text = str(warning_message.message)
     prefix = "Unknown config option: "
     if when == "config" and text.startswith(prefix):
         key = text[len(prefix) :].strip()
-        if misspelled(key, INI_NAMES) is not None:
-            _MISSPELLED_INI.append(key)
-
-
-_MISSPELLED_INI: list[str] = []
+        meant = misspelled(key, INI_NAMES)
+        if meant is not None:
+            raise pytest.UsageError(
+                f"unknown ini value {key!r}: did you mean {meant!r}? (pytest-etcd-discovery "
+                "stops at a near miss, which would leave tests without the fake)"
+            )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,13 +173,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "still in flight",
     )
     config.addinivalue_line("markers", FAULT_MARKER_DOC)
-    misspelt, _MISSPELLED_INI[:] = list(_MISSPELLED_INI), []
-    for key in misspelt:
-        raise pytest.UsageError(
-            f"unknown ini value {key!r}: did you mean {misspelled(key, INI_NAMES)!r}? "
-            "(pytest-etcd-discovery refuses a near miss, which would leave tests without "
-            "the fake)"
-        )
     if _RUN_KEY not in config.stash:
         # Loaded after the initial conftests (``-p`` from a conftest, pytester's inline
         # runs with plugins=[...]): the run begins now.

@@ -133,3 +133,7 @@ def fake_keys_service() -> Iterator[DiscoveryServer]:
         yield server
     finally:
         server.stop()
+
+
+#: A downstream user's suite, run by tests/test_fail_closed.py in a network namespace.
+collect_ignore = ["downstream"]
