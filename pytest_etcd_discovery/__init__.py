@@ -13,7 +13,8 @@ bootstrap clusters through it. Its parts:
   decorator), handing out the same :class:`EtcdDiscovery`;
 - :class:`DiscoveryFront`: the TLS + proxy front that answers ``https://discovery.etcd.io``
   itself; :class:`DiscoveryHostGuardError`: a discovery host asked for in a way the fake
-  cannot serve.
+  cannot serve;
+- :class:`Error`: the base of every error the package raises.
 
 Names load on first use (PEP 562), so that pytest loading the plugin does not import
 werkzeug, requests and responses for test runs that never use the fake.
@@ -25,10 +26,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._errors import Error
+    from ._etcd import etcd_member_id
     from .expectations import CallList
     from .fake import fake_discovery
     from .handle import ClusterFullError, DiscoveryError, EtcdDiscovery, Member, TokenView
-    from .real.cluster import DiscoveryCluster, EtcdMember, etcd_member_id
+    from .real.cluster import DiscoveryCluster, EtcdMember
     from .service.app import DiscoveryApp
     from .service.discovery import DiscoveryService
     from .service.faults import FaultPlan, FaultRule
@@ -56,8 +59,9 @@ _WHERE = {
     "SystemClock": "v2store.clock",
     "DiscoveryCluster": "real.cluster",
     "EtcdMember": "real.cluster",
-    "etcd_member_id": "real.cluster",
+    "etcd_member_id": "_etcd",
     "EtcdError": "v2store.errors",
+    "Error": "_errors",
     "Event": "v2store.events",
     "FaultPlan": "service.faults",
     "FaultRule": "service.faults",
@@ -91,6 +95,7 @@ __all__ = [
     "DiscoveryHostGuardError",
     "DiscoveryServer",
     "DiscoveryService",
+    "Error",
     "EtcdDiscovery",
     "EtcdError",
     "EtcdMember",

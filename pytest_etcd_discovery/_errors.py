@@ -1,4 +1,9 @@
-"""The base of every error this package raises."""
+"""The one base of this package's errors: :class:`Error`.
+
+Kept in a module of its own, importing nothing, so that every layer (the store, the
+service, the transports, the real binaries, the fixture's handle) can derive from it
+without importing another.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ __all__ = ["Error"]
 
 
 class Error(Exception):
-    """The base of every error pytest-etcd-discovery raises: ``except Error`` catches
-    them all.  Each also keeps the built-in base its callers expect (``ValueError``,
-    ``RuntimeError``, :class:`socket.gaierror` ...)."""
+    """The base of every error this package raises.
+
+    ``except pytest_etcd_discovery.Error`` catches any of them. Each error keeps the
+    standard base it had before (``ValueError``, ``RuntimeError``, ``ConnectionError``,
+    :class:`socket.gaierror` ...), so code catching those is not affected.
+    """

@@ -6,7 +6,7 @@ never later inside the fake.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from .constants import FAULT_MARKER, MARKER, PROFILE_NAMES
 
 if TYPE_CHECKING:
+    from ._etcd import MemberSpec
     from .handle import EtcdDiscovery
     from .service.app import DiscoveryApp
 
@@ -23,9 +24,6 @@ PROFILES = PROFILE_NAMES
 MARKER_KWARGS = frozenset(
     {"size", "profile", "members", "state", "frozen", "keys_api", "strict", "intercept"}
 )
-_MEMBER_KEYS = frozenset({"name", "peer_urls", "style"})
-#: How members registered: as etcd 3.4 does (id key, ``name=url``), or etcd 0.4 (name key).
-_STYLES = ("v3.4", "v0.4")
 
 
 def our_marks(item: pytest.Item) -> tuple[list[pytest.Mark], list[pytest.Mark]]:
@@ -85,65 +83,28 @@ def bad_marker(message: str) -> NoReturn:
     pytest.fail(message, pytrace=False)
 
 
-def _member_specs(members: Any) -> list[tuple[str, list[str], str]]:
-    """Normalize the marker's ``members``: an int N, or names, (name, peer_urls) pairs or
-    dicts with ``name``, ``peer_urls`` and optional ``style`` ("v3.4" or "v0.4")."""
-    if members is None:
-        return []
-    if isinstance(members, int) and not isinstance(members, bool):
-        if members < 0:
-            bad_marker(f"@{MARKER}(members={members}): a count must be >= 0")
-        members = [f"member{i}" for i in range(1, members + 1)]
-    if isinstance(members, str | bytes | Mapping) or not isinstance(members, Sequence):
-        bad_marker(
-            f"@{MARKER}(members={members!r}): give a count or a list of names, "
-            "(name, peer_urls) pairs or dicts"
-        )
-    specs: list[tuple[str, list[str], str]] = []
-    for number, entry in enumerate(members, 1):
-        default_url = f"http://10.0.0.{number}:2380"
-        if isinstance(entry, str):
-            specs.append((entry, [default_url], "v3.4"))
-        elif isinstance(entry, Mapping):
-            unknown = set(entry) - _MEMBER_KEYS
-            if unknown or not isinstance(entry.get("name"), str):
-                bad_marker(
-                    f"@{MARKER}(members=...): member {entry!r} needs a 'name' string "
-                    f"(keys: {', '.join(sorted(_MEMBER_KEYS))})"
-                )
-            style = entry.get("style", "v3.4")
-            if style not in _STYLES:
-                bad_marker(
-                    f"@{MARKER}(members=...): member {entry['name']!r} has style {style!r}; "
-                    f"one of {', '.join(_STYLES)}"
-                )
-            specs.append((entry["name"], _peer_urls(entry.get("peer_urls", default_url)), style))
-        elif isinstance(entry, Sequence) and len(entry) == 2 and isinstance(entry[0], str):
-            specs.append((entry[0], _peer_urls(entry[1]), "v3.4"))
-        else:
-            bad_marker(f"@{MARKER}(members=...): cannot read member {entry!r}")
-    return specs
+def _member_specs(members: Any) -> list[MemberSpec]:
+    """The marker's ``members``, read by the rules the control API uses too."""
+    # Loaded here: a run whose markers seed no members never needs the etcd rules.
+    from ._etcd import MemberSpecError, member_specs
 
-
-def _peer_urls(urls: Any) -> list[str]:
-    listed = [urls] if isinstance(urls, str) else urls
-    if (
-        not isinstance(listed, Sequence)
-        or not listed
-        or not all(isinstance(u, str) and u for u in listed)
-    ):
-        bad_marker(f"@{MARKER}(members=...): peer_urls {urls!r} must be a URL or a list of them")
-    return list(listed)
+    try:
+        return member_specs(members, what=f"@{MARKER}(members=...)")
+    except MemberSpecError as exc:
+        problem = str(exc)
+    bad_marker(problem)  # outside the except: the failure shows one line, no chain
 
 
 def seed(disco: EtcdDiscovery, config: Mapping[str, Any]) -> None:
     """Create the marker's token and put its members and ``_state`` in it."""
     if not ({"size", "members", "state"} & set(config)):
         return
+    from ._etcd import STYLE_V04
+
     token_url = disco.new_token(config.get("size", 3))
     disco.seeded_url = token_url
     for name, urls, style in _member_specs(config.get("members")):
-        if style == "v0.4":
+        if style == STYLE_V04:
             disco.register_v04(token_url, name, urls[0], start=False)
         else:
             # Seeding writes what it is told, even past the size (a reused token).

@@ -19,13 +19,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, SupportsIndex, overload
 from urllib.parse import urlsplit
 
+from ._etcd import CALL_FILTER_KEYWORDS, TOKEN_RE, CallCriteria
+
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .handle import TokenView
     from .service.faults import FaultRule
     from .service.journal import Call
 
 __all__ = [
+    "CALL_FILTER_KEYWORDS",
     "CLOSEST",
+    "CallCriteria",
     "CallFilter",
     "CallList",
     "not_requested_failure",
@@ -38,9 +44,6 @@ __all__ = [
 
 #: How many of the closest non-matching requests a failure shows.
 CLOSEST = 5
-
-#: A token as the fake's routes take it (32 lowercase hex digits).
-_TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 
 
 def route_names() -> tuple[str, ...]:
@@ -119,16 +122,18 @@ class CallFilter:
     transport: tuple[str, ...] | None = None
 
     @classmethod
-    def make(
-        cls,
-        method: str | Iterable[str] | None = None,
-        route: str | None = None,
-        path: str | re.Pattern[str] | None = None,
-        token: str | None = None,
-        status: int | Collection[int] | None = None,
-        transport: str | Iterable[str] | None = None,
-    ) -> CallFilter:
-        """A filter from user input, checked: a bad criterion raises ``ValueError``."""
+    def make(cls, **criteria: Unpack[CallCriteria]) -> CallFilter:
+        """A filter from user input (the keywords of :data:`CALL_FILTER_KEYWORDS`),
+        checked: a bad criterion raises ``ValueError``, an unknown keyword ``TypeError``."""
+        unknown = sorted(set(criteria) - set(CALL_FILTER_KEYWORDS))
+        if unknown:
+            raise TypeError(
+                f"unknown filter keywords {unknown}; known: {', '.join(CALL_FILTER_KEYWORDS)}"
+            )
+        method = criteria.get("method")
+        route = criteria.get("route")
+        path = criteria.get("path")
+        token = criteria.get("token")
         if route is not None and route not in route_names():
             raise ValueError(f"unknown route {route!r} (one of: {', '.join(route_names())})")
         if path is not None and not isinstance(path, (str, re.Pattern)):
@@ -138,8 +143,8 @@ class CallFilter:
             route=None if route == "*" else route,
             path=path,
             token=None if token is None else token_of(token),
-            status=_statuses(status),
-            transport=_names(transport, "transport", upper=False),
+            status=_statuses(criteria.get("status")),
+            transport=_names(criteria.get("transport"), "transport", upper=False),
         )
 
     def mismatches(self, call: Call) -> list[str]:
@@ -159,7 +164,7 @@ class CallFilter:
         elif self.path is not None and not fnmatch.fnmatchcase(call.path, self.path):
             missed.append(f"path is not {self.path}")
         if self.token is not None and self.token not in call.path.split("/"):
-            other = any(_TOKEN_RE.fullmatch(part) for part in call.path.split("/"))
+            other = any(TOKEN_RE.fullmatch(part) for part in call.path.split("/"))
             missed.append("another token" if other else "no token")
         if self.status is not None and not _status_ok(call.status, self.status):
             got = "pending" if call.status is None else str(call.status)
@@ -211,18 +216,11 @@ class CallList(list["Call"]):
     """The request journal of a test: a list of :class:`~.service.app.Call`, oldest
     first, that can also be filtered."""
 
-    def filter(
-        self,
-        method: str | Iterable[str] | None = None,
-        route: str | None = None,
-        path: str | re.Pattern[str] | None = None,
-        token: str | None = None,
-        status: int | Collection[int] | None = None,
-        transport: str | Iterable[str] | None = None,
-    ) -> CallList:
-        """The calls matching every criterion given, in order (see :class:`CallFilter`),
-        e.g. ``calls.filter(method="PUT", token=token_url, status=201)``."""
-        flt = CallFilter.make(method, route, path, token, status, transport)
+    def filter(self, **criteria: Unpack[CallCriteria]) -> CallList:
+        """The calls matching every criterion given, in order: ``method``, ``route``,
+        ``path``, ``token``, ``status``, ``transport`` (see :class:`CallFilter`), e.g.
+        ``calls.filter(method="PUT", token=token_url, status=201)``."""
+        flt = CallFilter.make(**criteria)
         return CallList(call for call in self if flt.matches(call))
 
     def __repr__(self) -> str:

@@ -11,8 +11,7 @@ against a real service, whose interception forwards the discovery hosts to it.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,16 +19,18 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from ._errors import Error
+from ._etcd import CallCriteria, etcd_member_id, etcd_member_value, peer_url_list
 from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE, V04_TTL, normalize_host
 
-# What a test may not need loads on first use: requests (a real service only), responses
-# (interception only) and the process helpers behind etcd_member_id (registering only).
-# A session whose tests just use the live fake then pays for werkzeug and the fake alone.
+# What a test may not need loads on first use: requests (a real service only) and
+# responses (interception only). A session whose tests just use the live fake then pays
+# for werkzeug and the fake alone.
 if TYPE_CHECKING:
     import responses
+    from typing_extensions import Unpack
 
     from .expectations import CallList
-    from .real.cluster import etcd_member_id as etcd_member_id
     from .service.app import DiscoveryApp
     from .service.faults import FaultPlan
     from .service.journal import Call
@@ -52,9 +53,6 @@ __all__ = [
     "etcd_member_value",
 ]
 
-#: A token as /new issues it: 32 lowercase hex digits.
-TOKEN_RE = re.compile(r"[a-f0-9]{32}")
-
 #: Transport tag for the fixture's own seeding calls, kept out of ``.calls``.
 FIXTURE_TRANSPORT = TRANSPORT_FIXTURE
 
@@ -62,8 +60,9 @@ FIXTURE_TRANSPORT = TRANSPORT_FIXTURE
 _REAL_TIMEOUT = 10.0
 
 
-class DiscoveryError(Exception):
-    """The discovery service refused a helper's request.
+class DiscoveryError(Error):
+    """The discovery service refused a helper's request (or, as
+    :class:`ClusterFullError`, etcd's own check found the token full).
 
     ``status`` is the HTTP status, ``body`` the raw reply and ``error`` the decoded etcd
     error JSON (``errorCode``, ``message``, ``cause``, ``index``) when there was one.
@@ -90,29 +89,24 @@ class DiscoveryError(Exception):
         return code if isinstance(code, int) else None
 
 
-class ClusterFullError(Exception):
+class ClusterFullError(DiscoveryError):
     """etcd's ``discovery: cluster is full``: the token already has ``size`` other
-    members, so etcd 3.4 does not register (it falls back to proxy or exits)."""
+    members, so etcd 3.4 does not register (it falls back to proxy or exits).
+
+    A :class:`DiscoveryError`, so ``except DiscoveryError`` around :meth:`~EtcdDiscovery.register`
+    sees every registration that did not happen. The service refused nothing here: etcd
+    decides "full" from the token's listing, so ``method``/``url`` are that ``GET`` of the
+    token, ``status`` is its 200 and ``error`` is None.
+    """
 
     def __init__(self, token_url: str, size: int, members: Sequence[Member]) -> None:
+        super().__init__("GET", token_url, 200, "")
         self.token_url = token_url
         self.size = size
         self.members = tuple(members)
         names = ", ".join(m.name for m in self.members)
-        super().__init__(f"discovery: cluster is full ({size} of {size}: {names}) at {token_url}")
-
-
-def etcd_member_value(name: str, peer_urls: Sequence[str]) -> str:
-    """The value etcd 3.4 registers: sorted ``name=url`` pairs joined by commas
-    (``types.URLsMap.String``).  The key is :func:`etcd_member_id`."""
-    return ",".join(sorted(f"{name}={u.strip()}" for u in peer_urls))
-
-
-def _as_url_list(peer_urls: str | Sequence[str]) -> list[str]:
-    # etcd trims each --initial-advertise-peer-urls entry (types.NewURLs).
-    if isinstance(peer_urls, str):
-        return [u for u in (p.strip() for p in peer_urls.split(",")) if u]
-    return [u.strip() for u in peer_urls]
+        # etcd's words, not the HTTP summary DiscoveryError writes.
+        self.args = (f"discovery: cluster is full ({size} of {size}: {names}) at {token_url}",)
 
 
 @dataclass(frozen=True)
@@ -312,18 +306,13 @@ class EtcdDiscovery:
     def assert_requested(
         self,
         times: int | None = None,
-        *,
-        method: str | Iterable[str] | None = None,
-        route: str | None = None,
-        path: str | re.Pattern[str] | None = None,
-        token: str | None = None,
-        status: int | Collection[int] | None = None,
-        transport: str | Iterable[str] | None = None,
+        **criteria: Unpack[CallCriteria],
     ) -> CallList:
         """Fail unless the code under test made ``times`` requests matching the filters
         (at least one when ``times`` is None); returns the matching calls.
 
-        The filters are :attr:`calls`' ``filter()`` ones.  The failure shows what was
+        The filters (``method``, ``route``, ``path``, ``token``, ``status``,
+        ``transport``) are :attr:`calls`' ``filter()`` ones.  The failure shows what was
         expected, what matched, and the closest requests that did not with what each
         missed.  Fake only (it reads the journal).
         """
@@ -334,7 +323,7 @@ class EtcdDiscovery:
             not isinstance(times, int) or isinstance(times, bool) or times < 0
         ):
             raise ValueError(f"times: expected a count >= 0, got {times!r}")
-        flt = CallFilter.make(method, route, path, token, status, transport)
+        flt = CallFilter.make(**criteria)
         calls = self.calls
         hint = (
             None
@@ -348,20 +337,14 @@ class EtcdDiscovery:
 
     def assert_not_requested(
         self,
-        *,
-        method: str | Iterable[str] | None = None,
-        route: str | None = None,
-        path: str | re.Pattern[str] | None = None,
-        token: str | None = None,
-        status: int | Collection[int] | None = None,
-        transport: str | Iterable[str] | None = None,
+        **criteria: Unpack[CallCriteria],
     ) -> None:
         """Fail if the code under test made any request matching the filters (with none,
         any request at all), listing each one.  Fake only."""
         __tracebackhide__ = True
         from .expectations import CallFilter, not_requested_failure
 
-        flt = CallFilter.make(method, route, path, token, status, transport)
+        flt = CallFilter.make(**criteria)
         message = not_requested_failure(self.calls, flt)
         if message is not None:
             raise AssertionError(message)
@@ -511,9 +494,7 @@ class EtcdDiscovery:
         (``check_full=False`` skips that and just writes).  A missing size key raises
         :class:`DiscoveryError` (etcd stops there too).
         """
-        from .real.cluster import etcd_member_id
-
-        urls = _as_url_list(peer_urls)
+        urls = peer_url_list(peer_urls)
         if not urls:
             raise ValueError("a member needs at least one peer URL")
         member_id = etcd_member_id(urls, discovery_url or token_url)
@@ -615,7 +596,7 @@ class EtcdDiscovery:
     def tokens(self) -> list[str]:
         """Every token the fake knows, in creation order (fake only)."""
         app = self._need_fake("listing tokens")
-        return list_tokens(app)
+        return app.token_names()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-able data (fake only); see :meth:`restore`."""
@@ -751,28 +732,3 @@ class EtcdDiscovery:
 
     def __repr__(self) -> str:
         return f"<EtcdDiscovery {self.mode} {self.url} profile={self.profile}>"
-
-
-def list_tokens(app: DiscoveryApp) -> list[str]:
-    """Token names in the fake's store, oldest first."""
-    from .v2store.errors import EtcdError
-
-    try:
-        # etcd-v2 keeps tokens under /_etcd/registry like the real proxy; the rewrite at /.
-        event = app.store.get(app.profile.key_prefix or "/", sorted=True)
-    except EtcdError:
-        return []
-    node = event.to_json().get("node", {})
-    children = [n for n in node.get("nodes", []) or [] if n.get("dir")]
-    children.sort(key=lambda n: int(n.get("createdIndex", 0)))
-    names = [str(n["key"]).rsplit("/", 1)[-1] for n in children]
-    return [n for n in names if TOKEN_RE.fullmatch(n)]
-
-
-def __getattr__(name: str) -> Any:
-    # Still importable from here, as before; loaded only when asked for.
-    if name == "etcd_member_id":
-        from .real.cluster import etcd_member_id
-
-        return etcd_member_id
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

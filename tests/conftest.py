@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -106,33 +106,38 @@ def _shared_fakes_intact() -> Iterator[None]:
         )
 
 
-@pytest.fixture(scope="session")
-def fake_service() -> Iterator[DiscoveryServer]:
-    """The fake discovery server (``DiscoveryServer()``, etcd-v2 profile) for the session."""
+def _shared_server(**options: Any) -> Iterator[DiscoveryServer]:
+    """A ``DiscoveryServer(**options)`` live for the session, watched by
+    ``_shared_fakes_intact``."""
     from pytest_etcd_discovery.transport.server import DiscoveryServer
 
-    server = DiscoveryServer()
+    server = DiscoveryServer(**options)
     server.start()
     _SHARED.append((server, server.app.store))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_service() -> Iterator[DiscoveryServer]:
+    """The fake discovery server (``DiscoveryServer()``, etcd-v2 profile) for the session."""
+    yield from _shared_server()
+
+
+@pytest.fixture(scope="session")
+def fake_ds_service() -> Iterator[DiscoveryServer]:
+    """The fake in the ``discoveryserver`` profile (today's public service), live on
+    loopback for the session: the real-client tests and the transcript replays share it."""
+    yield from _shared_server(profile="discoveryserver")
 
 
 @pytest.fixture(scope="session")
 def fake_keys_service() -> Iterator[DiscoveryServer]:
     """The fake with the generic keys API switched on (``DiscoveryServer(keys_api=True)``):
     a custom discovery URL below ``/v2/keys``, like real etcd's own keys API."""
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
-
-    server = DiscoveryServer(keys_api=True)
-    server.start()
-    _SHARED.append((server, server.app.store))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _shared_server(keys_api=True)
 
 
 #: A downstream user's suite, run by tests/test_fail_closed.py in a network namespace.

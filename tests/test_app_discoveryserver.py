@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from unitutil import TOKEN_RE
 from werkzeug.test import Client, TestResponse
 
 from pytest_etcd_discovery.service.app import TRANSPORT_KEY, DiscoveryApp
@@ -23,7 +24,6 @@ from pytest_etcd_discovery.v2store.rules import ETCD_V2, V2_OVER_V3
 
 WAIT = 10.0  # generous bound for anything that should happen at once
 HOME = "https://etcd.io/docs/v3.5/dev-internal/discovery_protocol"
-TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def profile(watch_timeout: float) -> Profile:

@@ -208,10 +208,10 @@ def test_start_stop_cycles_leave_nothing_behind() -> None:
 SESSION_TESTS = """
 import contextlib
 import threading
-import time
 
 import pytest
 import requests
+from unitutil import wait_until
 
 def poll_forever(url):
     # Held by the delay when its test ends: the fake drops it then (issue #12 item 7).
@@ -229,10 +229,7 @@ def test_one(etcd_discovery, n):
         # A watch stuck in a 30 s delay: teardown must release it (and its thread).
         etcd_discovery.faults.delay(30, route="watch")
         threading.Thread(target=poll_forever, args=(url,), daemon=True).start()
-        deadline = time.monotonic() + 5
-        while not etcd_discovery.faults.log and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert etcd_discovery.faults.log
+        wait_until(lambda: etcd_discovery.faults.log, "the watch reaches the delay")
 """
 
 

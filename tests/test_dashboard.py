@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 from realutil import SKIP_PREFIX, skip_or_fail
+from unitutil import wait_until
 
 from pytest_etcd_discovery import EtcdDiscovery
 
@@ -67,10 +68,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         driver.quit()
 
 
-def _wait(driver: WebDriver, what: str, check: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT).until(check, message=f"the dashboard never showed {what}")
+def _shows(what: str, check: Callable[[], bool]) -> None:
+    """Wait until the page (redrawn by its own polling) passes ``check``."""
+    wait_until(check, f"the dashboard shows {what}", timeout=WAIT, interval=0.1)
 
 
 def _text(driver: WebDriver, css: str) -> str:
@@ -108,16 +108,16 @@ def test_the_dashboard_shows_the_fake_and_drives_its_clock(
     browser.get(f"{base}/_fake/")
     assert browser.title == "etcd discovery fake"
     row = f'tr.token[data-token="{token}"]'
-    _wait(browser, "the seeded token", lambda d: token in _text(d, row))
+    _shows("the seeded token", lambda: token in _text(browser, row))
     assert "infra0" in _text(browser, f'{row} li.member[data-name="infra0"]')
-    _wait(browser, "the fault", lambda d: "503 new" in _text(d, "#faults"))
+    _shows("the fault", lambda: "503 new" in _text(browser, "#faults"))
     assert "1 of 2" in _text(browser, "#faults tr.fault")
-    _wait(browser, "the faulted request", lambda d: "503 new" in _text(d, "#calls"))
+    _shows("the faulted request", lambda: "503 new" in _text(browser, "#calls"))
 
     # The Freeze button stops the clock: TTLs left stay put from here on.
-    _wait(browser, "a running clock", lambda d: _text(d, "#clock-state") == "running")
+    _shows("a running clock", lambda: _text(browser, "#clock-state") == "running")
     browser.find_element(By.ID, "freeze").click()
-    _wait(browser, "a frozen clock", lambda d: _text(d, "#clock-state") == "frozen")
+    _shows("a frozen clock", lambda: _text(browser, "#clock-state") == "frozen")
     assert etcd_discovery.clock.frozen
     before = etcd_discovery.clock.now()
 
@@ -129,16 +129,16 @@ def test_the_dashboard_shows_the_fake_and_drives_its_clock(
     )
     assert put.status_code == 201
     member = f'{row} li.member[data-name="infra1"]'
-    _wait(browser, "the registered member", lambda d: "http://10.0.0.2:7001" in _text(d, member))
+    _shows("the registered member", lambda: "http://10.0.0.2:7001" in _text(browser, member))
     assert "TTL 7d 0h" in _text(browser, member)
-    _wait(browser, "the PUT in the last requests", lambda d: "/infra1" in _text(d, "#calls"))
+    _shows("the PUT in the last requests", lambda: "/infra1" in _text(browser, "#calls"))
 
     # The Advance button moves the clock by the seconds typed in.
     field = browser.find_element(By.ID, "advance-seconds")
     field.clear()
     field.send_keys("86400")
     browser.find_element(By.ID, "advance").click()
-    _wait(browser, "the TTL a day shorter", lambda d: "TTL 6d 0h" in _text(d, member))
+    _shows("the TTL a day shorter", lambda: "TTL 6d 0h" in _text(browser, member))
     assert etcd_discovery.clock.now() == pytest.approx(before + 86400)
     shown = browser.find_element(By.ID, "clock-time").get_attribute("data-now")
     assert float(shown or 0) == pytest.approx(before + 86400)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from unitutil import wait_until
 
 from pytest_etcd_discovery.service.app import DiscoveryApp
 from pytest_etcd_discovery.service.faults import (
@@ -282,10 +283,7 @@ def test_clear_releases_a_waiting_delay(
 
     worker = threading.Thread(target=slow, daemon=True)
     worker.start()
-    deadline = time.monotonic() + 5
-    while not plan.log and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert plan.log, "the request never reached the delay"
+    wait_until(lambda: plan.log, "the request reaches the delay")
     start = time.monotonic()
     plan.clear()
     assert done.wait(5)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +27,6 @@ from pytest_etcd_discovery.service.profiles import get_profile
 from pytest_etcd_discovery.transport.server import DiscoveryServer
 from pytest_etcd_discovery.v2store.clock import ControllableClock
 
-TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 FUZZ_SETTINGS = settings(
     max_examples=150,
     deadline=None,

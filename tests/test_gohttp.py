@@ -13,12 +13,12 @@ import gc
 import re
 import socket
 import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 import requests
+from unitutil import wait_until
 
 from pytest_etcd_discovery.real.processes import RealDiscoveryService
 from pytest_etcd_discovery.transport.server import DiscoveryServer
@@ -297,9 +297,7 @@ def test_an_endless_chunk_does_not_grow_memory(traced: None, path: str) -> None:
                     f"PUT {target} HTTP/1.1\r\nHost: x\r\n{FORM}"
                     "Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\nabc".encode()
                 )
-            deadline = time.monotonic() + WAIT
-            while server.httpd.connection_count and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: not server.httpd.connection_count, "the server drops the attack")
 
         peak = _peak_during(attack)
         assert server.httpd.connection_count == 0

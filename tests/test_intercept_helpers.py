@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
+from unitutil import WAIT, wait_until
 
 from pytest_etcd_discovery.service.discovery import DiscoveryService
 from pytest_etcd_discovery.service.http import Reply, ServiceRequest
@@ -18,7 +18,6 @@ from pytest_etcd_discovery.service.routes import Route
 from pytest_etcd_discovery.transport.intercept import Interceptor
 
 HOST = "https://helpers.example"
-WAIT = 10.0
 
 
 class Recorder(DiscoveryService):
@@ -47,13 +46,6 @@ def helper_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "etcd-discovery-inprocess"]
 
 
-def wait_until(condition: Any) -> bool:
-    deadline = time.monotonic() + WAIT
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return bool(condition())
-
-
 @pytest.fixture
 def app() -> Iterator[Recorder]:
     existing = set(helper_threads())  # another test's interceptor may still have some
@@ -61,7 +53,10 @@ def app() -> Iterator[Recorder]:
     yield recorder
     recorder.release.set()
     # Each test stops its interceptor: its helpers end, so the next test starts clean.
-    assert wait_until(lambda: set(helper_threads()) <= existing), helper_threads()
+    wait_until(
+        lambda: set(helper_threads()) <= existing,
+        lambda: f"the test's helpers end (left: {helper_threads()})",
+    )
 
 
 def test_timed_calls_reuse_one_helper_thread(app: Recorder) -> None:
@@ -90,7 +85,7 @@ def test_a_timed_out_call_keeps_its_helper_and_the_next_call_gets_another(app: R
         assert requests.get(f"{HOST}/next", timeout=5).text == "/next"
         assert app.threads[0] != app.threads[1]
         app.release.set()  # the abandoned call ends; its helper is free again
-        assert wait_until(lambda: len(app.threads) == 2)
+        wait_until(lambda: len(app.threads) == 2, "the abandoned call ends")
         for i in range(3):
             assert requests.get(f"{HOST}/again{i}", timeout=5).status_code == 200
         assert set(app.threads[2:]) <= set(app.threads[:2])
@@ -120,11 +115,11 @@ def test_helpers_exit_when_the_interceptor_stops(app: Recorder) -> None:
         assert len(helper_threads()) >= before + 2
     # The idle helper exits at once, the busy one once its call ends.
     app.release.set()
-    assert wait_until(lambda: len(helper_threads()) <= before)
+    wait_until(lambda: len(helper_threads()) <= before, "the helpers exit")
     # A restarted interceptor serves timed calls again.
     with interceptor:
         assert requests.get(f"{HOST}/back", timeout=5).text == "/back"
-    assert wait_until(lambda: len(helper_threads()) <= before)
+    wait_until(lambda: len(helper_threads()) <= before, "the helpers exit")
 
 
 def test_idle_helpers_exit_on_their_own(app: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,7 +129,7 @@ def test_idle_helpers_exit_on_their_own(app: Recorder, monkeypatch: pytest.Monke
     before = len(helper_threads())
     with Interceptor(app, hosts=(HOST,)):
         assert requests.get(f"{HOST}/once", timeout=5).status_code == 200
-        assert wait_until(lambda: len(helper_threads()) <= before)
+        wait_until(lambda: len(helper_threads()) <= before, "the idle helper exits")
         # ... and a later call starts a new one.
         assert requests.get(f"{HOST}/later", timeout=5).text == "/later"
 

@@ -20,26 +20,17 @@ from collections.abc import Callable
 
 import pytest
 import requests
+from unitutil import WAIT, wait_until
 
 from pytest_etcd_discovery.service.app import DiscoveryApp
 from pytest_etcd_discovery.transport.server import DiscoveryServer, ServerError, listen_backlog
 from pytest_etcd_discovery.v2store.clock import ControllableClock
-
-WAIT = 10.0  # generous bound for anything that should happen at once
 
 
 def port_is_closed(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(WAIT)
         return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def wait_until(condition: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.02)
 
 
 def test_port_zero_binds_a_free_port_and_serves() -> None:
@@ -643,13 +634,19 @@ def test_the_listen_backlog_is_the_systems() -> None:
                 sock.connect_ex((server.host, server.port))
                 clients.append(sock)
                 pending.append(sock)
-            deadline = time.monotonic() + WAIT
-            while pending and time.monotonic() < deadline:
+
+            def all_connected() -> bool:
                 _, writable, _ = select.select([], pending, [], 0.1)
                 for sock in writable:
                     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
                     pending.remove(sock)
-            assert not pending, f"{len(pending)} of 300 connections never completed"
+                return not pending
+
+            wait_until(
+                all_connected,
+                lambda: f"all 300 connections complete ({len(pending)} never did)",
+                interval=0,  # select() waits
+            )
         finally:
             release.set()
             for sock in clients:
@@ -673,9 +670,10 @@ def test_accept_backs_off_when_out_of_file_descriptors(caplog: pytest.LogCapture
                 while True:
                     fillers.append(os.open(os.devnull, os.O_RDONLY))
             client.connect((server.host, server.port))  # queued: the server cannot accept
-            deadline = time.monotonic() + WAIT
-            while len(_backoffs(caplog)) < 5 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(
+                lambda: len(_backoffs(caplog)) >= 5,
+                lambda: f"five accept backoffs are logged (got {_backoffs(caplog)})",
+            )
         finally:
             for fd in fillers:
                 os.close(fd)

@@ -22,7 +22,6 @@ Facts measured against etcd 3.4.23 (and read from its source) that the API relie
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,7 +30,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +43,11 @@ from pytest_etcd_discovery.real.processes import (
     free_port,
     missing_binaries,
 )
+
+from .._errors import Error
+
+# Re-exported: the rule lives with the other etcd rules (service/ needs it, not real/).
+from .._etcd import etcd_member_id
 
 __all__ = [
     "DUPLICATE_ID_PATTERN",
@@ -87,26 +91,8 @@ _CLUSTER_STOP_TIMEOUT = 2.0
 _TAIL_CHARS = 3000
 
 
-class ClusterError(RuntimeError):
+class ClusterError(Error, RuntimeError):
     """The cluster did not come up (or ``etcdctl`` failed); the message quotes the logs."""
-
-
-def etcd_member_id(peer_urls: Iterable[str], cluster_token: str) -> str:
-    """The member id etcd 3.4 derives for a new member, as the hex string it registers.
-
-    ``membership.NewMember(name, peerURLs, clusterName, nil)``: sort the peer URLs
-    (Go ``sort.Strings``), concatenate them with no separator, append the cluster token,
-    sha1 the bytes and read the first 8 bytes as a big-endian uint64; ``types.ID.String``
-    prints it with ``strconv.FormatUint(id, 16)`` (no zero padding). With ``--discovery``
-    the token is the discovery URL exactly as given on the command line.
-
-    >>> etcd_member_id(["http://127.0.0.1:23002"],
-    ...                "http://127.0.0.1:28087/8d64c987c9ae2a1964a66a7ff775b701")
-    '521f2ae9dc80ca0'
-    """
-    data = "".join(sorted(peer_urls)) + cluster_token
-    digest = hashlib.sha1(data.encode("utf-8")).digest()
-    return format(int.from_bytes(digest[:8], "big"), "x")
 
 
 @dataclass(frozen=True)

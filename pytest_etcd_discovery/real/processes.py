@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from .._errors import Error
+
 __all__ = [
     "EtcdProcess",
     "ManagedProcess",
@@ -50,7 +52,7 @@ _TAIL_CHARS = 2000
 _ETCD_ENV_PREFIX = "ETCD_"
 
 
-class ProcessError(RuntimeError):
+class ProcessError(Error, RuntimeError):
     """A managed process died, or did not become ready in time."""
 
 

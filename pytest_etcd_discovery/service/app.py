@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from werkzeug.wsgi import get_current_url, get_input_stream
 
+from .._errors import Error
 from ..constants import TRANSPORT_LIVE
 from .discovery import DiscoveryService
 from .http import Reply, ServiceRequest
@@ -46,7 +47,7 @@ TRANSPORT_KEY = "etcd_discovery.transport"
 GO_SUPPLIED_KEY = "etcd_discovery.go_supplied"
 
 
-class ConnectionDropped(ConnectionAbortedError):
+class ConnectionDropped(Error, ConnectionAbortedError):
     """Raised to the WSGI server for a ``drop`` fault: close without a reply.
 
     werkzeug's request handler treats it as a client that went away (no 500 page, no

@@ -26,6 +26,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from .._errors import Error
+from .._etcd import (
+    STYLE_V04,
+    MemberSpec,
+    MemberSpecError,
+    etcd_member_id,
+    etcd_member_value,
+    member_specs,
+)
 from ..constants import TRANSPORT_FIXTURE, V04_TTL
 from ..v2store.clock import NS_PER_S, ControllableClock, SystemClock
 from ..v2store.errors import EtcdError
@@ -57,9 +66,6 @@ PREFIX = "/_fake/"
 _LAST_INSTANT = (2**63 - 1) // NS_PER_S
 #: What a snapshot's history events may be.
 _EVENT_ACTIONS = (SET, CREATE, UPDATE, DELETE, COMPARE_AND_SWAP, COMPARE_AND_DELETE, EXPIRE)
-#: Seeding writes each member in the request: keep one request's work bounded.
-MAX_MEMBERS = 1000
-_TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 _STATIC = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
@@ -86,7 +92,7 @@ CONTROL_MAP = Map(
 )
 
 
-class ControlError(Exception):
+class ControlError(Error):
     """Bad control input: answered with ``status`` and ``{"message": ...}``."""
 
     def __init__(self, message: str, status: int = 400) -> None:
@@ -254,16 +260,12 @@ class ControlApp:
         key = self.app.token_key(token)
         store = self.app.store
         for name, urls, style in members:
-            if style == "v0.4":
+            if style == STYLE_V04:
                 store.set(f"{key}/{name}", urls[0], ttl=V04_TTL)
             else:
-                # Lazy: the process helpers are only needed to derive etcd 3.4 member ids.
-                from ..real.cluster import etcd_member_id
-
                 # What etcd 3.4 writes (handle.register, prevExist=false): key = its member
                 # id, value sorted name=url pairs; past the size too, as the marker seeds.
-                value = ",".join(sorted(f"{name}={u}" for u in urls))
-                store.create(f"{key}/{etcd_member_id(urls, url)}", value)
+                store.create(f"{key}/{etcd_member_id(urls, url)}", etcd_member_value(name, urls))
         if state is not None:
             store.set(f"{key}/_state", state)
         return _json({"token": token, "url": url}, 201)
@@ -378,71 +380,19 @@ def _asset(name: str) -> bytes:
     return resources.files(__package__).joinpath("dashboard").joinpath(name).read_bytes()
 
 
-def _member_specs(members: Any) -> list[tuple[str, list[str], str]]:
-    """``members`` as the marker takes them: a count N, names, ``[name, peer_urls]``
-    pairs or ``{"name", "peer_urls", "style"}`` objects (style ``v3.4`` or ``v0.4``)."""
-    if members is None:
-        return []
-    if isinstance(members, int) and not isinstance(members, bool):
-        members = [f"member{i}" for i in range(1, _int(members, "members", 0) + 1)]
-    if not isinstance(members, list):
-        raise ControlError(f"members must be a count or a list, got {json.dumps(members)}")
-    if len(members) > MAX_MEMBERS:
-        raise ControlError(f"at most {MAX_MEMBERS} members per token, got {len(members)}")
-    specs: list[tuple[str, list[str], str]] = []
-    for number, entry in enumerate(members, 1):
-        default_urls: Any = f"http://10.0.0.{number}:2380"
-        style = "v3.4"
-        if isinstance(entry, str):
-            name, urls = entry, default_urls
-        elif isinstance(entry, list) and len(entry) == 2:
-            name, urls = entry
-        elif isinstance(entry, dict):
-            _only(entry, {"name", "peer_urls", "style"}, "member")
-            if "name" not in entry:
-                raise ControlError(f"member {number} has no name")
-            name = entry["name"]
-            urls = entry.get("peer_urls", default_urls)
-            style = entry.get("style", "v3.4")
-        else:
-            raise ControlError(f"cannot read member {json.dumps(entry)}")
-        name = _str(name, f"member {number} name")
-        if not name or "/" in name:
-            raise ControlError(f"member {number} name must be non-empty without '/'")
-        urls = [urls] if isinstance(urls, str) else urls
-        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
-            raise ControlError(f"member {number} peer_urls must be a URL or a list of URLs")
-        urls = [u.strip() for u in urls]  # etcd trims each peer URL (types.NewURLs)
-        if style not in ("v3.4", "v0.4"):
-            raise ControlError(f"member {number} style must be 'v3.4' or 'v0.4'")
-        if style == "v0.4" and len(urls) != 1:
-            raise ControlError(f"member {number}: an etcd 0.4 member has one peer URL")
-        # The same key twice: etcd 3.4 would answer 105 (key exists) to the second.
-        same = [
-            s
-            for s in specs
-            if s[2] == style and (s[0] == name if style == "v0.4" else sorted(s[1]) == sorted(urls))
-        ]
-        if same:
-            raise ControlError(f"member {number} would register the same key as {same[0][0]!r}")
-        specs.append((name, urls, style))
-    return specs
+def _member_specs(members: Any) -> list[MemberSpec]:
+    """``members`` as the marker takes them (:func:`~pytest_etcd_discovery._etcd.member_specs`)."""
+    try:
+        return member_specs(members, what="members")
+    except MemberSpecError as exc:
+        raise ControlError(str(exc)) from None
 
 
 def _token_views(app: DiscoveryApp, base: str) -> list[dict[str, Any]]:
     """Every token, oldest first: size, ``_state`` and members with their TTL left."""
     store = app.store
-    try:
-        listing = store.get(app.profile.key_prefix or "/", sorted=True).to_json()["node"]
-    except EtcdError:
-        return []
-    dirs = [n for n in listing.get("nodes", []) or [] if n.get("dir")]
-    dirs.sort(key=lambda n: int(n.get("createdIndex", 0)))
     views = []
-    for entry in dirs:
-        token = str(entry["key"]).rsplit("/", 1)[-1]
-        if not _TOKEN_RE.fullmatch(token):
-            continue
+    for token in app.token_names():
         key = app.token_key(token)
         try:
             nodes = store.get(key, sorted=True).to_json()["node"].get("nodes", []) or []

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 
+from .._etcd import TOKEN_RE
 from ..constants import TRANSPORT_FIXTURE
 from ..v2store import errors as etcd_errors
 from ..v2store.clock import Clock
@@ -160,6 +161,18 @@ class DiscoveryService:
     def token_key(self, token: str) -> str:
         """The store key of ``token`` (where its members live)."""
         return f"{self.profile.key_prefix}/{token}"
+
+    def token_names(self) -> list[str]:
+        """Every token in the store, oldest first (by ``createdIndex``)."""
+        try:
+            # etcd-v2 keeps tokens under /_etcd/registry like the real proxy; the rewrite at /.
+            listing = self.store.get(self.profile.key_prefix or "/", sorted=True).to_json()
+        except EtcdError:
+            return []
+        dirs = [n for n in listing.get("node", {}).get("nodes", []) or [] if n.get("dir")]
+        dirs.sort(key=lambda n: int(n.get("createdIndex", 0)))
+        names = (str(n["key"]).rsplit("/", 1)[-1] for n in dirs)
+        return [name for name in names if TOKEN_RE.fullmatch(name)]
 
     def new_token(self, size: int = 3, *, source: Callable[[], str] | None = None) -> str:
         """Create a token as ``/new?size=`` does; returns the 32-hex token.

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._errors import Error
 from ..constants import FAULT_MARKER, TRANSPORT_FIXTURE
 from .http import ServiceRequest
 from .routes import ROUTES, Route
@@ -79,7 +80,7 @@ MAX_DELAY = 86400.0
 MAX_RULES = 1000
 
 
-class FaultError(ValueError):
+class FaultError(Error, ValueError):
     """A fault rule or plan file that cannot be used (the message says why)."""
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .._errors import Error
+
 MAX_FORM_SIZE = 10 << 20  # Go's limit for an urlencoded body
 _HEX = re.compile(r"[0-9a-fA-F]{2}")
 
 
-class FormError(ValueError):
+class FormError(Error, ValueError):
     """Go's parse error text, e.g. ``invalid URL escape "%zz"``."""
 
 

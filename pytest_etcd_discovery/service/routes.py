@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, Map, MapAdapter, Rule
 
+from .._etcd import TOKEN_RE
 from .forms import Form
 from .gocompat import go_clean_path
 
@@ -44,7 +45,7 @@ TOKEN_ENDPOINTS = frozenset({"token", "machine", "size"})
 class TokenConverter(BaseConverter):
     """A discovery token: 32 lowercase hex digits, nothing else (gorilla mux's regex)."""
 
-    regex = "[a-f0-9]{32}"
+    regex = TOKEN_RE.pattern
 
 
 _RULES = [

@@ -44,6 +44,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .._errors import Error
 from .hosts import HostMap
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ _FIX = (
 )
 
 
-class DiscoveryHostGuardError(socket.gaierror):
+class DiscoveryHostGuardError(Error, socket.gaierror):
     """A client asked for a discovery host in a way the fake cannot serve.
 
     A :class:`socket.gaierror`, so clients report it as the name-resolution failure it

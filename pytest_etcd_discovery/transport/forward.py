@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
+from .._errors import Error
 from ..service.app import GO_SUPPLIED_KEY, ConnectionDropped, request_from_environ
 from ..service.forms import Form
 from ..service.http import PROXIED, Reply, ServiceRequest
@@ -96,7 +97,7 @@ def _reply_headers(
     return headers, tuple(names[sorted_up_to:])
 
 
-class ForwardingError(ConnectionError):
+class ForwardingError(Error, ConnectionError):
     """The configured service could not be reached, or (``cut``) the test ended while a
     request was still waiting on it (:meth:`ForwardApp.close`).  Each transport turns it
     into what its clients see when a server goes away."""

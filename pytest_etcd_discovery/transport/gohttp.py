@@ -53,6 +53,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote_to_bytes
 
+from .._errors import Error
 from ..service.app import GO_SUPPLIED_KEY
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class _Date:
         return cls.text
 
 
-class Refusal(Exception):
+class Refusal(Error):
     """A request Go's server refuses before any handler runs; ``reply`` is its answer."""
 
     def __init__(self, status: str = "400 Bad Request", body: str | None = None) -> None:

@@ -18,6 +18,7 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._errors import Error
 from ..service.app import DiscoveryApp
 from ..service.profiles import Profile
 from ..v2store.clock import Clock
@@ -48,7 +49,7 @@ def listen_backlog() -> int:
     return min(value, 65535) if value > 0 else socket.SOMAXCONN
 
 
-class ServerError(RuntimeError):
+class ServerError(Error, RuntimeError):
     """The server could not start (for example: the port is busy)."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._errors import Error
+
 KEY_NOT_FOUND = 100
 TEST_FAILED = 101
 NOT_FILE = 102
@@ -77,7 +79,7 @@ STATUSES: dict[int, int] = {
 }
 
 
-class EtcdError(Exception):
+class EtcdError(Error):
     """An etcd v2 keys-API error, raised by the store and rendered by the app."""
 
     def __init__(self, code: int, cause: str = "", index: int = 0) -> None:

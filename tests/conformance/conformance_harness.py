@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
+from unitutil import TOKEN_RE, wait_until
 
-TOKEN_RE = re.compile(r"[a-f0-9]{32}")
 #: Hex runs long enough to be (parts of) tokens; etcd member ids (16 hex) stay as they are.
 HEX_RUN_RE = re.compile(r"[a-fA-F0-9]{24,}")
 IN_ORDER_KEY_RE = re.compile(r"/(\d{20})\b")
@@ -413,11 +413,12 @@ class Recorder:
         self._wait_count(self._watchers_before + count, timeout)
 
     def _wait_count(self, count: int, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.side.watcher_count() < count:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"[{self.side.name}] watcher count {count} not reached")
-            time.sleep(0.02)
+        wait_until(
+            lambda: self.side.watcher_count() >= count,
+            f"[{self.side.name}] watcher count {count} is reached",
+            timeout=timeout,
+            interval=0.02,
+        )
 
     def new_token(
         self, size: int | str | None = 3, *, method: str = "GET", form: bool = False

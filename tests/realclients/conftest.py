@@ -13,17 +13,6 @@ from pytest_etcd_discovery.real.processes import RealDiscoveryService
 from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 
-@pytest.fixture(scope="session")
-def fake_ds_service() -> Iterator[DiscoveryServer]:
-    """The fake in the ``discoveryserver`` profile (today's public service) for the session."""
-    server = DiscoveryServer(profile="discoveryserver")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def etcd_binaries() -> None:
     """Skip (or fail under ETCD_DISCOVERY_REQUIRE_REAL=1) without etcd and etcdctl."""

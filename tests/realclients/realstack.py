@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from unitutil import wait_until
 
 from pytest_etcd_discovery.real.cluster import DiscoveryCluster
 from pytest_etcd_discovery.real.processes import RealDiscoveryService
@@ -112,10 +112,18 @@ class Stack:
 
     def wait_for_watchers(self, count: int, timeout: float = EXIT_TIMEOUT) -> None:
         """Block until at least ``count`` long polls are blocked in the store."""
-        deadline = time.monotonic() + timeout
-        while (seen := self.watchers()) < count:
-            assert time.monotonic() < deadline, f"{seen} watchers after {timeout} s, want {count}"
-            time.sleep(0.02)
+        seen = [0]  # the last count, for the message
+
+        def enough() -> bool:
+            seen[0] = self.watchers()
+            return seen[0] >= count
+
+        wait_until(
+            enough,
+            lambda: f"{count} watchers wait (the last count: {seen[0]})",
+            timeout=timeout,
+            interval=0.02,
+        )
 
     def describe(self, token: str) -> str:
         """The journal as text, for failure messages."""

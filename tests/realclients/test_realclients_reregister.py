@@ -11,22 +11,22 @@ overwrite that reset ``createdIndex`` the member exits "discovery: cluster is fu
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from realstack import EXIT_TIMEOUT, FAKE_DS, ClusterFactory, Stack, wait_healthy
+from unitutil import wait_until
 
 from pytest_etcd_discovery.real.cluster import FULL_CLUSTER_PATTERN, EtcdMember
 
 
 def wait_registered(stack: Stack, discovery_url: str, member: EtcdMember) -> None:
     """Block until ``member`` has put its key under the token (bounded)."""
-    deadline = time.monotonic() + EXIT_TIMEOUT
-    while member.member_id not in stack.registered(discovery_url):
+
+    def registered() -> bool:
         assert member.running, member.describe()
-        assert time.monotonic() < deadline, f"{member.name} never registered"
-        time.sleep(0.02)
+        return member.member_id in stack.registered(discovery_url)
+
+    wait_until(registered, f"{member.name} registers", timeout=EXIT_TIMEOUT, interval=0.02)
 
 
 def created_indexes(discovery_url: str) -> dict[str, int]:

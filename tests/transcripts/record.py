@@ -24,7 +24,8 @@ from typing import Any
 import requests
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "conformance")]
+# The harness imports the tests' shared helpers (unitutil) from tests/.
+sys.path[:0] = [str(HERE), str(HERE.parent / "conformance"), str(HERE.parent)]
 
 from conformance_harness import Side, count_requests, run_scenario  # noqa: E402
 from ds_scenarios import SCENARIOS  # noqa: E402

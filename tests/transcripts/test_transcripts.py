@@ -32,11 +32,11 @@ def test_every_scenario_is_recorded() -> None:
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_fake_replays_recorded_transcript(name: str, fake_ds_server: DiscoveryServer) -> None:
+def test_fake_replays_recorded_transcript(name: str, fake_ds_service: DiscoveryServer) -> None:
     recorded = load(name)
     assert recorded["scenario"] == name
-    app = fake_ds_server.app
-    side = Side("fake", fake_ds_server.url, lambda: app.store.watcher_count, etcd_replies=False)
+    app = fake_ds_service.app
+    side = Side("fake", fake_ds_service.url, lambda: app.store.watcher_count, etcd_replies=False)
     steps = run_scenario(side, SCENARIOS[name])
     # Through JSON, as the recording went (tuples become lists and so on).
     steps = json.loads(json.dumps(steps))
