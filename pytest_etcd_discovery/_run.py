@@ -149,6 +149,7 @@ class PluginRun:
                     hosts=stack.hosts,
                     front=stack.front,
                     journal=stack.shared_calls,
+                    store=lambda: stack.shared_store,
                 )
                 self._shared[profile] = handle
             return handle

@@ -170,8 +170,8 @@ class FakeStack:
         self._in_test = True
         # Faults added between tests were for that phase; the test starts with none.
         self.app.faults.clear()
-        # The shared store rests (its watches end, its expiry pauses) while a test runs.
-        self.app.reset(store)
+        # The shared store keeps serving (its expiry, the shared handle) beside the copy.
+        self.app.reset(store, retire=False)
         self.app.keys_api = self.keys_api
         return clock
 
@@ -185,7 +185,6 @@ class FakeStack:
         if not self._in_test:
             return
         self._in_test = False
-        self._shared.open()
         self.app.reset(self._shared)
         self.app.faults.clear()
         self.app.keys_api = self.keys_api

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .transport.proxy import DiscoveryFront
     from .transport.server import DiscoveryServer
     from .v2store.clock import ControllableClock
+    from .v2store.store import Store
 
 __all__ = [
     "V04_TTL",
@@ -200,6 +201,7 @@ class EtcdDiscovery:
         front: Callable[[], DiscoveryFront] | None = None,
         forward: ForwardApp | None = None,
         journal: Callable[[], list[Call]] | None = None,
+        store: Callable[[], Store] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.profile = profile
@@ -215,6 +217,9 @@ class EtcdDiscovery:
         self._journal: list[Call] | None = None
         #: Where the journal comes from instead of the app's (the shared handle's).
         self._journal_source = journal
+        #: The store the helpers act on instead of the one served now (the shared
+        #: handle's: the shared state, also while a test works on its copy).
+        self._store_source = store
         #: Errors the fake raised inside while this handle's test ran (set at its end).
         self.errors: list[BaseException] = []
         # The TLS/proxy front, started on first use (a test that only uses requests or
@@ -400,9 +405,10 @@ class EtcdDiscovery:
         if self._app is None:
             url = self._on_service(url)
         if self._app is not None:
-            status, headers, body = self._app.call(
-                method, url, form=form, transport=FIXTURE_TRANSPORT
-            )
+            with self._on_store(self._app):
+                status, headers, body = self._app.call(
+                    method, url, form=form, transport=FIXTURE_TRANSPORT
+                )
             return status, dict(headers), body.decode("utf-8", "replace")
         import requests
 
@@ -596,17 +602,23 @@ class EtcdDiscovery:
     def tokens(self) -> list[str]:
         """Every token the fake knows, in creation order (fake only)."""
         app = self._need_fake("listing tokens")
-        return app.token_names()
+        with self._on_store(app):
+            return app.token_names()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-able data (fake only); see :meth:`restore`."""
         app = self._need_fake("snapshot()")
-        return {"store": app.store.snapshot()}
+        with self._on_store(app):
+            return {"store": app.store.snapshot()}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Put back a state taken with :meth:`snapshot` (fake only)."""
         app = self._need_fake("restore()")
-        app.store.restore(dict(data["store"]))
+        with self._on_store(app):
+            app.store.restore(dict(data["store"]))
+
+    def _on_store(self, app: DiscoveryApp) -> AbstractContextManager[None]:
+        return app.on_store(self._store_source() if self._store_source is not None else None)
 
     @contextmanager
     def intercept(self) -> Iterator[EtcdDiscovery]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import random
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from .._etcd import TOKEN_RE
@@ -194,17 +195,20 @@ class DiscoveryService:
             self.store.bump_index()  # discoveryserver's garbage-collection record
         return token
 
-    def reset(self, store: Store | None = None) -> None:
+    def reset(self, store: Store | None = None, *, retire: bool = True) -> None:
         """Start over with an empty store on the same clock and an empty journal.
 
         The old store is retired: watches blocked on it are released, and a request that
         arrived before and is still running (held by a fault) is dropped rather than
         reaching the new store.  The old journal list is left as it is (a new one takes
         its place), so whoever holds it still sees those late requests.
+        ``retire=False`` keeps the old store serving (the shared state while a test
+        works on its copy).
         """
         old = self._store
         self._store = store if store is not None else self.new_store(old.clock)
-        old.close()
+        if retire:
+            old.close()
         self.journal.renew()
         with self._errors_lock:
             self.errors = []
@@ -266,12 +270,23 @@ class DiscoveryService:
 
     def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
         """Answer ``request`` (``route``: its :meth:`route`, if the caller has it)."""
-        # The request works on the store of now, even if a reset replaces it meanwhile.
-        bound = _REQUEST_STORE.set((self, self._store))
-        try:
+        with self.on_store(None):
             return self._handle(request, route)
+
+    @contextmanager
+    def on_store(self, store: Store | None) -> Iterator[None]:
+        """Work on ``store`` in this thread for the ``with`` block (None: the store of
+        now, kept even if a reset replaces it meanwhile; a block already inside one for
+        this service keeps that one)."""
+        bound = _REQUEST_STORE.get()
+        if store is None and bound is not None and bound[0] is self:
+            yield
+            return
+        token = _REQUEST_STORE.set((self, store if store is not None else self._store))
+        try:
+            yield
         finally:
-            _REQUEST_STORE.reset(bound)
+            _REQUEST_STORE.reset(token)
 
     def _handle(self, request: ServiceRequest, route: Route | None) -> Reply:
         if route is None:
@@ -319,9 +334,10 @@ class DiscoveryService:
         if decision is not None:
             call.fault = decision.label
             faulted = self._carry_out(decision, request, route)
-        if self.store is not self._store:
+        if self.store is not self._store and self.store.closed:
             # Held (by a fault) until its store was retired: it must not write anywhere,
-            # and its client hears what a server that went away says.
+            # and its client hears what a server that went away says.  (A store still
+            # open is one asked for on purpose: the shared state beside a test's copy.)
             return Reply(0, drop=True)
         if faulted is not None:
             return faulted

@@ -115,6 +115,11 @@ class Store:
             return self._index
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` retired the store (until :meth:`open`)."""
+        return self._closed
+
+    @property
     def watcher_count(self) -> int:
         """How many long polls wait on this store right now."""
         return self.hub.count
