@@ -12,6 +12,11 @@ programs read:
 - ``SSL_CERT_FILE`` (OpenSSL, Go, Python), ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``: a
   bundle of the system roots plus the test CA, so other hosts still verify;
   ``NODE_EXTRA_CA_CERTS``: the test CA (Node adds it to its own roots);
+- ``NODE_OPTIONS``: the caller's plus ``--require`` of ``node_preload.cjs``, because Node
+  (18 and 20 at least) ignores the proxy variables; the preload sends Node's connections
+  to the discovery hosts (``https``, ``http``, ``fetch``, ``net``, ``tls``) to the front,
+  which it finds in ``PYTEST_ETCD_DISCOVERY_FRONT`` and ``PYTEST_ETCD_DISCOVERY_HOSTS``
+  (not ``ETCD_*`` names: etcd reads those as its flags);
 - ``WGETRC``: a wgetrc naming the bundle (GnuTLS builds of wget read no variable for
   it), with the caller's own wgetrc read first;
 - ``ETCD_DISCOVERY_PROXY``: etcd's ``--discovery-proxy`` flag as a variable, because
@@ -30,13 +35,16 @@ from urllib.parse import urlsplit
 from .hosts import canonical_name
 from .proxy import DiscoveryFront
 
-__all__ = ["LOOPBACK", "child_env", "env_additions"]
+__all__ = ["LOOPBACK", "NODE_PRELOAD", "child_env", "env_additions", "node_options"]
 
 #: What never goes through the front: the machine itself.
 LOOPBACK = ("localhost", "127.0.0.1", "::1", "127.0.0.0/8")
 
 _PROXY_KEYS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 _NO_PROXY_KEYS = ("NO_PROXY", "no_proxy")
+
+#: The CommonJS file Node preloads (package data next to this module).
+NODE_PRELOAD = Path(__file__).with_name("node_preload.cjs")
 
 
 def _exempts(entry: str, names: Iterable[str]) -> bool:
@@ -77,6 +85,17 @@ def _wgetrc(front: DiscoveryFront, base: Mapping[str, str]) -> Path:
     return path
 
 
+def node_options(inherited: str | None, preload: Path = NODE_PRELOAD) -> str:
+    """``inherited`` (the caller's ``NODE_OPTIONS``) with ``--require <preload>`` appended
+    once; the path in double quotes with ``\\`` and ``"`` escaped, as Node parses it."""
+    quoted = '"' + str(preload).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    option = f"--require {quoted}"
+    inherited = (inherited or "").strip()
+    if option in inherited:
+        return inherited  # a base that already came from env()
+    return f"{inherited} {option}" if inherited else option
+
+
 def env_additions(front: DiscoveryFront, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Only the variables :func:`child_env` sets (what ``--env-file`` writes)."""
     base = os.environ if base is None else base
@@ -90,6 +109,9 @@ def env_additions(front: DiscoveryFront, base: Mapping[str, str] | None = None) 
         REQUESTS_CA_BUNDLE=bundle,
         CURL_CA_BUNDLE=bundle,
         NODE_EXTRA_CA_CERTS=str(front.ca.ca_cert_file),
+        NODE_OPTIONS=node_options(base.get("NODE_OPTIONS")),
+        PYTEST_ETCD_DISCOVERY_FRONT=proxy.removeprefix("http://"),
+        PYTEST_ETCD_DISCOVERY_HOSTS=",".join(front.hosts.urls),
         WGETRC=str(_wgetrc(front, base)),
         ETCD_DISCOVERY_PROXY=proxy,
     )
