@@ -7,7 +7,6 @@ library and pytest only: this loads in every run that has the plugin installed.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +45,8 @@ def misspelled(name: str, ours: Iterable[str]) -> str | None:
     ours = tuple(ours)
     if name in ours:
         return None
+    import difflib  # only for a name that is not ours, which few runs have
+
     close = difflib.get_close_matches(name, ours, n=1, cutoff=0.8)
     if close:
         return close[0]

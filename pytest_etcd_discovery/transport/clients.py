@@ -31,15 +31,10 @@ before any DNS query or connection.
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
-import importlib.machinery
-import ipaddress
 import os
 import socket
-import ssl
 import sys
 import threading
-import types
 import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -47,7 +42,12 @@ from typing import TYPE_CHECKING, Any
 from .._errors import Error
 from .hosts import HostMap
 
+# ssl, ipaddress and importlib's machinery load when a cover first needs them: the guard
+# alone, which every pytest run with the plugin has, patches name resolution only.
 if TYPE_CHECKING:
+    import ssl
+    import types
+
     from .proxy import DiscoveryFront
 
 __all__ = ["SENTINEL", "ClientCover", "DiscoveryHostGuardError", "Guard", "active_cover"]
@@ -148,6 +148,7 @@ class ClientCover:
             _stack.append(self)
             if len(_stack) == 1:
                 _install()
+            _sync_tls()
         self._bypass_env_proxies()
 
     def stop(self) -> None:
@@ -157,6 +158,7 @@ class ClientCover:
             _stack.remove(self)
             if not _stack:
                 _uninstall()
+            _sync_tls()
         self._restore_env_proxies()
 
     def __enter__(self) -> ClientCover:
@@ -264,6 +266,8 @@ def pop_guard(guard: Guard) -> None:
 
 
 def _is_ip(name: str) -> bool:
+    import ipaddress
+
     try:
         ipaddress.ip_address(name)
     except ValueError:
@@ -297,8 +301,6 @@ _real_gethostbyname = socket.gethostbyname
 _real_gethostbyname_ex = socket.gethostbyname_ex
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
-_real_wrap_socket = ssl.SSLContext.wrap_socket
-_real_wrap_bio = ssl.SSLContext.wrap_bio
 
 
 def _cover_for(host: Any) -> ClientCover | Guard | None:
@@ -382,7 +384,7 @@ def _wrap_socket(
     session: ssl.SSLSession | None = None,
 ) -> ssl.SSLSocket:
     _trust(self, server_side, server_hostname)
-    return _real_wrap_socket(
+    return _real_tls["wrap_socket"](  # type: ignore[no-any-return]
         self,
         sock,
         server_side=server_side,
@@ -402,7 +404,7 @@ def _wrap_bio(
     session: ssl.SSLSession | None = None,
 ) -> ssl.SSLObject:
     _trust(self, server_side, server_hostname)
-    return _real_wrap_bio(
+    return _real_tls["wrap_bio"](  # type: ignore[no-any-return]
         self,
         incoming,
         outgoing,
@@ -425,15 +427,28 @@ def _trust(context: ssl.SSLContext, server_side: bool, server_hostname: Any) -> 
         layer.trust(context, name)
 
 
+#: Name resolution and connecting: installed with the first layer (the guard included).
 _PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
     (socket, "getaddrinfo", _getaddrinfo, _real_getaddrinfo),
     (socket, "gethostbyname", _gethostbyname, _real_gethostbyname),
     (socket, "gethostbyname_ex", _gethostbyname_ex, _real_gethostbyname_ex),
     (socket.socket, "connect", _connect, _real_connect),
     (socket.socket, "connect_ex", _connect_ex, _real_connect_ex),
-    (ssl.SSLContext, "wrap_socket", _wrap_socket, _real_wrap_socket),
-    (ssl.SSLContext, "wrap_bio", _wrap_bio, _real_wrap_bio),
 )
+#: ssl's originals, read when the first cover installs the trust patches.
+_real_tls: dict[str, Any] = {}
+
+
+def _tls_patches() -> tuple[tuple[Any, str, Any, Any], ...]:
+    import ssl
+
+    if not _real_tls:
+        _real_tls["wrap_socket"] = ssl.SSLContext.wrap_socket
+        _real_tls["wrap_bio"] = ssl.SSLContext.wrap_bio
+    return (
+        (ssl.SSLContext, "wrap_socket", _wrap_socket, _real_tls["wrap_socket"]),
+        (ssl.SSLContext, "wrap_bio", _wrap_bio, _real_tls["wrap_bio"]),
+    )
 
 
 #: Names the patched classes did not define themselves (``connect`` is inherited from
@@ -494,12 +509,15 @@ def _unpatch_aiohttp() -> None:
         resolver.resolve = original
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
+class _PatchOnImport:
+    # A finder in sys.meta_path needs find_spec only (importlib.abc's base is optional).
     """Covers aiohttp's resolver when it is first imported while the fake is on."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname != _AIOHTTP_RESOLVER:
             return None
+        import importlib.machinery
+
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
@@ -528,6 +546,20 @@ def _install() -> None:
     # Also for a later import, or a second copy of the module (pytester's inline runs).
     if _import_hook not in sys.meta_path:
         sys.meta_path.insert(0, _import_hook)
+
+
+_tls_on = False
+
+
+def _sync_tls() -> None:
+    """The trust patches are on while a cover is (a guard alone never trusts anything)."""
+    global _tls_on
+    wanted = any(isinstance(layer, ClientCover) for layer in _stack)
+    if wanted == _tls_on:
+        return
+    for owner, name, patched, original in _tls_patches():
+        setattr(owner, name, patched if wanted else original)
+    _tls_on = wanted
 
 
 def _uninstall() -> None:
