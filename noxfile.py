@@ -25,8 +25,7 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).resolve().parent
 #: Each session runs this and then its own arguments (``.ci/run`` passes none).  Both
-#: install the ``docs`` extra too: tests/test_docs.py reads the pages with the docs' own
-#: Sphinx extension.
+#: install the ``test`` extra alone, as README.md's test command does.
 PYTEST = ("python", "-m", "pytest", "-p", "no:cacheprovider", "-q")
 
 
@@ -52,12 +51,12 @@ def lowest(session: nox.Session) -> None:
     """The suite on the lowest declared pytest, werkzeug, responses and requests."""
     constraints = Path(session.create_tmp()) / "lowest.txt"
     constraints.write_text("\n".join(lowest_pins()) + "\n", encoding="utf-8")
-    session.install("-c", str(constraints), "-e", ".[test,docs]")
+    session.install("-c", str(constraints), "-e", ".[test]")
     _run_tests(session)
 
 
 @nox.session(venv_backend="venv")
 def newest(session: nox.Session) -> None:
     """The suite on the newest release of every dependency."""
-    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,docs]")
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
     _run_tests(session)

@@ -3,7 +3,9 @@
 1. ``python -m build`` makes both; ``twine check --strict`` must pass.
 2. The wheel holds the package (every subpackage and data file of the source tree),
    ``py.typed`` and the license, and nothing else (no tests, bench, examples, docs);
-   the sdist holds the tests, examples and docs too.
+   the sdist holds the tests, examples and docs too, and every file or folder of the
+   repository that README.md and pyproject.toml name (``.ci/run``, ``noxfile.py``, the
+   files their links point to).
 3. For every ``Programming Language :: Python :: 3.X`` classifier in pyproject.toml, a
    fresh virtual environment of that Python gets the wheel (not editable, with its
    dependencies from the package index); from it, outside the source tree,
@@ -11,6 +13,12 @@
    ``etcd-discovery-fake --port 0`` must start, answer ``/health`` on loopback and stop.
    A classified Python that this machine cannot run fails the check: the classifiers
    list only what this proves.
+4. In the same environment, the code of the tutorial and of every how-to page, as a
+   reader copies it (``docs/_ext/pagecode.py``: each block names its file in its
+   caption), is written to a fresh folder and run: test files with the page's own
+   ``pytest`` command where the wheel alone can run it (else plain ``pytest``), every
+   test they define must pass; scripts with ``bash``, printing what the page says they
+   print. Blocks marked as fragments, and commands this cannot run, are listed.
 
 Usage: ``python .ci/wheel_test.py [--keep DIR]`` from the repository root.
 """
@@ -18,8 +26,10 @@ Usage: ``python .ci/wheel_test.py [--keep DIR]`` from the repository root.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -31,6 +41,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import tomllib
 
@@ -41,6 +52,26 @@ BUILD_TIMEOUT = 600
 INSTALL_TIMEOUT = 600
 SUITE_TIMEOUT = 300
 SERVER_TIMEOUT = 30
+#: Options a page's ``pytest`` command may carry for this check to run it as shown; the
+#: others need more than the wheel (``-n``: pytest-xdist; ``--etcd-discovery-url``: a
+#: real service).
+RUNNABLE_PYTEST_OPTIONS = {"--etcd-discovery-fake", "--etcd-discovery-strict"}
+
+
+def load_pagecode() -> Any:
+    """docs/_ext/pagecode.py: the pages' code as files (standard library only)."""
+    spec = importlib.util.spec_from_file_location("pagecode", ROOT / "docs/_ext/pagecode.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("pagecode", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def require_real() -> bool:
+    """``ETCD_DISCOVERY_REQUIRE_REAL`` (set by ``.ci/run``): a skipped test fails."""
+    flag = os.environ.get("ETCD_DISCOVERY_REQUIRE_REAL", "").strip().lower()
+    return flag not in ("", "0", "false", "no")
 
 
 def run(cmd: list[str], *, timeout: float, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -69,6 +100,42 @@ def build(out: Path) -> tuple[Path, Path]:
         timeout=120,
     )
     return wheels[0], sdists[0]
+
+
+def tracked_files() -> set[str]:
+    """The repository's files: the ones git tracks (so local leftovers do not count), or
+    every file outside a git checkout (an unpacked sdist)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode == 0 and listed.stdout.strip():
+        return set(listed.stdout.splitlines())
+    return {
+        p.relative_to(ROOT).as_posix()
+        for p in ROOT.rglob("*")
+        if p.is_file()
+        and not {"__pycache__", ".git", ".venv", ".nox", "_build", "build", "dist"} & set(p.parts)
+        and ".egg-info" not in p.as_posix()
+    }
+
+
+def referenced_files() -> dict[str, set[str]]:
+    """The repository's files that README.md and pyproject.toml point to, by the word that
+    names them: a path (``.ci/run``, ``noxfile.py``), a folder (``examples/``: all of its
+    files), or a link into the repository (``<Source>/blob/main/docs/tutorial.rst``)."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    repository = meta["project"]["urls"]["Source"].rstrip("/")
+    tracked = tracked_files()
+    found: dict[str, set[str]] = {}
+    for name in ("README.md", "pyproject.toml"):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        # A link into the repository names the path after the branch.
+        text = re.sub(re.escape(repository) + r"/(?:blob|raw|tree)/[\w.-]+/", " ", text)
+        for word in set(re.findall(r"[\w.-]+(?:/[\w.-]+)*", text)):
+            word = word.rstrip(".")  # a full stop ends a sentence, not a path
+            if word in tracked:
+                found[word] = {word}
+            elif under := {f for f in tracked if f.startswith(word + "/")}:
+                found[word] = under
+    return found
 
 
 def expected_package_files() -> set[str]:
@@ -122,9 +189,24 @@ def check_sdist_contents(sdist: Path) -> None:
     }
     missing = sorted(needed - names)
     assert not missing, f"missing from the sdist: {missing}"
+    # What README.md and pyproject.toml point a reader to must be in what they unpacked.
+    referenced = referenced_files()
+    assert {".ci/run", ".ci/wheel_test.py", "noxfile.py"} <= referenced.keys(), sorted(referenced)
+    missing = sorted(
+        f"{word}: {sorted(files - names)[:5]}"
+        for word, files in referenced.items()
+        if files - names
+    )
+    assert not missing, (
+        f"README.md or pyproject.toml name what the sdist lacks (MANIFEST.in): {missing}"
+    )
     junk = sorted(n for n in names if "__pycache__" in n or n.startswith("docs/_build"))
     assert not junk, f"build leftovers in the sdist: {junk[:5]}"
-    print(f"sdist: {len(names)} entries, tests, examples and docs included", flush=True)
+    print(
+        f"sdist: {len(names)} entries, tests, examples and docs included, and the "
+        f"{len(referenced)} paths README.md and pyproject.toml name",
+        flush=True,
+    )
 
 
 def classified_pythons() -> list[str]:
@@ -185,13 +267,94 @@ def check_suite(venv_python: Path, work: Path) -> None:
         cwd=work,
         env=clean_env(),
     )
-    suite = ET.parse(report).getroot().find("testsuite")
-    assert suite is not None
-    counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
+    counts, _, _ = junit_outcome(report)
     # The examples skip without interception: a skip here means the flag did not reach
     # the installed plugin, which is a failure of this check.
     assert counts["tests"] > 0 and counts["failures"] == counts["errors"] == 0, counts
     assert counts["skipped"] == 0, f"example tests skipped under the wheel: {counts}"
+
+
+def junit_outcome(report: Path) -> tuple[dict[str, int], set[str], list[str]]:
+    """A pytest junit report's counts, the names of the tests run (parameters cut off),
+    and the reasons of the skipped ones."""
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
+    names = {case.get("name", "").split("[", 1)[0] for case in suite.iter("testcase")}
+    skips = [
+        f"{case.get('name')}: {skipped.get('message', '')}"
+        for case in suite.iter("testcase")
+        for skipped in case.iter("skipped")
+    ]
+    return counts, names, skips
+
+
+def check_pages(venv: Path, work: Path) -> None:
+    """The tutorial's and the how-to pages' code, copied from the pages into a fresh
+    folder each, runs against the installed wheel (see the module's docstring, 4.)."""
+    pagecode = load_pagecode()
+    env = clean_env()
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])  # the wheel's
+    pytest_command = [str(venv / "bin" / "pytest"), "-p", "no:cacheprovider", "-q", "-rs"]
+    for page in pagecode.pages(ROOT / "docs"):
+        name = page.relative_to(ROOT / "docs").as_posix()
+        blocks = pagecode.blocks(page)
+        folder = work / "pages" / page.stem
+        written = pagecode.write(blocks, folder)  # refuses a block it cannot place
+        fragments = [b.where for b in blocks if b.is_code and b.fragment]
+        commands, not_run = [], []
+        for _, command in pagecode.console_commands(blocks):
+            words = shlex.split(command)
+            args = words[1:]
+            if words[:3] == ["pip", "install", "pytest-etcd-discovery"]:
+                continue  # what the wheel's installation above stands for
+            if words[:1] == ["pytest"] and all(
+                a in RUNNABLE_PYTEST_OPTIONS or (folder / a).exists() for a in args
+            ):
+                commands.append(args)
+            else:
+                not_run.append(command)
+        tests = [f for f in written if f.suffix == ".py" and f.name.startswith("test_")]
+        if tests and not commands:
+            commands = [[]]  # plain pytest, in the page's folder
+        defined = {t for f in tests for t in re.findall(r"^\s*def (test_\w+)", f.read_text(), re.M)}
+        ran: set[str] = set()
+        passed = 0
+        for number, args in enumerate(commands if tests else []):
+            report = folder / f"pytest-{number}.xml"
+            run(
+                [*pytest_command, f"--junitxml={report}", *args],
+                timeout=SUITE_TIMEOUT,
+                cwd=folder,
+                env=env,
+            )
+            counts, names, skips = junit_outcome(report)
+            assert counts["failures"] == counts["errors"] == 0, (name, counts)
+            assert not (skips and require_real()), f"{name}: skipped in CI: {skips}"
+            for skip in skips:
+                print(f"  {name}: skipped {skip}", flush=True)
+            ran |= names
+            passed += counts["tests"] - counts["skipped"]
+        assert defined <= ran, f"{name}: tests the page defines did not run: {defined - ran}"
+        for script in (f for f in written if f.suffix == ".sh"):
+            printed = run(
+                ["bash", script.name],
+                timeout=SUITE_TIMEOUT,
+                cwd=folder,
+                env=env,
+                capture_output=True,
+            ).stdout
+            block = next(b for b in blocks if b.caption == script.relative_to(folder).as_posix())
+            shown = pagecode.output_after(blocks, block)
+            if shown is not None:  # "It prints:" and the output
+                assert printed.splitlines() == shown.text.splitlines(), (name, printed, shown.text)
+        files = ", ".join(f.relative_to(folder).as_posix() for f in written) or "no files"
+        notes = [f"{files}: {passed} passed" if tests else f"{files}: ran as shown"]
+        if fragments:
+            notes.append(f"fragments not run: {', '.join(fragments)}")
+        if not_run:
+            notes.append(f"commands not run: {'; '.join(not_run)}")
+        print(f"  {name}: {'; '.join(notes)}", flush=True)
 
 
 def check_command(venv: Path, work: Path) -> None:
@@ -253,6 +416,7 @@ def check_python(version: str, wheel: Path, base: Path) -> None:
     assert Path(where).is_relative_to(venv), f"{PACKAGE} imported from {where}"
     check_suite(venv_python, work)
     check_command(venv, work)
+    check_pages(venv, work)
     print(f"== Python {version}: wheel OK ({time.monotonic() - started:.0f} s)", flush=True)
 
 

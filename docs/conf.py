@@ -25,6 +25,7 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "sphinx.ext.autodoc",
     "pluginref",
+    "pagecode",  # the tutorial's and how-tos' blocks: what .ci/wheel_test.py runs
 ]
 
 exclude_patterns = ["_build", "samples"]

@@ -12,7 +12,7 @@ import threading
 import provision
 import pytest
 
-from pytest_etcd_discovery.handle import EtcdDiscovery
+from pytest_etcd_discovery import EtcdDiscovery
 
 PUBLIC = provision.DISCOVERY_URL
 WEEK = 7 * 86400
@@ -23,11 +23,6 @@ def _only_against_the_fake(etcd_discovery: EtcdDiscovery) -> None:
     # Without interception these tests would reach the real public service.
     if not etcd_discovery.intercepting:
         pytest.skip("run these examples with: pytest --etcd-discovery-fake examples/")
-
-
-def public(etcd_discovery: EtcdDiscovery, token_url: str) -> str:
-    """The same token as code under test sees it, on https://discovery.etcd.io."""
-    return etcd_discovery.token_url(token_url.rsplit("/", 1)[-1], PUBLIC)
 
 
 def test_new_token_is_a_public_url_sized_for_the_cluster(etcd_discovery: EtcdDiscovery) -> None:
@@ -99,6 +94,11 @@ def test_etcd04_registrations_expire_after_a_week(etcd_discovery: EtcdDiscovery)
 
     assert provision.registrations(token_url)[0] == []
     assert etcd_discovery.token(token_url).state == "started"  # _state never expires
+
+
+def public(etcd_discovery: EtcdDiscovery, token_url: str) -> str:
+    """The same token as code under test sees it, on https://discovery.etcd.io."""
+    return etcd_discovery.token_url(token_url.rsplit("/", 1)[-1], PUBLIC)
 
 
 @pytest.mark.etcd_discovery(

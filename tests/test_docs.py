@@ -8,6 +8,10 @@ the command line exists.
 - Console samples may only use options that exist: every ``--etcd-discovery-*`` option
   and every ``etcd-discovery-fake`` invocation shown in a page is checked against the
   plugin and the command.
+- The tutorial's and the how-to pages' code is whole: each block names its file in its
+  caption (or is marked a fragment), and each page's files, as a reader copies them
+  (``docs/_ext/pagecode.py``), have no undefined names here; ``.ci/wheel_test.py`` runs
+  them against the installed wheel.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -34,15 +39,23 @@ RUN_SOMEWHERE = (SAMPLES, ROOT / "examples")
 
 
 def _recorded_options() -> tuple[set[str], set[str]]:
-    spec = importlib.util.spec_from_file_location("pluginref", DOCS / "_ext" / "pluginref.py")
-    assert spec is not None and spec.loader is not None
-    pluginref = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("pluginref", pluginref)  # dataclasses look their module up
-    spec.loader.exec_module(pluginref)
-    recorder = pluginref._Recorder()
+    # The reference table's own recorder (standard library only, so this runs under the
+    # README's `pip install -e '.[test]'`, without the docs extra's Sphinx and docutils).
+    recorder = _load_ext("pluginoptions").Recorder()
     plugin.pytest_addoption(recorder)  # type: ignore[arg-type]
     flags = {f for opt in recorder.options for f in opt.flags}
     return flags, {ini.name for ini in recorder.inis}
+
+
+def _load_ext(name: str) -> ModuleType:
+    """A module of docs/_ext/ that needs no Sphinx (the README's test command installs
+    only the test extra)."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / "_ext" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def _console_lines() -> list[tuple[Path, str]]:
@@ -167,3 +180,105 @@ def test_every_sample_file_is_used_by_a_test() -> None:
     for sample in SAMPLES.iterdir():
         if sample.is_file() and sample.suffix != ".py":
             assert sample.name in runners, f"nothing runs docs/samples/{sample.name}"
+
+
+PAGECODE = _load_ext("pagecode")
+CODE_PAGES = PAGECODE.pages(DOCS)
+
+
+def test_the_tutorial_and_every_howto_page_have_code_pages() -> None:
+    names = [p.relative_to(DOCS).as_posix() for p in CODE_PAGES]
+    assert "tutorial.rst" in names
+    assert {p.relative_to(DOCS).as_posix() for p in DOCS.glob("howto/*.rst")} <= set(names)
+
+
+@pytest.mark.parametrize("page", CODE_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_page_code_is_whole_files(page: Path, tmp_path: Path) -> None:
+    """Every code block names its file; the files a reader copies together define every
+    name they use (the wheel test runs them)."""
+    blocks = PAGECODE.blocks(page)
+    written = PAGECODE.write(blocks, tmp_path)  # raises on a block with no file
+    assert written, f"{page.name}: no code"
+    python = [str(p) for p in written if p.suffix == ".py"]
+    if python:
+        # Pyflakes' checks (undefined names, unused or redefined imports), and nothing else:
+        # this project's own lint configuration does not apply to a reader's folder.
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F", *python],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        for path in python:
+            compile(Path(path).read_text(encoding="utf-8"), path, "exec")
+
+
+SYNTHETIC = """\
+Title
+=====
+
+.. literalinclude:: code.py
+   :caption: pkg/mod.py
+   :end-before: @functools.cache
+
+Some text, then a deliberate piece nothing runs::
+
+   not python at all
+
+.. code-block:: python
+   :class: fragment
+
+   undefined_name()
+
+.. literalinclude:: code.py
+   :caption: pkg/mod.py
+   :pyobject: second
+
+.. code-block:: console
+
+   $ pytest --etcd-discovery-fake pkg/
+"""
+
+CODE = """\
+import functools
+
+
+def first() -> int:
+    return 1
+
+
+@functools.cache
+def second() -> int:
+    return first() + 1
+"""
+
+
+def test_pagecode_reads_a_page_as_a_reader_copies_it(tmp_path: Path) -> None:
+    (tmp_path / "code.py").write_text(CODE, encoding="utf-8")
+    page = tmp_path / "page.rst"
+    page.write_text(SYNTHETIC, encoding="utf-8")
+
+    blocks = PAGECODE.blocks(page)
+
+    assert [(b.directive, b.language, b.caption, b.fragment) for b in blocks] == [
+        ("literalinclude", "python", "pkg/mod.py", False),
+        ("::", "text", None, False),
+        ("code-block", "python", None, True),
+        ("literalinclude", "python", "pkg/mod.py", False),
+        ("code-block", "console", None, False),
+    ]
+    # The pieces of one file, in page order; the decorator comes with its function.
+    assert PAGECODE.files(blocks) == {"pkg/mod.py": CODE.replace("\n\n\n@", "\n\n@")}
+    assert [c for _, c in PAGECODE.console_commands(blocks)] == [
+        "pytest --etcd-discovery-fake pkg/"
+    ]
+
+
+def test_pagecode_refuses_a_code_block_without_a_file(tmp_path: Path) -> None:
+    page = tmp_path / "page.rst"
+    page.write_text(".. code-block:: python\n\n   print(1)\n", encoding="utf-8")
+
+    with pytest.raises(ValueError, match="without a caption naming its file"):
+        PAGECODE.files(PAGECODE.blocks(page))

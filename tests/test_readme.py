@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib.util
+import itertools
 import re
+import shlex
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from test_plugin import run_subprocess
@@ -18,8 +23,16 @@ from pytest_etcd_discovery.handle import EtcdDiscovery
 from pytest_etcd_discovery.service.app import Call
 from pytest_etcd_discovery.service.profiles import PROFILES
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest itself depends on the backport there
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+#: The repository every URL of the project points into (README, CHANGELOG, Project-URLs).
+REPOSITORY = PROJECT["urls"]["Source"].rstrip("/")
 DETAILS = (ROOT / "docs" / "reference" / "details.rst").read_text(encoding="utf-8")
 PROFILES_PAGE = (ROOT / "docs" / "explanation" / "profiles.rst").read_text(encoding="utf-8")
 
@@ -39,11 +52,74 @@ def test_readme_example_runs_under_the_fake(pytester: pytest.Pytester) -> None:
     pytester.runpytest("--etcd-discovery-fake", "-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
-def test_readme_links_exist() -> None:
-    links = re.findall(r"\]\((docs/[^)]+)\)", README)
-    assert len(links) >= 15
-    missing = [link for link in links if not (ROOT / link).is_file()]
-    assert missing == []
+def _readme_commands() -> ModuleType:
+    """.ci/readme_commands.py: how .ci/run reads the README's opening commands."""
+    spec = importlib.util.spec_from_file_location(
+        "readme_commands", ROOT / ".ci/readme_commands.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_opens_with_the_install_then_two_commands_for_a_checkout() -> None:
+    """A user's install first; then the block .ci/run runs as written (issue #23)."""
+    before_first_block = README[: README.index("```")]
+    assert "`pip install pytest-etcd-discovery`" in before_first_block
+    commands = _readme_commands().opening_commands(README)
+
+    main, test = (shlex.split(commands[name]) for name in ("main", "test"))
+    # The main job: the example suite under the fake, with the package alone.
+    assert main == [
+        "pip",
+        "install",
+        "-e",
+        ".",
+        "&&",
+        "pytest",
+        "--etcd-discovery-fake",
+        "examples/",
+    ]
+    # The tests: the test extra alone, nothing more, then the whole suite.
+    assert test == ["pip", "install", "-e", ".[test]", "&&", "pytest"]
+    # .ci/run runs both from there, the test command before anything else it runs.
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    steps = [line for line in ci.splitlines() if line.startswith(("python3 ", "readme_command "))]
+    assert steps[0] == "readme_command test", steps[:3]
+    assert "readme_command main" in steps
+
+
+def test_readme_opening_commands_are_read_as_written() -> None:
+    parse = _readme_commands().opening_commands
+    text = "# x\n\n```sh\na --b 'c d'   # one\n\ne && f  # two\n```\n\n```sh\ng\n```\n"
+    assert parse(text) == {"main": "a --b 'c d'", "test": "e && f"}
+    with pytest.raises(ValueError, match="3 commands"):
+        parse("```sh\na\nb\nc\n```\n")
+
+
+def test_readme_links_are_absolute_and_exist() -> None:
+    """A package index shows README.md without the files around it: every link and the
+    image point into the repository, at files that exist here."""
+    targets = re.findall(r"\]\(([^)]+)\)", README)
+    relative = [t for t in targets if not t.startswith("https://")]
+    assert relative == []
+    paths = re.findall(re.escape(REPOSITORY) + r"/(?:blob|raw|tree)/main/([^)#]+)\)", README)
+    assert len(paths) >= 15
+    assert "docs/dashboard.png" in paths
+    assert [p for p in paths if not (ROOT / p).exists()] == []
+    assert REPOSITORY in targets
+
+
+def test_project_urls_point_into_one_repository() -> None:
+    urls = PROJECT["urls"]
+    assert {"Documentation", "Source", "Changelog", "Issues"} <= urls.keys()
+    assert REPOSITORY.startswith("https://github.com/")
+    for name, url in urls.items():
+        assert url.startswith(REPOSITORY), (name, url)
+        path = url.removeprefix(REPOSITORY + "/blob/main/")
+        if path != url:
+            assert (ROOT / path).is_file(), (name, url)
 
 
 def test_every_public_attribute_of_the_fixture_object_is_documented() -> None:
@@ -115,3 +191,11 @@ def test_changelog_dates_the_version_the_package_carries() -> None:
     datetime.date.fromisoformat(date)  # raises on anything but YYYY-MM-DD
     kinds = set(re.findall(r"^### (.+)$", changelog, re.M))
     assert kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+    # Each version heading links somewhere: Keep a Changelog's definitions at the bottom.
+    links = dict(re.findall(r"^\[([^\]]+)\]: (\S+)$", changelog, re.M))
+    assert list(links) == [name for name, _ in releases]
+    assert links["Unreleased"] == f"{REPOSITORY}/compare/v{version}...HEAD"
+    for (newer, _), (older, _) in itertools.pairwise(releases[1:]):
+        assert links[newer] == f"{REPOSITORY}/compare/v{older}...v{newer}"
+    oldest = releases[-1][0]
+    assert oldest == "Unreleased" or links[oldest] == f"{REPOSITORY}/releases/tag/v{oldest}"

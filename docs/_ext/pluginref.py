@@ -1,8 +1,8 @@
 """Reference tables generated from the plugin itself, so they cannot drift from it.
 
 - ``.. etcd-discovery-options::``: the command-line options and ini values, recorded by
-  calling the plugin's ``pytest_addoption`` with a parser that notes what is added (the
-  documented ``Parser`` calls: ``getgroup``, ``addoption``, ``addini``).
+  calling the plugin's ``pytest_addoption`` with a parser that notes what is added
+  (``pluginoptions.Recorder``).
 - ``.. etcd-discovery-markers::``: the markers as ``pytest --markers`` lists them.
 - ``.. etcd-discovery-fixtures::``: the fixtures and their docstrings as
   ``pytest --fixtures -v`` prints them.
@@ -20,59 +20,15 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from dataclasses import dataclass, field
 from typing import Any
 
 from docutils import nodes
 from docutils.statemachine import StringList
+from pluginoptions import Recorder  # no docutils in it: tests/test_docs.py uses it too
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
 PLUGIN = "pytest_etcd_discovery.plugin"
-
-
-@dataclass
-class _Option:
-    flags: tuple[str, ...]
-    dest: str
-    help: str
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-
-
-@dataclass
-class _Ini:
-    name: str
-    help: str
-    type: str | None
-    default: Any
-
-
-@dataclass
-class _Recorder:
-    """Stands in for pytest's ``Parser`` and its option groups."""
-
-    options: list[_Option] = field(default_factory=list)
-    inis: list[_Ini] = field(default_factory=list)
-
-    def getgroup(self, name: str, description: str = "", after: str | None = None) -> _Recorder:
-        return self
-
-    def addoption(self, *flags: str, **attrs: Any) -> None:
-        self.options.append(
-            _Option(
-                flags=flags,
-                dest=attrs.get("dest") or flags[0].lstrip("-").replace("-", "_"),
-                help=attrs.get("help", ""),
-                choices=tuple(attrs.get("choices") or ()),
-                metavar=attrs.get("metavar"),
-            )
-        )
-
-    def addini(
-        self, name: str, help: str, type: str | None = None, default: Any = None, **kwargs: Any
-    ) -> None:
-        self.inis.append(_Ini(name, help, type, default))
 
 
 def _pytest_output(*args: str) -> str:
@@ -123,7 +79,7 @@ class OptionsDirective(_RstDirective):
         import importlib
 
         plugin = importlib.import_module(PLUGIN)
-        recorder = _Recorder()
+        recorder = Recorder()
         plugin.pytest_addoption(recorder)
         inis = {ini.name: ini for ini in recorder.inis}
         out = [

@@ -1,5 +1,6 @@
 """How-to: the clock and TTLs (docs/howto/clock.rst)."""
 
+# [head]
 from __future__ import annotations
 
 import threading
@@ -10,6 +11,7 @@ import requests
 from pytest_etcd_discovery import EtcdDiscovery
 
 WEEK = 7 * 24 * 3600
+# [head end]
 
 
 # [expire]

@@ -1,6 +1,7 @@
 """How-to: code that calls https://discovery.etcd.io itself, and subprocesses
 (docs/howto/direct-calls.rst)."""
 
+# [head]
 from __future__ import annotations
 
 import shutil
@@ -13,6 +14,8 @@ import pytest
 import requests
 
 from pytest_etcd_discovery import DiscoveryHostGuardError, EtcdDiscovery
+
+# [head end]
 
 
 # [code]

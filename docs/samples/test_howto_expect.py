@@ -1,5 +1,6 @@
 """How-to: say what the code under test must have asked (docs/howto/expectations.rst)."""
 
+# [head]
 from __future__ import annotations
 
 import pytest
@@ -16,6 +17,7 @@ def bootstrap(token_url: str, name: str, peer_url: str, attempts: int = 3) -> No
         if requests.get(f"{token_url}/_config/size", timeout=5).status_code == 200:
             break
     requests.put(f"{token_url}/{name}", data={"value": f"{name}={peer_url}"}, timeout=5)
+# [head end]
 
 
 # [requested]

@@ -1,5 +1,6 @@
 """How-to: faults and outages (docs/howto/faults.rst)."""
 
+# [head]
 from __future__ import annotations
 
 import pytest
@@ -7,6 +8,8 @@ import requests
 
 from pytest_etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery.scenarios import backend_down, outage
+
+# [head end]
 
 
 # [fail]

@@ -4,6 +4,7 @@ These tests pass against the fake and, with ``--etcd-discovery-url URL``, agains
 discovery service at URL: they use only what a real service offers too.
 """
 
+# [head]
 from __future__ import annotations
 
 import urllib.request
@@ -12,6 +13,8 @@ import pytest
 import requests
 
 from pytest_etcd_discovery import ClusterFullError, EtcdDiscovery
+
+# [head end]
 
 
 # [both]

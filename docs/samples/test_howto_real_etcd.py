@@ -1,5 +1,6 @@
 """How-to: real etcd clusters through the fake (docs/howto/real-etcd.rst)."""
 
+# [head]
 from __future__ import annotations
 
 import shutil
@@ -12,6 +13,7 @@ from pytest_etcd_discovery import DiscoveryCluster, EtcdDiscovery
 pytestmark = pytest.mark.skipif(
     not (shutil.which("etcd") and shutil.which("etcdctl")), reason="needs etcd and etcdctl"
 )
+# [head end]
 
 
 # [cluster]

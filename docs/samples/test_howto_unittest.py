@@ -1,5 +1,6 @@
 """How-to: unittest (docs/howto/unittest.rst): the fake without pytest fixtures."""
 
+# [head]
 from __future__ import annotations
 
 import unittest
@@ -13,6 +14,8 @@ from pytest_etcd_discovery import (
     Store,
     fake_discovery,
 )
+
+# [head end]
 
 
 # [decorated]

@@ -1,11 +1,14 @@
 """How-to: pytest-xdist (docs/howto/xdist.rst): every test sees only its own state."""
 
+# [head]
 from __future__ import annotations
 
 import pytest
 import requests
 
 from pytest_etcd_discovery import EtcdDiscovery
+
+# [head end]
 
 
 # [isolated]
