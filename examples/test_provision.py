@@ -1,8 +1,9 @@
 """The provisioning workflow in ``provision.py``, tested against the fake.
 
-Run with ``pytest --etcd-discovery-fake examples/``: ``provision.py`` talks to
-``https://discovery.etcd.io`` with plain ``requests`` and the plugin serves those calls
-in-process, so nothing leaves the machine.
+Run with ``pytest examples/`` (or ``pytest --etcd-discovery-fake examples/``, which also
+serves code outside the tests): ``provision.py`` talks to ``https://discovery.etcd.io``
+with plain ``requests``, and every test that asks for ``etcd_discovery`` has those calls
+served in-process, so nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ from pytest_etcd_discovery import EtcdDiscovery
 
 PUBLIC = provision.DISCOVERY_URL
 WEEK = 7 * 86400
-
-
-@pytest.fixture(autouse=True)
-def _only_against_the_fake(etcd_discovery: EtcdDiscovery) -> None:
-    # Without interception these tests would reach the real public service.
-    if not etcd_discovery.intercepting:
-        pytest.skip("run these examples with: pytest --etcd-discovery-fake examples/")
 
 
 def test_new_token_is_a_public_url_sized_for_the_cluster(etcd_discovery: EtcdDiscovery) -> None:

@@ -14,7 +14,8 @@ outlives it; :meth:`FakeStack.end_test` retires the copy and puts the shared sto
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ._urls import discovery_hosts
@@ -188,6 +189,15 @@ class FakeStack:
         self.app.reset(self._shared)
         self.app.faults.clear()
         self.app.keys_api = self.keys_api
+
+    @contextmanager
+    def module_scope(self) -> Iterator[None]:
+        """Undo, at the end of the block, what was written to the shared state in it."""
+        saved = self._shared.snapshot()
+        try:
+            yield
+        finally:
+            self._shared.restore(saved)
 
     def clear(self) -> None:
         """Forget the shared state too (a fresh store on the same clock)."""

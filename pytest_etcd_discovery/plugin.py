@@ -235,9 +235,9 @@ def etcd_discovery_server(pytestconfig: pytest.Config) -> DiscoveryServer:
 
 @pytest.fixture(scope="session")
 def etcd_discovery_shared(pytestconfig: pytest.Config) -> EtcdDiscovery:
-    """The fake's shared state, for session- and module-scoped fixtures: a token made
-    here is seen by every later test (each test gets its own copy of the shared state,
-    so what a test writes never reaches the next one).
+    """The fake's shared state, for session-scoped fixtures: a token made here is seen
+    by every later test (each test gets its own copy of the shared state, so what a test
+    writes never reaches the next one; module fixtures: ``etcd_discovery_module``).
 
     Same API as ``etcd_discovery``; its ``clock`` is the shared clock, its ``calls``
     the requests made while no test ran, its ``faults`` last until the next test starts.
@@ -247,6 +247,20 @@ def etcd_discovery_shared(pytestconfig: pytest.Config) -> EtcdDiscovery:
     """
     run = pytestconfig.stash[_RUN_KEY]
     return run.shared() if run.mode == "fake" else run.real_handle()
+
+
+@pytest.fixture(scope="module")
+def etcd_discovery_module(pytestconfig: pytest.Config) -> Iterator[EtcdDiscovery]:
+    """``etcd_discovery_shared`` for module-scoped fixtures: what the module's fixtures
+    write to the shared state is seen by the module's tests and undone when the module
+    ends, so other modules start from the shared state as it was before.
+    """
+    run = pytestconfig.stash[_RUN_KEY]
+    if run.mode != "fake":
+        yield run.real_handle()  # a real service keeps what it was told
+        return
+    with run.stack().module_scope():
+        yield run.shared()
 
 
 @pytest.fixture

@@ -242,3 +242,27 @@ def test_other_plugins_ini_values_and_markers_are_left_alone(pytester: pytest.Py
         """
     )
     run(pytester).assert_outcomes(passed=1)
+
+
+def test_a_module_fixtures_writes_end_with_the_module(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_a="""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def token(etcd_discovery_module):
+            return etcd_discovery_module.new_token(3)
+
+        def test_one(etcd_discovery, token):
+            assert etcd_discovery.tokens() == [token.rsplit("/", 1)[1]]
+
+        def test_two(etcd_discovery, token):
+            assert len(etcd_discovery.tokens()) == 1
+        """,
+        test_b="""
+        def test_starts_empty(etcd_discovery, etcd_discovery_shared):
+            assert etcd_discovery.tokens() == []
+            assert etcd_discovery_shared.tokens() == []
+        """,
+    )
+    run(pytester, "-p", "no:randomly").assert_outcomes(passed=3)

@@ -28,7 +28,17 @@ def new_cluster_token(size: int) -> str:
 
 @fake_discovery(frozen=True)
 class ProvisioningTest(unittest.TestCase):
-    etcd_discovery: EtcdDiscovery  # set for every test, a fresh fake each time
+    etcd_discovery: EtcdDiscovery  # the class's fake; each test gets its own copy
+    shared_token: str
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        # The fake is on already: provision once for every test of the class.
+        cls.shared_token = new_cluster_token(5)
+
+    def test_the_class_token_is_there(self) -> None:
+        self.assertEqual(self.etcd_discovery.token(self.shared_token).size, 5)
+        self.assertEqual(len(self.etcd_discovery.tokens()), 1)  # nothing from other tests
 
     def test_token(self) -> None:
         token_url = new_cluster_token(3)
