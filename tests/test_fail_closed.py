@@ -97,34 +97,23 @@ def beyond_loopback(trace: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("way", list(EXPECTED))
-def test_downstream_suite_fails_closed(way: str, tmp_path: Path) -> None:
+def run_downstream(tmp_path: Path, *args: str, mode: str = "") -> tuple[list[dict[str, str]], str]:
+    """Run the downstream suite in a loopback-only network namespace under strace;
+    returns what it recorded and the trace."""
     unshare, strace, ip = _tools()
     record, trace = tmp_path / "record.jsonl", tmp_path / "trace.txt"
     env = {
         **os.environ,
         "DOWNSTREAM_RECORD": str(record),
-        "DOWNSTREAM_MODE": "marker" if way == "marker" else "",
+        "DOWNSTREAM_MODE": mode,
         # The suite under test must not inherit this run's settings.
         "PYTEST_ADDOPTS": "",
     }
     env.pop("PYTEST_XDIST_WORKER", None)
     pytest_cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-q",
-        "--rootdir",
-        str(DOWNSTREAM),
-        "-c",
-        os.devnull,
-        str(DOWNSTREAM),
-        *ARGS[way],
-    ]
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
+        "--rootdir", str(DOWNSTREAM), "-c", os.devnull, str(DOWNSTREAM), *args,
+    ]  # fmt: skip
     script = (
         f'{ip} link set lo up && exec {strace} -f -qq -e trace=connect,sendto,sendmsg -o "$0" "$@"'
     )
@@ -138,51 +127,28 @@ def test_downstream_suite_fails_closed(way: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     lines = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
-    outcomes = {entry["label"]: entry["outcome"] for entry in lines if entry["label"] != "end"}
+    return lines, trace.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("way", list(EXPECTED))
+def test_downstream_suite_fails_closed(way: str, tmp_path: Path) -> None:
+    lines, trace = run_downstream(tmp_path, *ARGS[way], mode="marker" if way == "marker" else "")
     assert [entry["label"] for entry in lines][-1] == "end", "the suite did not run to its end"
+    outcomes = {entry["label"]: entry["outcome"] for entry in lines if entry["label"] != "end"}
     assert outcomes == EXPECTED[way]
-    leaks = beyond_loopback(trace.read_text(encoding="utf-8"))
+    leaks = beyond_loopback(trace)
     assert leaks == [], "\n".join(leaks[:20])
 
 
 def test_the_opt_out_reaches_for_dns_and_the_check_sees_it(tmp_path: Path) -> None:
     # With etcd_discovery_allow_real_service the same suite makes real DNS queries: the
     # trace shows them and the plain calls meet the resolver's own error, not ours.
-    unshare, strace, ip = _tools()
-    record, trace = tmp_path / "record.jsonl", tmp_path / "trace.txt"
-    env = {**os.environ, "DOWNSTREAM_RECORD": str(record), "PYTEST_ADDOPTS": ""}
-    env.pop("PYTEST_XDIST_WORKER", None)
-    pytest_cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "--rootdir",
-        str(DOWNSTREAM),
-        "-c",
-        os.devnull,
-        str(DOWNSTREAM),
-        "-o",
-        "etcd_discovery_allow_real_service=true",
-        "-k",
-        "plain and urllib",
-    ]
-    script = f'{ip} link set lo up && exec {strace} -f -qq -e trace=connect -o "$0" "$@"'
-    done = subprocess.run(
-        [unshare, "-rn", "sh", "-c", script, str(trace), *pytest_cmd],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    lines, trace = run_downstream(
+        tmp_path, "-o", "etcd_discovery_allow_real_service=true", "-k", "plain and urllib"
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    outcomes = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
-    plain = next(e["outcome"] for e in outcomes if e["label"] == "plain test: urllib")
+    plain = next(e["outcome"] for e in lines if e["label"] == "plain test: urllib")
     assert plain.startswith("other:") and "refused to look up" not in plain
-    assert any("htons(53)" in line for line in beyond_loopback(trace.read_text()))
+    assert any("htons(53)" in line for line in beyond_loopback(trace))
 
 
 def test_the_trace_check_sees_a_dns_query() -> None:
