@@ -9,7 +9,7 @@ so the same :class:`Seeder` works on the fake and on a real service: only its
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -33,28 +33,15 @@ class Seeder:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        form: dict[str, str] | None = None,
-    ) -> Answer:
-        if params:
-            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+    def _request(self, method: str, url: str, form: dict[str, str] | None = None) -> Answer:
         return self.backend.request(method, url, form)
 
     def _checked(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        form: dict[str, str] | None = None,
+        self, method: str, url: str, form: dict[str, str] | None = None
     ) -> tuple[dict[str, str], Any]:
+        """The decoded JSON reply (and its headers); :class:`DiscoveryError` unless 2xx."""
         __tracebackhide__ = True
-        status, headers, body = self._request(method, url, params=params, form=form)
+        status, headers, body = self._request(method, url, form)
         if not 200 <= status < 300:
             raise DiscoveryError(method, url, status, body)
         return headers, json.loads(body) if body.strip() else None
@@ -77,7 +64,7 @@ class Seeder:
 
     def new_token(self, size: int = 3, *, base_url: str | None = None) -> str:
         url = f"{self.backend.url}/new"
-        status, _, body = self._request("GET", url, params={"size": str(size)})
+        status, _, body = self._request("GET", _query(url, size=str(size)))
         if status != 200:
             raise DiscoveryError("GET", f"{url}?size={size}", status, body)
         token_url = self.token_url(token_of(body.strip()), base_url)
@@ -127,9 +114,8 @@ class Seeder:
             self._check_not_full(token_url, member_id)
         _, reply = self._checked(
             "PUT",
-            f"{token_url.rstrip('/')}/{member_id}",
-            params={"prevExist": "false"},
-            form={"value": etcd_member_value(name, urls)},
+            _query(f"{token_url.rstrip('/')}/{member_id}", prevExist="false"),
+            {"value": etcd_member_value(name, urls)},
         )
         return Member.from_node(reply["node"])
 
@@ -153,7 +139,7 @@ class Seeder:
         self, token_url: str, name: str, peer_url: str, *, ttl: int = V04_TTL, start: bool = True
     ) -> Member:
         _, reply = self._checked(
-            "PUT", f"{token_url.rstrip('/')}/{name}", form={"value": peer_url, "ttl": str(ttl)}
+            "PUT", f"{token_url.rstrip('/')}/{name}", {"value": peer_url, "ttl": str(ttl)}
         )
         member = Member.from_node(reply["node"])
         if start:
@@ -162,15 +148,17 @@ class Seeder:
 
     def create_state(self, token_url: str, value: str = "started") -> bool:
         url = f"{token_url.rstrip('/')}/_state"
-        status, _, body = self._request(
-            "PUT", url, params={"prevExist": "false"}, form={"value": value}
-        )
+        status, _, body = self._request("PUT", _query(url, prevExist="false"), {"value": value})
         if status not in (200, 201, 412):
             raise DiscoveryError("PUT", url, status, body)
         return status != 412
 
     def set_state(self, token_url: str, value: str = "started") -> None:
-        self._checked("PUT", f"{token_url.rstrip('/')}/_state", form={"value": value})
+        self._checked("PUT", f"{token_url.rstrip('/')}/_state", {"value": value})
+
+
+def _query(url: str, **params: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
 def _key_under(token_url: str, key: str | Member) -> str:
