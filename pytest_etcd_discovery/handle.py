@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._backend import backend_for
+from ._backend import MODE_FAKE, backend_for
 from ._etcd import etcd_member_id, etcd_member_value
 from ._interception import Interception
 from ._model import ClusterFullError, DiscoveryError, Member, TokenView
@@ -90,7 +90,7 @@ class EtcdDiscovery:
 
     @property
     def is_fake(self) -> bool:
-        return self._backend.mode == "fake"
+        return self._backend.mode == MODE_FAKE
 
     # -- the fake's insides --------------------------------------------------------------
 

@@ -469,10 +469,11 @@ def test_token_view_and_etcd04_helper(pytester: pytest.Pytester) -> None:
         """
         def test_view(etcd_discovery):
             token_url = etcd_discovery.new_token(2)
-            first = etcd_discovery.register_v04(token_url, "b", "http://10.0.0.2:7001", start=False)
-            assert etcd_discovery.create_state(token_url) is True  # b starts the cluster
-            second = etcd_discovery.register_v04(token_url, "a", "http://10.0.0.1:7001", start=False)
-            assert etcd_discovery.create_state(token_url) is False  # a joins it
+            disco = etcd_discovery
+            first = disco.register_v04(token_url, "b", "http://10.0.0.2:7001", start=False)
+            assert disco.create_state(token_url) is True  # b starts the cluster
+            second = disco.register_v04(token_url, "a", "http://10.0.0.1:7001", start=False)
+            assert disco.create_state(token_url) is False  # a joins it
             assert (first.id, second.id) == ("b", "a")
             view = etcd_discovery.token(token_url)
             assert view.size == 2 and view.state == "started" and view.full
