@@ -36,10 +36,23 @@ __all__ = [
     "etcd_member_value",
     "member_specs",
     "peer_url_list",
+    "token_of",
 ]
 
 #: A token as ``/new`` issues it and the token routes take it: 32 lowercase hex digits.
 TOKEN_RE = re.compile(r"[a-f0-9]{32}")
+
+
+def token_of(token: str) -> str:
+    """``token`` itself, or the token of a token URL (its last path segment)."""
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(f"token: expected a token or a token URL, got {token!r}")
+    if "/" in token:
+        path = urlsplit(token).path if "://" in token else token
+        token = path.rstrip("/").rsplit("/", 1)[-1]
+        if not token:
+            raise ValueError("token: the URL has no token in its path")
+    return token
 
 
 # -- etcd 3.4's member key and value ------------------------------------------------------

@@ -14,17 +14,16 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, SupportsIndex, overload
-from urllib.parse import urlsplit
 
-from ._etcd import CALL_FILTER_KEYWORDS, TOKEN_RE, CallCriteria
+from ._etcd import CALL_FILTER_KEYWORDS, TOKEN_RE, CallCriteria, token_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .handle import TokenView
+    from ._model import TokenView
     from .service.faults import FaultRule
     from .service.journal import Call
 
@@ -34,6 +33,9 @@ __all__ = [
     "CallCriteria",
     "CallFilter",
     "CallList",
+    "check_not_requested",
+    "check_registered",
+    "check_requested",
     "not_requested_failure",
     "registered_failure",
     "requested_failure",
@@ -52,18 +54,6 @@ def route_names() -> tuple[str, ...]:
     from .service.routes import ROUTES
 
     return ROUTES
-
-
-def token_of(token: str) -> str:
-    """``token`` itself, or the token of a token URL (its last path segment)."""
-    if not isinstance(token, str) or not token.strip():
-        raise ValueError(f"token: expected a token or a token URL, got {token!r}")
-    if "/" in token:
-        path = urlsplit(token).path if "://" in token else token
-        token = path.rstrip("/").rsplit("/", 1)[-1]
-        if not token:
-            raise ValueError("token: the URL has no token in its path")
-    return token
 
 
 def _names(value: str | Iterable[str] | None, what: str, upper: bool) -> tuple[str, ...] | None:
@@ -343,6 +333,58 @@ def registered_failure(
         *(f"  {line}" for line in render_token(view)),
     ]
     return "\n".join(lines)
+
+
+# -- the handle's assert_* helpers: check, and fail with the message above ---------------
+
+
+def check_requested(
+    calls: Callable[[], Sequence[Call]],
+    times: int | None,
+    criteria: CallCriteria,
+    hint: str | None = None,
+) -> CallList:
+    """Fail unless ``calls()`` hold ``times`` requests matching ``criteria`` (at least one
+    when ``times`` is None); returns the matching calls.  The arguments are checked
+    before the journal is read (reading it may skip the test against a real service)."""
+    __tracebackhide__ = True
+    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0):
+        raise ValueError(f"times: expected a count >= 0, got {times!r}")
+    flt = CallFilter.make(**criteria)
+    journal = calls()
+    message = requested_failure(journal, flt, times, hint)
+    if message is not None:
+        raise AssertionError(message)
+    return CallList(call for call in journal if flt.matches(call))
+
+
+def check_not_requested(calls: Callable[[], Sequence[Call]], criteria: CallCriteria) -> None:
+    """Fail if ``calls()`` hold a request matching ``criteria``, listing each one."""
+    __tracebackhide__ = True
+    flt = CallFilter.make(**criteria)
+    message = not_requested_failure(calls(), flt)
+    if message is not None:
+        raise AssertionError(message)
+
+
+def check_registered(
+    read: Callable[[str], TokenView], token_url: str, names: Sequence[str], state: str | None
+) -> TokenView:
+    """Fail unless the token ``read(token_url)`` shows holds exactly ``names`` in
+    registration order (and ``_state`` ``state``, if given); returns the view."""
+    __tracebackhide__ = True
+    from ._model import DiscoveryError
+
+    if isinstance(names, str):
+        raise TypeError("names: expected a sequence of member names, not one string")
+    try:
+        view = read(token_url)
+    except DiscoveryError as exc:
+        raise AssertionError(f"etcd discovery: token {token_url} cannot be read: {exc}") from None
+    message = registered_failure(view, names, state)
+    if message is not None:
+        raise AssertionError(message)
+    return view
 
 
 def strict_problems(calls: Iterable[Call], unfired: Iterable[FaultRule]) -> list[str]:

@@ -1,8 +1,9 @@
 """The "etcd discovery" section a failing test's report gets.
 
 It answers "why did this bootstrap test fail?" without a debugger: every token with its
-size, ``_state``, members (oldest first) and TTLs left, then the last requests the
-service answered, from both transports.
+size, ``_state``, members (oldest first) and TTLs left, each under the URL it was handed
+out at (the one the code under test used), then the last requests the service answered,
+from both transports.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import datetime as _dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .handle import EtcdDiscovery, TokenView
+    from ._model import TokenView
+    from .handle import EtcdDiscovery
     from .service.journal import Call
 
-__all__ = ["SECTION_TITLE", "render", "render_call", "render_token"]
+__all__ = ["SECTION_TITLE", "render", "render_call", "render_token", "token_urls"]
 
 SECTION_TITLE = "etcd discovery"
 
@@ -38,7 +40,7 @@ def render_token(view: TokenView) -> list[str]:
     for number, member in enumerate(view.members, 1):
         ttl = "no ttl" if member.ttl is None else f"ttl {member.ttl}s left"
         lines.append(
-            f"    {number}. {member.name:<12} key={member.key}  createdIndex={member.created_index}"
+            f"    {number}. {member.name:<12} id={member.id}  createdIndex={member.created_index}"
             f"  {ttl}  {','.join(member.peer_urls)}"
         )
     if not view.members:
@@ -55,6 +57,24 @@ def render_call(call: Call) -> str:
     line = f"  {call.transport:<9} {call.method:<6} {target} -> {status}"
     # An injected fault explains an odd status at a glance.
     return f"{line}  [fault: {call.fault}]" if call.fault else line
+
+
+def token_urls(disco: EtcdDiscovery) -> list[str]:
+    """The tokens to show, each as the URL that ``/new`` handed out for it: through
+    interception ``https://discovery.etcd.io/<token>``, on the live server its URL, from
+    :meth:`~EtcdDiscovery.new_token` what it returned.  Against a real service, the
+    tokens the handle made (it cannot list the others)."""
+    from ._etcd import token_of
+
+    if not disco.is_fake:
+        return list(disco.created_tokens)
+    handed = {token_of(url): url for url in disco.created_tokens}
+    for call in disco.calls:
+        if call.created_url is not None:
+            handed.setdefault(token_of(call.created_url), call.created_url)
+    # A token made another way (the control API, a restored snapshot, an earlier phase
+    # of a shared fake) shows on the live server.
+    return [handed.get(token) or disco.token_url(token) for token in disco.tokens()]
 
 
 def render(disco: EtcdDiscovery) -> str:
@@ -75,16 +95,14 @@ def _render_body(disco: EtcdDiscovery) -> list[str]:
         lines.append(f"clock: {_fmt_time(clock.now())} ({pace})")
         hosts = ", ".join(disco.hosts)
         lines.append(f"interception: {'on' if disco.intercepting else 'off'} ({hosts})")
-        token_urls = [disco.token_url(t) for t in disco.tokens()]
-    else:
-        token_urls = list(disco.created_tokens)
-    lines.append(f"tokens ({len(token_urls)}):")
-    for url in token_urls:
+    urls = token_urls(disco)
+    lines.append(f"tokens ({len(urls)}):")
+    for url in urls:
         try:
             lines.extend(render_token(disco.token(url)))
         except Exception as exc:
             lines.append(f"  {url}: unreadable ({exc})")
-    if not token_urls:
+    if not urls:
         lines.append("  (none)")
     if disco.is_fake:
         calls = disco.calls

@@ -101,7 +101,7 @@ def test_seeding_a_token_writes_what_the_marker_writes(
     assert [(m.name, m.value, m.ttl) for m in mine.members] == [
         (m.name, m.value, m.ttl) for m in theirs.members
     ]
-    assert mine.members[0].key == etcd_member_id(["http://10.0.0.1:2380"], url)
+    assert mine.members[0].id == etcd_member_id(["http://10.0.0.1:2380"], url)
     assert mine.members[2].ttl == V04_TTL
 
     listed = control.ok("GET", "tokens")["tokens"]

@@ -222,7 +222,7 @@ def either(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
 def _normalized(message: str, token_url: str) -> str:
     # What differs between services by nature: the URL, member ids, indexes.
     message = message.replace(token_url, "<token>")
-    message = re.sub(r"key=[0-9a-f]{1,16}(?=\s)", "key=<id>", message)  # %x: no leading 0s
+    message = re.sub(r"id=[0-9a-f]{1,16}(?=\s)", "id=<id>", message)  # %x: no leading 0s
     message = re.sub(r"ttl \d+s left", "ttl <s> left", message)  # a second may pass
     return re.sub(r"(createdIndex|index)=\d+", r"\1=<n>", message)
 
@@ -247,10 +247,10 @@ def test_assert_registered_reads_real_and_fake_alike(either: EtcdDiscovery) -> N
             "  _state is 'started', expected 'stopped'",
             "  the token now:",
             "    <token>  size=3  members=3/3  _state=started  index=<n>",
-            "      1. infra1       key=<id>  createdIndex=<n>  no ttl  http://10.0.0.2:2380",
-            "      2. infra0       key=<id>  createdIndex=<n>  no ttl  "
+            "      1. infra1       id=<id>  createdIndex=<n>  no ttl  http://10.0.0.2:2380",
+            "      2. infra0       id=<id>  createdIndex=<n>  no ttl  "
             "http://10.0.0.1:2380,http://10.0.0.9:2380",
-            "      3. core-1       key=core-1  createdIndex=<n>  ttl <s> left  "
+            "      3. core-1       id=core-1  createdIndex=<n>  ttl <s> left  "
             "http://10.0.0.3:7001",
         ]
     )

@@ -427,7 +427,8 @@ def test_register_derives_the_member_id_like_etcd(pytester: pytest.Pytester) -> 
             digest = hashlib.sha1(
                 b"http://10.0.0.1:2380http://10.0.0.2:2380" + token_url.encode()
             ).digest()
-            assert member.key == format(int.from_bytes(digest[:8], "big"), "x")
+            assert member.id == format(int.from_bytes(digest[:8], "big"), "x")
+            assert member.key == f"/_etcd/registry/{token_url.rsplit('/', 1)[1]}/{member.id}"
             assert member.value == "infra0=http://10.0.0.1:2380,infra0=http://10.0.0.2:2380"
             assert member.name == "infra0" and member.ttl is None
             # A wiped data dir registers the same id again: etcd gets 412/105.
@@ -468,9 +469,12 @@ def test_token_view_and_etcd04_helper(pytester: pytest.Pytester) -> None:
         """
         def test_view(etcd_discovery):
             token_url = etcd_discovery.new_token(2)
-            first, was_first = etcd_discovery.register_v04(token_url, "b", "http://10.0.0.2:7001")
-            second, second_first = etcd_discovery.register_v04(token_url, "a", "http://10.0.0.1:7001")
-            assert (was_first, second_first) == (True, False)
+            disco = etcd_discovery
+            first = disco.register_v04(token_url, "b", "http://10.0.0.2:7001", start=False)
+            assert disco.create_state(token_url) is True  # b starts the cluster
+            second = disco.register_v04(token_url, "a", "http://10.0.0.1:7001", start=False)
+            assert disco.create_state(token_url) is False  # a joins it
+            assert (first.id, second.id) == ("b", "a")
             view = etcd_discovery.token(token_url)
             assert view.size == 2 and view.state == "started" and view.full
             assert view.names == ["b", "a"]  # createdIndex order, not key order
@@ -604,7 +608,7 @@ def test_ttl_and_expiration_follow_the_clock(pytester: pytest.Pytester) -> None:
         def test_ttl(etcd_discovery):
             etcd_discovery.clock.freeze()
             token_url = etcd_discovery.new_token(1)
-            member, _ = etcd_discovery.register_v04(token_url, "a", "http://10.0.0.1:7001")
+            member = etcd_discovery.register_v04(token_url, "a", "http://10.0.0.1:7001")
             assert member.ttl == 604800
             etcd_discovery.clock.advance(86400 + 0.5)
             left = etcd_discovery.token(token_url).members[0]
@@ -696,7 +700,7 @@ def test_marker_members_forms_and_etcd04_style(pytester: pytest.Pytester) -> Non
         def test_forms(etcd_discovery, etcd_discovery_url):
             a, b = etcd_discovery.token(etcd_discovery_url).members
             assert a.peer_urls == ["http://10.1.0.1:2380", "http://10.1.0.9:2380"]
-            assert (b.key, b.value, b.ttl) == ("b", "http://10.1.0.2:7001", 604800)
+            assert (b.id, b.value, b.ttl) == ("b", "http://10.1.0.2:7001", 604800)
         """
     )
 
@@ -750,9 +754,10 @@ def test_failure_report_shows_tokens_members_and_requests(pytester: pytest.Pytes
             "clock: *Z (running)",
             "interception: on (https://discovery.etcd.io)",
             "tokens (1):",
-            "  http://127.0.0.1:*/* size=3  members=2/3  _state=started  index=*",
-            "    1. infra0 * key=* createdIndex=*  no ttl  http://10.0.0.1:2380",
-            "    2. core-1 * key=core-1  createdIndex=*  ttl 604800s left  http://10.0.0.2:7001",
+            # Under the URL the code under test got from /new, not the live server's.
+            "  https://discovery.etcd.io/* size=3  members=2/3  _state=started  index=*",
+            "    1. infra0 * id=* createdIndex=*  no ttl  http://10.0.0.1:2380",
+            "    2. core-1 * id=core-1  createdIndex=*  ttl 604800s left  http://10.0.0.2:7001",
             "last requests (2 of 2):",
             "  inprocess GET    /new?size=3 -> 200",
             "  inprocess GET    /*/missing -> 404",
@@ -896,8 +901,8 @@ def test_real_etcd_cluster_bootstraps_through_the_fixture(pytester: pytest.Pytes
                 for member in view.members:
                     assert member.value == f"{member.name}={peers[member.name]}"
                     expected = etcd_member_id([peers[member.name]], etcd_discovery_url)
-                    assert member.key == expected
-                assert sorted(m.id for m in listed) == sorted(m.key for m in view.members)
+                    assert member.id == expected
+                assert sorted(m.id for m in listed) == sorted(m.id for m in view.members)
                 # So the helper collides with the real member, as a wiped data dir would.
                 with pytest.raises(DiscoveryError) as info:
                     etcd_discovery.register(etcd_discovery_url, "m1", [peers["m1"]])
@@ -933,7 +938,7 @@ def test_works_beside_freezegun(pytester: pytest.Pytester) -> None:
         def test_frozen_world(etcd_discovery):
             with freeze_time("2014-06-01 12:00:00"):
                 token_url = requests.get("https://discovery.etcd.io/new?size=3", timeout=5).text
-                member, _ = etcd_discovery.register_v04(token_url, "core-1", "http://10.0.0.1:7001")
+                member = etcd_discovery.register_v04(token_url, "core-1", "http://10.0.0.1:7001")
                 # The fake reads time through its clock, which follows the (frozen) time.
                 assert member.expiration == "2014-06-08T12:00:00Z"
                 assert member.ttl == 604800

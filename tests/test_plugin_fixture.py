@@ -41,7 +41,8 @@ def test_member_views_of_both_eras() -> None:
             "modifiedIndex": 7,
         }
     )
-    assert (v34.key, v34.name, v34.ttl) == ("8e9e05c52164694d", "infra0", None)
+    assert (v34.key, v34.id) == ("/_etcd/registry/t/8e9e05c52164694d", "8e9e05c52164694d")
+    assert (v34.name, v34.ttl) == ("infra0", None)
     assert v34.peer_urls == ["http://10.0.0.1:2380", "http://10.0.0.9:2380"]
     v04 = Member.from_node(
         {"key": "/t/core-1", "value": "http://10.0.0.2:7001", "ttl": 5, "createdIndex": 3}

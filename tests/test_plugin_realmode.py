@@ -232,7 +232,7 @@ def test_leaves_a_long_poll_waiting(etcd_discovery, lookups, client):
         )
         POLLS.append((client, child, None))
     # Under way on the configured service when the test ends.
-    assert etcd_discovery._forward.wait_in_flight(1, timeout=30)
+    assert etcd_discovery._backend.forward.wait_in_flight(1, timeout=30)
 
 
 def test_each_poll_was_cut_when_its_test_ended():

@@ -25,3 +25,15 @@ def test_reset(etcd_discovery: EtcdDiscovery, etcd_discovery_url: str) -> None:
     view = etcd_discovery.token(etcd_discovery_url)
     assert view.size == 3 and view.names == ["infra0", "infra1"] and view.state == "started"
     # [marker end]
+
+
+# [v04]
+def test_who_started(etcd_discovery: EtcdDiscovery) -> None:
+    token_url = etcd_discovery.new_token(size=2)
+    core1 = etcd_discovery.register_v04(token_url, "core-1", "http://10.0.0.1:7001", start=False)
+    assert etcd_discovery.create_state(token_url)  # True: core-1 created _state, it starts
+    core2 = etcd_discovery.register_v04(token_url, "core-2", "http://10.0.0.2:7001", start=False)
+    assert not etcd_discovery.create_state(token_url)  # core-2 joins the started cluster
+    assert (core1.id, core2.id) == ("core-1", "core-2")  # the last segment of .key
+    assert core1.key.endswith(f"/{core1.id}")  # .key as etcd lists it
+    # [v04 end]

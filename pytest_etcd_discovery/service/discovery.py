@@ -122,7 +122,6 @@ class DiscoveryService:
         self._errors_lock = threading.Lock()
         self._endpoints: dict[str, Callable[[ServiceRequest, Route], Reply]] = {
             "home": self._on_home,
-            "new": self._on_new,
             "health": self._on_health,
             "robots": self._on_robots,
             "metrics": self._on_metrics,
@@ -343,6 +342,8 @@ class DiscoveryService:
             return faulted
         if route.endpoint == NOT_FOUND:
             return http_error("404 page not found", 404)
+        if route.endpoint == "new":
+            return self._on_new(request, route, call)  # it notes the token in the journal
         return self._endpoints[route.endpoint](request, route)
 
     # -- faults --------------------------------------------------------------------------
@@ -402,7 +403,7 @@ class DiscoveryService:
         reply.server_headers = DATED
         return reply
 
-    def _on_new(self, request: ServiceRequest, route: Route) -> Reply:
+    def _on_new(self, request: ServiceRequest, route: Route, call: Call) -> Reply:
         method = request.method.upper()
         size = 3
         raw = route.form.get("size")  # Go's FormValue ignores parse errors
@@ -416,7 +417,8 @@ class DiscoveryService:
         except EtcdError:
             return self._count("new", method, http_error(self.profile.new_error, 400))
         base = (self.public_url or request.host_url).rstrip("/")
-        reply = body_reply(200, f"{base}/{token}")
+        call.created_url = f"{base}/{token}"  # the report lists the token where it went
+        reply = body_reply(200, call.created_url)
         reply.server_headers = SNIFFED
         return self._count("new", method, reply)
 

@@ -52,6 +52,9 @@ class Call:
     #: True while a streamed reply (an etcd-v2 long poll) is still being sent: its
     #: status is known at once, its body is not
     streaming: bool = False
+    #: A ``/new`` that made a token: the token URL it handed out (on the host the
+    #: request was addressed to, e.g. ``https://discovery.etcd.io/<token>``), else None
+    created_url: str | None = None
 
     @property
     def in_flight(self) -> bool:

@@ -1,0 +1,121 @@
+"""Serving the discovery hosts to the code under test: interception on and off, and the
+drop-in front for what interception cannot patch (child processes, other clients, a
+test's own ``responses`` mock).
+
+``requests`` is served in-process by the backend's interception target (the fake's app,
+or a forwarder to a real service); every other client in the process resolves the
+discovery hosts to the TLS front (:class:`~pytest_etcd_discovery.transport.clients.ClientCover`);
+``responses``' default mock passes the hosts through
+(:class:`~pytest_etcd_discovery.transport.mocks.DefaultMockPassthru`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import responses
+
+    from ._backend import Backend
+    from .transport.clients import ClientCover
+    from .transport.intercept import Interceptor
+    from .transport.mocks import DefaultMockPassthru
+    from .transport.proxy import DiscoveryFront
+
+__all__ = ["Interception"]
+
+
+class Interception:
+    """Interception of ``backend``'s discovery hosts, and its TLS front.
+
+    :param front: starts (once) and returns the TLS + proxy front; None when there is
+        none (then only ``requests`` is served).
+    """
+
+    def __init__(self, backend: Backend, front: Callable[[], DiscoveryFront] | None) -> None:
+        self.backend = backend
+        self.hosts = backend.hosts
+        self._front_factory = front
+        self._interceptor: Interceptor | None = None
+        self._cover: ClientCover | None = None
+        self._default_passthru: DefaultMockPassthru | None = None
+
+    @property
+    def active(self) -> bool:
+        """True while ``requests`` calls to the discovery hosts are intercepted."""
+        return self._interceptor is not None and self._interceptor.active
+
+    @property
+    def off_hint(self) -> str | None:
+        """What an empty journal may mean while interception is off, else None."""
+        if self.active:
+            return None
+        return f"interception is off: requests to {', '.join(self.hosts)} do not reach the fake"
+
+    def start(self) -> None:
+        # Loaded here: a test that never intercepts never loads responses.
+        if self._interceptor is None:
+            from .transport.intercept import Interceptor
+
+            self._interceptor = Interceptor(self.backend.interception_target(), self.hosts)
+        self._interceptor.start()
+        if self._front_factory is not None and self._cover is None:
+            from .transport.clients import ClientCover
+            from .transport.mocks import DefaultMockPassthru
+
+            self._cover = ClientCover(self.hosts, self._front_factory)
+            self._cover.start()
+            self._default_passthru = DefaultMockPassthru(self.hosts)
+            self._default_passthru.start()
+
+    def stop(self) -> None:
+        if self._default_passthru is not None:
+            self._default_passthru.stop()
+            self._default_passthru = None
+        if self._cover is not None:
+            self._cover.stop()
+            self._cover = None
+        if self._interceptor is not None:
+            self._interceptor.stop()
+            self._interceptor = None
+        self.backend.end_interception()
+
+    @contextmanager
+    def block(self) -> Iterator[None]:
+        """On for the ``with`` block, unless it is on already (then left on)."""
+        if self.active:
+            yield  # on for the whole test (flag or marker)
+            return
+        self.start()
+        try:
+            yield
+        finally:
+            self.stop()
+
+    # -- the drop-in front -----------------------------------------------------------------
+
+    @property
+    def front(self) -> DiscoveryFront:
+        if self._front_factory is None:
+            raise RuntimeError(f"this EtcdDiscovery has no TLS front{self.backend.no_front_reason}")
+        return self._front_factory()
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        from .transport.childenv import child_env
+
+        return child_env(self.front, base)
+
+    def add_to(self, mock: responses.RequestsMock) -> None:
+        from .transport.mocks import add_to
+
+        if not self.active:
+            # Passing the hosts through with nothing to catch them would turn what the
+            # mock refuses into a request to the real service.
+            raise RuntimeError(
+                "etcd discovery: add_to() needs interception on (the etcd_discovery fixture, "
+                "--etcd-discovery-fake or intercept()); with it off the discovery hosts "
+                "would pass through to the real service"
+            )
+        add_to(mock, self.hosts)
