@@ -59,7 +59,7 @@ def test_inside_a_run_the_guard_stays_after_the_block() -> None:
     with fake_discovery():
         assert clients.active_cover() is not None
     assert clients.active_cover() is None
-    with pytest.raises(socket.gaierror, match="refused to look up 'discovery.etcd.io'"):
+    with pytest.raises(socket.gaierror, match=r"refused to look up 'discovery\.etcd\.io'"):
         socket.getaddrinfo("discovery.etcd.io", 443)
 
 

@@ -54,9 +54,8 @@ def test_an_unrelated_run_loads_only_the_plugin_and_the_guard(pytester: pytest.P
             assert socket.getaddrinfo is clients._getaddrinfo  # the guard is on
             mods = sorted(m for m in sys.modules if m.startswith("pytest_etcd_discovery"))
             print("MODULES", " ".join(mods))
-            print("HEAVY", sorted(m for m in %r if m in sys.modules))
-        """
-        % (HEAVY,)
+            print("HEAVY", sorted(m for m in {heavy!r} if m in sys.modules))
+        """.format(heavy=HEAVY)
     )
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:xdist")
     result.assert_outcomes(passed=1)

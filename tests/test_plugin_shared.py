@@ -100,7 +100,8 @@ def test_under_the_flag_conftest_import_time_and_module_fixture_calls_are_served
                 return r.read().decode()
 
         def test_all_three_are_in_the_shared_state(etcd_discovery, module_token):
-            sizes = [etcd_discovery.token(u).size for u in (CONFTEST_TOKEN, MODULE_TOKEN, module_token)]
+            urls = (CONFTEST_TOKEN, MODULE_TOKEN, module_token)
+            sizes = [etcd_discovery.token(u).size for u in urls]
             assert sizes == [5, 2, 1]
         """
     )
