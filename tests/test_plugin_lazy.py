@@ -46,7 +46,7 @@ def test_an_unrelated_run_loads_only_the_plugin_and_the_guard(pytester: pytest.P
     """Neither the service nor the store loads in a run whose tests never use the fake
     (they cost ~50 ms); the guard that fails closed is on all the same."""
     pytester.makepyfile(
-        """
+        f"""
         import socket, sys
 
         def test_unrelated():
@@ -54,8 +54,8 @@ def test_an_unrelated_run_loads_only_the_plugin_and_the_guard(pytester: pytest.P
             assert socket.getaddrinfo is clients._getaddrinfo  # the guard is on
             mods = sorted(m for m in sys.modules if m.startswith("pytest_etcd_discovery"))
             print("MODULES", " ".join(mods))
-            print("HEAVY", sorted(m for m in {heavy!r} if m in sys.modules))
-        """.format(heavy=HEAVY)
+            print("HEAVY", sorted(m for m in {HEAVY!r} if m in sys.modules))
+        """
     )
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:xdist")
     result.assert_outcomes(passed=1)
