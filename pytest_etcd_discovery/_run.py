@@ -241,6 +241,9 @@ class PluginRun:
             hosts=stack.hosts,
             front=stack.front,
         )
+        # Tokens the shared phase made show in the failure section under the URL /new
+        # handed out for them, like the test's own.
+        disco.created_tokens.extend(c.created_url for c in stack.shared_calls() if c.created_url)
         try:
             seed(disco, config)
             apply_fault_marks(fault_marks, stack.app)
