@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,6 +28,33 @@ if TYPE_CHECKING:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fake: runs against the fake discovery service")
+
+
+def _tree_bytes(root: Path) -> int:
+    """Bytes of the regular files under ``root`` (symlinks not followed)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):  # removed meanwhile
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """One line with what the run left in pytest's temporary directory, so CI shows it
+    (real etcd members once left gigabytes of WAL there; see DiscoveryCluster.stop)."""
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: its basetemp is inside the controller's
+    factory = config._tmp_path_factory  # type: ignore[attr-defined]
+    # Set once a test (or xdist) asked for it; getbasetemp() would make a new empty one.
+    basetemp = factory._basetemp
+    if basetemp is None:
+        terminalreporter.write_line("tmp_path usage: 0 MB (no test used tmp_path)")
+        return
+    size = _tree_bytes(basetemp)
+    terminalreporter.write_line(f"tmp_path usage: {size / 1e6:.1f} MB in {basetemp}")
 
 
 @pytest.hookimpl(wrapper=True)

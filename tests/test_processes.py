@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -228,6 +229,8 @@ def test_etcd_process_becomes_healthy_and_stops(tmp_path: Path) -> None:
         assert f"--initial-cluster solo={etcd.peer_url}" in " ".join(etcd.argv)
     finally:
         etcd.stop()
+        # The caller owns an EtcdProcess's data dir: 62 MB of preallocated WAL.
+        shutil.rmtree(etcd.data_dir, ignore_errors=True)
     assert not etcd.running
     assert etcd.pid is not None and not _alive(etcd.pid)
 

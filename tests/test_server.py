@@ -254,6 +254,36 @@ def test_stop_ends_a_request_held_by_a_delay_fault_and_keeps_the_plan() -> None:
         server.stop()
 
 
+def test_stop_names_a_connection_thread_it_could_not_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler blocked on something stop() cannot release (here a WSGI app of the
+    test's own) is waited for within one bound, then named in a warning."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_app(environ: object, start_response: Callable[..., object]) -> list[bytes]:
+        entered.set()
+        release.wait(WAIT)
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    server = DiscoveryServer(wsgi_app=stuck_app)  # type: ignore[arg-type]
+    server.start()
+    server.httpd.join_timeout = 0.1  # the bound under test; the default is 10 s
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=WAIT)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert entered.wait(WAIT)
+        with caplog.at_level(logging.WARNING, logger="pytest_etcd_discovery"):
+            assert _stop_within(server, STOP_BOUND)
+        assert "1 connection thread(s) still running 0.1 s after stop" in caplog.text
+        assert "etcd-discovery-fake:('127.0.0.1'" in caplog.text
+    finally:
+        release.set()
+        sock.close()
+        server.stop()
+
+
 def test_a_busy_port_is_a_one_line_server_error(busy_port: int) -> None:
     server = DiscoveryServer(port=busy_port)
     with pytest.raises(ServerError) as err:

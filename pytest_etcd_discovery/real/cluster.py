@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from pytest_etcd_discovery.real.processes import (
     EtcdProcess,
@@ -344,6 +344,13 @@ class DiscoveryCluster:
     ``base_dir``. ``fallback`` sets ``--discovery-fallback`` (``None`` = etcd's default,
     ``proxy``). ``enable_v2`` turns on the v2 API on the members (the fallback proxy only
     forwards v2 requests, so tests of it need that).
+
+    :meth:`stop` removes every member's data dir (etcd preallocates 64 MB of WAL per
+    member, which adds up to gigabytes over a suite), unless ``keep_data`` is true;
+    ``keep_data="on-error"`` keeps them only when the ``with`` block raised (a failing
+    test), for a post-mortem. ``base_dir`` itself stays. A cluster that is to start
+    again after :meth:`stop` needs ``keep_data=True``: with its data gone a member
+    registers anew and the discovery service refuses it as a duplicate.
     """
 
     def __init__(
@@ -358,6 +365,7 @@ class DiscoveryCluster:
         enable_v2: bool = False,
         host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
+        keep_data: bool | Literal["on-error"] = False,
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
@@ -370,6 +378,10 @@ class DiscoveryCluster:
         self.enable_v2 = enable_v2
         self.host = host
         self.env = env
+        if keep_data not in (True, False, "on-error"):
+            raise ValueError(f"keep_data must be True, False or 'on-error', got {keep_data!r}")
+        self.keep_data = keep_data
+        self._failed = False  # the with block raised (keep_data="on-error")
         self.members: list[EtcdMember] = [
             self._new_member(f"{name_prefix}{i}", fallback) for i in range(1, size + 1)
         ]
@@ -474,6 +486,9 @@ class DiscoveryCluster:
         measured 5.5 s) when that peer is itself going away; a leader whose peers are all
         gone skips the handover at once. Followers stop in ~20 ms. Any member still
         running 2 s after SIGTERM gets SIGKILL (data dirs of test clusters are disposable).
+
+        Then each stopped member's data dir is removed, as ``keep_data`` says (see the
+        class).
         """
         leader = self.leader()
         order = [*reversed(self.extras), *(m for m in reversed(self.members) if m is not leader)]
@@ -487,6 +502,10 @@ class DiscoveryCluster:
                 member.stop(_CLUSTER_STOP_TIMEOUT)
             except Exception as err:  # keep stopping the others, report all at the end
                 errors.append(err)
+        if not (self.keep_data is True or (self.keep_data == "on-error" and self._failed)):
+            for member in order:
+                if not member.running:  # never pull the data from under a live process
+                    shutil.rmtree(member.data_dir, ignore_errors=True)
         if errors:
             raise ClusterError(f"stopping members failed: {errors!r}")
 
@@ -500,6 +519,7 @@ class DiscoveryCluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._failed = exc_type is not None
         self.stop()
 
     # -- queries ---------------------------------------------------------------------
