@@ -82,6 +82,10 @@ PORT_TAKEN_PATTERN = re.compile(r"bind: address already in use")
 FAST_RAFT_ARGS: tuple[str, ...] = ("--heartbeat-interval", "25", "--election-timeout", "250")
 
 _POLL_INTERVAL = 0.05
+#: The member serves clients (zap, then capnslog wording): only then does it answer.
+_SERVING_PATTERN = re.compile(r"serving client traffic|ready to serve client requests")
+#: A peer the member counts as connected, in its Prometheus ``/metrics``.
+_ACTIVE_PEER = re.compile(rb"^etcd_network_active_peers\{[^}]*\} 1$", re.MULTILINE)
 #: SIGKILL after this long when a whole cluster stops (see DiscoveryCluster.stop).
 _CLUSTER_STOP_TIMEOUT = 2.0
 _TAIL_CHARS = 3000
@@ -496,6 +500,8 @@ class DiscoveryCluster:
             order.append(leader)
         errors: list[BaseException] = []
         for member in order:
+            if member is leader:
+                self._wait_peers_inactive(leader, _CLUSTER_STOP_TIMEOUT)
             try:
                 # A leader may still pick a peer that just died (its stream not yet seen
                 # as broken) and wait out the handover: cut that short with SIGKILL.
@@ -508,6 +514,24 @@ class DiscoveryCluster:
                     shutil.rmtree(member.data_dir, ignore_errors=True)
         if errors:
             raise ClusterError(f"stopping members failed: {errors!r}")
+
+    @staticmethod
+    def _wait_peers_inactive(leader: EtcdMember, timeout: float) -> None:
+        """Wait (at most ``timeout``) until ``leader`` sees none of its peers as active.
+
+        On SIGTERM a leader hands over to its longest-connected *active* peer; one that
+        has just stopped (or crashed) may still count as active for a moment, and then the
+        handover waits until it times out. Its ``/metrics`` say when they are all gone.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and leader.running:
+            try:
+                status, body = _http_get(f"{leader.client_url}/metrics", timeout=1)
+            except OSError:
+                return
+            if status != 200 or _ACTIVE_PEER.search(body) is None:
+                return
+            time.sleep(_POLL_INTERVAL)
 
     def __enter__(self) -> DiscoveryCluster:
         self.start()
@@ -537,7 +561,9 @@ class DiscoveryCluster:
         """
         by_id = {int(m.member_id, 16): m for m in self.members}
         for member in self.members:
-            if not member.running:
+            # One that never said it serves has no leader to name, and its client port
+            # may hold the request for the whole timeout (a member still in discovery).
+            if not member.running or _SERVING_PATTERN.search(member.output) is None:
                 continue
             try:
                 status = _http_post_json(f"{member.client_url}/v3/maintenance/status", {}, 1)
