@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
 from collections.abc import Generator, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +13,7 @@ import pytest
 import requests  # noqa: F401
 import responses  # noqa: F401
 from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
+from reporting import skip_empty_progress_lines, tmp_usage_line
 from unitutil import START
 
 from pytest_etcd_discovery.real.processes import RealDiscoveryService
@@ -26,35 +24,17 @@ if TYPE_CHECKING:
     from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fake: runs against the fake discovery service")
-
-
-def _tree_bytes(root: Path) -> int:
-    """Bytes of the regular files under ``root`` (symlinks not followed)."""
-    total = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):  # removed meanwhile
-                total += os.lstat(os.path.join(folder, name)).st_size
-    return total
+    skip_empty_progress_lines(config)
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    """One line with what the run left in pytest's temporary directory, so CI shows it
-    (real etcd members once left gigabytes of WAL there; see DiscoveryCluster.stop)."""
-    if hasattr(config, "workerinput"):
-        return  # an xdist worker: its basetemp is inside the controller's
-    factory = config._tmp_path_factory  # type: ignore[attr-defined]
-    # Set once a test (or xdist) asked for it; getbasetemp() would make a new empty one.
-    basetemp = factory._basetemp
-    if basetemp is None:
-        terminalreporter.write_line("tmp_path usage: 0 MB (no test used tmp_path)")
-        return
-    size = _tree_bytes(basetemp)
-    terminalreporter.write_line(f"tmp_path usage: {size / 1e6:.1f} MB in {basetemp}")
+    if not hasattr(config, "workerinput"):  # an xdist worker's basetemp is the controller's
+        terminalreporter.write_line(tmp_usage_line(config))
 
 
 @pytest.hookimpl(wrapper=True)
