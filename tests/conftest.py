@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pytest_etcd_discovery.transport.server import DiscoveryServer
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fake: runs against the fake discovery service")
 

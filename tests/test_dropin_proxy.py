@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -28,26 +29,41 @@ def front() -> Iterator[DiscoveryFront]:
 def echo() -> Iterator[int]:
     """A loopback TCP echo server (any other host the code under test talks to)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
+    lock = threading.Lock()
+    conns: set[socket.socket] = set()
 
     def serve() -> None:
-        while not stop.is_set():
+        while True:
             try:
                 conn, _ = listener.accept()
             except OSError:
-                return
+                return  # shut down below
+            with lock:
+                conns.add(conn)
             with conn:
-                while data := conn.recv(65536):
-                    conn.sendall(data)
+                try:
+                    while data := conn.recv(65536):
+                        conn.sendall(data)
+                except OSError:
+                    pass
+            with lock:
+                conns.discard(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield listener.getsockname()[1]
     finally:
-        stop.set()
+        # close() alone does not wake a blocked accept() or recv() on Linux; shutdown()
+        # does, so the thread ends now instead of at a join timeout.
+        with lock:
+            open_now = [listener, *conns]
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         listener.close()
-        thread.join(5)
+        thread.join(10)
+        assert not thread.is_alive(), "the echo server did not stop"
 
 
 def _connect(front: DiscoveryFront) -> socket.socket:
@@ -187,3 +203,52 @@ def test_stop_closes_open_tunnels(echo: int) -> None:
         assert not front.is_running
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), 5)
+
+
+#: The front and the server must both stop well within this with a stream open (the
+#: server used to wait out a 10 s join); a bound on a stall, not a timing of the happy path.
+STOP_BOUND = 3.0
+
+
+def _stops_within(stop: Callable[[], None], bound: float) -> bool:
+    stopper = threading.Thread(target=stop, name="test-stopper", daemon=True)
+    stopper.start()
+    stopper.join(bound)
+    return not stopper.is_alive()
+
+
+@pytest.mark.parametrize("way", ["connect-tls", "absolute-form"])
+def test_stop_ends_a_stream_from_a_past_index_through_the_front(way: str) -> None:
+    """A ``stream=true`` watch from a past index through the front (TLS handed over to the
+    server, or piped to it): stopping the front and the server ends it at once."""
+    server = DiscoveryServer(keys_api=True)
+    server.start()
+    front = DiscoveryFront(server, HOSTS, session_ca())
+    front.start()
+    try:
+        server.store.set("/a", "1")
+        raw = _connect(front)
+        sock: socket.socket | ssl.SSLSocket = raw
+        if way == "connect-tls":
+            assert _connect_line(raw, "discovery.etcd.io:443").startswith("HTTP/1.1 200")
+            sock = front.ca.client_context().wrap_socket(raw, server_hostname="discovery.etcd.io")
+            target, host = "/v2/keys/a", "discovery.etcd.io"
+        else:
+            target, host = "http://discovery.internal:8087/v2/keys/a", "discovery.internal:8087"
+        request = f"GET {target}?wait=true&stream=true&waitIndex=1 HTTP/1.1\r\nHost: {host}\r\n\r\n"
+        sock.sendall(request.encode())
+        got = b""
+        while b'"modifiedIndex":1' not in got:  # the past event; the stream waits on
+            chunk = sock.recv(65536)
+            assert chunk, "the connection ended before the first event"
+            got += chunk
+        assert _stops_within(front.stop, STOP_BOUND), "the front's stop() stalled"
+        assert _stops_within(server.stop, STOP_BOUND), "the server's stop() stalled"
+        sock.settimeout(10)
+        with contextlib.suppress(ssl.SSLError, ConnectionError):  # a TLS end may be unclean
+            while sock.recv(65536):
+                pass
+        sock.close()
+    finally:
+        front.stop()
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -70,6 +71,18 @@ def test_missing_binaries_reason() -> None:
     assert reason.startswith(SKIP_PREFIX)
     assert "no-such-binary-xyz, nor-this-one" in reason
     assert "sh," not in reason
+    assert "apt-get install etcd-server etcd-client etcd-discovery" in reason
+
+
+def test_missing_binaries_names_the_package_of_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing found anywhere: etcdctl is etcd-client's, apart from etcd-server's etcd.
+    monkeypatch.setattr("pytest_etcd_discovery.real.processes.find_binary", lambda name: None)
+    reason = missing_binaries("etcd", "etcdctl")
+    assert reason is not None
+    assert "real binaries missing: etcd, etcdctl (" in reason
+    assert "Debian package etcd-server, etcd-client;" in reason
+    only_client = missing_binaries("etcdctl")
+    assert only_client is not None and "Debian package etcd-client;" in only_client
 
 
 # -- ManagedProcess ------------------------------------------------------------------
@@ -228,6 +241,8 @@ def test_etcd_process_becomes_healthy_and_stops(tmp_path: Path) -> None:
         assert f"--initial-cluster solo={etcd.peer_url}" in " ".join(etcd.argv)
     finally:
         etcd.stop()
+        # The caller owns an EtcdProcess's data dir: 62 MB of preallocated WAL.
+        shutil.rmtree(etcd.data_dir, ignore_errors=True)
     assert not etcd.running
     assert etcd.pid is not None and not _alive(etcd.pid)
 

@@ -153,6 +153,128 @@ def test_stop_releases_a_blocked_long_poll_and_leaves_no_threads() -> None:
     assert port_is_closed(port)
 
 
+#: stop() with a long poll open must return well within this; it used to wait out a 10 s
+#: join per handler thread (a bound on a stall, not a measure of the happy path).
+STOP_BOUND = 3.0
+
+
+def _stop_within(server: DiscoveryServer, bound: float) -> bool:
+    """Stop ``server`` in a thread; True when stop() returned within ``bound`` seconds."""
+    stopper = threading.Thread(target=server.stop, name="test-stopper", daemon=True)
+    stopper.start()
+    stopper.join(bound)
+    return not stopper.is_alive()
+
+
+@pytest.mark.parametrize("route", ["token", "keys"])
+def test_stop_ends_a_stream_from_a_past_index_promptly(route: str) -> None:
+    """A ``stream=true`` watch from a past ``waitIndex`` is answered from history and then
+    waits for nothing (etcd registers it for no more events); stop() must still end it."""
+    before = set(threading.enumerate())
+    server = DiscoveryServer(keys_api=route == "keys")
+    server.start()
+    try:
+        if route == "token":
+            token = server.app.new_token(3)
+            target = f"/{token}?wait=true&stream=true&recursive=true&waitIndex=1"
+        else:
+            server.store.set("/a", "1")
+            target = "/v2/keys/a?wait=true&stream=true&waitIndex=1"
+        sock = socket.create_connection((server.host, server.port), timeout=WAIT)
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        if route == "keys":
+            # etcd flushes at once: the past event arrives, then the stream waits on.
+            head = b""
+            while b'"modifiedIndex":1' not in head:
+                chunk = sock.recv(65536)
+                assert chunk, "the connection ended before the first event"
+                head += chunk
+        else:
+            # The original service buffers 4 KiB: nothing arrives; wait until the fake
+            # is answering the watch (its journal says the reply is streaming).
+            wait_until(
+                lambda: any(call.watch and call.streaming for call in server.app.calls),
+                "the watch is being answered",
+            )
+        assert _stop_within(server, STOP_BOUND), "stop() waited on the open stream"
+        # The client sees its connection end (after what was still held, if anything).
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+        sock.close()
+        assert not any(call.in_flight for call in server.app.calls)
+        wait_until(lambda: set(threading.enumerate()) <= before, "the server's threads end")
+    finally:
+        server.stop()
+
+
+def test_stop_ends_a_stream_that_arrives_while_stopping() -> None:
+    """A watch that reaches a stopped store (a request read just as stop() began) does not
+    block its handler thread either."""
+    server = DiscoveryServer(keys_api=True)
+    server.start()
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=WAIT)
+        server.app.close()  # what stop() does first
+        sock.sendall(b"GET /v2/keys/a?wait=true&stream=true HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"0\r\n\r\n"):  # the stream ends with no event
+            chunk = sock.recv(65536)
+            assert chunk, "the connection ended without a reply"
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 OK")
+        assert _stop_within(server, STOP_BOUND), "stop() waited on the open stream"
+        sock.close()
+    finally:
+        server.stop()
+
+
+def test_stop_ends_a_request_held_by_a_delay_fault_and_keeps_the_plan() -> None:
+    server = DiscoveryServer()
+    server.start()
+    try:
+        rule = server.app.faults.delay(600, route="health")
+        sock = socket.create_connection((server.host, server.port), timeout=WAIT)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: rule.fired == 1, "the fault holds the request")
+        assert _stop_within(server, STOP_BOUND), "stop() waited out the delay"
+        assert sock.recv(65536) == b""  # dropped, as by a server that went away
+        sock.close()
+        assert server.app.faults.rules == [rule]  # a restarted server keeps its plan
+    finally:
+        server.stop()
+
+
+def test_stop_names_a_connection_thread_it_could_not_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler blocked on something stop() cannot release (here a WSGI app of the
+    test's own) is waited for within one bound, then named in a warning."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_app(environ: object, start_response: Callable[..., object]) -> list[bytes]:
+        entered.set()
+        release.wait(WAIT)
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    server = DiscoveryServer(wsgi_app=stuck_app)  # type: ignore[arg-type]
+    server.start()
+    server.httpd.join_timeout = 0.1  # the bound under test; the default is 10 s
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=WAIT)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert entered.wait(WAIT)
+        with caplog.at_level(logging.WARNING, logger="pytest_etcd_discovery"):
+            assert _stop_within(server, STOP_BOUND)
+        assert "1 connection thread(s) still running 0.1 s after stop" in caplog.text
+        assert "etcd-discovery-fake:('127.0.0.1'" in caplog.text
+    finally:
+        release.set()
+        sock.close()
+        server.stop()
+
+
 def test_a_busy_port_is_a_one_line_server_error(busy_port: int) -> None:
     server = DiscoveryServer(port=busy_port)
     with pytest.raises(ServerError) as err:

@@ -241,6 +241,41 @@ def test_close_releases_blocked_waiters_promptly(store: Store) -> None:
     assert store.watcher_count == 0
 
 
+def test_close_releases_a_stream_answered_from_history(store: Store) -> None:
+    """Such a stream is registered for no more events (as in etcd) but still waits: the
+    store closing (a server stopping) must wake it, or its handler thread blocks on."""
+    store.create("/k", "1")
+    watcher = store.watch("/k", stream=True, since_index=1)
+    assert summary(first(watcher)) == ("create", "/k", 1)
+    store.close()
+    assert watcher.closed
+    assert watcher.get(timeout=WAIT) is None
+
+
+def test_a_watch_on_a_closed_store_ends_at_once_until_it_opens_again(store: Store) -> None:
+    store.create("/k", "1")
+    store.close()
+    blocked = store.watch("/k")
+    assert blocked.closed and store.watcher_count == 0
+    assert blocked.get(timeout=WAIT) is None
+    past = store.watch("/k", stream=True, since_index=1)
+    assert summary(first(past)) == ("create", "/k", 1)  # what history has is still said
+    assert past.get(timeout=WAIT) is None
+    store.open()
+    watcher = store.watch("/k")
+    assert not watcher.closed and store.watcher_count == 1
+    store.set("/k", "2")
+    assert summary(first(watcher)) == ("set", "/k", 2)
+
+
+def test_removing_a_stream_answered_from_history_forgets_it(store: Store) -> None:
+    store.create("/k", "1")
+    watcher = store.watch("/k", stream=True, since_index=1)
+    watcher.remove()
+    assert watcher.closed
+    assert not store.hub._parked  # nothing kept for close() to wake
+
+
 @pytest.mark.parametrize(
     ("watch_path", "key_path", "hidden"),
     [

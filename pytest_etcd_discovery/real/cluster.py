@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from pytest_etcd_discovery.real.processes import (
     EtcdProcess,
@@ -86,6 +86,10 @@ PORT_TAKEN_PATTERN = re.compile(r"bind: address already in use")
 FAST_RAFT_ARGS: tuple[str, ...] = ("--heartbeat-interval", "25", "--election-timeout", "250")
 
 _POLL_INTERVAL = 0.05
+#: The member serves clients (zap, then capnslog wording): only then does it answer.
+_SERVING_PATTERN = re.compile(r"serving client traffic|ready to serve client requests")
+#: A peer the member counts as connected, in its Prometheus ``/metrics``.
+_ACTIVE_PEER = re.compile(rb"^etcd_network_active_peers\{[^}]*\} 1$", re.MULTILINE)
 #: SIGKILL after this long when a whole cluster stops (see DiscoveryCluster.stop).
 _CLUSTER_STOP_TIMEOUT = 2.0
 _TAIL_CHARS = 3000
@@ -330,6 +334,13 @@ class DiscoveryCluster:
     ``base_dir``. ``fallback`` sets ``--discovery-fallback`` (``None`` = etcd's default,
     ``proxy``). ``enable_v2`` turns on the v2 API on the members (the fallback proxy only
     forwards v2 requests, so tests of it need that).
+
+    :meth:`stop` removes every member's data dir (etcd preallocates 64 MB of WAL per
+    member, which adds up to gigabytes over a suite), unless ``keep_data`` is true;
+    ``keep_data="on-error"`` keeps them only when the ``with`` block raised (a failing
+    test), for a post-mortem. ``base_dir`` itself stays. A cluster that is to start
+    again after :meth:`stop` needs ``keep_data=True``: with its data gone a member
+    registers anew and the discovery service refuses it as a duplicate.
     """
 
     def __init__(
@@ -344,6 +355,7 @@ class DiscoveryCluster:
         enable_v2: bool = False,
         host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
+        keep_data: bool | Literal["on-error"] = False,
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
@@ -356,6 +368,10 @@ class DiscoveryCluster:
         self.enable_v2 = enable_v2
         self.host = host
         self.env = env
+        if keep_data not in (True, False, "on-error"):
+            raise ValueError(f"keep_data must be True, False or 'on-error', got {keep_data!r}")
+        self.keep_data = keep_data
+        self._failed = False  # the with block raised (keep_data="on-error")
         self.members: list[EtcdMember] = [
             self._new_member(f"{name_prefix}{i}", fallback) for i in range(1, size + 1)
         ]
@@ -460,6 +476,9 @@ class DiscoveryCluster:
         measured 5.5 s) when that peer is itself going away; a leader whose peers are all
         gone skips the handover at once. Followers stop in ~20 ms. Any member still
         running 2 s after SIGTERM gets SIGKILL (data dirs of test clusters are disposable).
+
+        Then each stopped member's data dir is removed, as ``keep_data`` says (see the
+        class).
         """
         leader = self.leader()
         order = [*reversed(self.extras), *(m for m in reversed(self.members) if m is not leader)]
@@ -467,14 +486,38 @@ class DiscoveryCluster:
             order.append(leader)
         errors: list[BaseException] = []
         for member in order:
+            if member is leader:
+                self._wait_peers_inactive(leader, _CLUSTER_STOP_TIMEOUT)
             try:
                 # A leader may still pick a peer that just died (its stream not yet seen
                 # as broken) and wait out the handover: cut that short with SIGKILL.
                 member.stop(_CLUSTER_STOP_TIMEOUT)
             except Exception as err:  # keep stopping the others, report all at the end
                 errors.append(err)
+        if not (self.keep_data is True or (self.keep_data == "on-error" and self._failed)):
+            for member in order:
+                if not member.running:  # never pull the data from under a live process
+                    shutil.rmtree(member.data_dir, ignore_errors=True)
         if errors:
             raise ClusterError(f"stopping members failed: {errors!r}")
+
+    @staticmethod
+    def _wait_peers_inactive(leader: EtcdMember, timeout: float) -> None:
+        """Wait (at most ``timeout``) until ``leader`` sees none of its peers as active.
+
+        On SIGTERM a leader hands over to its longest-connected *active* peer; one that
+        has just stopped (or crashed) may still count as active for a moment, and then the
+        handover waits until it times out. Its ``/metrics`` say when they are all gone.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and leader.running:
+            try:
+                status, body = _http_get(f"{leader.client_url}/metrics", timeout=1)
+            except OSError:
+                return
+            if status != 200 or _ACTIVE_PEER.search(body) is None:
+                return
+            time.sleep(_POLL_INTERVAL)
 
     def __enter__(self) -> DiscoveryCluster:
         self.start()
@@ -486,6 +529,7 @@ class DiscoveryCluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._failed = exc_type is not None
         self.stop()
 
     # -- queries ---------------------------------------------------------------------
@@ -503,7 +547,9 @@ class DiscoveryCluster:
         """
         by_id = {int(m.member_id, 16): m for m in self.members}
         for member in self.members:
-            if not member.running:
+            # One that never said it serves has no leader to name, and its client port
+            # may hold the request for the whole timeout (a member still in discovery).
+            if not member.running or _SERVING_PATTERN.search(member.output) is None:
                 continue
             try:
                 status = _http_post_json(f"{member.client_url}/v3/maintenance/status", {}, 1)

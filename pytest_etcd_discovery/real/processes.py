@@ -80,6 +80,14 @@ def find_binary(name: str) -> str | None:
     return None
 
 
+#: The Debian package that installs each binary (etcdctl comes apart from etcd).
+DEBIAN_PACKAGES = {
+    "etcd": "etcd-server",
+    "etcdctl": "etcd-client",
+    "discovery.etcd.io": "etcd-discovery",
+}
+
+
 def missing_binaries(*names: str) -> str | None:
     """Return ``None`` when every binary is found, else a reason fit for ``pytest.skip``.
 
@@ -90,9 +98,11 @@ def missing_binaries(*names: str) -> str | None:
     if not missing:
         return None
     dirs = ", ".join(("PATH", *_EXTRA_BIN_DIRS))
+    packages = [DEBIAN_PACKAGES[name] for name in missing if name in DEBIAN_PACKAGES]
+    which = f"Debian package {', '.join(packages)}; " if packages else ""
     return (
-        f"real binaries missing: {', '.join(missing)} (searched {dirs}; "
-        "install the Debian packages etcd-server and etcd-discovery)"
+        f"real binaries missing: {', '.join(missing)} (searched {dirs}; {which}"
+        f"everything the real tests use: apt-get install {' '.join(DEBIAN_PACKAGES.values())})"
     )
 
 

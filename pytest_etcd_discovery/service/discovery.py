@@ -115,6 +115,7 @@ class DiscoveryService:
         self.token_source: Callable[[], str] = random_token
         #: The fault plan every request is matched against (see :mod:`.faults`).
         self.faults = FaultPlan()
+        self._closed = False  # between close() and open(): a server stopped
         #: Hooks run after routing, before faults; the first one returning a reply answers.
         self.before_request: list[Hook] = []
         self.keys = KeysAPI(self)
@@ -220,11 +221,15 @@ class DiscoveryService:
         return taken
 
     def close(self) -> None:
-        """Release every blocked long poll (the server calls this when it stops)."""
+        """Release every blocked long poll and every request a fault delays (the server
+        calls this when it stops: its handler threads must end now)."""
+        self._closed = True
+        self.faults.release()
         self.store.close()
 
     def open(self) -> None:
         """Serve again after :meth:`close`, with the same state (a server restart)."""
+        self._closed = False
         self.store.open()
 
     def call(
@@ -333,10 +338,12 @@ class DiscoveryService:
         if decision is not None:
             call.fault = decision.label
             faulted = self._carry_out(decision, request, route)
-        if self.store is not self._store and self.store.closed:
-            # Held (by a fault) until its store was retired: it must not write anywhere,
-            # and its client hears what a server that went away says.  (A store still
-            # open is one asked for on purpose: the shared state beside a test's copy.)
+        retired = self.store is not self._store and self.store.closed
+        if retired or (decision is not None and self._closed):
+            # Held (by a fault) until its store was retired or the server stopped: it
+            # must not write anywhere, and its client hears what a server that went away
+            # says.  (A store still open is one asked for on purpose: the shared state
+            # beside a test's copy.)
             return Reply(0, drop=True)
         if faulted is not None:
             return faulted

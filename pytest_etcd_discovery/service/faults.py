@@ -395,6 +395,13 @@ class FaultPlan:
 
     close = clear
 
+    def release(self) -> None:
+        """End every delay now but keep the rules (a server stopping: it must not wait
+        out a delay, and a restarted server still has its plan)."""
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
     @contextmanager
     def active(self, rule: FaultRule) -> Iterator[FaultRule]:
         """``with plan.active(plan.fail(503)): ...``: the rule is removed on exit."""
@@ -460,7 +467,7 @@ class FaultPlan:
 
     def wait(self, decision: Decision) -> None:
         """Wait out ``decision.delay``; returns early when the plan is cleared (test
-        teardown, server stop)."""
+        teardown) or released (server stop)."""
         with self._cond:
             self._cond.wait_for(lambda: self._generation != decision.generation, decision.delay)
 

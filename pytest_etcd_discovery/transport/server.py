@@ -15,6 +15,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,7 @@ class GoHTTPServer(socketserver.TCPServer):
     """
 
     allow_reuse_address = True  # a restarted server may reuse a port in TIME_WAIT
-    #: How long :meth:`server_close` waits for each handler thread.
+    #: How long :meth:`server_close` waits for the handler threads, all together.
     join_timeout = 10.0
 
     def __init__(
@@ -165,9 +166,22 @@ class GoHTTPServer(socketserver.TCPServer):
         for conn, _ in open_now:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        # One deadline for them all (not join_timeout each), and say which thread is
+        # stuck: a handler that outlives its socket waits on something stop() missed.
+        deadline = time.monotonic() + self.join_timeout
+        stuck = []
         for _, thread in open_now:
             if thread is not threading.current_thread():
-                thread.join(self.join_timeout)
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    stuck.append(thread.name)
+        if stuck:
+            log.warning(
+                "etcd discovery fake: %d connection thread(s) still running %g s after stop: %s",
+                len(stuck),
+                self.join_timeout,
+                ", ".join(stuck),
+            )
 
     @property
     def connection_count(self) -> int:

@@ -446,6 +446,7 @@ class Store:
             if not self._closed:
                 return
             self._closed = False
+            self.hub.open()
             if isinstance(self.clock, ControllableClock):
                 self.clock.subscribe(self._clock_moved)
             if len(self._ttl):
@@ -588,6 +589,8 @@ class Store:
         with self._lock:
             self.hub.close_all()
             self.hub = WatcherHub(self.hub.history.capacity)
+            if self._closed:
+                self.hub.close_all()  # a stopped server's store takes no watches either
             self._ttl = TTLKeyHeap()
             self._index = int(data["index"])
             self.root = self._load(data["root"], None)

@@ -93,6 +93,12 @@ class WatcherHub:
         # Notified whenever a watcher is registered or leaves (wait_for_count).
         self._changed = threading.Condition(self._lock)
         self._watchers: dict[str, list[Watcher]] = {}
+        # Streams answered from history: they get no more events (as in etcd) but wait on
+        # until they are removed, so close_all must still find them to wake them.
+        self._parked: set[Watcher] = set()
+        # Closed (the server stopping): a new watch ends at once instead of blocking a
+        # handler thread that the server would then wait for.
+        self._closed = False
         self.history = EventHistory(capacity)
 
     @property
@@ -122,6 +128,14 @@ class WatcherHub:
                 # A past event is answered at once, as a copy stamped with today's index;
                 # like etcd, such a watcher (even a stream) is not registered for more.
                 watcher._push(event.with_index(store_index))
+                if self._closed:
+                    watcher.close()
+                elif stream:
+                    self._parked.add(watcher)
+                return watcher
+            if self._closed:
+                watcher.removed = True
+                watcher.close()
                 return watcher
             self._watchers.setdefault(key, []).append(watcher)
             self._changed.notify_all()
@@ -164,6 +178,7 @@ class WatcherHub:
 
     def remove(self, watcher: Watcher) -> None:
         with self._lock:
+            self._parked.discard(watcher)
             if watcher.removed:
                 return
             watcher.removed = True
@@ -174,9 +189,19 @@ class WatcherHub:
                     del self._watchers[watcher.key]
 
     def close_all(self) -> None:
+        """Wake every watch, registered or parked, and end new ones at once until
+        :meth:`open`."""
         with self._lock:
+            self._closed = True
             all_watchers = [w for ws in self._watchers.values() for w in ws]
+            all_watchers += self._parked
             self._watchers.clear()
+            self._parked.clear()
         for w in all_watchers:
             w.removed = True
             w.close()
+
+    def open(self) -> None:
+        """Accept watches again after :meth:`close_all` (a restarted server)."""
+        with self._lock:
+            self._closed = False

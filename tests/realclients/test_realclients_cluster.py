@@ -1,14 +1,20 @@
-"""DiscoveryCluster's own behaviour: id formula, port races, stop order."""
+"""DiscoveryCluster's own behaviour: id formula, port races, stop order, data dirs."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from realstack import FAKE, ClusterFactory, Stack, wait_healthy
 
-from pytest_etcd_discovery.real.cluster import PORT_TAKEN_PATTERN, etcd_member_id
+from pytest_etcd_discovery.real.cluster import (
+    PORT_TAKEN_PATTERN,
+    DiscoveryCluster,
+    etcd_member_id,
+)
 
 
 def test_member_id_formula_matches_an_id_etcd_registered() -> None:
@@ -52,3 +58,64 @@ def test_stop_is_quick_and_leaves_nothing_running(
     assert time.monotonic() - started < 5.0
     assert not any(m.running for m in [*cluster.members, extra])
     cluster.stop()  # twice is harmless
+
+
+def _wal_bytes(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.rglob("*.wal"))
+
+
+@pytest.mark.parametrize("stack", [FAKE], indirect=True)
+def test_stop_removes_the_members_data_unless_asked_to_keep_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """etcd preallocates 64 MB of WAL per member: a suite of clusters filled gigabytes."""
+    dropped = DiscoveryCluster(stack.new_token_url(1), 1, base_dir=tmp_path / "dropped")
+    kept = DiscoveryCluster(stack.new_token_url(1), 1, base_dir=tmp_path / "kept", keep_data=True)
+    try:
+        for cluster in (dropped, kept):
+            cluster.start()
+            wait_healthy(cluster, stack)
+        extra = dropped.add_extra_member(fallback="exit")
+        assert extra.wait_exit(30) == 1  # a full token: it exits; its dir goes too
+        data = [m.data_dir for m in (*dropped.members, extra)]
+        assert _wal_bytes(dropped.members[0].data_dir) > 0  # there was something to remove
+    finally:
+        dropped.stop()
+        kept.stop()
+    assert not any(path.exists() for path in data)
+    assert (tmp_path / "dropped").is_dir()  # only the members' dirs: base_dir is the caller's
+    assert _wal_bytes(kept.members[0].data_dir) > 0
+    # With its data a member starts again as itself (same id, no new registration).
+    kept.start()
+    try:
+        wait_healthy(kept, stack)
+    finally:
+        kept.stop()
+    assert kept.members[0].data_dir.exists()
+    shutil.rmtree(kept.members[0].data_dir)  # kept on purpose; the suite's tmp stays small
+
+
+@pytest.mark.parametrize("stack", [FAKE], indirect=True)
+def test_keep_data_on_error_keeps_it_only_when_the_with_block_raised(
+    stack: Stack, tmp_path: Path
+) -> None:
+    with DiscoveryCluster(
+        stack.new_token_url(1), 1, base_dir=tmp_path / "fine", keep_data="on-error"
+    ) as fine:
+        wait_healthy(fine, stack)
+    assert not fine.members[0].data_dir.exists()
+    with (
+        pytest.raises(RuntimeError, match="the test failed"),
+        DiscoveryCluster(
+            stack.new_token_url(1), 1, base_dir=tmp_path / "failed", keep_data="on-error"
+        ) as failed,
+    ):
+        wait_healthy(failed, stack)
+        raise RuntimeError("the test failed")
+    assert _wal_bytes(failed.members[0].data_dir) > 0
+    shutil.rmtree(tmp_path / "failed")  # this test's own leftover
+
+
+def test_keep_data_takes_a_bool_or_on_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep_data"):
+        DiscoveryCluster("http://127.0.0.1:1/t", 1, base_dir=tmp_path, keep_data="yes")  # type: ignore[arg-type]
