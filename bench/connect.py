@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(burst(host, int(port), int(args.client[1]))))
         return 0
 
-    from pytest_etcd_discovery.real.processes import RealDiscoveryService, real_stack_missing
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._real.processes import RealDiscoveryService, real_stack_missing
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
     targets: dict[str, Any] = {"live": DiscoveryServer()}
     if not args.no_real and real_stack_missing() is None:

@@ -36,8 +36,8 @@ from bench.common import RunError
 from bench.members import MemberProcess
 from bench.stats import median
 from bench.targets import LiveTarget
-from pytest_etcd_discovery.transport.proxy import DiscoveryFront
-from pytest_etcd_discovery.transport.tls import session_ca
+from pytest_etcd_discovery._transport.proxy import DiscoveryFront
+from pytest_etcd_discovery._transport.tls import session_ca
 
 PUBLIC = "https://discovery.etcd.io"
 _HEALTH = b"GET /health HTTP/1.1\r\nHost: discovery.etcd.io\r\nConnection: close\r\n\r\n"

@@ -41,7 +41,9 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
     return ordered[n // 4], ordered[(3 * n) // 4]
 
 
-def _run(suite: Path, plugins: tuple[str, ...], env: dict[str, str], count: int) -> tuple[float, float]:
+def _run(
+    suite: Path, plugins: tuple[str, ...], env: dict[str, str], count: int
+) -> tuple[float, float]:
     load = [arg for plugin in plugins for arg in ("-p", plugin)]
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *load, str(suite)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(count, reps)
     loaded, without = result["plugin loaded"], result["without the plugin"]
     print(f"An unrelated suite of {count} tests, {reps} interleaved runs per side (medians):")
-    print(f"| | CPU ms per run | wall ms per run | noise (half IQR of CPU) |")
+    print("| | CPU ms per run | wall ms per run | noise (half IQR of CPU) |")
     print("|---|---|---|---|")
     for side, row in result.items():
         print(f"| {side} | {row['cpu_ms']:.1f} | {row['wall_ms']:.1f} | {row['noise_ms']:.1f} |")

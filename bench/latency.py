@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery._service.app import DiscoveryApp
 
 from .common import RunError, new_token
 from .etcdsim import WireClient
@@ -154,12 +154,12 @@ class LatencyBench:
 def floor_replies(app: DiscoveryApp) -> dict[str, tuple[int, str]]:
     """The fake's own answers to the measured calls, served statically by the floor."""
     base = "http://127.0.0.1:9"
-    status, _, body = app.call("GET", f"{base}/new?size=3")
+    status, _, body = app.answer_url("GET", f"{base}/new?size=3")
     token_url = body.decode()
     for i in range(3):
-        app.call("PUT", f"{token_url}/m{i}", form={"value": f"m{i}=http://10.0.0.{i}:2380"})
-    _, _, get_body = app.call("GET", token_url)
-    _, _, put_body = app.call("PUT", f"{token_url}/x?prevExist=false", form={"value": "v"})
+        app.answer_url("PUT", f"{token_url}/m{i}", form={"value": f"m{i}=http://10.0.0.{i}:2380"})
+    _, _, get_body = app.answer_url("GET", token_url)
+    _, _, put_body = app.answer_url("PUT", f"{token_url}/x?prevExist=false", form={"value": "v"})
     del status
     return {"GET": (200, get_body.decode()), "PUT": (201, put_body.decode())}
 

@@ -22,25 +22,25 @@ if __package__ in (None, ""):
 
 from bench.common import new_token
 from bench.targets import INPROCESS_HOST, Target, make_target
-from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery._service.app import DiscoveryApp
 
 KINDS = ("new", "get", "put", "size")
 
 
 def _app_caller(kind: str) -> Callable[[int], object]:
     app = DiscoveryApp()
-    token_url = app.call("GET", f"{INPROCESS_HOST}/new?size=3")[2].decode()
+    token_url = app.answer_url("GET", f"{INPROCESS_HOST}/new?size=3")[2].decode()
     for i in range(3):
-        app.call("PUT", f"{token_url}/m{i}", form={"value": f"m{i}=http://10.0.0.{i}:2380"})
+        app.answer_url("PUT", f"{token_url}/m{i}", form={"value": f"m{i}=http://10.0.0.{i}:2380"})
 
     def call(i: int) -> object:
         if kind == "new":
-            return app.call("GET", f"{INPROCESS_HOST}/new?size=3", transport="inprocess")
+            return app.answer_url("GET", f"{INPROCESS_HOST}/new?size=3", transport="inprocess")
         if kind == "get":
-            return app.call("GET", token_url, transport="inprocess")
+            return app.answer_url("GET", token_url, transport="inprocess")
         if kind == "size":
-            return app.call("GET", f"{token_url}/_config/size", transport="inprocess")
-        return app.call(
+            return app.answer_url("GET", f"{token_url}/_config/size", transport="inprocess")
+        return app.answer_url(
             "PUT",
             f"{token_url}/{i:x}?prevExist=false",
             form={"value": "v"},

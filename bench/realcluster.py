@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pytest_etcd_discovery.real.cluster import FAST_RAFT_ARGS, DiscoveryCluster
-from pytest_etcd_discovery.real.processes import missing_binaries
+from pytest_etcd_discovery._real.cluster import FAST_RAFT_ARGS, DiscoveryCluster
+from pytest_etcd_discovery._real.processes import missing_binaries
 
 from .common import RunError, new_token
 from .stats import clock

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import requests
 
-from pytest_etcd_discovery.service.app import DiscoveryApp
+from pytest_etcd_discovery._service.app import DiscoveryApp
 
 from .common import RunError, new_token
 from .members import MemberProcess
@@ -117,7 +117,7 @@ def traced_series(kind: str, checkpoints: tuple[int, ...]) -> tuple[list[Point],
     try:
         token_url = ""
         if kind == "members":
-            token_url = app.call("GET", f"{INPROCESS_HOST}/new?size={size}")[2].decode()
+            token_url = app.answer_url("GET", f"{INPROCESS_HOST}/new?size={size}")[2].decode()
         gc.collect()
         base = tracemalloc.get_traced_memory()[0]
         points: list[Point] = []
@@ -126,7 +126,7 @@ def traced_series(kind: str, checkpoints: tuple[int, ...]) -> tuple[list[Point],
             while count < stop:
                 count += 1
                 if kind == "members":
-                    status, _, body = app.call(
+                    status, _, body = app.answer_url(
                         "PUT",
                         f"{token_url}/{count:016x}?prevExist=false",
                         form={"value": f"m{count}=http://10.0.{count // 250}.{count % 250}:2380"},
@@ -134,7 +134,7 @@ def traced_series(kind: str, checkpoints: tuple[int, ...]) -> tuple[list[Point],
                     )
                     expected = 201
                 else:
-                    status, _, body = app.call(
+                    status, _, body = app.answer_url(
                         "GET", f"{INPROCESS_HOST}/new?size=3", transport="inprocess"
                     )
                     expected = 200

@@ -20,14 +20,14 @@ from typing import Any
 import requests
 import responses
 
-from pytest_etcd_discovery.real.processes import (
+from pytest_etcd_discovery._real.processes import (
     ManagedProcess,
     RealDiscoveryService,
     missing_binaries,
 )
-from pytest_etcd_discovery.service.app import DiscoveryApp
-from pytest_etcd_discovery.transport.intercept import Interceptor
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._transport.intercept import Interceptor
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 from .stats import cpu_seconds, rss_bytes
 

@@ -2,7 +2,7 @@
 
 Prints its base URL as one line on stdout once it accepts connections, so a
 script or a test in another language can read it and go; SIGINT or SIGTERM stop it.
-The control API (:mod:`.service.control`) answers under ``/_fake/`` unless ``--no-control``.
+The control API (:mod:`._service.control`) answers under ``/_fake/`` unless ``--no-control``.
 With ``--env-file PATH`` it also starts the TLS + proxy front and, once that accepts
 connections too, writes the environment a child process needs to reach the fake at
 ``https://discovery.etcd.io`` (``KEY=VALUE`` lines: ``set -a; . PATH; set +a``).
@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from ._service.app import DiscoveryApp
+from ._service.control import ControlError, check_state
+from ._service.faults import FaultError, load_plan
+from ._service.profiles import PROFILES
 from ._stack import FakeStack
+from ._transport.server import ServerError
 from ._urls import URLError
-from .service.app import DiscoveryApp
-from .service.control import ControlError, check_state
-from .service.faults import FaultError, load_plan
-from .service.profiles import PROFILES
-from .transport.server import ServerError
 
 
 def _port(text: str) -> int:
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         if args.env_file is not None:
-            from .transport.childenv import env_additions
+            from ._transport.subprocess_env import env_additions
 
             write_env_file(args.env_file, env_additions(stack.front()))
         print(server.url, flush=True)

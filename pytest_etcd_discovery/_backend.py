@@ -1,4 +1,4 @@
-"""What an :class:`~pytest_etcd_discovery.handle.EtcdDiscovery` talks to: one interface,
+"""What an :class:`~pytest_etcd_discovery._etcd_discovery.EtcdDiscovery` talks to: one interface,
 :class:`Backend`, and its two kinds.
 
 - :class:`FakeBackend`: the in-process fake.  The helpers' requests are answered by its
@@ -23,16 +23,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .constants import TRANSPORT_FIXTURE, normalize_host
+from ._constants import TRANSPORT_FIXTURE, normalize_host
 
 if TYPE_CHECKING:
-    from .service.app import DiscoveryApp
-    from .service.faults import FaultPlan
-    from .service.journal import Call
-    from .transport.forward import ForwardApp
-    from .transport.server import DiscoveryServer
-    from .v2store.clock import ControllableClock
-    from .v2store.store import Store
+    from ._service.app import DiscoveryApp
+    from ._service.faults import FaultPlan
+    from ._service.journal import Call
+    from ._transport.forward import ForwardApp
+    from ._transport.server import DiscoveryServer
+    from ._v2store.clock import ControllableClock
+    from ._v2store.store import Store
 
 __all__ = ["MODE_FAKE", "MODE_REAL", "Backend", "FakeBackend", "RealBackend", "backend_for"]
 
@@ -124,7 +124,7 @@ class FakeBackend(Backend):
 
     def request(self, method: str, url: str, form: dict[str, str] | None = None) -> Answer:
         with self.on_store():
-            status, headers, body = self.app.call(
+            status, headers, body = self.app.answer_url(
                 method, url, form=form, transport=TRANSPORT_FIXTURE
             )
         return status, dict(headers), body.decode("utf-8", "replace")
@@ -173,7 +173,7 @@ class FakeBackend(Backend):
 
     @property
     def faults(self) -> FaultPlan:
-        from .service.faults import FaultPlan
+        from ._service.faults import FaultPlan
 
         return FaultPlan.of(self.app)
 
@@ -242,7 +242,7 @@ class RealBackend(Backend):
     @property
     def forward(self) -> ForwardApp:
         if self._forward is None:
-            from .transport.forward import ForwardApp
+            from ._transport.forward import ForwardApp
 
             self._forward = ForwardApp(self.url)
         return self._forward

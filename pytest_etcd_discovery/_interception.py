@@ -4,9 +4,10 @@ test's own ``responses`` mock).
 
 ``requests`` is served in-process by the backend's interception target (the fake's app,
 or a forwarder to a real service); every other client in the process resolves the
-discovery hosts to the TLS front (:class:`~pytest_etcd_discovery.transport.clients.ClientCover`);
+discovery hosts to the TLS front
+(:class:`~pytest_etcd_discovery._transport.client_cover.ClientCover`);
 ``responses``' default mock passes the hosts through
-(:class:`~pytest_etcd_discovery.transport.mocks.DefaultMockPassthru`).
+(:class:`~pytest_etcd_discovery._transport.responses_passthru.DefaultMockPassthru`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ if TYPE_CHECKING:
     import responses
 
     from ._backend import Backend
-    from .transport.clients import ClientCover
-    from .transport.intercept import Interceptor
-    from .transport.mocks import DefaultMockPassthru
-    from .transport.proxy import DiscoveryFront
+    from ._transport.client_cover import ClientCover
+    from ._transport.intercept import Interceptor
+    from ._transport.proxy import DiscoveryFront
+    from ._transport.responses_passthru import DefaultMockPassthru
 
 __all__ = ["Interception"]
 
@@ -57,13 +58,13 @@ class Interception:
     def start(self) -> None:
         # Loaded here: a test that never intercepts never loads responses.
         if self._interceptor is None:
-            from .transport.intercept import Interceptor
+            from ._transport.intercept import Interceptor
 
             self._interceptor = Interceptor(self.backend.interception_target(), self.hosts)
         self._interceptor.start()
         if self._front_factory is not None and self._cover is None:
-            from .transport.clients import ClientCover
-            from .transport.mocks import DefaultMockPassthru
+            from ._transport.client_cover import ClientCover
+            from ._transport.responses_passthru import DefaultMockPassthru
 
             self._cover = ClientCover(self.hosts, self._front_factory)
             self._cover.start()
@@ -103,12 +104,12 @@ class Interception:
         return self._front_factory()
 
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        from .transport.childenv import child_env
+        from ._transport.subprocess_env import child_env
 
         return child_env(self.front, base)
 
     def add_to(self, mock: responses.RequestsMock) -> None:
-        from .transport.mocks import add_to
+        from ._transport.responses_passthru import add_to
 
         if not self.active:
             # Passing the hosts through with nothing to catch them would turn what the

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from .constants import FAULT_MARKER, MARKER, PROFILE_NAMES
+from ._constants import FAULT_MARKER, MARKER, PROFILE_NAMES
 
 if TYPE_CHECKING:
-    from ._etcd import MemberSpec
-    from .handle import EtcdDiscovery
-    from .service.app import DiscoveryApp
+    from ._etcd_discovery import EtcdDiscovery
+    from ._etcd_rules import MemberSpec
+    from ._service.app import DiscoveryApp
 
 __all__ = ["MARKER_KWARGS", "apply_fault_marks", "marker_config", "our_marks", "seed"]
 
@@ -86,7 +86,7 @@ def bad_marker(message: str) -> NoReturn:
 def _member_specs(members: Any) -> list[MemberSpec]:
     """The marker's ``members``, read by the rules the control API uses too."""
     # Loaded here: a run whose markers seed no members never needs the etcd rules.
-    from ._etcd import MemberSpecError, member_specs
+    from ._etcd_rules import MemberSpecError, member_specs
 
     try:
         return member_specs(members, what=f"@{MARKER}(members=...)")
@@ -99,7 +99,7 @@ def seed(disco: EtcdDiscovery, config: Mapping[str, Any]) -> None:
     """Create the marker's token and put its members and ``_state`` in it."""
     if not ({"size", "members", "state"} & set(config)):
         return
-    from ._etcd import STYLE_V04
+    from ._etcd_rules import STYLE_V04
 
     token_url = disco.new_token(config.get("size", 3))
     disco.seeded_url = token_url
@@ -117,7 +117,7 @@ def apply_fault_marks(marks: list[pytest.Mark], app: DiscoveryApp) -> bool:
     """Add one fault rule per ``etcd_discovery_fault`` marker (nearest first)."""
     if not marks:
         return False
-    from .service.faults import FaultError, FaultPlan, rule_from_marker
+    from ._service.faults import FaultError, FaultPlan, rule_from_marker
 
     plan = FaultPlan.of(app)
     for mark in marks:

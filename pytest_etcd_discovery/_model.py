@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import Error
-from ._etcd import token_of
+from ._etcd_rules import token_of
 
 __all__ = ["ClusterFullError", "DiscoveryError", "Member", "TokenView"]
 

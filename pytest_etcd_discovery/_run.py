@@ -1,5 +1,5 @@
 """One pytest run's fake: the guard, the stacks, the run-wide interception, and the two
-builders of a test's :class:`~pytest_etcd_discovery.handle.EtcdDiscovery` (one per mode).
+builders of a test's :class:`~pytest_etcd_discovery._etcd_discovery.EtcdDiscovery` (one per mode).
 
 The run begins before the first conftest is imported and ends after the last fixture
 is torn down, so the guard and, under ``--etcd-discovery-fake``, the fake cover every
@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ._constants import FAULT_MARKER, MARKER
 from ._marker import apply_fault_marks, seed
 from ._settings import Settings
-from .constants import FAULT_MARKER, MARKER
 
 if TYPE_CHECKING:
+    from ._etcd_discovery import EtcdDiscovery
     from ._stack import FakeStack
-    from .handle import EtcdDiscovery
-    from .transport.clients import Guard
-    from .transport.forward import ForwardApp
-    from .transport.proxy import DiscoveryFront
-    from .transport.server import DiscoveryServer
+    from ._transport.client_cover import Guard
+    from ._transport.forward import ForwardApp
+    from ._transport.proxy import DiscoveryFront
+    from ._transport.server import DiscoveryServer
 
 __all__ = ["PluginRun", "active_run"]
 
@@ -71,7 +71,7 @@ class PluginRun:
         _RUNS.append(self)
         settings = self.settings
         if settings.guard and settings.hosts:
-            from .transport.clients import Guard, push_guard
+            from ._transport.client_cover import Guard, push_guard
 
             self._guard = Guard(settings.hosts)
             push_guard(self._guard)
@@ -101,7 +101,7 @@ class PluginRun:
         if server is not None:
             server.stop()
         if self._guard is not None:
-            from .transport.clients import pop_guard
+            from ._transport.client_cover import pop_guard
 
             pop_guard(self._guard)
             self._guard = None
@@ -133,7 +133,7 @@ class PluginRun:
 
     def shared(self, profile: str | None = None) -> EtcdDiscovery:
         """A handle on the fake's shared state (what every test starts from)."""
-        from .handle import EtcdDiscovery
+        from ._etcd_discovery import EtcdDiscovery
 
         profile = profile or self.settings.profile
         with self._lock:
@@ -158,7 +158,7 @@ class PluginRun:
 
     def forward(self) -> ForwardApp:
         """What serves the discovery hosts in real mode, made on first use."""
-        from .transport.forward import ForwardApp
+        from ._transport.forward import ForwardApp
 
         with self._lock:
             if self._forward is None:
@@ -167,9 +167,9 @@ class PluginRun:
 
     def real_front(self) -> DiscoveryFront:
         """The TLS + proxy front whose backend forwards to the configured service."""
-        from .transport.forward import forwarding_server
-        from .transport.proxy import DiscoveryFront
-        from .transport.tls import session_ca
+        from ._transport.forward import forwarding_server
+        from ._transport.proxy import DiscoveryFront
+        from ._transport.tls import session_ca
 
         forward = self.forward()
         with self._lock:
@@ -185,7 +185,7 @@ class PluginRun:
             return self._forward_front
 
     def real_handle(self) -> EtcdDiscovery:
-        from .handle import EtcdDiscovery
+        from ._etcd_discovery import EtcdDiscovery
 
         return EtcdDiscovery(
             self.settings.real_url or "",
@@ -225,7 +225,7 @@ class PluginRun:
     def _fake_test(
         self, config: Mapping[str, Any], fault_marks: list[pytest.Mark]
     ) -> Iterator[EtcdDiscovery]:
-        from .handle import EtcdDiscovery
+        from ._etcd_discovery import EtcdDiscovery
 
         settings = self.settings
         profile = str(config.get("profile") or settings.profile)

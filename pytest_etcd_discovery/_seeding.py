@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from ._etcd import etcd_member_id, etcd_member_value, peer_url_list, token_of
+from ._constants import V04_TTL
+from ._etcd_rules import etcd_member_id, etcd_member_value, peer_url_list, token_of
 from ._model import ClusterFullError, DiscoveryError, Member, TokenView
-from .constants import V04_TTL
 
 if TYPE_CHECKING:
     from ._backend import Answer, Backend

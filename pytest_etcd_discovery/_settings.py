@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from ._constants import FAULT_MARKER, MARKER, PROFILE_NAMES, forwarded_hosts
 from ._urls import URLError, discovery_hosts, service_url
-from .constants import FAULT_MARKER, MARKER, PROFILE_NAMES, forwarded_hosts
 
 __all__ = [
     "INI_ALLOW_REAL",

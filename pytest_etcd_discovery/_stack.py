@@ -18,16 +18,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ._constants import PROFILE_ETCD_V2, PROFILE_NAMES
 from ._urls import discovery_hosts
-from .constants import PROFILE_ETCD_V2, PROFILE_NAMES
 
 if TYPE_CHECKING:
-    from .service.app import DiscoveryApp
-    from .service.journal import Call
-    from .transport.proxy import DiscoveryFront
-    from .transport.server import DiscoveryServer
-    from .v2store.clock import ControllableClock
-    from .v2store.store import Store
+    from ._service.app import DiscoveryApp
+    from ._service.journal import Call
+    from ._transport.proxy import DiscoveryFront
+    from ._transport.server import DiscoveryServer
+    from ._v2store.clock import ControllableClock
+    from ._v2store.store import Store
 
 __all__ = ["FakeStack", "check_options"]
 
@@ -90,10 +90,10 @@ class FakeStack:
         frozen: bool = False,
         hosts_what: str = "hosts",
     ) -> None:
-        from .service.app import DiscoveryApp
-        from .service.control import ControlApp
-        from .transport.server import DiscoveryServer
-        from .v2store.clock import ControllableClock
+        from ._service.app import DiscoveryApp
+        from ._service.control import ControlApp
+        from ._transport.server import DiscoveryServer
+        from ._v2store.clock import ControllableClock
 
         if profile not in PROFILE_NAMES:
             raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILE_NAMES)}")
@@ -136,8 +136,8 @@ class FakeStack:
         """The TLS + proxy front, started on first use with the process's test CA."""
         with self._lock:
             if self._front is None:
-                from .transport.proxy import DiscoveryFront
-                from .transport.tls import session_ca
+                from ._transport.proxy import DiscoveryFront
+                from ._transport.tls import session_ca
 
                 front = DiscoveryFront(self.server, self.hosts, session_ca(), host=self.listen_host)
                 front.start()

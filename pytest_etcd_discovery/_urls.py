@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from ._constants import DEFAULT_HOSTS, normalize_host
 from ._errors import Error
-from .constants import DEFAULT_HOSTS, normalize_host
 
 __all__ = ["URLError", "discovery_hosts", "service_url"]
 

@@ -4,10 +4,10 @@ Registered as the ``etcd_discovery`` ``pytest11`` entry point.  This module stay
 options, ini values, markers, fixtures and report hooks.  What a run asked for is read in
 :mod:`._settings`; the run's fake, its guard and the per-test builders live in
 :mod:`._run`, the markers in :mod:`._marker`, the fake's parts in :mod:`._stack`, the
-per-test object in :mod:`.handle` and the failure section in :mod:`.report`.
+per-test object in :mod:`._etcd_discovery` and the failure section in :mod:`._report`.
 
 The plugin fails closed: from before the first conftest is imported until the run ends,
-a discovery host is served by a fake or refused at once (see :mod:`.transport.clients`).
+a discovery host is served by a fake or refused at once (see :mod:`._transport.client_cover`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ._constants import FAULT_MARKER_DOC, MARKER, PROFILE_NAMES
 from ._marker import marker_config, our_marks
 from ._run import PluginRun
 from ._settings import INI_ALLOW_REAL, INI_NAMES, MARKER_NAMES, Settings, misspelled
-from .constants import FAULT_MARKER_DOC, MARKER, PROFILE_NAMES
 
 # The fake loads when a test first uses it, and only what that test needs: werkzeug and
 # the live server for the fixture, requests and responses for interception or a real
 # service.  Installing the plugin costs unrelated test runs next to nothing.
 if TYPE_CHECKING:
-    from .handle import EtcdDiscovery
-    from .transport.server import DiscoveryServer
+    from ._etcd_discovery import EtcdDiscovery
+    from ._transport.server import DiscoveryServer
 
 __all__ = ["MARKER", "PROFILES"]
 
@@ -324,8 +324,8 @@ def etcd_discovery(request: pytest.FixtureRequest) -> Iterator[EtcdDiscovery]:
 def _strict_check(node: pytest.Item, disco: EtcdDiscovery) -> str | None:
     """Strict mode's verdict on a test that passed: every fault rule fired, no request
     cut off by its end.  The findings and the state go to the report section."""
-    from .expectations import strict_problems
-    from .report import render
+    from ._expectations import strict_problems
+    from ._report import render
 
     unfired = disco.app.faults.unfired()
     problems = strict_problems(disco.calls, unfired)
@@ -376,14 +376,14 @@ def pytest_runtest_makereport(
     if report.failed and report.when in ("setup", "call"):
         disco = item.stash.get(_DISCO_KEY, None)
         if disco is not None:
-            from .report import SECTION_TITLE, render
+            from ._report import SECTION_TITLE, render
 
             report.sections.append((SECTION_TITLE, render(disco)))
     elif report.failed and report.when == "teardown":
         # Strict mode failed the test: its findings, and the state before the release.
         section = item.stash.get(_STRICT_SECTION_KEY, None)
         if section is not None:
-            from .report import SECTION_TITLE
+            from ._report import SECTION_TITLE
 
             report.sections.append((SECTION_TITLE, section))
     return report

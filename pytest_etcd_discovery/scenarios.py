@@ -1,6 +1,6 @@
 """Ready-made trouble: the discovery failures real clusters run into, one helper each.
 
-Each helper takes the test's :class:`~pytest_etcd_discovery.handle.EtcdDiscovery`
+Each helper takes the test's :class:`~pytest_etcd_discovery._etcd_discovery.EtcdDiscovery`
 (the ``etcd_discovery`` fixture) and sets the fake up so that the next client sees
 what operators reported against discovery.etcd.io (spec section 5):
 
@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .service.faults import FaultPlan, FaultRule
-from .service.http import ServiceRequest
-from .v2store.errors import EtcdError
+from ._service.faults import FaultPlan, FaultRule
+from ._service.messages import ServiceRequest
+from ._v2store.errors import EtcdError
 
 if TYPE_CHECKING:
-    from .handle import EtcdDiscovery, Member
+    from ._etcd_discovery import EtcdDiscovery, Member
 
 __all__ = [
     "Outage",
@@ -143,7 +143,7 @@ def delete_token_on(
 
     pattern = re.compile("^/" + re.escape(token) + ("(/.*)?$" if path is None else ""))
     rule = FaultRule(
-        action="call",
+        action="callback",
         path=pattern if path is None else f"/{token}{path}",
         method=method,
         nth=nth,

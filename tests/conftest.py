@@ -15,12 +15,12 @@ import responses  # noqa: F401
 from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
 from unitutil import START
 
-from pytest_etcd_discovery.real.processes import RealDiscoveryService
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.store import Store
+from pytest_etcd_discovery._real.processes import RealDiscoveryService
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.store import Store
 
 if TYPE_CHECKING:
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
@@ -110,7 +110,7 @@ def _shared_fakes_intact() -> Iterator[None]:
 def _shared_server(**options: Any) -> Iterator[DiscoveryServer]:
     """A ``DiscoveryServer(**options)`` live for the session, watched by
     ``_shared_fakes_intact``."""
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
     server = DiscoveryServer(**options)
     server.start()

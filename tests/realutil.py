@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from pytest_etcd_discovery.real.processes import missing_binaries, real_stack_missing
+from pytest_etcd_discovery._real.processes import missing_binaries, real_stack_missing
 
 REQUIRE_REAL_ENV = "ETCD_DISCOVERY_REQUIRE_REAL"
 SKIP_PREFIX = "real binaries missing"

@@ -17,10 +17,10 @@ import pytest
 from unitutil import TOKEN_RE
 from werkzeug.test import Client, TestResponse
 
-from pytest_etcd_discovery.service.app import TRANSPORT_KEY, DiscoveryApp
-from pytest_etcd_discovery.service.profiles import PROFILES, Profile
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.rules import ETCD_V2, V2_OVER_V3
+from pytest_etcd_discovery._service.app import TRANSPORT_KEY, DiscoveryApp
+from pytest_etcd_discovery._service.profiles import PROFILES, Profile
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.rules import ETCD_V2, V2_OVER_V3
 
 WAIT = 10.0  # generous bound for anything that should happen at once
 HOME = "https://etcd.io/docs/v3.5/dev-internal/discovery_protocol"

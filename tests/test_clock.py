@@ -8,10 +8,10 @@ import time
 import pytest
 from unitutil import START, WAIT
 
-from pytest_etcd_discovery.v2store.clock import Clock, ControllableClock, SystemClock
-from pytest_etcd_discovery.v2store.errors import EtcdError
-from pytest_etcd_discovery.v2store.events import Event
-from pytest_etcd_discovery.v2store.store import Store
+from pytest_etcd_discovery._v2store.clock import Clock, ControllableClock, SystemClock
+from pytest_etcd_discovery._v2store.errors import EtcdError
+from pytest_etcd_discovery._v2store.events import Event
+from pytest_etcd_discovery._v2store.store import Store
 
 
 @pytest.fixture

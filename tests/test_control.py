@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from unitutil import START
 from werkzeug.test import Client
 
-from pytest_etcd_discovery import DiscoveryApp, EtcdDiscovery
-from pytest_etcd_discovery.handle import V04_TTL
-from pytest_etcd_discovery.real.cluster import etcd_member_id
-from pytest_etcd_discovery.service.control import ControlApp
-from pytest_etcd_discovery.service.discovery import seeded_token_source
-from pytest_etcd_discovery.v2store.clock import ControllableClock
+from pytest_etcd_discovery import EtcdDiscovery
+from pytest_etcd_discovery._etcd_discovery import V04_TTL
+from pytest_etcd_discovery._real.cluster import etcd_member_id
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._service.control import ControlApp
+from pytest_etcd_discovery._service.discovery import seeded_token_source
+from pytest_etcd_discovery._v2store.clock import ControllableClock
 
 WAIT = 10.0
 

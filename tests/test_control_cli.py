@@ -14,7 +14,7 @@ import pytest
 import requests
 from test_cli import WAIT, Fake, assert_one_error_line
 
-from pytest_etcd_discovery.real.processes import RealDiscoveryService
+from pytest_etcd_discovery._real.processes import RealDiscoveryService
 
 #: Requests under the reserved prefix (and next to it) that neither real service routes.
 RESERVED = [

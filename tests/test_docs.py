@@ -162,7 +162,7 @@ def test_nightly_sample_against_the_real_service(real_service: object) -> None:
 
 
 def test_plan_sample_is_a_plan_the_command_loads() -> None:
-    from pytest_etcd_discovery.service.faults import load_plan
+    from pytest_etcd_discovery._service.faults import load_plan
 
     plan = load_plan(SAMPLES / "plan.toml")
 

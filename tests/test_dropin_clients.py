@@ -25,7 +25,7 @@ import responses
 from dropinutil import CLIENTS, Fetch, Reply, fetch_requests, require_module
 
 from pytest_etcd_discovery import DiscoveryHostGuardError, EtcdDiscovery
-from pytest_etcd_discovery.transport import clients
+from pytest_etcd_discovery._transport import client_cover
 
 PUBLIC = "https://discovery.etcd.io"
 TOKEN_URL = re.compile(re.escape(PUBLIC) + r"/([a-f0-9]{32})")
@@ -105,14 +105,14 @@ def test_no_lookup_of_a_discovery_host_leaves(
     client: str, etcd_discovery: EtcdDiscovery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[Any] = []
-    real = clients._real_getaddrinfo
+    real = client_cover._real_getaddrinfo
 
     def recording(host: Any, *args: Any, **kwargs: Any) -> Any:
         asked.append(host)
         return real(host, *args, **kwargs)
 
     # Whatever reaches the real resolver is recorded; the discovery host must not.
-    monkeypatch.setattr(clients, "_real_getaddrinfo", recording)
+    monkeypatch.setattr(client_cover, "_real_getaddrinfo", recording)
     aiodns = sys.modules.get("aiodns")
     if aiodns is not None:
         # c-ares (aiohttp's AsyncResolver) must not be asked either.
@@ -127,7 +127,7 @@ def test_no_lookup_of_a_discovery_host_leaves(
     assert status == 200 and TOKEN_URL.fullmatch(body)
     for spelling in ("discovery.etcd.io", "DISCOVERY.etcd.IO.", b"discovery.etcd.io"):
         (family, _, _, _, address), *more = socket.getaddrinfo(spelling, 443)
-        assert (family, address, more) == (socket.AF_INET, (clients.SENTINEL, 443), [])
+        assert (family, address, more) == (socket.AF_INET, (client_cover.SENTINEL, 443), [])
     assert not [h for h in asked if "etcd.io" in str(h).lower()]
 
 

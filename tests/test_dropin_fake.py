@@ -17,7 +17,7 @@ import requests
 from dropinutil import require_module, require_tool
 
 from pytest_etcd_discovery import EtcdDiscovery, fake_discovery
-from pytest_etcd_discovery.transport import clients
+from pytest_etcd_discovery._transport import client_cover
 
 PUBLIC = "https://discovery.etcd.io"
 
@@ -39,14 +39,14 @@ def test_the_patches_are_gone_after_the_block() -> None:
     script = """
 import socket
 from pytest_etcd_discovery import fake_discovery
-from pytest_etcd_discovery.transport import clients
+from pytest_etcd_discovery._transport import client_cover
 original = socket.getaddrinfo
 with fake_discovery():
     assert socket.getaddrinfo is not original
     assert "connect" in vars(socket.socket)
 assert socket.getaddrinfo is original
 assert "connect" not in vars(socket.socket)
-assert clients.active_cover() is None
+assert client_cover.active_cover() is None
 print("ok")
 """
     done = subprocess.run(
@@ -57,8 +57,8 @@ print("ok")
 
 def test_inside_a_run_the_guard_stays_after_the_block() -> None:
     with fake_discovery():
-        assert clients.active_cover() is not None
-    assert clients.active_cover() is None
+        assert client_cover.active_cover() is not None
+    assert client_cover.active_cover() is None
     with pytest.raises(socket.gaierror, match=r"refused to look up 'discovery\.etcd\.io'"):
         socket.getaddrinfo("discovery.etcd.io", 443)
 
@@ -149,7 +149,7 @@ def test_testcase_decorator_gives_every_test_its_own_fake() -> None:
     assert result.wasSuccessful(), result.errors + result.failures
     assert result.testsRun == 2
     assert len({id(d) for d in seen}) == 2
-    assert clients.active_cover() is None
+    assert client_cover.active_cover() is None
 
 
 def test_bad_arguments() -> None:

@@ -29,15 +29,15 @@ from realutil import REQUIRE_REAL_ENV, skip_or_fail
 
 from pytest_etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery.__main__ import write_env_file
-from pytest_etcd_discovery.transport.childenv import (
+from pytest_etcd_discovery._transport.proxy import DiscoveryFront
+from pytest_etcd_discovery._transport.server import DiscoveryServer
+from pytest_etcd_discovery._transport.subprocess_env import (
     NODE_PRELOAD,
     child_env,
     env_additions,
     node_options,
 )
-from pytest_etcd_discovery.transport.proxy import DiscoveryFront
-from pytest_etcd_discovery.transport.server import DiscoveryServer
-from pytest_etcd_discovery.transport.tls import session_ca
+from pytest_etcd_discovery._transport.tls import session_ca
 
 PUBLIC = "https://discovery.etcd.io"
 TOKEN = r"[a-f0-9]{32}"

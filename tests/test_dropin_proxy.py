@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pytest_etcd_discovery.transport.proxy import DiscoveryFront
-from pytest_etcd_discovery.transport.server import DiscoveryServer
-from pytest_etcd_discovery.transport.tls import session_ca
+from pytest_etcd_discovery._transport.proxy import DiscoveryFront
+from pytest_etcd_discovery._transport.server import DiscoveryServer
+from pytest_etcd_discovery._transport.tls import session_ca
 
 HOSTS = ("https://discovery.etcd.io", "http://discovery.internal:8087")
 TOKEN = r"[a-f0-9]{32}"

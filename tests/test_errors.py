@@ -37,16 +37,16 @@ def test_every_exception_class_derives_from_error() -> None:
 
 
 STANDARD_BASES = [
-    ("v2store.errors", "EtcdError", Exception),
-    ("real.cluster", "ClusterError", RuntimeError),
-    ("real.processes", "ProcessError", RuntimeError),
-    ("service.faults", "FaultError", ValueError),
-    ("service.forms", "FormError", ValueError),
-    ("service.app", "ConnectionDropped", ConnectionAbortedError),
-    ("transport.clients", "DiscoveryHostGuardError", socket.gaierror),
-    ("transport.forward", "ForwardingError", ConnectionError),
-    ("transport.server", "ServerError", RuntimeError),
-    ("_etcd", "MemberSpecError", ValueError),
+    ("_v2store.errors", "EtcdError", Exception),
+    ("_real.cluster", "ClusterError", RuntimeError),
+    ("_real.processes", "ProcessError", RuntimeError),
+    ("_service.faults", "FaultError", ValueError),
+    ("_service.forms", "FormError", ValueError),
+    ("_service.app", "ConnectionDropped", ConnectionAbortedError),
+    ("_transport.client_cover", "DiscoveryHostGuardError", socket.gaierror),
+    ("_transport.forward", "ForwardingError", ConnectionError),
+    ("_transport.server", "ServerError", RuntimeError),
+    ("_etcd_rules", "MemberSpecError", ValueError),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The etcd rules written once (``pytest_etcd_discovery._etcd``): member specs, member
+"""The etcd rules written once (``pytest_etcd_discovery._etcd_rules``): member specs, member
 keys and values, tokens and the journal's filter keywords, and who uses them."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from werkzeug.test import Client
 
 import pytest_etcd_discovery
-from pytest_etcd_discovery import DiscoveryApp, _etcd, handle
-from pytest_etcd_discovery._etcd import (
+from pytest_etcd_discovery import _etcd_discovery, _etcd_rules
+from pytest_etcd_discovery._etcd_rules import (
     CALL_FILTER_KEYWORDS,
     MAX_MEMBERS,
     TOKEN_RE,
@@ -25,9 +25,10 @@ from pytest_etcd_discovery._etcd import (
     etcd_member_value,
     member_specs,
 )
-from pytest_etcd_discovery.expectations import CallFilter, CallList
-from pytest_etcd_discovery.real import cluster
-from pytest_etcd_discovery.service.control import ControlApp
+from pytest_etcd_discovery._expectations import CallFilter, CallList
+from pytest_etcd_discovery._real import cluster
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._service.control import ControlApp
 
 PACKAGE = Path(pytest_etcd_discovery.__file__).resolve().parent
 
@@ -53,15 +54,15 @@ def test_nothing_in_service_imports_real() -> None:
         str(path.relative_to(PACKAGE)): name
         for path in sorted((PACKAGE / "service").rglob("*.py"))
         for name in _imported_modules(path)
-        if name.startswith("pytest_etcd_discovery.real")
+        if name.startswith("pytest_etcd_discovery._real")
     }
     assert offenders == {}
 
 
 def test_the_rules_module_imports_only_the_standard_library_and_leaf_modules() -> None:
-    ours = {n for n in _imported_modules(PACKAGE / "_etcd.py") if n.startswith("pytest_etcd")}
-    assert ours <= {"pytest_etcd_discovery._errors", "pytest_etcd_discovery.constants"}
-    others = {n.split(".")[0] for n in _imported_modules(PACKAGE / "_etcd.py")} - {
+    ours = {n for n in _imported_modules(PACKAGE / "_etcd_rules.py") if n.startswith("pytest_etcd")}
+    assert ours <= {"pytest_etcd_discovery._errors", "pytest_etcd_discovery._constants"}
+    others = {n.split(".")[0] for n in _imported_modules(PACKAGE / "_etcd_rules.py")} - {
         "pytest_etcd_discovery",
         "__future__",
     }
@@ -71,8 +72,8 @@ def test_the_rules_module_imports_only_the_standard_library_and_leaf_modules() -
 def test_member_id_is_one_function_everywhere() -> None:
     assert cluster.etcd_member_id is etcd_member_id
     assert pytest_etcd_discovery.etcd_member_id is etcd_member_id
-    assert handle.etcd_member_id is etcd_member_id
-    assert handle.etcd_member_value is etcd_member_value
+    assert _etcd_discovery.etcd_member_id is etcd_member_id
+    assert _etcd_discovery.etcd_member_value is etcd_member_value
     # etcd sorts the peer URLs before hashing; the value sorts name=url pairs.
     urls = ["http://10.0.0.2:2380", "http://10.0.0.1:2380"]
     assert etcd_member_id(urls, "t") == etcd_member_id(sorted(urls), "t")
@@ -184,7 +185,7 @@ def test_token_names_are_the_routes_tokens_oldest_first() -> None:
         app.store.set("/_etcd/registry/not-a-token/x", "1")  # a directory, not a token
         assert app.token_names() == [first, second]
         assert all(TOKEN_RE.fullmatch(t) for t in (first, second))
-        from pytest_etcd_discovery.service.routes import TokenConverter
+        from pytest_etcd_discovery._service.routes import TokenConverter
 
         assert TokenConverter.regex == TOKEN_RE.pattern
     finally:
@@ -196,4 +197,4 @@ def test_the_filter_keywords_are_the_filters_fields() -> None:
     assert tuple(f.name for f in dataclasses.fields(CallFilter)) == CALL_FILTER_KEYWORDS
     with pytest.raises(TypeError, match="unknown filter keywords \\['verb'\\]"):
         CallList().filter(verb="GET")  # type: ignore[call-arg]
-    assert _etcd.CallCriteria.__annotations__.keys() == set(CALL_FILTER_KEYWORDS)
+    assert _etcd_rules.CallCriteria.__annotations__.keys() == set(CALL_FILTER_KEYWORDS)

@@ -13,12 +13,12 @@ import pytest
 import requests
 from werkzeug.wrappers import Request
 
-from pytest_etcd_discovery.expectations import CallFilter, CallList, route_names, token_of
-from pytest_etcd_discovery.handle import EtcdDiscovery
-from pytest_etcd_discovery.service.faults import ROUTES, FaultPlan
-from pytest_etcd_discovery.transport.server import DiscoveryServer
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.store import Store
+from pytest_etcd_discovery._etcd_discovery import EtcdDiscovery
+from pytest_etcd_discovery._expectations import CallFilter, CallList, route_names, token_of
+from pytest_etcd_discovery._service.faults import ROUTES, FaultPlan
+from pytest_etcd_discovery._transport.server import DiscoveryServer
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.store import Store
 
 PUBLIC = "https://discovery.etcd.io"
 OTHER = "0123456789abcdef0123456789abcdef"
@@ -41,7 +41,7 @@ def test_route_names_are_the_fault_rules_names() -> None:
 
 
 def test_every_route_is_named_as_the_fault_rules_route_it(disco: EtcdDiscovery) -> None:
-    # Differential: a "call" rule per route records what fault routing saw; the journal's
+    # Differential: a "callback" rule per route records what fault routing saw; the journal's
     # filter must pick exactly the same requests.
     token = disco.new_token(3).rsplit("/", 1)[-1]
     seen: dict[str, list[str]] = {}
@@ -52,7 +52,7 @@ def test_every_route_is_named_as_the_fault_rules_route_it(disco: EtcdDiscovery) 
             def record(request: Request, route: str = route) -> None:
                 seen.setdefault(route, []).append(request.path)
 
-            plan.add(action="call", route=route, on_match=record)
+            plan.add(action="callback", route=route, on_match=record)
     base = disco.url
     for path in (
         "/",

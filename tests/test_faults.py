@@ -1,4 +1,4 @@
-"""Fault injection (pytest_etcd_discovery.service.faults): matching, counting, the real bodies,
+"""Fault injection (pytest_etcd_discovery._service.faults): matching, counting, the real bodies,
 delays, dropped connections on both transports, plan files, the CLI option, the marker."""
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import pytest
 import requests
 from unitutil import wait_until
 
-from pytest_etcd_discovery.service.app import DiscoveryApp
-from pytest_etcd_discovery.service.faults import (
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._service.faults import (
     FaultError,
     FaultPlan,
     FaultRule,
     load_plan,
     rule_from_marker,
 )
-from pytest_etcd_discovery.transport.intercept import intercept
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._transport.intercept import intercept
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLIC = "https://discovery.etcd.io"
@@ -242,7 +242,7 @@ def test_counters_are_exact_under_concurrency(
 
 def test_fixture_seeding_is_never_faulted(server: DiscoveryServer, plan: FaultPlan) -> None:
     plan.fail(503)
-    status, _, body = server.app.call("GET", f"{server.url}/new", transport="fixture")
+    status, _, body = server.app.answer_url("GET", f"{server.url}/new", transport="fixture")
     assert status == 200, body
     assert get(f"{server.url}/new").status_code == 503
 
@@ -320,7 +320,7 @@ def test_drop_in_process_raises_what_requests_raises(
 
 def test_call_rule_runs_its_callback(server: DiscoveryServer, plan: FaultPlan, token: str) -> None:
     seen: list[str] = []
-    plan.add(action="call", route="size", on_match=lambda request: seen.append(request.path))
+    plan.add(action="callback", route="size", on_match=lambda request: seen.append(request.path))
     assert get(f"{server.url}/{token}/_config/size").status_code == 200
     assert seen == [f"/{token}/_config/size"]
 

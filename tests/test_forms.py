@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_etcd_discovery.service.forms import (
+from pytest_etcd_discovery._service.forms import (
     MAX_FORM_SIZE,
     FormError,
     go_atoi,

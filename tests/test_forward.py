@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from pytest_etcd_discovery.service.http import PROXIED
-from pytest_etcd_discovery.transport import clients
-from pytest_etcd_discovery.transport.clients import ClientCover
-from pytest_etcd_discovery.transport.forward import ForwardApp, _reply_headers, forwarding_server
-from pytest_etcd_discovery.transport.intercept import Interceptor
-from pytest_etcd_discovery.transport.proxy import DiscoveryFront
-from pytest_etcd_discovery.transport.tls import session_ca
+from pytest_etcd_discovery._service.messages import PROXIED
+from pytest_etcd_discovery._transport import client_cover
+from pytest_etcd_discovery._transport.client_cover import ClientCover
+from pytest_etcd_discovery._transport.forward import ForwardApp, _reply_headers, forwarding_server
+from pytest_etcd_discovery._transport.intercept import Interceptor
+from pytest_etcd_discovery._transport.proxy import DiscoveryFront
+from pytest_etcd_discovery._transport.tls import session_ca
 
 if TYPE_CHECKING:
-    from pytest_etcd_discovery.real.processes import RealDiscoveryService
+    from pytest_etcd_discovery._real.processes import RealDiscoveryService
 
 PUBLIC = "https://discovery.etcd.io"
 #: (status, headers in order without Date, body)
@@ -41,14 +41,14 @@ def forwarded(
 ) -> Iterator[ForwardApp]:
     """Real-service mode's machinery, as the plugin sets it up, in front of the real
     service; no name but loopback reaches the real resolver meanwhile."""
-    real = clients._real_getaddrinfo
+    real = client_cover._real_getaddrinfo
 
     def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
         if str(host) not in ("127.0.0.1", "localhost"):
             raise socket.gaierror(socket.EAI_NONAME, f"test: lookup of {host!r} refused")
         return real(host, *args, **kwargs)
 
-    monkeypatch.setattr(clients, "_real_getaddrinfo", loopback_only)
+    monkeypatch.setattr(client_cover, "_real_getaddrinfo", loopback_only)
     forward = ForwardApp(real_service.url)
     with (
         forwarding_server(forward) as server,
@@ -56,7 +56,7 @@ def forwarded(
         ClientCover([PUBLIC], lambda: front),
         Interceptor(forward, [PUBLIC]),
     ):
-        assert socket.getaddrinfo is clients._getaddrinfo
+        assert socket.getaddrinfo is client_cover._getaddrinfo
         yield forward
         forward.close()
 

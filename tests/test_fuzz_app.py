@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from pytest_etcd_discovery.service.app import DiscoveryApp
-from pytest_etcd_discovery.service.profiles import get_profile
-from pytest_etcd_discovery.transport.server import DiscoveryServer
-from pytest_etcd_discovery.v2store.clock import ControllableClock
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._service.profiles import get_profile
+from pytest_etcd_discovery._transport.server import DiscoveryServer
+from pytest_etcd_discovery._v2store.clock import ControllableClock
 
 FUZZ_SETTINGS = settings(
     max_examples=150,

@@ -20,8 +20,8 @@ import pytest
 import requests
 from unitutil import wait_until
 
-from pytest_etcd_discovery.real.processes import RealDiscoveryService
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._real.processes import RealDiscoveryService
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 WAIT = 10.0
 FORM = "Content-Type: application/x-www-form-urlencoded\r\n"

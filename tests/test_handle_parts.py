@@ -10,16 +10,16 @@ import pytest
 import requests
 
 from pytest_etcd_discovery._backend import FakeBackend, RealBackend, backend_for
+from pytest_etcd_discovery._constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE
+from pytest_etcd_discovery._etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery._interception import Interception
 from pytest_etcd_discovery._model import ClusterFullError, DiscoveryError, Member
+from pytest_etcd_discovery._report import render, token_urls
 from pytest_etcd_discovery._seeding import Seeder
-from pytest_etcd_discovery.constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE
-from pytest_etcd_discovery.handle import EtcdDiscovery
-from pytest_etcd_discovery.report import render, token_urls
-from pytest_etcd_discovery.transport.forward import ForwardApp
-from pytest_etcd_discovery.transport.server import DiscoveryServer
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.store import Store
+from pytest_etcd_discovery._transport.forward import ForwardApp
+from pytest_etcd_discovery._transport.server import DiscoveryServer
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.store import Store
 
 PUBLIC = DEFAULT_HOSTS[0]
 

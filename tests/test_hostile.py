@@ -23,8 +23,8 @@ import pytest
 import requests
 from unitutil import wait_until
 
-from pytest_etcd_discovery.real.processes import RealDiscoveryService
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._real.processes import RealDiscoveryService
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 FORM = b"Content-Type: application/x-www-form-urlencoded\r\n"
 #: Index-like fields: the two stores count differently (real etcd has other writers).
@@ -296,7 +296,7 @@ def test_thousands_of_keys_in_one_token(hostile_fake: DiscoveryServer) -> None:
     token = new_token(hostile_fake.url)
     count = 3000
     for i in range(count):
-        status, _, _ = app.call(
+        status, _, _ = app.answer_url(
             "PUT", f"{hostile_fake.url}/{token}/m{i:05d}", form={"value": f"v{i}"}
         )
         assert status == 201

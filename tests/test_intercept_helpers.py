@@ -12,10 +12,10 @@ import pytest
 import requests
 from unitutil import WAIT, wait_until
 
-from pytest_etcd_discovery.service.discovery import DiscoveryService
-from pytest_etcd_discovery.service.http import Reply, ServiceRequest
-from pytest_etcd_discovery.service.routes import Route
-from pytest_etcd_discovery.transport.intercept import Interceptor
+from pytest_etcd_discovery._service.discovery import DiscoveryService
+from pytest_etcd_discovery._service.messages import Reply, ServiceRequest
+from pytest_etcd_discovery._service.routes import Route
+from pytest_etcd_discovery._transport.intercept import Interceptor
 
 HOST = "https://helpers.example"
 
@@ -32,7 +32,7 @@ class Recorder(DiscoveryService):
     def may_block(self, route: Route) -> bool:
         return route.path != "/inline"
 
-    def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
+    def answer(self, request: ServiceRequest, route: Route | None = None) -> Reply:
         path = request.path
         self.threads.append(threading.current_thread().name + str(threading.get_ident()))
         if path == "/boom":
@@ -123,7 +123,7 @@ def test_helpers_exit_when_the_interceptor_stops(app: Recorder) -> None:
 
 
 def test_idle_helpers_exit_on_their_own(app: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_etcd_discovery.transport import intercept
+    from pytest_etcd_discovery._transport import intercept
 
     monkeypatch.setattr(intercept._Helpers, "IDLE", 0.05)
     before = len(helper_threads())
@@ -153,7 +153,7 @@ def test_concurrent_timed_calls_all_get_their_own_answer(app: Recorder) -> None:
 def test_only_requests_that_can_block_go_to_a_helper() -> None:
     """The fake itself: a token GET with ``timeout=`` is answered in the caller's thread;
     a long poll, or any request while a fault plan has delays, in a helper thread."""
-    from pytest_etcd_discovery import DiscoveryApp
+    from pytest_etcd_discovery._service.app import DiscoveryApp
 
     app = DiscoveryApp()
     threads: list[tuple[str, str]] = []

@@ -9,9 +9,9 @@ import tracemalloc
 
 from werkzeug.test import Client
 
-from pytest_etcd_discovery import DiscoveryApp
-from pytest_etcd_discovery.service.http import ServiceRequest
-from pytest_etcd_discovery.service.journal import MAX_ENTRY_CHARS, TRUNCATED
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._service.journal import MAX_ENTRY_CHARS, TRUNCATED
+from pytest_etcd_discovery._service.messages import ServiceRequest
 
 MIB = 1024 * 1024
 
@@ -38,7 +38,7 @@ def test_large_bodies_are_not_kept_whole() -> None:
     try:
         for i in range(40):
             request = ServiceRequest("PUT", "/health", f"n={i}", form, body, "inprocess")
-            assert app.handle(request).status == 200
+            assert app.answer(request).status == 200
         gc.collect()
         kept, _ = tracemalloc.get_traced_memory()
     finally:
@@ -56,7 +56,7 @@ def test_large_bodies_are_not_kept_whole() -> None:
 def test_small_forms_are_kept_as_sent() -> None:
     app = DiscoveryApp()
     token = app.new_token(3)
-    app.call("PUT", f"https://discovery.etcd.io/{token}/m1?x=1", form={"value": "m1=http://a:2380"})
+    app.answer_url("PUT", f"https://discovery.etcd.io/{token}/m1?x=1", form={"value": "m1=http://a:2380"})
     (call,) = app.calls
     assert call.form == {"value": ["m1=http://a:2380"], "x": ["1"]}
     assert not call.truncated
@@ -66,7 +66,7 @@ def test_the_journal_is_bounded_in_bytes() -> None:
     """Past max_journal_chars the oldest entries go, however many entries that is."""
     app = DiscoveryApp(max_journal_chars=20 * MAX_ENTRY_CHARS)
     for i in range(100):
-        app.call("PUT", f"https://discovery.etcd.io/health?n={i}", form={"value": "x" * MIB})
+        app.answer_url("PUT", f"https://discovery.etcd.io/health?n={i}", form={"value": "x" * MIB})
     assert app.journal.chars <= 20 * MAX_ENTRY_CHARS
     assert 5 <= len(app.calls) < 100
     assert app.calls[-1].query == "n=99"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_etcd_discovery.v2store import errors
-from pytest_etcd_discovery.v2store.errors import EtcdError
-from pytest_etcd_discovery.v2store.events import Event, EventHistory
-from pytest_etcd_discovery.v2store.node import Node, format_expiration, ttl_left
-from pytest_etcd_discovery.v2store.ttl_heap import TTLKeyHeap
+from pytest_etcd_discovery._v2store import errors
+from pytest_etcd_discovery._v2store.errors import EtcdError
+from pytest_etcd_discovery._v2store.events import Event, EventHistory
+from pytest_etcd_discovery._v2store.node import Node, format_expiration, ttl_left
+from pytest_etcd_discovery._v2store.ttl_heap import TTLKeyHeap
 
 S = 1_000_000_000  # ns per second
 T0 = 1_700_000_000 * S  # 2023-11-14T22:13:20Z

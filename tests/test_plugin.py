@@ -218,7 +218,7 @@ def test_both_in_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_command_line_url_beats_ini_fake_and_forwards_to_it(
     pytester: pytest.Pytester,
 ) -> None:
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
     pytester.makeini("[pytest]\netcd_discovery_fake = true\n")
     pytester.makepyfile(
@@ -418,7 +418,7 @@ def test_register_derives_the_member_id_like_etcd(pytester: pytest.Pytester) -> 
     pytester.makepyfile(
         """
         import hashlib
-        from pytest_etcd_discovery.handle import ClusterFullError, DiscoveryError
+        from pytest_etcd_discovery._etcd_discovery import ClusterFullError, DiscoveryError
 
         def test_register(etcd_discovery):
             token_url = etcd_discovery.new_token(3)
@@ -841,7 +841,7 @@ def _check_real_mode(result: pytest.RunResult, url: str) -> None:
 
 
 def test_real_url_mode_against_a_separate_server(pytester: pytest.Pytester) -> None:
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
     pytester.makepyfile(REAL_MODE)
     with DiscoveryServer() as other:
@@ -852,7 +852,7 @@ def test_real_url_mode_against_a_separate_server(pytester: pytest.Pytester) -> N
 
 
 def test_real_url_from_ini(pytester: pytest.Pytester) -> None:
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
     pytester.makepyfile(REAL_MODE)
     with DiscoveryServer() as other:
@@ -884,8 +884,8 @@ def test_real_etcd_cluster_bootstraps_through_the_fixture(pytester: pytest.Pytes
     pytester.makepyfile(
         """
         import pytest
-        from pytest_etcd_discovery.real.cluster import DiscoveryCluster
-        from pytest_etcd_discovery.handle import (
+        from pytest_etcd_discovery._real.cluster import DiscoveryCluster
+        from pytest_etcd_discovery._etcd_discovery import (
             ClusterFullError, DiscoveryError, etcd_member_id,
         )
 

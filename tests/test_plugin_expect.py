@@ -15,8 +15,8 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def hides_its_frames(result: pytest.RunResult) -> None:
     # __tracebackhide__: the failure points at the test's line, not into the plugin.
-    result.stdout.no_fnmatch_line("*pytest_etcd_discovery/handle.py*")
-    result.stdout.no_fnmatch_line("*pytest_etcd_discovery/service/faults.py*")
+    result.stdout.no_fnmatch_line("*pytest_etcd_discovery/_etcd_discovery.py*")
+    result.stdout.no_fnmatch_line("*pytest_etcd_discovery/_service/faults.py*")
 
 
 REQUESTED = """

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_etcd_discovery.handle import (
+from pytest_etcd_discovery._etcd_discovery import (
     ClusterFullError,
     DiscoveryError,
     EtcdDiscovery,
@@ -14,9 +14,9 @@ from pytest_etcd_discovery.handle import (
     TokenView,
     etcd_member_value,
 )
-from pytest_etcd_discovery.transport.server import DiscoveryServer
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.store import Store
+from pytest_etcd_discovery._transport.server import DiscoveryServer
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.store import Store
 
 
 @pytest.fixture

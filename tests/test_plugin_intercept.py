@@ -10,8 +10,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from pytest_etcd_discovery.transport.intercept import Interceptor, normalize_host
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._transport.intercept import Interceptor, normalize_host
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 
 @pytest.fixture

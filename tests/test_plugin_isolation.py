@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from test_plugin import run
 
-#: Test one holds a PUT (live or in-process) in a ``call`` fault until test two releases
+#: Test one holds a PUT (live or in-process) in a ``callback`` fault until test two releases
 #: it; test two then checks its own state and the first test's journal.
 HELD_ACROSS_TESTS = """
 import threading
@@ -32,7 +32,7 @@ def base(etcd_discovery):
 
 def test_one(etcd_discovery, base):
     token_url = etcd_discovery.new_token(3, base_url=base)
-    etcd_discovery.faults.add(action="call", on_match=hold, method="PUT")
+    etcd_discovery.faults.add(action="callback", on_match=hold, method="PUT")
 
     def put():
         try:

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from pytest_etcd_discovery import plugin
-from pytest_etcd_discovery.constants import PROFILE_NAMES
-from pytest_etcd_discovery.service.profiles import PROFILES
+from pytest_etcd_discovery._constants import PROFILE_NAMES
+from pytest_etcd_discovery._service.profiles import PROFILES
 
-HEAVY = ("werkzeug", "requests", "responses", "pytest_etcd_discovery.service.app")
+HEAVY = ("werkzeug", "requests", "responses", "pytest_etcd_discovery._service.app")
 
 
 def test_loading_the_plugin_imports_no_http_stack() -> None:
@@ -27,19 +27,21 @@ def test_loading_the_plugin_imports_no_http_stack() -> None:
 
 #: What an unrelated pytest run loads of ours: the plugin, what it reads its settings
 #: with, and the guard (the socket patches and the host map): no service, no store.
-LIGHT = [
-    "pytest_etcd_discovery",
-    "pytest_etcd_discovery._errors",
-    "pytest_etcd_discovery._marker",
-    "pytest_etcd_discovery._run",
-    "pytest_etcd_discovery._settings",
-    "pytest_etcd_discovery._urls",
-    "pytest_etcd_discovery.constants",
-    "pytest_etcd_discovery.plugin",
-    "pytest_etcd_discovery.transport",
-    "pytest_etcd_discovery.transport.clients",
-    "pytest_etcd_discovery.transport.hosts",
-]
+LIGHT = sorted(
+    [
+        "pytest_etcd_discovery",
+        "pytest_etcd_discovery._constants",
+        "pytest_etcd_discovery._errors",
+        "pytest_etcd_discovery._marker",
+        "pytest_etcd_discovery._run",
+        "pytest_etcd_discovery._settings",
+        "pytest_etcd_discovery._transport",
+        "pytest_etcd_discovery._transport.client_cover",
+        "pytest_etcd_discovery._transport.hosts",
+        "pytest_etcd_discovery._urls",
+        "pytest_etcd_discovery.plugin",
+    ]
+)
 
 
 def test_an_unrelated_run_loads_only_the_plugin_and_the_guard(pytester: pytest.Pytester) -> None:
@@ -50,8 +52,8 @@ def test_an_unrelated_run_loads_only_the_plugin_and_the_guard(pytester: pytest.P
         import socket, sys
 
         def test_unrelated():
-            from pytest_etcd_discovery.transport import clients
-            assert socket.getaddrinfo is clients._getaddrinfo  # the guard is on
+            from pytest_etcd_discovery._transport import client_cover
+            assert socket.getaddrinfo is client_cover._getaddrinfo  # the guard is on
             mods = sorted(m for m in sys.modules if m.startswith("pytest_etcd_discovery"))
             print("MODULES", " ".join(mods))
             print("HEAVY", sorted(m for m in {HEAVY!r} if m in sys.modules))
@@ -84,11 +86,24 @@ def test_the_service_and_the_command_load_no_http_client() -> None:
     """The service (faults included) and the standalone command import neither
     ``requests`` nor ``urllib3`` nor ``responses``: only in-process interception does."""
     code = (
-        "import sys, pytest_etcd_discovery.__main__, pytest_etcd_discovery.service.faults,"
-        " pytest_etcd_discovery.service.app;"
+        "import sys, pytest_etcd_discovery.__main__, pytest_etcd_discovery._service.faults,"
+        " pytest_etcd_discovery._service.app;"
         "print(sorted(m for m in ('requests', 'urllib3', 'responses') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_internals_the_top_used_to_export_still_load_with_a_warning() -> None:
+    import pytest_etcd_discovery as package
+    from pytest_etcd_discovery._v2store.store import Store
+
+    with pytest.warns(
+        DeprecationWarning, match=r"import it from pytest_etcd_discovery\._v2store\.store"
+    ):
+        assert package.Store is Store
+    assert "Store" not in package.__all__
+    with pytest.raises(AttributeError):
+        package.NoSuchThing  # noqa: B018

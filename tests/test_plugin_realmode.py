@@ -25,12 +25,12 @@ from test_plugin import PLUGIN_ARGS
 
 # Loaded here so the inner (in-process) runs share one copy: pytester drops the modules
 # an inner run imported first.
-from pytest_etcd_discovery.constants import forwarded_hosts
-from pytest_etcd_discovery.transport import clients, forward, proxy, tls  # noqa: F401
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._constants import forwarded_hosts
+from pytest_etcd_discovery._transport import client_cover, forward, proxy, tls  # noqa: F401
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 if TYPE_CHECKING:
-    from pytest_etcd_discovery.real.processes import RealDiscoveryService
+    from pytest_etcd_discovery._real.processes import RealDiscoveryService
 
 TESTS = Path(__file__).resolve().parent
 
@@ -52,7 +52,7 @@ import subprocess
 
 import pytest
 
-from pytest_etcd_discovery.transport import clients
+from pytest_etcd_discovery._transport import client_cover
 
 PUBLIC = "https://discovery.etcd.io"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -63,9 +63,9 @@ def lookups(etcd_discovery, monkeypatch):
     """The names that reached the real resolver; only loopback may."""
     assert etcd_discovery.mode == "real" and etcd_discovery.intercepting
     # The cover is installed: discovery names never get to the real resolver ...
-    assert socket.getaddrinfo is clients._getaddrinfo, "the client cover is not on"
+    assert socket.getaddrinfo is client_cover._getaddrinfo, "the client cover is not on"
     asked = []
-    real = clients._real_getaddrinfo
+    real = client_cover._real_getaddrinfo
 
     def loopback_only(host, *args, **kwargs):
         name = host.decode() if isinstance(host, bytes) else str(host)
@@ -74,7 +74,7 @@ def lookups(etcd_discovery, monkeypatch):
             raise socket.gaierror(socket.EAI_NONAME, f"test: lookup of {name!r} refused")
         return real(host, *args, **kwargs)
 
-    monkeypatch.setattr(clients, "_real_getaddrinfo", loopback_only)
+    monkeypatch.setattr(client_cover, "_real_getaddrinfo", loopback_only)
     yield asked
     assert not [name for name in asked if "etcd.io" in name.lower()], asked
 
@@ -265,13 +265,13 @@ import requests
 import responses
 
 from pytest_etcd_discovery import DiscoveryHostGuardError
-from pytest_etcd_discovery.transport import clients
+from pytest_etcd_discovery._transport import client_cover
 
 
 @pytest.fixture(autouse=True)
 def cover_on(etcd_discovery):
     # Before any call to the public name: nothing may resolve it but the cover.
-    assert socket.getaddrinfo is clients._getaddrinfo
+    assert socket.getaddrinfo is client_cover._getaddrinfo
 
 
 @pytest.mark.etcd_discovery
@@ -350,11 +350,11 @@ def test_an_unreachable_service_is_a_connection_error(
         import pytest
         import requests
 
-        from pytest_etcd_discovery.transport import clients
+        from pytest_etcd_discovery._transport import client_cover
 
         @pytest.mark.etcd_discovery
         def test_unreachable(etcd_discovery, caplog):
-            assert socket.getaddrinfo is clients._getaddrinfo  # the cover is on
+            assert socket.getaddrinfo is client_cover._getaddrinfo  # the cover is on
             with pytest.raises(requests.ConnectionError, match="forwarding to http://127"):
                 requests.get("https://discovery.etcd.io/new", timeout=10)
             # Through the front: the connection closes, as the service's would not open.

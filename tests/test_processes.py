@@ -18,7 +18,7 @@ from realutil import (
     require_real,
 )
 
-from pytest_etcd_discovery.real.processes import (
+from pytest_etcd_discovery._real.processes import (
     EtcdProcess,
     ManagedProcess,
     ProcessError,
@@ -76,7 +76,7 @@ def test_missing_binaries_reason() -> None:
 
 def test_missing_binaries_names_the_package_of_each(monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing found anywhere: etcdctl is etcd-client's, apart from etcd-server's etcd.
-    monkeypatch.setattr("pytest_etcd_discovery.real.processes.find_binary", lambda name: None)
+    monkeypatch.setattr("pytest_etcd_discovery._real.processes.find_binary", lambda name: None)
     reason = missing_binaries("etcd", "etcdctl")
     assert reason is not None
     assert "real binaries missing: etcd, etcdctl (" in reason
@@ -291,7 +291,7 @@ def test_real_discovery_service_lifecycle() -> None:
 
 
 def test_real_stack_missing_names_the_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pytest_etcd_discovery.real.processes as processes
+    import pytest_etcd_discovery._real.processes as processes
 
     monkeypatch.setattr(processes, "DISCOVERY_CONFIG", Path("/nonexistent/etcd-discovery.conf"))
     monkeypatch.setattr(processes, "find_binary", lambda name: f"/usr/bin/{name}")

@@ -19,9 +19,9 @@ import pytest
 from test_plugin import run_subprocess
 
 import pytest_etcd_discovery
-from pytest_etcd_discovery.handle import EtcdDiscovery
-from pytest_etcd_discovery.service.app import Call
-from pytest_etcd_discovery.service.profiles import PROFILES
+from pytest_etcd_discovery._etcd_discovery import EtcdDiscovery
+from pytest_etcd_discovery._service.app import Call
+from pytest_etcd_discovery._service.profiles import PROFILES
 
 if sys.version_info >= (3, 11):
     import tomllib

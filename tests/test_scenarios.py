@@ -18,8 +18,8 @@ import requests
 from realutil import require_real
 
 from pytest_etcd_discovery import scenarios
-from pytest_etcd_discovery.handle import DiscoveryError, EtcdDiscovery
-from pytest_etcd_discovery.real.cluster import (
+from pytest_etcd_discovery._etcd_discovery import DiscoveryError, EtcdDiscovery
+from pytest_etcd_discovery._real.cluster import (
     DUPLICATE_ID_PATTERN,
     FULL_CLUSTER_PATTERN,
     DiscoveryCluster,
@@ -276,7 +276,7 @@ def test_backend_down_matches_the_real_service_without_its_etcd(
     etcd_discovery: EtcdDiscovery,
 ) -> None:
     require_real("etcd", "discovery.etcd.io")
-    from pytest_etcd_discovery.real.processes import RealDiscoveryService
+    from pytest_etcd_discovery._real.processes import RealDiscoveryService
 
     real = RealDiscoveryService()
     real.start()

@@ -22,9 +22,9 @@ import pytest
 import requests
 from unitutil import WAIT, wait_until
 
-from pytest_etcd_discovery.service.app import DiscoveryApp
-from pytest_etcd_discovery.transport.server import DiscoveryServer, ServerError, listen_backlog
-from pytest_etcd_discovery.v2store.clock import ControllableClock
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._transport.server import DiscoveryServer, ServerError, listen_backlog
+from pytest_etcd_discovery._v2store.clock import ControllableClock
 
 
 def port_is_closed(port: int) -> bool:

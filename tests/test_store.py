@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from unitutil import START, WAIT
 
-from pytest_etcd_discovery.v2store import errors
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.errors import EtcdError
-from pytest_etcd_discovery.v2store.events import Event
-from pytest_etcd_discovery.v2store.store import Store, clean_path
+from pytest_etcd_discovery._v2store import errors
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.errors import EtcdError
+from pytest_etcd_discovery._v2store.events import Event
+from pytest_etcd_discovery._v2store.store import Store, clean_path
 
 
 def check(err: pytest.ExceptionInfo[EtcdError], code: int, cause: str, index: int) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from unitutil import WAIT
 
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.node import format_expiration
-from pytest_etcd_discovery.v2store.store import SWEEP_INTERVAL_NS, Store
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.node import format_expiration
+from pytest_etcd_discovery._v2store.store import SWEEP_INTERVAL_NS, Store
 
 
 def test_ttl_zero_key_stays_readable_with_an_expiration_in_the_past(

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import pytest
 from unitutil import WAIT
 
-from pytest_etcd_discovery.v2store import errors
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.errors import EtcdError
-from pytest_etcd_discovery.v2store.rules import ETCD_V2, V2_OVER_V3
-from pytest_etcd_discovery.v2store.store import Store
+from pytest_etcd_discovery._v2store import errors
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.errors import EtcdError
+from pytest_etcd_discovery._v2store.rules import ETCD_V2, V2_OVER_V3
+from pytest_etcd_discovery._v2store.store import Store
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import time
 import pytest
 from unitutil import WAIT
 
-from pytest_etcd_discovery.v2store.clock import ControllableClock
-from pytest_etcd_discovery.v2store.events import Event
-from pytest_etcd_discovery.v2store.store import Store
-from pytest_etcd_discovery.v2store.watchers import STREAM_BUFFER, Watcher, is_hidden
+from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.events import Event
+from pytest_etcd_discovery._v2store.store import Store
+from pytest_etcd_discovery._v2store.watchers import STREAM_BUFFER, Watcher, is_hidden
 
 
 def first(watcher: Watcher) -> Event:

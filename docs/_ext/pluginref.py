@@ -52,7 +52,7 @@ class _RstDirective(SphinxDirective):
     """Renders generated reStructuredText as if it were written in the page."""
 
     #: The modules the output comes from: the page is rebuilt when one changes.
-    sources: tuple[str, ...] = ("plugin", "constants")
+    sources: tuple[str, ...] = ("plugin", "_constants", "_settings", "_marker")
 
     def rst(self) -> list[str]:
         raise NotImplementedError

@@ -11,7 +11,6 @@ from pytest_etcd_discovery import (
     ControllableClock,
     DiscoveryServer,
     EtcdDiscovery,
-    Store,
     fake_discovery,
 )
 
@@ -77,7 +76,7 @@ class BootstrapTest(unittest.TestCase):
     def setUp(self) -> None:
         # A clean slate and a clock of this test's own.
         self.clock = ControllableClock(frozen=True)
-        self.server.app.reset(Store(self.clock))
+        self.server.app.reset(self.server.app.new_store(self.clock))
 
     def test_token_and_size(self) -> None:
         token_url = requests.get(f"{self.server.url}/new?size=3", timeout=5).text

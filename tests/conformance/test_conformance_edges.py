@@ -13,8 +13,8 @@ import pytest
 from conformance_harness import Discovery, Recorder
 
 if TYPE_CHECKING:
-    from pytest_etcd_discovery.service.faults import FaultRule
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._service.faults import FaultRule
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -283,8 +283,8 @@ def test_the_comparison_catches_a_divergence() -> None:
     must be told apart (no real binaries needed)."""
     from hypothesis import Phase
 
-    from pytest_etcd_discovery.service.faults import FaultPlan
-    from pytest_etcd_discovery.transport.server import DiscoveryServer
+    from pytest_etcd_discovery._service.faults import FaultPlan
+    from pytest_etcd_discovery._transport.server import DiscoveryServer
 
     with DiscoveryServer() as good, DiscoveryServer() as bad:
         FaultPlan.of(bad.app).fail(503, route="machine")

@@ -9,8 +9,8 @@ import pytest
 from realstack import FAKE, FAKE_DS, REAL, ClusterFactory, Stack
 from realutil import require_real
 
-from pytest_etcd_discovery.real.processes import RealDiscoveryService
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._real.processes import RealDiscoveryService
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from pathlib import Path
 import requests
 from unitutil import wait_until
 
-from pytest_etcd_discovery.real.cluster import DiscoveryCluster
-from pytest_etcd_discovery.real.processes import RealDiscoveryService
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._real.cluster import DiscoveryCluster
+from pytest_etcd_discovery._real.processes import RealDiscoveryService
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 #: Stack kinds; test modules parametrize the ``stack`` fixture with a subset.
 FAKE = "fake"  # DiscoveryServer(), etcd-v2 profile

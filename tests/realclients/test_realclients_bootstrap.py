@@ -19,9 +19,9 @@ from realstack import (
     wait_healthy,
 )
 
-from pytest_etcd_discovery.real.cluster import DiscoveryCluster, etcd_member_id
-from pytest_etcd_discovery.real.processes import RealDiscoveryService
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._real.cluster import DiscoveryCluster, etcd_member_id
+from pytest_etcd_discovery._real.processes import RealDiscoveryService
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 
 def assert_cluster_formed(cluster: DiscoveryCluster, stack: Stack) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from realstack import FAKE, ClusterFactory, Stack, wait_healthy
 
-from pytest_etcd_discovery.real.cluster import (
+from pytest_etcd_discovery._real.cluster import (
     PORT_TAKEN_PATTERN,
     DiscoveryCluster,
     etcd_member_id,

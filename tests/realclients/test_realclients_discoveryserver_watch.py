@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import requests
 
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 
 def test_discoveryserver_watch_includes_wait_index(fake_ds_service: DiscoveryServer) -> None:

@@ -15,8 +15,8 @@ import pytest
 from realstack import ClusterFactory
 
 from pytest_etcd_discovery import EtcdDiscovery
-from pytest_etcd_discovery.real.cluster import DiscoveryCluster
-from pytest_etcd_discovery.real.processes import EtcdProcess
+from pytest_etcd_discovery._real.cluster import DiscoveryCluster
+from pytest_etcd_discovery._real.processes import EtcdProcess
 
 PUBLIC = "https://discovery.etcd.io"
 

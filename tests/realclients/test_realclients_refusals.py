@@ -33,7 +33,7 @@ from realstack import (
     wait_healthy,
 )
 
-from pytest_etcd_discovery.real.cluster import (
+from pytest_etcd_discovery._real.cluster import (
     DUPLICATE_ID_PATTERN,
     FULL_CLUSTER_PATTERN,
     PROXY_FALLBACK_PATTERN,

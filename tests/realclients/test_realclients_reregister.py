@@ -16,7 +16,7 @@ import requests
 from realstack import EXIT_TIMEOUT, FAKE_DS, ClusterFactory, Stack, wait_healthy
 from unitutil import wait_until
 
-from pytest_etcd_discovery.real.cluster import FULL_CLUSTER_PATTERN, EtcdMember
+from pytest_etcd_discovery._real.cluster import FULL_CLUSTER_PATTERN, EtcdMember
 
 
 def wait_registered(stack: Stack, discovery_url: str, member: EtcdMember) -> None:

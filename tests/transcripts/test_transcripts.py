@@ -17,7 +17,7 @@ import pytest
 from conformance_harness import Side, diff, run_scenario
 from ds_scenarios import SCENARIOS
 
-from pytest_etcd_discovery.transport.server import DiscoveryServer
+from pytest_etcd_discovery._transport.server import DiscoveryServer
 
 RECORDED = Path(__file__).resolve().parent / "discoveryserver"
 

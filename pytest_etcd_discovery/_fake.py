@@ -3,9 +3,10 @@
 For unittest, stestr or plain scripts.  Inside the block the fake is on exactly as under
 ``--etcd-discovery-fake``: ``requests`` is served in-process, other clients in the process
 reach ``https://discovery.etcd.io`` through the TLS front, ``disco.env()`` points child
-processes at it.  ``disco`` is the same :class:`~pytest_etcd_discovery.handle.EtcdDiscovery`
-the ``etcd_discovery`` fixture hands out (``clock``, ``faults``, ``calls``, ``new_token``,
-``token``, ``register`` ...), on a fresh store and its own live server.
+processes at it.  ``disco`` is the same
+:class:`~pytest_etcd_discovery._etcd_discovery.EtcdDiscovery` the ``etcd_discovery``
+fixture hands out (``clock``, ``faults``, ``calls``, ``new_token``, ``token``,
+``register`` ...), on a fresh store and its own live server.
 
 It decorates, bare (``@fake_discovery``) or with arguments (``@fake_discovery(frozen=True)``):
 
@@ -29,11 +30,11 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .constants import PROFILE_ETCD_V2
+from ._constants import PROFILE_ETCD_V2
 
 if TYPE_CHECKING:
+    from ._etcd_discovery import EtcdDiscovery
     from ._stack import FakeStack
-    from .handle import EtcdDiscovery
 
 __all__ = ["FakeDiscovery", "fake_discovery"]
 
@@ -43,7 +44,7 @@ ARG_NAME = "etcd_discovery"
 
 
 def _handle_on(stack: FakeStack, clock: Any = None) -> EtcdDiscovery:
-    from .handle import EtcdDiscovery
+    from ._etcd_discovery import EtcdDiscovery
 
     return EtcdDiscovery(
         stack.url,

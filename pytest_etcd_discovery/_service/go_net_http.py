@@ -1,5 +1,5 @@
 """Go ``net/http`` behaviour the real services get for free: path cleaning, the
-mux's redirect, ``http.Error`` and a bare ``WriteHeader``, as :class:`~.http.Reply` s.
+mux's redirect, ``http.Error`` and a bare ``WriteHeader``, as :class:`~.messages.Reply` s.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from urllib.parse import quote
 
-from ..v2store.store import clean_path
-from .http import Reply
+from .._v2store.store import clean_path
+from .messages import Reply
 
 __all__ = [
     "bare_response",

@@ -11,7 +11,7 @@ token URL keeps the configured service's host).  It stands where the fake would:
   (the same ``route``/``may_block``/``handle`` calls);
 - for every other client, it is the WSGI application of the live server behind the TLS
   front (:func:`forwarding_server`), so the front and the client cover (:mod:`.proxy`,
-  :mod:`.clients`) work as they do for the fake.
+  :mod:`.client_cover`) work as they do for the fake.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from .._errors import Error
-from ..service.app import GO_SUPPLIED_KEY, ConnectionDropped, request_from_environ
-from ..service.forms import Form
-from ..service.http import PROXIED, Reply, ServiceRequest
-from ..service.routes import Route
+from .._service.app import GO_SUPPLIED_KEY, ConnectionDropped, request_from_environ
+from .._service.forms import Form
+from .._service.messages import PROXIED, Reply, ServiceRequest
+from .._service.routes import Route
 from .server import DiscoveryServer
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class ForwardApp:
         """Any forwarded request may wait on the network (a long poll, a slow service)."""
         return True
 
-    def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
+    def answer(self, request: ServiceRequest, route: Route | None = None) -> Reply:
         """What the configured service answers to ``request`` (for the interceptor: a
         failure is the :class:`requests.ConnectionError` an unreachable server gives)."""
         try:

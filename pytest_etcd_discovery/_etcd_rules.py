@@ -6,7 +6,7 @@ The fixture's handle, the plugin, the control API, the routes and the expectatio
 use these; none of them keeps a copy.
 
 It imports only the standard library and the package's dependency-free modules
-(:mod:`.constants`, :mod:`._errors`), so that ``service/`` never needs ``real/`` for a
+(:mod:`._constants`, :mod:`._errors`), so that ``service/`` never needs ``real/`` for a
 member id, and loading it costs a pytest run nothing.
 """
 
@@ -291,7 +291,7 @@ def _same_key(spec: MemberSpec, earlier: Sequence[MemberSpec]) -> int | None:
 class CallCriteria(TypedDict, total=False):
     """The criteria a journal filter takes (``calls.filter(...)``, ``assert_requested``,
     ``assert_not_requested``), each optional; see
-    :class:`~pytest_etcd_discovery.expectations.CallFilter` for what each means."""
+    :class:`~pytest_etcd_discovery._expectations.CallFilter` for what each means."""
 
     method: str | Iterable[str] | None
     route: str | None

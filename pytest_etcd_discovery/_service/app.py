@@ -1,10 +1,10 @@
 """The fake discovery service as a WSGI application: :class:`DiscoveryApp`.
 
 A thin adapter over :class:`~.discovery.DiscoveryService`: it turns a WSGI environ into
-a :class:`~.http.ServiceRequest` and the :class:`~.http.Reply` back into WSGI. The live
-server (:mod:`pytest_etcd_discovery.transport.server`) serves it; anything else that
-speaks WSGI can too. In-process transports call :meth:`DiscoveryService.handle
-<.discovery.DiscoveryService.handle>` directly.
+a :class:`~.messages.ServiceRequest` and the :class:`~.messages.Reply` back into WSGI. The live
+server (:mod:`pytest_etcd_discovery._transport.server`) serves it; anything else that
+speaks WSGI can too. In-process transports call :meth:`DiscoveryService.answer
+<.discovery.DiscoveryService.answer>` directly.
 
 Two WSGI conventions carry what WSGI cannot say: an empty first piece asks the server
 to send the headers at once (a long poll's flush), and :class:`ConnectionDropped` (a
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 from werkzeug.wsgi import get_current_url, get_input_stream
 
+from .._constants import TRANSPORT_LIVE
 from .._errors import Error
-from ..constants import TRANSPORT_LIVE
 from .discovery import DiscoveryService
-from .http import Reply, ServiceRequest
 from .journal import Call
+from .messages import Reply, ServiceRequest
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -116,7 +116,7 @@ class DiscoveryApp(DiscoveryService):
     for the parameters and the Python API)."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        reply: Reply = self.handle(request_from_environ(environ))
+        reply: Reply = self.answer(request_from_environ(environ))
         if reply.drop:
             raise ConnectionDropped("etcd discovery fake: connection dropped on purpose")
         if reply.server_headers is not None:

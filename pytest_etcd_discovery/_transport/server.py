@@ -20,10 +20,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import Error
-from ..service.app import DiscoveryApp
-from ..service.profiles import Profile
-from ..v2store.clock import Clock
-from ..v2store.store import Store
+from .._service.app import DiscoveryApp
+from .._service.profiles import Profile
+from .._v2store.clock import Clock
+from .._v2store.store import Store
 from .gohttp import DEFAULT_MAX_BODY, GoHTTPHandler
 
 if TYPE_CHECKING:

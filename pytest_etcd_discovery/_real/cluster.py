@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from pytest_etcd_discovery.real.processes import (
+from pytest_etcd_discovery._real.processes import (
     EtcdProcess,
     ProcessError,
     find_binary,
@@ -47,7 +47,7 @@ from pytest_etcd_discovery.real.processes import (
 from .._errors import Error
 
 # Re-exported: the rule lives with the other etcd rules (service/ needs it, not real/).
-from .._etcd import etcd_member_id
+from .._etcd_rules import etcd_member_id
 
 __all__ = [
     "DUPLICATE_ID_PATTERN",
@@ -155,7 +155,7 @@ class EtcdMember:
 
     Ports are chosen once, so :meth:`start` after :meth:`stop` (or after
     :meth:`wipe_data`) comes back with the same peer URL and therefore the same member id.
-    Each start runs a fresh :class:`~pytest_etcd_discovery.real.processes.EtcdProcess`.
+    Each start runs a fresh :class:`~pytest_etcd_discovery._real.processes.EtcdProcess`.
     """
 
     def __init__(

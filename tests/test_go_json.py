@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`gojson`: bytes as Go's ``encoding/json`` writes them.
+"""Unit tests of :mod:`go_json`: bytes as Go's ``encoding/json`` writes them.
 
 etcd 3.4.23 here is built with go1.19, whose encoder writes ``\\b`` and ``\\f`` as
 ``\\u0008``/``\\u000c`` (measured: ``PUT value=x<BS>y<FF>z`` answers ``"x\\u0008y\\u000cz"``;
@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from pytest_etcd_discovery.service import gojson
-from pytest_etcd_discovery.service.forms import query_unescape
+from pytest_etcd_discovery._service import go_json
+from pytest_etcd_discovery._service.forms import query_unescape
 
 
 def test_compact_with_key_order_kept() -> None:
@@ -25,27 +25,27 @@ def test_compact_with_key_order_kept() -> None:
         b'{"action":"get","node":{"key":"/_etcd/registry/T","dir":true,'
         b'"modifiedIndex":7,"createdIndex":7}}\n'
     )
-    assert gojson.encode_line(body) == expected
-    assert gojson.dumps({"b": 1, "a": 2}) == '{"b":1,"a":2}'
+    assert go_json.encode_line(body) == expected
+    assert go_json.dumps({"b": 1, "a": 2}) == '{"b":1,"a":2}'
 
 
 def test_scalars_and_containers() -> None:
-    assert gojson.dumps(None) == "null"
-    assert gojson.dumps(True) == "true"
-    assert gojson.dumps(False) == "false"
-    assert gojson.dumps(0) == "0"
-    assert gojson.dumps(-12) == "-12"
-    assert gojson.dumps(18446744073709551615) == "18446744073709551615"
-    assert gojson.dumps([]) == "[]"
-    assert gojson.dumps({}) == "{}"
-    assert gojson.dumps([1, "a", [True], {"k": None}]) == '[1,"a",[true],{"k":null}]'
-    assert gojson.dumps((1, 2)) == "[1,2]"
+    assert go_json.dumps(None) == "null"
+    assert go_json.dumps(True) == "true"
+    assert go_json.dumps(False) == "false"
+    assert go_json.dumps(0) == "0"
+    assert go_json.dumps(-12) == "-12"
+    assert go_json.dumps(18446744073709551615) == "18446744073709551615"
+    assert go_json.dumps([]) == "[]"
+    assert go_json.dumps({}) == "{}"
+    assert go_json.dumps([1, "a", [True], {"k": None}]) == '[1,"a",[true],{"k":null}]'
+    assert go_json.dumps((1, 2)) == "[1,2]"
 
 
 @pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
 def test_unsupported_types_raise(value: object) -> None:
     with pytest.raises(TypeError):
-        gojson.dumps(value)
+        go_json.dumps(value)
 
 
 @pytest.mark.parametrize(
@@ -73,11 +73,11 @@ def test_unsupported_types_raise(value: object) -> None:
     ],
 )
 def test_go_string_escaping(text: str, encoded: str) -> None:
-    assert gojson.dumps(text) == encoded
+    assert go_json.dumps(text) == encoded
 
 
 def test_keys_are_escaped_like_values() -> None:
-    assert gojson.dumps({"<k>": "v"}) == r'{"\u003ck\u003e":"v"}'
+    assert go_json.dumps({"<k>": "v"}) == r'{"\u003ck\u003e":"v"}'
 
 
 def test_every_bmp_character_round_trips_and_only_go_escapes_are_used() -> None:
@@ -86,7 +86,7 @@ def test_every_bmp_character_round_trips_and_only_go_escapes_are_used() -> None:
         if 0xD800 <= cp <= 0xDFFF:
             continue
         char = chr(cp)
-        out = gojson.dumps(char)
+        out = go_json.dumps(char)
         assert json.loads(out) == char, hex(cp)
         if cp < 0x20 or char in go_escaped:
             assert out != f'"{char}"', hex(cp)
@@ -95,7 +95,7 @@ def test_every_bmp_character_round_trips_and_only_go_escapes_are_used() -> None:
 
 
 def test_encode_line_is_utf8_with_one_trailing_newline() -> None:
-    line = gojson.encode_line({"value": "é\n"})
+    line = go_json.encode_line({"value": "é\n"})
     assert line == b'{"value":"\xc3\xa9\\n"}\n'
     assert line.count(b"\n") == 1
 
@@ -104,6 +104,6 @@ def test_invalid_utf8_bytes_become_escaped_replacement_runes() -> None:
     # Measured on etcd 3.4.23: PUT value=a%ffb%e2%82%ac answers "value":"a\ufffdb€" (the bad
     # byte as a \ufffd escape, the valid euro sign as raw UTF-8); bytes that were not UTF-8
     # travel as surrogate escapes inside the fake.
-    assert gojson.dumps(query_unescape("a%ffb%e2%82%ac")) == '"a\\ufffdb€"'
-    assert gojson.dumps("a\udcffb") == '"a\\ufffdb"'
-    assert gojson.dumps("\ufffd") == '"\ufffd"'  # a real U+FFFD stays raw
+    assert go_json.dumps(query_unescape("a%ffb%e2%82%ac")) == '"a\\ufffdb€"'
+    assert go_json.dumps("a\udcffb") == '"a\\ufffdb"'
+    assert go_json.dumps("\ufffd") == '"\ufffd"'  # a real U+FFFD stays raw

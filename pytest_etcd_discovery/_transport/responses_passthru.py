@@ -4,7 +4,7 @@ A ``responses.RequestsMock`` that a test (or a library under test) starts patche
 ``requests`` on top of the fake's interception, so a discovery host would get
 "Connection refused by Responses" from it.  The fix is ``responses``' own documented
 passthru: the discovery hosts are passed through to the real transport, where the
-in-process client cover (:mod:`.clients`) sends them to the fake over TLS.
+in-process client cover (:mod:`.client_cover`) sends them to the fake over TLS.
 
 - ``responses``' default mock (``@responses.activate``, ``responses.add``) gets the
   passthru automatically while the fake is on;
@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..constants import normalize_host
+from .._constants import normalize_host
 
 if TYPE_CHECKING:
     import responses

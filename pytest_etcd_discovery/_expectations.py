@@ -18,14 +18,14 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, SupportsIndex, overload
 
-from ._etcd import CALL_FILTER_KEYWORDS, TOKEN_RE, CallCriteria, token_of
+from ._etcd_rules import CALL_FILTER_KEYWORDS, TOKEN_RE, CallCriteria, token_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._model import TokenView
-    from .service.faults import FaultRule
-    from .service.journal import Call
+    from ._service.faults import FaultRule
+    from ._service.journal import Call
 
 __all__ = [
     "CALL_FILTER_KEYWORDS",
@@ -51,7 +51,7 @@ CLOSEST = 5
 def route_names() -> tuple[str, ...]:
     """The route names a filter takes: the fake's endpoints (the names fault rules use),
     ``watch`` (any ``GET`` with ``wait=true``) and ``*`` (any)."""
-    from .service.routes import ROUTES
+    from ._service.routes import ROUTES
 
     return ROUTES
 
@@ -203,7 +203,7 @@ def _status_ok(got: int | None, wanted: int | Collection[int]) -> bool:
 
 
 class CallList(list["Call"]):
-    """The request journal of a test: a list of :class:`~.service.app.Call`, oldest
+    """The request journal of a test: a list of :class:`~._service.app.Call`, oldest
     first, that can also be filtered."""
 
     def filter(self, **criteria: Unpack[CallCriteria]) -> CallList:
@@ -235,7 +235,7 @@ class CallList(list["Call"]):
 
 
 def _call_line(call: Call) -> str:
-    from .report import render_call
+    from ._report import render_call
 
     return render_call(call)
 
@@ -322,7 +322,7 @@ def registered_failure(
         problems.append(f"  _state is {view.state!r}, expected {state!r}")
     if not problems:
         return None
-    from .report import render_token
+    from ._report import render_token
 
     lines = [
         f"etcd discovery: token {view.url} holds members {_listing(got)}; expected "
@@ -394,7 +394,7 @@ def strict_problems(calls: Iterable[Call], unfired: Iterable[FaultRule]) -> list
     problems: list[str] = []
     rules = list(unfired)
     if rules:  # faults load only when a test has some
-        from .service.faults import unfired_lines
+        from ._service.faults import unfired_lines
 
         problems.extend(f"fault rule never fired: {line}" for line in unfired_lines(rules))
     for call in calls:

@@ -12,9 +12,9 @@ import datetime as _dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._etcd_discovery import EtcdDiscovery
     from ._model import TokenView
-    from .handle import EtcdDiscovery
-    from .service.journal import Call
+    from ._service.journal import Call
 
 __all__ = ["SECTION_TITLE", "render", "render_call", "render_token", "token_urls"]
 
@@ -64,7 +64,7 @@ def token_urls(disco: EtcdDiscovery) -> list[str]:
     interception ``https://discovery.etcd.io/<token>``, on the live server its URL, from
     :meth:`~EtcdDiscovery.new_token` what it returned.  Against a real service, the
     tokens the handle made (it cannot list the others)."""
-    from ._etcd import token_of
+    from ._etcd_rules import token_of
 
     if not disco.is_fake:
         return list(disco.created_tokens)

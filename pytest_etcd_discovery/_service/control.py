@@ -26,8 +26,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from .._constants import TRANSPORT_FIXTURE, V04_TTL
 from .._errors import Error
-from .._etcd import (
+from .._etcd_rules import (
     STYLE_V04,
     MemberSpec,
     MemberSpecError,
@@ -35,10 +36,9 @@ from .._etcd import (
     etcd_member_value,
     member_specs,
 )
-from ..constants import TRANSPORT_FIXTURE, V04_TTL
-from ..v2store.clock import NS_PER_S, ControllableClock, SystemClock
-from ..v2store.errors import EtcdError
-from ..v2store.events import (
+from .._v2store.clock import NS_PER_S, ControllableClock, SystemClock
+from .._v2store.errors import EtcdError
+from .._v2store.events import (
     COMPARE_AND_DELETE,
     COMPARE_AND_SWAP,
     CREATE,
@@ -47,10 +47,10 @@ from ..v2store.events import (
     SET,
     UPDATE,
 )
-from ..v2store.store import Store
+from .._v2store.store import Store
 from .app import DiscoveryApp
 from .discovery import seeded_token_source
-from .gocompat import go_clean_path
+from .go_net_http import go_clean_path
 from .journal import Call
 
 if TYPE_CHECKING:
@@ -381,7 +381,8 @@ def _asset(name: str) -> bytes:
 
 
 def _member_specs(members: Any) -> list[MemberSpec]:
-    """``members`` as the marker takes them (:func:`~pytest_etcd_discovery._etcd.member_specs`)."""
+    """``members`` as the marker takes them
+    (:func:`~pytest_etcd_discovery._etcd_rules.member_specs`)."""
     try:
         return member_specs(members, what="members")
     except MemberSpecError as exc:

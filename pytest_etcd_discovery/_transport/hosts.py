@@ -2,7 +2,7 @@
 the front agree on.
 
 Kept free of werkzeug and the server, so that the guard the plugin installs for every
-pytest run (:mod:`.clients`) costs unrelated runs nothing.
+pytest run (:mod:`.client_cover`) costs unrelated runs nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from ..constants import normalize_host
+from .._constants import normalize_host
 
 __all__ = ["HostMap", "canonical_name"]
 

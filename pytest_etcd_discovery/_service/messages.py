@@ -1,7 +1,7 @@
 """The service's entry point types: a plain request in, a plain reply out.
 
 Transports turn what they received into a :class:`ServiceRequest` and hand it to
-:meth:`DiscoveryService.handle <pytest_etcd_discovery.service.discovery.DiscoveryService.handle>`;
+:meth:`DiscoveryService.answer <pytest_etcd_discovery._service.discovery.DiscoveryService.answer>`;
 they turn the :class:`Reply` back into their own world (a WSGI reply for the live server,
 a ``responses`` callback result in-process). Neither type knows any HTTP library.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote_to_bytes, urlencode, urlsplit
 
-from ..constants import TRANSPORT_FIXTURE
+from .._constants import TRANSPORT_FIXTURE
 
 __all__ = [
     "DATED",
@@ -44,7 +44,7 @@ class ServiceRequest:
     :param headers: the header fields in the order received.
     :param body: the whole body.
     :param transport: who carried it: ``"live"``, ``"inprocess"``, ``"fixture"`` (see
-        :mod:`pytest_etcd_discovery.constants`).
+        :mod:`pytest_etcd_discovery._constants`).
     :param host_url: the URL of the host it was addressed to, e.g.
         ``"https://discovery.etcd.io/"``: ``/new`` hands out tokens below it.
     """

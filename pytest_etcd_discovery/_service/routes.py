@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, Map, MapAdapter, Rule
 
-from .._etcd import TOKEN_RE
+from .._etcd_rules import TOKEN_RE
 from .forms import Form
-from .gocompat import go_clean_path
+from .go_net_http import go_clean_path
 
 __all__ = ["ENDPOINTS", "ROUTES", "Route", "Router", "TokenConverter"]
 
@@ -67,7 +67,7 @@ _RULES = [
 
 def _adapter(rules: list[Rule]) -> MapAdapter:
     # Both slash spellings of a route are listed, so strict slashes never redirect;
-    # Go's path cleaning is done before matching (gocompat.redirect_to_clean).
+    # Go's path cleaning is done before matching (go_net_http.redirect_to_clean).
     url_map = Map(
         rules,
         converters={"token": TokenConverter},
@@ -87,7 +87,7 @@ class Route:
     """A request, routed.
 
     :param endpoint: one of :data:`ENDPOINTS`, :data:`REDIRECT` or :data:`NOT_FOUND`.
-    :param path: the path as received (see :class:`~.http.ServiceRequest`).
+    :param path: the path as received (see :class:`~.messages.ServiceRequest`).
     :param token: the token of a token route, else "".
     :param form: the request's parameters as etcd reads them (body, then query).
     :param is_watch: a long poll: a GET on a token or keys route that waits, as the

@@ -13,14 +13,14 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..v2store import errors
-from ..v2store.errors import EtcdError
-from ..v2store.events import Event
-from ..v2store.watchers import Watcher
-from . import gojson
+from .._v2store import errors
+from .._v2store.errors import EtcdError
+from .._v2store.events import Event
+from .._v2store.watchers import Watcher
+from . import go_json
 from .forms import Form, go_parse_bool, go_parse_uint64
-from .gocompat import bare_response, http_error
-from .http import Reply
+from .go_net_http import bare_response, http_error
+from .messages import Reply
 
 if TYPE_CHECKING:
     from .discovery import DiscoveryService
@@ -223,14 +223,14 @@ class KeysAPI:
         body = event.to_json()
         if no_value and event.action in ("set", "compareAndSwap", "create", "update"):
             body = {"action": event.action}
-        data = gojson.encode_line(body)
+        data = go_json.encode_line(body)
         headers = self.headers(event.etcd_index)
         headers.append(("Content-Length", str(len(data))))
         return Reply(201 if event.is_created else 200, headers, data)
 
     def error(self, err: EtcdError, status: int | None = None) -> Reply:
         """etcd's JSON error reply for ``err`` (with ``status`` instead of its own)."""
-        data = gojson.encode_line(err.to_json())
+        data = go_json.encode_line(err.to_json())
         headers = [
             ("Content-Type", "application/json"),
             ("X-Etcd-Cluster-Id", self._service.cluster_id),
@@ -252,7 +252,7 @@ class KeysAPI:
                 event = watcher.get(timeout=left())
                 if event is None:
                     break
-                held += gojson.encode_line(event.to_json())
+                held += go_json.encode_line(event.to_json())
                 if not stream:
                     break
                 if flush_early or len(held) >= PROXY_BUFFER:

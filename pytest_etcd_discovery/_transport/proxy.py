@@ -4,7 +4,7 @@ One loopback port in front of a :class:`~.server.DiscoveryServer`, speaking thre
 on each connection (told apart by its first bytes):
 
 1. **TLS** (the first byte is a TLS handshake record): a client that was pointed here
-   for a discovery host (the in-process resolver does that, see :mod:`.clients`).  The
+   for a discovery host (the in-process resolver does that, see :mod:`.client_cover`).  The
    front finishes the handshake with a certificate from the test CA for every discovery
    host and hands the connection to the live server, which serves it like any other.
 2. **An HTTP proxy** (``HTTPS_PROXY``/``HTTP_PROXY`` in a child's environment):

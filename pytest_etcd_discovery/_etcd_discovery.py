@@ -1,6 +1,6 @@
 """The object the ``etcd_discovery`` fixture hands to a test: :class:`EtcdDiscovery`, a
 façade over one part per role: the backend (:mod:`._backend`: the fake, or a real service),
-the token helpers (:mod:`._seeding`), the expectations (:mod:`.expectations`) and
+the token helpers (:mod:`._seeding`), the expectations (:mod:`._expectations`) and
 interception with its drop-in front (:mod:`._interception`); values in :mod:`._model`.
 """
 
@@ -11,26 +11,26 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ._backend import MODE_FAKE, backend_for
-from ._etcd import etcd_member_id, etcd_member_value
+from ._constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE, V04_TTL
+from ._etcd_rules import etcd_member_id, etcd_member_value
 from ._interception import Interception
 from ._model import ClusterFullError, DiscoveryError, Member, TokenView
 from ._seeding import Seeder
-from .constants import DEFAULT_HOSTS, TRANSPORT_FIXTURE, V04_TTL
 
 if TYPE_CHECKING:
     import responses
     from typing_extensions import Unpack
 
-    from ._etcd import CallCriteria
-    from .expectations import CallList
-    from .service.app import DiscoveryApp
-    from .service.faults import FaultPlan
-    from .service.journal import Call
-    from .transport.forward import ForwardApp
-    from .transport.proxy import DiscoveryFront
-    from .transport.server import DiscoveryServer
-    from .v2store.clock import ControllableClock
-    from .v2store.store import Store
+    from ._etcd_rules import CallCriteria
+    from ._expectations import CallList
+    from ._service.app import DiscoveryApp
+    from ._service.faults import FaultPlan
+    from ._service.journal import Call
+    from ._transport.forward import ForwardApp
+    from ._transport.proxy import DiscoveryFront
+    from ._transport.server import DiscoveryServer
+    from ._v2store.clock import ControllableClock
+    from ._v2store.store import Store
 
 __all__ = [
     "V04_TTL",
@@ -114,7 +114,7 @@ class EtcdDiscovery:
     def calls(self) -> CallList:
         """This test's requests (``Call``), oldest first, without the fixture's own seeding:
         a list with ``.filter(method=, route=, path=, token=, status=, transport=)``."""
-        from .expectations import CallList
+        from ._expectations import CallList
 
         journal = self._backend.fake("the request journal").journal()
         return CallList(c for c in journal if c.transport != TRANSPORT_FIXTURE)
@@ -126,7 +126,7 @@ class EtcdDiscovery:
     @property
     def faults(self) -> FaultPlan:
         """This test's fault plan, e.g. ``.fail(503, route="size", times=1)``, ``.delay(6)``,
-        ``.drop(method="PUT")``; see :mod:`~pytest_etcd_discovery.service.faults`."""
+        ``.drop(method="PUT")``; see :mod:`~pytest_etcd_discovery._service.faults`."""
         return self._backend.fake("fault injection").faults
 
     def tokens(self) -> list[str]:
@@ -149,14 +149,14 @@ class EtcdDiscovery:
         """Fail unless the code under test made ``times`` requests (at least one: None)
         matching :attr:`calls`' filters, showing the closest misses; returns the matches."""
         __tracebackhide__ = True
-        from .expectations import check_requested
+        from ._expectations import check_requested
 
         return check_requested(lambda: self.calls, times, criteria, self._interception.off_hint)
 
     def assert_not_requested(self, **criteria: Unpack[CallCriteria]) -> None:
         """Fail if the code under test made a request matching the filters (none: any)."""
         __tracebackhide__ = True
-        from .expectations import check_not_requested
+        from ._expectations import check_not_requested
 
         check_not_requested(lambda: self.calls, criteria)
 
@@ -167,7 +167,7 @@ class EtcdDiscovery:
         names), in registration order, and ``_state`` equal to ``state`` if given;
         returns the token's view.  Works against a real service too."""
         __tracebackhide__ = True
-        from .expectations import check_registered
+        from ._expectations import check_registered
 
         return check_registered(self.token, token_url, names, state)
 

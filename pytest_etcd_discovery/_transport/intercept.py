@@ -2,9 +2,9 @@
 
 Code under test usually hard-codes ``https://discovery.etcd.io``.  Under interception a
 :class:`responses.RequestsMock` routes every method on that host (and on any extra host)
-to the same :class:`~pytest_etcd_discovery.service.discovery.DiscoveryService` the live
+to the same :class:`~pytest_etcd_discovery._service.discovery.DiscoveryService` the live
 server runs, so both transports share one state and one journal.  Each call becomes a
-:class:`~pytest_etcd_discovery.service.http.ServiceRequest` (no WSGI environ), answered in
+:class:`~pytest_etcd_discovery._service.messages.ServiceRequest` (no WSGI environ), answered in
 the caller's thread; only a request that can block (a long poll, a delayed fault) runs in
 a helper thread when the caller gave ``timeout=``, so that the timeout can fire.  A
 ``drop`` fault raises the :class:`requests.ConnectionError` a real dropped connection
@@ -27,10 +27,10 @@ import requests
 import responses
 from urllib3.exceptions import ProtocolError
 
-from ..constants import DEFAULT_HOSTS, TRANSPORT_INPROCESS, normalize_host
-from ..service.discovery import DiscoveryService
-from ..service.http import ServiceRequest, host_url_of
-from ..service.routes import Route
+from .._constants import DEFAULT_HOSTS, TRANSPORT_INPROCESS, normalize_host
+from .._service.discovery import DiscoveryService
+from .._service.messages import ServiceRequest, host_url_of
+from .._service.routes import Route
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
@@ -186,7 +186,7 @@ def _answer(
     service: DiscoveryService | ForwardApp, request: ServiceRequest, route: Route
 ) -> _Reply:
     """The service's reply as ``responses`` takes it; a drop as ``requests`` raises it."""
-    reply = service.handle(request, route)
+    reply = service.answer(request, route)
     if reply.drop:
         # Exactly what requests raises when a server closes without answering.
         raise requests.exceptions.ConnectionError(
@@ -199,7 +199,7 @@ def _answer(
     return reply.status, reply.headers, reply.read(request.method)
 
 
-class _Call:
+class _Job:
     """One in-process call handed to a helper thread; ``done`` is released when it ends."""
 
     __slots__ = ("done", "error", "func", "result")
@@ -233,11 +233,11 @@ class _Helpers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[_Call | None]] = []
+        self._idle: list[queue.SimpleQueue[_Job | None]] = []
         self._closed = False
 
-    def run(self, func: Callable[[], _Reply]) -> _Call:
-        call = _Call(func)
+    def run(self, func: Callable[[], _Reply]) -> _Job:
+        call = _Job(func)
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
@@ -248,7 +248,7 @@ class _Helpers:
         inbox.put(call)
         return call
 
-    def _serve(self, inbox: queue.SimpleQueue[_Call | None]) -> None:
+    def _serve(self, inbox: queue.SimpleQueue[_Job | None]) -> None:
         while True:
             try:
                 call = inbox.get(timeout=self.IDLE)

@@ -20,18 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..constants import PROFILE_DISCOVERYSERVER, PROFILE_ETCD_V2
-from ..v2store import errors
-from ..v2store.errors import EtcdError
-from ..v2store.events import Event
-from ..v2store.rules import ETCD_V2 as ETCD_V2_STORE
-from ..v2store.rules import V2_OVER_V3, StoreRules
-from ..v2store.watchers import is_hidden
-from . import gojson
+from .._constants import PROFILE_DISCOVERYSERVER, PROFILE_ETCD_V2
+from .._v2store import errors
+from .._v2store.errors import EtcdError
+from .._v2store.events import Event
+from .._v2store.rules import ETCD_V2 as ETCD_V2_STORE
+from .._v2store.rules import V2_OVER_V3, StoreRules
+from .._v2store.watchers import is_hidden
+from . import go_json
 from .forms import Form, go_parse_bool, go_parse_uint64
-from .gocompat import bare_response, body_reply, http_error
-from .http import PROXIED, Reply
+from .go_net_http import bare_response, body_reply, http_error
 from .keys import is_etcd_watch, time_left
+from .messages import PROXIED, Reply
 
 if TYPE_CHECKING:
     from .discovery import DiscoveryService
@@ -206,7 +206,7 @@ class DiscoveryServerProfile(Profile):
     def _event(event: Event) -> Reply:
         return body_reply(
             200,
-            gojson.dumps(event.to_json()),
+            go_json.dumps(event.to_json()),
             [("X-Etcd-Index", str(event.etcd_index))],
             "application/json",
         )

@@ -1,7 +1,7 @@
 """Faults on purpose: make chosen requests fail the way the real service fails.
 
 A :class:`FaultPlan` is a list of :class:`FaultRule` s; every service has one
-(:attr:`DiscoveryService.faults <pytest_etcd_discovery.service.discovery.DiscoveryService>`).
+(:attr:`DiscoveryService.faults <pytest_etcd_discovery._service.discovery.DiscoveryService>`).
 Each rule matches requests by route (``"token"``, ``"machine"``, ``"size"``, ``"new"``, ...,
 ``"watch"`` for any ``wait=true`` GET, ``"*"`` for all), by a path glob (or regex) and by
 method, and picks which matches it hits: the ``nth``, the next ``times``, or all of them.
@@ -21,9 +21,9 @@ What it does then (:data:`ACTIONS`):
     in-process transport raises the ``requests.ConnectionError`` a real drop raises;
 ``empty``
     the discoveryserver profile's empty ``200`` for a watch that saw no event in time;
-``call``
+``callback``
     run a callback (``on_match(request)``, given the
-    :class:`~pytest_etcd_discovery.service.http.ServiceRequest`), then answer normally:
+    :class:`~pytest_etcd_discovery._service.messages.ServiceRequest`), then answer normally:
     scenario helpers use it to delete a token at the moment a client asks for it.
 
 A plan only decides and describes: :meth:`FaultPlan.decide` gives the service a
@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._constants import FAULT_MARKER, TRANSPORT_FIXTURE
 from .._errors import Error
-from ..constants import FAULT_MARKER, TRANSPORT_FIXTURE
-from .http import ServiceRequest
+from .messages import ServiceRequest
 from .routes import ROUTES, Route
 
 if TYPE_CHECKING:
@@ -69,7 +69,9 @@ __all__ = [
 ]
 
 #: What a rule can do.
-ACTIONS = ("status", "delay", "drop", "empty", "call")
+ACTIONS = ("status", "delay", "drop", "empty", "callback")
+#: Old names of actions, still taken (0.2.0 called ``callback`` ``call``).
+_ACTION_ALIASES = {"call": "callback"}
 #: Transport of the fixture's seeding calls: never faulted.
 _EXEMPT_TRANSPORTS = frozenset({TRANSPORT_FIXTURE})
 #: Methods a rule can name: the standard ones (a typo would match nothing, silently).
@@ -103,8 +105,8 @@ class FaultRule:
     :param delay: seconds to wait first (the only effect of a ``delay`` fault).
     :param body: a body to send instead of the real service's one (``status`` only).
     :param error_code: the etcd error code of an etcd-v2 JSON error body.
-    :param on_match: the callback of a ``call`` fault (gets the
-        :class:`~pytest_etcd_discovery.service.http.ServiceRequest`).
+    :param on_match: the callback of a ``callback`` fault (gets the
+        :class:`~pytest_etcd_discovery._service.messages.ServiceRequest`).
     :param name: how the journal and the report describe the rule.
     """
 
@@ -127,6 +129,8 @@ class FaultRule:
     fired: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.action, str):
+            self.action = _ACTION_ALIASES.get(self.action, self.action)
         if not isinstance(self.action, str) or self.action not in ACTIONS:
             raise FaultError(f"unknown fault action {self.action!r} (one of: {', '.join(ACTIONS)})")
         if self.action == "status":
@@ -140,8 +144,8 @@ class FaultRule:
                 )
         elif self.status is not None:
             raise FaultError(f"a {self.action!r} fault takes no status")
-        if self.action == "call" and self.on_match is None:
-            raise FaultError("a 'call' fault needs on_match")
+        if self.action == "callback" and self.on_match is None:
+            raise FaultError("a 'callback' fault needs on_match")
         if self.route is not None and (not isinstance(self.route, str) or self.route not in ROUTES):
             raise FaultError(f"unknown route {self.route!r} (one of: {', '.join(ROUTES)})")
         self._check_path()
@@ -200,7 +204,7 @@ class FaultRule:
             "delay": f"delay {self.delay:g}s",
             "drop": "drop",
             "empty": "empty 200",
-            "call": "call",
+            "callback": "callback",
         }[self.action]
         if self.delay and self.action != "delay":
             what += f" after {self.delay:g}s"

@@ -28,7 +28,7 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
    its server writes, in this order: ``Date``, ``Content-Length``, a sniffed
    ``Content-Type``, ``Connection``, ``Transfer-Encoding``. The application says which
    of its headers are the server's in ``environ[GO_SUPPLIED_KEY]``
-   (:data:`pytest_etcd_discovery.service.app.GO_SUPPLIED_KEY`; by default ``Date`` and
+   (:data:`pytest_etcd_discovery._service.app.GO_SUPPLIED_KEY`; by default ``Date`` and
    ``Content-Length``). A reply of unknown length that ends within Go's 2 KiB buffer
    without a flush (an empty piece from the application) gets a ``Content-Length``; a
    longer or flushed one is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0).
@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote_to_bytes
 
 from .._errors import Error
-from ..service.app import GO_SUPPLIED_KEY
+from .._service.app import GO_SUPPLIED_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

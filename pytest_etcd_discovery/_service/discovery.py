@@ -1,4 +1,4 @@
-"""The fake discovery service: one entry point, :meth:`DiscoveryService.handle`.
+"""The fake discovery service: one entry point, :meth:`DiscoveryService.answer`.
 
 A request goes through the same steps whoever carried it:
 
@@ -11,7 +11,7 @@ A request goes through the same steps whoever carried it:
    the keys API by :mod:`.keys`; ``/metrics`` counts what the real one counts.
 
 Transports adapt it: the WSGI app (:mod:`.app`) for the live server, direct calls
-in-process (:mod:`pytest_etcd_discovery.transport.intercept`).
+in-process (:mod:`pytest_etcd_discovery._transport.intercept`).
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from .._etcd import TOKEN_RE
-from ..constants import TRANSPORT_FIXTURE
-from ..v2store import errors as etcd_errors
-from ..v2store.clock import Clock
-from ..v2store.errors import EtcdError
-from ..v2store.store import Store
+from .._constants import TRANSPORT_FIXTURE
+from .._etcd_rules import TOKEN_RE
+from .._v2store import errors as etcd_errors
+from .._v2store.clock import Clock
+from .._v2store.errors import EtcdError
+from .._v2store.store import Store
 from .faults import Decision, FaultPlan
 from .forms import go_atoi, parse_form
-from .gocompat import bare_response, body_reply, http_error, redirect, redirect_to_clean
-from .gocompat import status_text as go_status_text
-from .http import DATED, SNIFFED, Reply, ServiceRequest, as_text, request_from_url
+from .go_net_http import bare_response, body_reply, http_error, redirect, redirect_to_clean
+from .go_net_http import status_text as go_status_text
 from .journal import MAX_JOURNAL_CHARS, Call, Journal, Streamed
 from .keys import KeysAPI, is_etcd_watch
+from .messages import DATED, SNIFFED, Reply, ServiceRequest, as_text, request_from_url
 from .metrics import Metrics
 from .profiles import Profile, get_profile
 from .routes import ENDPOINTS, NOT_FOUND, REDIRECT, TOKEN_ENDPOINTS, Route, Router
@@ -232,7 +232,7 @@ class DiscoveryService:
         self._closed = False
         self.store.open()
 
-    def call(
+    def answer_url(
         self,
         method: str,
         url: str,
@@ -244,7 +244,7 @@ class DiscoveryService:
         arrived at the URL's host; returns ``(status, headers, body)``. The fixture seeds
         with it (transport ``"fixture"``: never faulted, left out of ``calls``)."""
         request = request_from_url(method, url, form=form, transport=transport)
-        reply = self.handle(request)
+        reply = self.answer(request)
         if reply.drop:
             raise ConnectionAbortedError("etcd discovery fake: connection dropped on purpose")
         return reply.status, reply.headers, reply.read(method)
@@ -272,10 +272,10 @@ class DiscoveryService:
         Everything else answers at once (a caller can run it inline)."""
         return route.is_watch or self.faults.may_delay
 
-    def handle(self, request: ServiceRequest, route: Route | None = None) -> Reply:
+    def answer(self, request: ServiceRequest, route: Route | None = None) -> Reply:
         """Answer ``request`` (``route``: its :meth:`route`, if the caller has it)."""
         with self.on_store(None):
-            return self._handle(request, route)
+            return self._journaled(request, route)
 
     @contextmanager
     def on_store(self, store: Store | None) -> Iterator[None]:
@@ -292,7 +292,7 @@ class DiscoveryService:
         finally:
             _REQUEST_STORE.reset(token)
 
-    def _handle(self, request: ServiceRequest, route: Route | None) -> Reply:
+    def _journaled(self, request: ServiceRequest, route: Route | None) -> Reply:
         if route is None:
             route = self.route(request)
         call = self.journal.record(
@@ -307,7 +307,7 @@ class DiscoveryService:
             watch=route.is_watch,
         )
         try:
-            reply = self._answer(request, route, call)
+            reply = self._reply(request, route, call)
         except Exception as exc:
             # A bug in the fake, never a behaviour of the real service: keep it so the
             # test that caused it fails at teardown (the plugin checks), answer a bare 500.
@@ -322,7 +322,7 @@ class DiscoveryService:
             reply.body = Streamed(reply.body, call)
         return reply
 
-    def _answer(self, request: ServiceRequest, route: Route, call: Call) -> Reply:
+    def _reply(self, request: ServiceRequest, route: Route, call: Call) -> Reply:
         method = request.method.upper()
         if route.endpoint == REDIRECT:
             # Go's ServeMux redirects unclean paths before any handler (or fault) runs.
@@ -362,7 +362,7 @@ class DiscoveryService:
         action = decision.action
         if action == "delay":
             return None
-        if action == "call":
+        if action == "callback":
             on_match = decision.rule.on_match
             assert on_match is not None
             on_match(request)
