@@ -56,7 +56,8 @@ def misspelled(name: str, ours: Iterable[str]) -> str | None:
 
 
 def _bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or not value:
+        # Unset: None, or on older pytest an empty list or string.
         return bool(value)
     text = str(value).strip().lower()
     if text in ("true", "1", "yes", "on"):
