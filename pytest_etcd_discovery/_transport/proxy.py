@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from .hosts import HostMap, canonical_name
-from .server import DiscoveryServer
+from .server import DiscoveryServer, ServerError
 from .tls import TestCA, session_ca
 
 __all__ = ["DiscoveryFront", "HostMap", "is_loopback"]
@@ -226,8 +226,13 @@ class DiscoveryFront:
             return False  # an untrusting client closes with an alert; nothing to answer
         tls.settimeout(None)
         self._forget(conn)
-        self.server.process_request(tls, addr)
-        return True
+        try:
+            self.server.process_request(tls, addr)
+        except ServerError:
+            # The server stopped between the handshake and now: close as it would have.
+            with contextlib.suppress(OSError):
+                tls.close()
+        return True  # the wrapped socket owns the connection now
 
     def _serve_http(
         self, conn: socket.socket, addr: tuple[str, int], head: bytes, extra: bytes

@@ -111,7 +111,8 @@ def sweep_stale(parent: str | os.PathLike[str] | None = None) -> list[Path]:
     """Remove the CA folders in ``parent`` (the temporary directory) left by processes of
     this user and PID namespace that are gone (killed outright); returns what it removed."""
     parent = Path(parent if parent is not None else tempfile.gettempdir())
-    namespace, uid, removed = _pid_namespace(), os.getuid(), []
+    namespace, uid = _pid_namespace(), os.getuid()
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(parent))
     except OSError:
@@ -207,8 +208,7 @@ class TestCA:
         #: The CA certificate in PEM form (what a client must trust).
         self.ca_pem: str = self._ca_cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
         self.directory = Path(
-            directory
-            or tempfile.mkdtemp(prefix=f"{_PREFIX}{_pid_namespace()}-{os.getpid()}-")
+            directory or tempfile.mkdtemp(prefix=f"{_PREFIX}{_pid_namespace()}-{os.getpid()}-")
         )
         self.ca_cert_file = self.directory / "test-ca.pem"
         self.ca_cert_file.write_text(self.ca_pem)
@@ -235,8 +235,7 @@ class TestCA:
 
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = [
-            x509.IPAddress(ip) if (ip := _ip(h)) is not None else x509.DNSName(h)
-            for h in hostnames
+            x509.IPAddress(ip) if (ip := _ip(h)) is not None else x509.DNSName(h) for h in hostnames
         ]
         cert = (
             x509.CertificateBuilder()
@@ -275,9 +274,7 @@ class TestCA:
             .sign(self._key, hashes.SHA256())
         )
         enc = self._serialization
-        key_pem = key.private_bytes(
-            enc.Encoding.PEM, enc.PrivateFormat.PKCS8, enc.NoEncryption()
-        )
+        key_pem = key.private_bytes(enc.Encoding.PEM, enc.PrivateFormat.PKCS8, enc.NoEncryption())
         return cert.public_bytes(enc.Encoding.PEM), key_pem
 
     def server_context(self, hostnames: Iterable[str]) -> ssl.SSLContext:
