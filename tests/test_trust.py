@@ -322,3 +322,25 @@ def test_the_command_removes_its_ca_folder_on_sighup(tmp_path: Path) -> None:
     child.send_signal(signal.SIGHUP)
     assert child.wait(timeout=60) == 0  # a clean stop
     assert not folders[0].exists()
+
+
+def test_the_ini_beyond_loopback_warns_and_the_front_relays_nothing(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\netcd_discovery_listen_host = 0.0.0.0\n")
+    pytester.makepyfile(
+        """
+        import socket
+
+        def test_front(etcd_discovery):
+            front = etcd_discovery.front
+            # Reached through loopback; the fake's own plain port stands for another host.
+            with socket.create_connection(("127.0.0.1", front.port), timeout=30) as raw:
+                target = f"127.0.0.1:{front.server.port}"
+                raw.sendall(f"CONNECT {target} HTTP/1.1\\r\\n\\r\\n".encode())
+                assert raw.recv(4096).startswith(b"HTTP/1.1 403 Forbidden")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*etcd_discovery_listen_host = 0.0.0.0 is beyond loopback*"])

@@ -25,7 +25,6 @@ The fake's own answers always come from the live server (its app, journal and fa
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import socket
 import ssl
@@ -33,7 +32,7 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from .hosts import HostMap, canonical_name
+from .hosts import HostMap, canonical_name, is_loopback
 from .server import DiscoveryServer, ServerError
 from .tls import TestCA, session_ca
 
@@ -362,17 +361,6 @@ class DiscoveryFront:
             self._forget(upstream)
             with contextlib.suppress(OSError):
                 upstream.close()
-
-
-def is_loopback(host: str) -> bool:
-    """Whether an address to listen on is this machine's loopback (``localhost`` too);
-    a host name may resolve beyond it, so it is not."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _no_delay(sock: socket.socket) -> None:
