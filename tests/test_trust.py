@@ -344,3 +344,35 @@ def test_the_ini_beyond_loopback_warns_and_the_front_relays_nothing(
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*etcd_discovery_listen_host = 0.0.0.0 is beyond loopback*"])
+
+
+def test_a_pytest_run_stopped_by_sigterm_removes_its_ca_folder(tmp_path: Path) -> None:
+    (tmp_path / "test_held.py").write_text(
+        textwrap.dedent(
+            """
+            import threading
+
+            def test_held(etcd_discovery):
+                print("CA", etcd_discovery.front.ca.directory, flush=True)
+                threading.Event().wait(600)  # until the SIGTERM
+            """
+        )
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "test_held.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TMPDIR=str(tmp_path)),
+    )
+    assert child.stdout is not None
+    folder = None
+    for line in child.stdout:
+        if "CA " in line:
+            folder = Path(line.split("CA ", 1)[1].strip())
+            break
+    assert folder is not None and folder.is_dir()
+    child.send_signal(signal.SIGTERM)
+    child.stdout.read()
+    assert child.wait(timeout=60) == -signal.SIGTERM
+    assert not folder.exists()
