@@ -1,7 +1,8 @@
 """``etcd-discovery-fake`` / ``python -m pytest_etcd_discovery``: the standalone fake.
 
 Prints its base URL as one line on stdout once it accepts connections, so a
-script or a test in another language can read it and go; SIGINT or SIGTERM stop it.
+script or a test in another language can read it and go; SIGINT, SIGTERM or SIGHUP stop
+it cleanly (the state is saved, the test CA's folder removed).
 The control API (:mod:`._service.control`) answers under ``/_fake/`` unless ``--no-control``.
 With ``--env-file PATH`` it also starts the TLS + proxy front and, once that accepts
 connections too, writes the environment a child process needs to reach the fake at
@@ -215,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # Installed before the front makes its test CA, so the CA's own cleanup on signals
+    # stays out of the way: a clean stop removes its folder through atexit.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         if args.env_file is not None:
             from ._transport.subprocess_env import env_additions

@@ -169,7 +169,6 @@ class PluginRun:
         """The TLS + proxy front whose backend forwards to the configured service."""
         from ._transport.forward import forwarding_server
         from ._transport.proxy import DiscoveryFront
-        from ._transport.tls import session_ca
 
         forward = self.forward()
         with self._lock:
@@ -177,9 +176,7 @@ class PluginRun:
                 server = forwarding_server(forward, self.settings.listen_host)
                 server.start()
                 self._forward_server = server
-                front = DiscoveryFront(
-                    server, self.settings.hosts, session_ca(), host=self.settings.listen_host
-                )
+                front = DiscoveryFront(server, self.settings.hosts, host=self.settings.listen_host)
                 front.start()
                 self._forward_front = front
             return self._forward_front

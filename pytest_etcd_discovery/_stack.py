@@ -137,9 +137,9 @@ class FakeStack:
         with self._lock:
             if self._front is None:
                 from ._transport.proxy import DiscoveryFront
-                from ._transport.tls import session_ca
 
-                front = DiscoveryFront(self.server, self.hosts, session_ca(), host=self.listen_host)
+                # The process's test CA for these hosts (scoped to them).
+                front = DiscoveryFront(self.server, self.hosts, host=self.listen_host)
                 front.start()
                 self._front = front
             return self._front

@@ -22,6 +22,7 @@ from ._constants import FAULT_MARKER_DOC, MARKER, PROFILE_NAMES
 from ._marker import marker_config, our_marks
 from ._run import PluginRun
 from ._settings import INI_ALLOW_REAL, INI_NAMES, MARKER_NAMES, Settings, misspelled
+from ._transport.hosts import is_loopback
 
 # The fake loads when a test first uses it, and only what that test needs: werkzeug and
 # the live server for the fixture, requests and responses for interception or a real
@@ -177,6 +178,17 @@ def pytest_configure(config: pytest.Config) -> None:
         # Loaded after the initial conftests (``-p`` from a conftest, pytester's inline
         # runs with plugins=[...]): the run begins now.
         _begin(config, Settings.read(config.getoption, config.getini))
+    listen_host = str(config.getini("etcd_discovery_listen_host") or "127.0.0.1")
+    if not is_loopback(listen_host):
+        # The front then serves the discovery hosts only (no relay to other hosts).
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"etcd_discovery_listen_host = {listen_host} is beyond loopback: anyone who "
+                "reaches the fake's ports can use it; its TLS + proxy front refuses to "
+                "tunnel or forward to any host but the discovery hosts"
+            ),
+            stacklevel=2,
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

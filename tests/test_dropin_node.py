@@ -37,7 +37,6 @@ from pytest_etcd_discovery._transport.subprocess_env import (
     env_additions,
     node_options,
 )
-from pytest_etcd_discovery._transport.tls import session_ca
 
 PUBLIC = "https://discovery.etcd.io"
 TOKEN = r"[a-f0-9]{32}"
@@ -229,7 +228,7 @@ HOSTS = ("https://discovery.etcd.io", "http://discovery.internal:8087")
 
 @pytest.fixture(scope="module")
 def front() -> Iterator[DiscoveryFront]:
-    with DiscoveryServer() as server, DiscoveryFront(server, HOSTS, session_ca()) as front:
+    with DiscoveryServer() as server, DiscoveryFront(server, HOSTS) as front:
         yield front
 
 

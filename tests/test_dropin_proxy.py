@@ -13,7 +13,6 @@ import pytest
 
 from pytest_etcd_discovery._transport.proxy import DiscoveryFront
 from pytest_etcd_discovery._transport.server import DiscoveryServer
-from pytest_etcd_discovery._transport.tls import session_ca
 
 HOSTS = ("https://discovery.etcd.io", "http://discovery.internal:8087")
 TOKEN = r"[a-f0-9]{32}"
@@ -21,7 +20,7 @@ TOKEN = r"[a-f0-9]{32}"
 
 @pytest.fixture(scope="module")
 def front() -> Iterator[DiscoveryFront]:
-    with DiscoveryServer() as server, DiscoveryFront(server, HOSTS, session_ca()) as front:
+    with DiscoveryServer() as server, DiscoveryFront(server, HOSTS) as front:
         yield front
 
 
@@ -190,7 +189,7 @@ def test_the_certificate_names_every_discovery_host(front: DiscoveryFront) -> No
 
 def test_stop_closes_open_tunnels(echo: int) -> None:
     with DiscoveryServer() as server:
-        front = DiscoveryFront(server, HOSTS, session_ca())
+        front = DiscoveryFront(server, HOSTS)
         front.start()
         port = front.port
         raw = _connect(front)
@@ -223,7 +222,7 @@ def test_stop_ends_a_stream_from_a_past_index_through_the_front(way: str) -> Non
     server, or piped to it): stopping the front and the server ends it at once."""
     server = DiscoveryServer(keys_api=True)
     server.start()
-    front = DiscoveryFront(server, HOSTS, session_ca())
+    front = DiscoveryFront(server, HOSTS)
     front.start()
     try:
         server.store.set("/a", "1")

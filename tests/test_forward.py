@@ -24,7 +24,6 @@ from pytest_etcd_discovery._transport.client_cover import ClientCover
 from pytest_etcd_discovery._transport.forward import ForwardApp, _reply_headers, forwarding_server
 from pytest_etcd_discovery._transport.intercept import Interceptor
 from pytest_etcd_discovery._transport.proxy import DiscoveryFront
-from pytest_etcd_discovery._transport.tls import session_ca
 
 if TYPE_CHECKING:
     from pytest_etcd_discovery._real.processes import RealDiscoveryService
@@ -52,7 +51,7 @@ def forwarded(
     forward = ForwardApp(real_service.url)
     with (
         forwarding_server(forward) as server,
-        DiscoveryFront(server, [PUBLIC], session_ca()) as front,
+        DiscoveryFront(server, [PUBLIC]) as front,
         ClientCover([PUBLIC], lambda: front),
         Interceptor(forward, [PUBLIC]),
     ):

@@ -7,12 +7,13 @@ pytest run (:mod:`.client_cover`) costs unrelated runs nothing.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from .._constants import normalize_host
 
-__all__ = ["HostMap", "canonical_name"]
+__all__ = ["HostMap", "canonical_name", "is_loopback"]
 
 
 class HostMap:
@@ -53,3 +54,14 @@ class HostMap:
 def canonical_name(host: str) -> str:
     """A host name as DNS compares it: lower case, no trailing dot, no IPv6 brackets."""
     return host.strip().strip("[]").rstrip(".").lower()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address to listen on is this machine's loopback (``localhost`` too);
+    a host name may resolve beyond it, so it is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

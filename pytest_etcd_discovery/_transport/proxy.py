@@ -11,7 +11,11 @@ on each connection (told apart by its first bytes):
    ``CONNECT discovery.etcd.io:443`` is answered ``200`` and then served by the fake over
    TLS as in 1; ``CONNECT`` to any other host is a plain byte tunnel to it, so the rest of
    a program's traffic is untouched; an absolute-form ``GET http://discovery.etcd.io/...``
-   is served by the fake, one for another host is forwarded to that host.
+   is served by the fake, one for another host is forwarded to that host.  That relay
+   serves the program's own traffic only while the front listens on loopback: bound
+   beyond it (``0.0.0.0``, a LAN address), tunnels and forwards to other hosts are
+   refused (403), or anyone who reaches the port could use it to reach any host, and the
+   services on this machine's loopback.
 3. **Plain HTTP** in origin form (``GET /new``): an ``http://`` discovery host that the
    in-process resolver pointed here; served by the fake.
 
@@ -21,17 +25,20 @@ The fake's own answers always come from the live server (its app, journal and fa
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 import threading
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from .hosts import HostMap, canonical_name
-from .server import DiscoveryServer
-from .tls import TestCA
+from .hosts import HostMap, canonical_name, is_loopback
+from .server import DiscoveryServer, ServerError
+from .tls import TestCA, session_ca
 
-__all__ = ["DiscoveryFront", "HostMap"]
+__all__ = ["DiscoveryFront", "HostMap", "is_loopback"]
+
+log = logging.getLogger("pytest_etcd_discovery")
 
 #: A request head longer than this is refused (Go's proxy-less servers allow 1 MiB; no
 #: CONNECT or proxied request line needs more than a few hundred bytes).
@@ -48,22 +55,30 @@ class DiscoveryFront:
 
     :param server: the running live server that answers every discovery request.
     :param hosts: the discovery base URLs (``https://discovery.etcd.io`` and extras).
-    :param ca: the test CA whose certificate the front presents.
-    :param host: address to listen on (loopback).
+    :param ca: the test CA whose certificate the front presents (default: the process's
+        CA for these hosts, :func:`~.tls.session_ca`); it must be scoped to every host.
+    :param host: address to listen on (loopback; beyond it the front relays nothing but
+        the discovery hosts).
     """
 
     def __init__(
         self,
         server: DiscoveryServer,
         hosts: Iterable[str],
-        ca: TestCA,
+        ca: TestCA | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         self.server = server
         self.hosts = HostMap(hosts)
-        self.ca = ca
+        self.ca = ca if ca is not None else session_ca(self.hosts.names)
+        if not self.hosts.names <= self.ca.names:
+            outside = ", ".join(sorted(self.hosts.names - self.ca.names))
+            raise ValueError(f"the test CA is not scoped to {outside}")
         self.host = host
-        self._tls = ca.server_context(self.hosts.names)
+        #: Whether other hosts are relayed (CONNECT tunnels, absolute-form forwards):
+        #: only on loopback, where nobody but this machine reaches the port.
+        self.relays = is_loopback(host)
+        self._tls = self.ca.server_context(self.hosts.names)
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -103,6 +118,13 @@ class DiscoveryFront:
         except OSError:
             listener.close()
             raise
+        if not self.relays:
+            log.warning(
+                "etcd discovery fake: the TLS + proxy front listens on %s, beyond loopback: "
+                "it serves the discovery hosts only and refuses to tunnel or forward to "
+                "any other host",
+                self.host,
+            )
         self._closed = False
         self._listener = listener
         self._thread = threading.Thread(
@@ -203,8 +225,13 @@ class DiscoveryFront:
             return False  # an untrusting client closes with an alert; nothing to answer
         tls.settimeout(None)
         self._forget(conn)
-        self.server.process_request(tls, addr)
-        return True
+        try:
+            self.server.process_request(tls, addr)
+        except ServerError:
+            # The server stopped between the handshake and now: close as it would have.
+            with contextlib.suppress(OSError):
+                tls.close()
+        return True  # the wrapped socket owns the connection now
 
     def _serve_http(
         self, conn: socket.socket, addr: tuple[str, int], head: bytes, extra: bytes
@@ -223,7 +250,11 @@ class DiscoveryFront:
             self._pipe_to(conn, self.server_address(), head + extra)
             return False
         parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            target_port = parts.port
+        except ValueError:  # out of 0-65535, or not a number
+            target_port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or target_port == -1:
             _reply(conn, 400, "Bad Request", "400 Bad Request: unsupported request target")
             return False
         if self.hosts.is_discovery_name(parts.hostname):
@@ -231,8 +262,11 @@ class DiscoveryFront:
             # takes the Host from the URL.
             self._pipe_to(conn, self.server_address(), head + extra)
             return False
+        if not self.relays:
+            self._refuse_relay(conn, parts.hostname, target_port or 80)
+            return False
         # Another host through a plain proxy: forwarded to it in origin form.
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = target_port or (443 if parts.scheme == "https" else 80)
         origin_target = parts.path or "/"
         if parts.query:
             origin_target += "?" + parts.query
@@ -243,10 +277,14 @@ class DiscoveryFront:
 
     def _serve_connect(self, conn: socket.socket, addr: tuple[str, int], target: str) -> bool:
         host, _, port_text = target.rpartition(":")
-        if not host or not port_text.isdigit():
+        # Digits only, in range: socket.create_connection would take 65536 + N as N.
+        if not host or not port_text.isascii() or not port_text.isdigit():
             _reply(conn, 400, "Bad Request", "400 Bad Request: CONNECT needs host:port")
             return False
         port = int(port_text)
+        if not 0 < port <= 65535:
+            _reply(conn, 400, "Bad Request", f"400 Bad Request: port out of range: {port_text}")
+            return False
         scheme = self.hosts.scheme(host, port)
         if scheme == "https":
             conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -266,8 +304,21 @@ class DiscoveryFront:
                 f"only {served}; add the URL to etcd_discovery_hosts to serve it",
             )
             return False
+        if not self.relays:
+            self._refuse_relay(conn, host, port)
+            return False
         self._tunnel(conn, canonical_name(host), port, b"", established=True)
         return False
+
+    def _refuse_relay(self, conn: socket.socket, host: str, port: int) -> None:
+        _reply(
+            conn,
+            403,
+            "Forbidden",
+            f"etcd discovery fake: the front listens on {self.host}, beyond loopback, so it "
+            f"relays nothing but the discovery hosts ({', '.join(self.hosts.urls)}); not "
+            f"{host}:{port}",
+        )
 
     def server_address(self) -> tuple[str, int]:
         return self.server.host, self.server.port
