@@ -7,6 +7,7 @@ another language sends them.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pytest_etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery._etcd_discovery import V04_TTL
 from pytest_etcd_discovery._real.cluster import etcd_member_id
 from pytest_etcd_discovery._service.app import DiscoveryApp
-from pytest_etcd_discovery._service.control import ControlApp
+from pytest_etcd_discovery._service.control import MAX_BODY, ControlApp
 from pytest_etcd_discovery._service.discovery import seeded_token_source
 from pytest_etcd_discovery._v2store.clock import NS_PER_S, ControllableClock
 from pytest_etcd_discovery._v2store.store import MAX_REAPER_WAIT, reaper_wait
@@ -277,9 +278,22 @@ def test_a_state_over_10_mib_round_trips(control: Control, etcd_discovery: EtcdD
     put = control.session.put(f"{control.url}/_fake/state", data=reply.content, timeout=WAIT)
     assert (put.status_code, put.json()) == (200, {"index": state["store"]["index"]})
     assert control.ok("GET", "state") == state
-    # The discovery routes keep Go's limit: a body over 10 MiB is still refused there.
-    big = requests.put(f"{url}/m3", data={"value": "x" * (11 << 20)}, timeout=WAIT)
-    assert big.status_code == 400
+    # (The discovery routes keep Go's 10 MiB: test_gohttp's "POST too large".)
+
+
+def test_the_control_apis_own_limit_is_in_force_on_the_live_server(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    # Only the head is sent: the answer comes from the Content-Length alone.
+    host, port = etcd_discovery.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        sock.sendall(
+            b"PUT /_fake/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1)
+        )
+        head = sock.makefile("rb").readline()
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert control.ok("GET", "tokens")["tokens"] == []
 
 
 def test_a_store_refuses_an_expiry_past_int64_and_changes_nothing() -> None:
