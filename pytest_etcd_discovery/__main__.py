@@ -3,7 +3,8 @@
 Prints its base URL as one line on stdout once it accepts connections, so a
 script or a test in another language can read it and go; SIGINT, SIGTERM or SIGHUP stop
 it cleanly (the state is saved, the test CA's folder removed).
-The control API (:mod:`._service.control`) answers under ``/_fake/`` unless ``--no-control``.
+The control API (:mod:`._service.control`) answers under ``/_fake/`` unless ``--no-control``
+(``--control-token`` makes it ask for a bearer token; a non-loopback ``--host`` warns).
 With ``--env-file PATH`` it also starts the TLS + proxy front and, once that accepts
 connections too, writes the environment a child process needs to reach the fake at
 ``https://discovery.etcd.io`` (``KEY=VALUE`` lines: ``set -a; . PATH; set +a``).
@@ -12,7 +13,6 @@ connections too, writes the environment a child process needs to reach the fake 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import shlex
@@ -24,10 +24,11 @@ from pathlib import Path
 from types import FrameType
 
 from ._service.app import DiscoveryApp
-from ._service.control import ControlError, check_state
+from ._service.control import ControlError, check_state, check_token
 from ._service.faults import FaultError, load_plan
 from ._service.profiles import PROFILES
 from ._stack import FakeStack
+from ._transport.hosts import is_loopback
 from ._transport.server import ServerError
 from ._urls import URLError
 
@@ -48,12 +49,25 @@ def _url(text: str) -> str:
     return text
 
 
+def _token(text: str) -> str:
+    try:
+        return check_token(text)
+    except ControlError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="etcd-discovery-fake",
         description="Run the fake etcd discovery service (discovery.etcd.io) on loopback.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1); anything but loopback lets every client "
+        "that reaches it use the control API (reset the store, overwrite the state, inject "
+        "faults): a warning says so; see --control-token and --no-control",
+    )
     parser.add_argument(
         "--port", type=_port, default=8087, help="port to bind; 0 picks a free one (default 8087)"
     )
@@ -94,13 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--state",
         metavar="FILE",
         default=None,
-        help="load the state from FILE at start (if it exists) and write it there at a clean "
-        "stop (SIGINT/SIGTERM); the same JSON as GET /_fake/state",
+        help="load the state from FILE at start (if it exists and is not empty) and write it "
+        "there at a clean stop (SIGINT/SIGTERM); the same JSON as GET /_fake/state",
     )
     parser.add_argument(
         "--no-control",
         action="store_true",
         help="no control API: /_fake/ answers 404 like the real services",
+    )
+    parser.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        type=_token,
+        default=None,
+        help="every control API request needs 'Authorization: Bearer TOKEN' (else 401); open "
+        "the dashboard once as /_fake/?token=TOKEN. For a fake exposed on purpose (--host); "
+        "the token travels in clear text over HTTP and shows in the process list",
     )
     parser.add_argument(
         "--env-file",
@@ -123,23 +146,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve beyond this machine
+def _check_state_dir(path: Path) -> None:
+    """Fail at start, not at the stop (when the state would be lost), if the state file's
+    directory cannot take it."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise ControlError(f"cannot write state {path}: no directory {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ControlError(f"cannot write state {path}: directory {folder} is not writable")
 
 
 def _load_state(app: DiscoveryApp, path: Path) -> None:
-    """Restore ``app`` from a state file; a missing file is a first run (empty state)."""
+    """Restore ``app`` from a state file; a missing or empty file (what ``mktemp`` makes)
+    is a first run (empty state)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return
+    except UnicodeDecodeError as exc:
+        raise ControlError(
+            f"cannot parse state {path}: not UTF-8 text (byte {exc.start})"
+        ) from None
     except OSError as exc:
         raise ControlError(f"cannot read state {path}: {exc.strerror or exc}") from None
+    if not text.strip():
+        return
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -169,10 +200,22 @@ def write_env_file(path: str, values: dict[str, str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.keys_api and not _is_loopback(args.host):
+    if args.keys_api and not is_loopback(args.host):
         print(
             f"etcd-discovery-fake: warning: --keys-api on {args.host}: any client that can "
             "reach it can list and delete every token through /v2/keys",
+            file=sys.stderr,
+        )
+    if not args.no_control and not is_loopback(args.host):
+        guard = (
+            "it asks for --control-token, which travels in clear text"
+            if args.control_token is not None
+            else "give --control-token TOKEN to require a token, or --no-control"
+        )
+        print(
+            f"etcd-discovery-fake: warning: listening on {args.host}: any client that can "
+            "reach it can use the control API at /_fake/ to reset the store, overwrite the "
+            f"state and inject faults ({guard})",
             file=sys.stderr,
         )
     try:
@@ -188,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_calls=10_000,
             seed=args.seed,
             hosts_what="--host-url",
+            control_token=args.control_token,
         )
     except URLError as exc:
         print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
@@ -196,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = Path(args.state) if args.state is not None else None
     if state is not None:
         try:
+            _check_state_dir(state)
             _load_state(app, state)
         except ControlError as exc:
             print(f"etcd-discovery-fake: error: {exc.message}", file=sys.stderr)

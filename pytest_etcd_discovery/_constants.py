@@ -51,6 +51,11 @@ TRANSPORT_LIVE = "live"
 TRANSPORT_INPROCESS = "inprocess"
 TRANSPORT_FIXTURE = "fixture"
 
+#: A WSGI environ key the live server sets on requests with a body: a callable that lets
+#: the application read up to N bytes of it (the control API takes bigger bodies than the
+#: discovery routes' Go-faithful 10 MiB).
+RAISE_BODY_LIMIT = "pytest_etcd_discovery.raise_body_limit"
+
 #: The TTL etcd 0.4 put on its registration (7 days); it heartbeats every 21 hours.
 V04_TTL = 604800
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._constants import PROFILE_ETCD_V2, PROFILE_NAMES
 from ._urls import discovery_hosts
@@ -73,6 +74,8 @@ class FakeStack:
     :param max_calls: bound the journal (a long-running server).
     :param seed: hand out the same tokens in the same order (the command's ``--seed``).
     :param frozen: start with the shared clock frozen.
+    :param control_token: when set, every control API request needs
+        ``Authorization: Bearer TOKEN`` (the command's ``--control-token``).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class FakeStack:
         seed: int | None = None,
         frozen: bool = False,
         hosts_what: str = "hosts",
+        control_token: str | None = None,
     ) -> None:
         from ._service.app import DiscoveryApp
         from ._service.control import ControlApp
@@ -110,8 +114,17 @@ class FakeStack:
             clock=self.clock,
         )
         self.keys_api = keys_api
+        # The control API answers for the address it listens on and the discovery hosts
+        # it serves (through the front) besides loopback names.
+        control_app = ControlApp(
+            app,
+            enabled=control,
+            seed=seed,
+            token=control_token,
+            hosts=(listen_host, *(urlsplit(h).hostname or "" for h in self.hosts)),
+        )
         self.server: DiscoveryServer = DiscoveryServer(
-            listen_host, port, app=app, wsgi_app=ControlApp(app, enabled=control, seed=seed)
+            listen_host, port, app=app, wsgi_app=control_app
         )
         self._front: DiscoveryFront | None = None
         self._lock = threading.Lock()

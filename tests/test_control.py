@@ -7,6 +7,7 @@ another language sends them.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +24,10 @@ from pytest_etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery._etcd_discovery import V04_TTL
 from pytest_etcd_discovery._real.cluster import etcd_member_id
 from pytest_etcd_discovery._service.app import DiscoveryApp
-from pytest_etcd_discovery._service.control import ControlApp
+from pytest_etcd_discovery._service.control import MAX_BODY, ControlApp
 from pytest_etcd_discovery._service.discovery import seeded_token_source
-from pytest_etcd_discovery._v2store.clock import ControllableClock
+from pytest_etcd_discovery._v2store.clock import NS_PER_S, ControllableClock
+from pytest_etcd_discovery._v2store.store import MAX_REAPER_WAIT, reaper_wait
 
 WAIT = 10.0
 
@@ -260,7 +262,59 @@ def test_state_round_trip(control: Control, etcd_discovery: EtcdDiscovery) -> No
     assert control.ok("GET", "state") == state
 
 
-# -- faults and the journal ---------------------------------------------------------------
+def test_a_state_over_10_mib_round_trips(control: Control, etcd_discovery: EtcdDiscovery) -> None:
+    # Two 6 MB registrations (each within Go's 10 MiB form limit) make a state of over
+    # 24 MB (each value is in the tree and in the history): the live server must give
+    # the control API more than the discovery routes' 10 MiB + 1 byte.
+    url = control.ok("POST", "tokens", {"size": 2})["url"]
+    for name in ("m1", "m2"):
+        value = name + "=http://10.0.0.1:2380," + "x" * 6_000_000
+        put = requests.put(f"{url}/{name}", data={"value": value}, timeout=WAIT)
+        assert put.status_code == 201, put.text[:200]
+    reply = control.session.get(f"{control.url}/_fake/state", timeout=WAIT)
+    assert len(reply.content) > 24_000_000
+    state = reply.json()
+    control.ok("POST", "reset")
+    put = control.session.put(f"{control.url}/_fake/state", data=reply.content, timeout=WAIT)
+    assert (put.status_code, put.json()) == (200, {"index": state["store"]["index"]})
+    assert control.ok("GET", "state") == state
+    # (The discovery routes keep Go's 10 MiB: test_gohttp's "POST too large".)
+
+
+def test_the_control_apis_own_limit_is_in_force_on_the_live_server(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    # Only the head is sent: the answer comes from the Content-Length alone.
+    host, port = etcd_discovery.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        sock.sendall(
+            b"PUT /_fake/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1)
+        )
+        head = sock.makefile("rb").readline()
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert control.ok("GET", "tokens")["tokens"] == []
+
+
+def test_a_store_refuses_an_expiry_past_int64_and_changes_nothing() -> None:
+    app = DiscoveryApp(clock=ControllableClock(START, frozen=True))
+    token = app.new_token(3)
+    before = app.store.snapshot()
+    bad = json.loads(_one_key_state(2**63))["store"]
+    with pytest.raises(ValueError, match="expireNs"):
+        app.store.restore(bad)
+    assert app.store.snapshot() == before
+    assert app.token_names() == [token]
+    app.store.close()
+
+
+def test_the_expiry_thread_never_sleeps_past_what_a_lock_takes() -> None:
+    # Python's lock timeouts end at threading.TIMEOUT_MAX (~292 years): a longer sleep
+    # raised OverflowError and killed the expiry thread.
+    assert reaper_wait(2**63 - 1, 0) <= threading.TIMEOUT_MAX
+    assert reaper_wait(2**63 - 1, 0) == MAX_REAPER_WAIT
+    assert reaper_wait(5 * NS_PER_S, 2 * NS_PER_S) == 3.0
+    assert reaper_wait(1, 2) == 0.0
 
 
 def test_a_fault_rule_over_http(control: Control, etcd_discovery: EtcdDiscovery) -> None:
@@ -311,6 +365,27 @@ def test_calls_since_and_limit(control: Control, etcd_discovery: EtcdDiscovery) 
     )
 
 
+def test_paging_with_since_and_limit_skips_nothing(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    for n in range(11):
+        requests.get(f"{etcd_discovery.url}/robots.txt?n={n}", timeout=WAIT)
+    first = control.ok("GET", "calls?since=0&limit=3")
+    assert [c["number"] for c in first["calls"]] == [0, 1, 2]
+    assert first["next"] == 3
+    # Following `next` page by page reads every call once, in order.
+    seen, since = [], 0
+    while True:
+        page = control.ok("GET", f"calls?since={since}&limit=3")
+        if not page["calls"]:
+            break
+        seen.extend(c["query"] for c in page["calls"])
+        since = page["next"]
+    assert seen == [f"n={n}" for n in range(11)]
+    assert since == 11
+    assert control.ok("GET", "calls?since=4&limit=0") == {"calls": [], "next": 4}
+
+
 def test_call_numbers_survive_trimming() -> None:
     app = DiscoveryApp(max_calls=3)
     client = Client(ControlApp(app))
@@ -326,6 +401,15 @@ def test_call_numbers_survive_trimming() -> None:
 
 
 # -- bad input ---------------------------------------------------------------------------
+
+
+def _one_key_state(expire_ns: int) -> str:
+    """A state of one key ``/k`` that expires at ``expire_ns``."""
+    key = {"path": "/k", "createdIndex": 1, "modifiedIndex": 1, "value": "v"}
+    root = {"path": "/", "createdIndex": 0, "modifiedIndex": 0, "children": [key]}
+    key["expireNs"] = expire_ns
+    return json.dumps({"store": {"index": 1, "root": root, "history": []}})
+
 
 BAD = [
     ("POST", "clock/advance", '{"seconds": -1}', "seconds must be >= 0"),
@@ -391,6 +475,12 @@ BAD = [
     ),
     ("PUT", "state", "[" * 5000 + "]" * 5000, "nested too deeply"),
     ("POST", "clock/advance", '{"seconds": 1e300}', "seconds too large"),
+    # Python reads 1e400 as inf: the message says the number is out of range.
+    ("POST", "clock/advance", '{"seconds": 1e400}', "number out of range: 1e400"),
+    ("POST", "faults", '{"delay": -1e999}', "number out of range: -1e999"),
+    # etcd keeps an expiry as int64 nanoseconds: 2^63 and beyond are no instant.
+    ("PUT", "state", _one_key_state(2**63), "/k expireNs out of range"),
+    ("PUT", "state", _one_key_state(10**20), "/k expireNs out of range"),
     ("POST", "clock/advance", '{"seconds": 1000000000000}', "the clock would pass 2262-04-11"),
     ("POST", "tokens", '{"size": 18446744073709551616}', "size out of range"),
     ("POST", "tokens", '{"members": 1001}', "at most 1000 members"),

@@ -35,6 +35,30 @@ RESERVED = [
 AROUND = [("GET", "/_fake"), ("GET", "/_fake/../new"), ("GET", "/_fakes/state")]
 
 
+#: A state whose one key expires past int64 nanoseconds (2^63): no instant etcd has.
+_FAR_STATE = json.dumps(
+    {
+        "store": {
+            "index": 1,
+            "root": {
+                "path": "/",
+                "createdIndex": 0,
+                "modifiedIndex": 0,
+                "children": [
+                    {
+                        "path": "/k",
+                        "createdIndex": 1,
+                        "modifiedIndex": 1,
+                        "value": "v",
+                        "expireNs": 2**63,
+                    }
+                ],
+            },
+        }
+    }
+)
+
+
 @pytest.fixture
 def run() -> Iterator[Callable[..., Fake]]:
     """Start the command with arguments; every process is killed after the test."""
@@ -143,6 +167,7 @@ def test_state_is_written_at_a_clean_stop_and_loaded_at_start(
         ("{not json", "cannot parse state"),
         ('{"store": {"index": "x"}}', "store.index must be an integer"),
         ("[]", 'a state is {"store": ...}'),
+        (_FAR_STATE, "expireNs out of range"),
     ],
 )
 def test_a_bad_state_file_is_one_error_line(
@@ -154,3 +179,104 @@ def test_a_bad_state_file_is_one_error_line(
     assert code == 2
     assert_one_error_line(stderr, expected)
     assert state.read_text() == content  # left as it was
+
+
+def test_a_state_file_that_is_not_utf8_is_one_error_line(
+    run: Callable[..., Fake], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b'{"store": "\xff\xfe"}')
+    code, stderr = run("--port", "0", "--state", str(state)).finish()
+    assert code == 2
+    assert_one_error_line(stderr, "not UTF-8")
+    assert state.read_bytes() == b'{"store": "\xff\xfe"}'
+
+
+@pytest.mark.parametrize("content", ["", "\n", "  \n\n"])
+def test_an_empty_state_file_is_a_first_run(
+    run: Callable[..., Fake], tmp_path: Path, content: str
+) -> None:
+    # What `STATE=$(mktemp)` hands a script: an empty file.
+    state = tmp_path / "state.json"
+    state.write_text(content)
+    fake = run("--port", "0", "--state", str(state))
+    url = fake.url()
+    assert requests.get(f"{url}/_fake/tokens", timeout=WAIT).json()["tokens"] == []
+    requests.get(f"{url}/new", timeout=WAIT)
+    assert fake.stop() == 0
+    assert json.loads(state.read_text())["store"]["index"] == 1
+
+
+def test_a_state_file_in_a_missing_directory_fails_at_start(
+    run: Callable[..., Fake], tmp_path: Path
+) -> None:
+    state = tmp_path / "no-such-dir" / "state.json"
+    code, stderr = run("--port", "0", "--state", str(state)).finish()
+    assert code == 2
+    assert_one_error_line(stderr, "no directory")
+    assert not state.parent.exists()
+
+
+def test_a_control_token_from_the_command_line(run: Callable[..., Fake]) -> None:
+    fake = run("--port", "0", "--control-token", "s3cret")
+    url = fake.url()
+    refused = requests.post(f"{url}/_fake/reset", timeout=WAIT)
+    assert refused.status_code == 401
+    assert "Bearer" in refused.json()["message"]
+    auth = {"Authorization": "Bearer s3cret"}
+    assert requests.post(f"{url}/_fake/reset", headers=auth, timeout=WAIT).status_code == 200
+    # The service itself needs no token.
+    assert requests.get(f"{url}/new", timeout=WAIT).status_code == 200
+    assert fake.stop() == 0
+
+
+@pytest.mark.parametrize("token", ["", "two words"])
+def test_a_bad_control_token_is_a_usage_error(run: Callable[..., Fake], token: str) -> None:
+    code, stderr = run("--port", "0", "--control-token", token).finish()
+    assert code == 2
+    assert_one_error_line(stderr, "visible ASCII")
+
+
+# A wildcard bind is not made here (tests bind loopback only): a fault plan that cannot be
+# read stops the command after the warning and before it listens.
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "box.example"])
+def test_a_non_loopback_host_warns_about_the_control_api(
+    run: Callable[..., Fake], tmp_path: Path, host: str
+) -> None:
+    missing = str(tmp_path / "no-faults.toml")
+    code, stderr = run("--host", host, "--port", "0", "--faults", missing).finish()
+    assert code == 2
+    (warning,) = [line for line in stderr.splitlines() if "warning:" in line]
+    assert warning.startswith(f"etcd-discovery-fake: warning: listening on {host}:")
+    for power in ("reset the store", "overwrite the state", "inject faults", "--control-token"):
+        assert power in warning
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--host", "127.0.0.1"],
+        ["--host", "localhost"],
+        ["--host", "::1"],
+        ["--host", "0.0.0.0", "--no-control"],
+    ],
+)
+def test_no_warning_on_loopback_or_without_the_control_api(
+    run: Callable[..., Fake], tmp_path: Path, args: list[str]
+) -> None:
+    missing = str(tmp_path / "no-faults.toml")
+    code, stderr = run(*args, "--port", "0", "--faults", missing).finish()
+    assert code == 2
+    assert "warning:" not in stderr
+
+
+def test_a_wildcard_bind_is_named_by_a_loopback_url() -> None:
+    from pytest_etcd_discovery._transport.server import connect_host, url_host
+
+    assert (url_host("0.0.0.0"), url_host("::"), url_host("")) == (
+        "127.0.0.1",
+        "[::1]",
+        "127.0.0.1",
+    )
+    assert (connect_host("::"), connect_host("::1"), url_host("::1")) == ("::1", "::1", "[::1]")
+    assert url_host("192.0.2.1") == "192.0.2.1"

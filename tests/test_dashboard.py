@@ -149,3 +149,32 @@ def test_the_dashboard_shows_the_fake_and_drives_its_clock(
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"dashboard screenshot: {shot}")
+
+
+def test_the_dashboard_carries_a_control_token(browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+
+    from pytest_etcd_discovery._stack import FakeStack
+
+    stack = FakeStack(control_token="dash-T0ken").start()
+    try:
+        base = stack.url
+        auth = {"Authorization": "Bearer dash-T0ken"}
+        token = requests.post(f"{base}/_fake/tokens", headers=auth, timeout=WAIT).json()["token"]
+        # Without the token the page loads (static files) but the API answers 401: it says so.
+        browser.get(f"{base}/_fake/")
+        _shows("the 401", lambda: "Bearer TOKEN" in _text(browser, "#status"))
+        # Given once in the URL: kept for the tab, out of the address bar, sent as a header.
+        browser.get(f"{base}/_fake/?token=dash-T0ken")
+        row = f'tr.token[data-token="{token}"]'
+        _shows("the token's fake", lambda: token in _text(browser, row))
+        assert "token=" not in browser.current_url
+        browser.refresh()  # a reload keeps working
+        _shows("the fake again", lambda: token in _text(browser, row))
+        # Its actions carry the token too (and pass the Origin check).
+        _shows("a running clock", lambda: _text(browser, "#clock-state") == "running")
+        browser.find_element(By.ID, "freeze").click()
+        _shows("a frozen clock", lambda: _text(browser, "#clock-state") == "frozen")
+        assert stack.clock.frozen
+    finally:
+        assert stack.close() == []

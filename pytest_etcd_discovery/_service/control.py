@@ -10,10 +10,21 @@ prefix cannot shadow anything a client of the real service uses.
 
 Every answer is JSON (errors too: ``{"message": ...}``); bad input answers 400 and changes
 nothing.  ``GET /_fake/`` is the dashboard, a page that polls these endpoints.
+
+**Who may ask.**  The API can reset the store, overwrite the state and inject faults, so a
+browser page on another site must not reach it: a request whose ``Host`` is not a loopback
+name or address, the configured host or the public URL's host answers 403 (DNS
+rebinding), and so does a state-changing request (POST, PUT, DELETE, PATCH) whose
+``Origin`` is not the fake's own (a cross-site form or fetch).  With a ``token``, every API
+request also needs ``Authorization: Bearer TOKEN`` (401 otherwise); the dashboard's own
+files (the page, its script and style: static, no data) do not, and the page sends the
+token it is given once as ``/_fake/?token=TOKEN``.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import math
 import re
@@ -21,12 +32,13 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .._constants import TRANSPORT_FIXTURE, V04_TTL
+from .._constants import RAISE_BODY_LIMIT, TRANSPORT_FIXTURE, V04_TTL
 from .._errors import Error
 from .._etcd_rules import (
     STYLE_V04,
@@ -58,12 +70,17 @@ if TYPE_CHECKING:
 
     from .faults import FaultPlan, FaultRule
 
-__all__ = ["PREFIX", "ControlApp", "ControlError", "check_state"]
+__all__ = ["MAX_BODY", "PREFIX", "ControlApp", "ControlError", "check_state", "check_token"]
 
 #: The reserved path prefix; neither real service routes it.
 PREFIX = "/_fake/"
 #: Go's last representable instant as int64 nanoseconds (2262-04-11), in seconds.
 _LAST_INSTANT = (2**63 - 1) // NS_PER_S
+#: Methods that change the fake: refused from another origin.
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+#: Wildcard bind addresses: the fake answers on every address of the machine.
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 #: What a snapshot's history events may be.
 _EVENT_ACTIONS = (SET, CREATE, UPDATE, DELETE, COMPARE_AND_SWAP, COMPARE_AND_DELETE, EXPIRE)
 _STATIC = {
@@ -101,9 +118,12 @@ class ControlError(Error):
         self.status = status
 
 
+#: The biggest body the control API reads (a snapshot of a big store is tens of MiB).
+MAX_BODY = 64 * 1024 * 1024
+
+
 class _ControlRequest(Request):
-    # A snapshot of a big store is a few MiB; anything far beyond is not ours.
-    max_content_length = 64 * 1024 * 1024
+    max_content_length = MAX_BODY
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -121,6 +141,14 @@ def _reject_constant(name: str) -> Any:
     raise ControlError(f"invalid JSON: {name} is not a number JSON allows")
 
 
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        # Python reads 1e400 as inf: say what is wrong with the number the client sent.
+        raise ControlError(f"number out of range: {text} is beyond a 64-bit float")
+    return value
+
+
 def _body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
     """The request body as a JSON object; an empty body is ``{}`` when ``empty_ok``."""
     raw = request.get_data(cache=True)
@@ -129,7 +157,7 @@ def _body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
             return {}
         raise ControlError("a JSON object body is required")
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_float)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ControlError(f"invalid JSON: {exc}") from None
     except RecursionError:
@@ -173,12 +201,31 @@ class ControlApp:
         services' 404 (``--no-control``).
     :param seed: make ``app`` hand out the same tokens in the same order on every run
         (and again after ``POST /_fake/reset``).
+    :param token: when set, every API request needs ``Authorization: Bearer TOKEN``
+        (the command's ``--control-token``).
+    :param hosts: ``Host`` names (or addresses) the API answers besides loopback ones and
+        the public URL's host: the address it listens on, the discovery hosts it serves;
+        a wildcard address (``0.0.0.0``, ``::``) admits every IP address.
     """
 
-    def __init__(self, app: DiscoveryApp, *, enabled: bool = True, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        app: DiscoveryApp,
+        *,
+        enabled: bool = True,
+        seed: int | None = None,
+        token: str | None = None,
+        hosts: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.enabled = enabled
         self.seed = seed
+        if token is not None:
+            check_token(token)
+        self.token = token
+        names = {_bare(h) for h in hosts}
+        self._any_ip = bool(names & _WILDCARDS)
+        self._hosts = names - _WILDCARDS
         if seed is not None:
             app.token_source = seeded_token_source(seed)
 
@@ -187,16 +234,29 @@ class ControlApp:
         # An unclean path (/_fake/../new) is the discovery app's: Go's mux redirects it.
         if not (self.enabled and path.startswith(PREFIX) and go_clean_path(path) == path):
             return self.app(environ, start_response)
+        # The live server gives an application 10 MiB + 1 of a body (Go's form limit, right
+        # for the discovery routes); a snapshot may be bigger: our own limit is the one here.
+        raise_limit = environ.get(RAISE_BODY_LIMIT)
+        if callable(raise_limit):
+            raise_limit(MAX_BODY + 1)  # one more byte: werkzeug tells "too large" by it
         return self.respond(_ControlRequest(environ))(environ, start_response)
 
     def respond(self, request: Request) -> Response:
         """The control API's answer to ``request`` (a path under :data:`PREFIX`)."""
         try:
+            self._check_host(request)
+            self._check_origin(request)
+            # Unknown paths too: without the token, not even the route map shows.
+            if not _is_dashboard_file(request):
+                self._check_token(request)
             endpoint, args = CONTROL_MAP.bind("fake").match(request.path, request.method)
             handler: Callable[..., Response] = getattr(self, f"on_{endpoint}")
             return handler(request, **args)
         except ControlError as exc:
-            return _error(exc.message, exc.status)
+            resp = _error(exc.message, exc.status)
+            if exc.status == 401:
+                resp.headers["WWW-Authenticate"] = 'Bearer realm="etcd-discovery-fake"'
+            return resp
         except MethodNotAllowed as exc:
             resp = _error(f"{request.method} is not allowed on {request.path}", 405)
             resp.headers["Allow"] = ", ".join(exc.valid_methods or ())
@@ -205,6 +265,69 @@ class ControlApp:
             return _error(f"no control endpoint {request.path}", 404)
         except HTTPException as exc:  # a body over max_content_length, ...
             return _error(exc.description or exc.name, exc.code or 400)
+
+    # -- who may ask -----------------------------------------------------------------------
+
+    def _check_host(self, request: Request) -> None:
+        """403 unless ``Host`` names this machine: a page on another site that rebinds its
+        own name to 127.0.0.1 sends its own name."""
+        raw = request.environ.get("HTTP_HOST")
+        if raw is None:
+            return  # HTTP/1.0 without Host: no browser sends that
+        name, _ = _split_host(raw)
+        if name is not None and self._host_allowed(name):
+            return
+        raise ControlError(
+            f"the control API does not answer for Host {raw!r}: use a loopback address "
+            "(127.0.0.1, [::1], localhost) or the host the fake was started with",
+            403,
+        )
+
+    def _host_allowed(self, name: str) -> bool:
+        if name == "localhost" or name.endswith(".localhost") or name in self._hosts:
+            return True
+        public = urlsplit(self.app.public_url or "").hostname
+        if public is not None and name == _bare(public):
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        # An IP address cannot be rebound; a wildcard bind answers on all of this machine's.
+        return address.is_loopback or self._any_ip
+
+    def _check_origin(self, request: Request) -> None:
+        """403 for a state-changing request sent by a page of another origin (a form or
+        fetch from another site carries its own ``Origin``)."""
+        if request.method not in _UNSAFE_METHODS:
+            return
+        origin = request.headers.get("Origin")
+        if origin is None:
+            # No Origin (curl, a test suite): only a browser's cross-site mark refuses it.
+            if request.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site"):
+                raise ControlError("cross-site requests may not change the fake", 403)
+            return
+        if not _same_origin(origin, request.scheme, request.environ.get("HTTP_HOST", "")):
+            raise ControlError(
+                f"Origin {origin!r} may not change the fake: only its own pages may", 403
+            )
+
+    def _check_token(self, request: Request) -> None:
+        if self.token is None:
+            return
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        # Constant-time: the answer must not tell how much of a guess was right.
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode("utf-8", "surrogateescape"), self.token.encode("utf-8")
+        ):
+            return
+        what = "a wrong token" if given else "no token"
+        raise ControlError(
+            f"this fake's control API needs 'Authorization: Bearer TOKEN' (got {what}); "
+            "the dashboard takes it once as /_fake/?token=TOKEN",
+            401,
+        )
 
     # -- the dashboard ---------------------------------------------------------------------
 
@@ -353,18 +476,25 @@ class ControlApp:
 
     def on_calls(self, request: Request) -> Response:
         _only(request.args, {"since", "limit"}, "query")
-        since = _query_int(request, "since", 0) or 0 or 0
+        paging = "since" in request.args
+        since = _query_int(request, "since", 0) or 0
         limit = _query_int(request, "limit", None)
         following, calls = self.app.journal.since(since)
         first = following - len(calls)
-        views = [
-            _call_view(first + i, call)
+        numbered = [
+            (first + i, call)
             for i, call in enumerate(calls)
             if call.transport != TRANSPORT_FIXTURE  # the fixture's own seeding calls
         ]
-        if limit is not None:
-            views = views[-limit:] if limit else []
-        return _json({"calls": views, "next": following})
+        if limit is not None and len(numbered) > limit:
+            if paging:
+                # Paging: the first `limit` from `since` on, and `next` right after them,
+                # so that following `next` skips nothing.
+                numbered = numbered[:limit]
+                following = numbered[-1][0] + 1 if numbered else since
+            else:
+                numbered = numbered[len(numbered) - limit :]  # no `since`: the latest ones
+        return _json({"calls": [_call_view(n, c) for n, c in numbered], "next": following})
 
 
 def _query_int(request: Request, name: str, default: int | None) -> int | None:
@@ -374,6 +504,53 @@ def _query_int(request: Request, name: str, default: int | None) -> int | None:
     if not (raw.isascii() and raw.isdigit()):
         raise ControlError(f"{name} must be a whole number >= 0, got {raw!r}")
     return int(raw)
+
+
+def _is_dashboard_file(request: Request) -> bool:
+    """The dashboard's page, script or style: static files of the package, no data in
+    them, so no token is needed (a browser cannot send one when it opens a page)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    return request.path == PREFIX or request.path.startswith(f"{PREFIX}static/")
+
+
+def check_token(token: str) -> str:
+    """``token`` if it can travel in an ``Authorization`` header (visible ASCII)."""
+    if not isinstance(token, str) or not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise ControlError("a control token is one or more visible ASCII characters, no blanks")
+    return token
+
+
+def _bare(host: str) -> str:
+    """A host name or address as compared: lower case, no brackets, no final dot."""
+    return host.strip().lower().strip("[]").rstrip(".")
+
+
+def _split_host(value: str) -> tuple[str | None, int | None]:
+    """``Host`` as (name, port); (None, None) when it cannot be read."""
+    value = value.strip().lower()
+    try:
+        parts = urlsplit(f"//{value}")
+        port = parts.port
+    except ValueError:
+        return None, None
+    if parts.hostname is None or parts.path or parts.username is not None:
+        return None, None
+    return _bare(parts.hostname), port
+
+
+def _same_origin(origin: str, scheme: str, host: str) -> bool:
+    """Whether ``origin`` is ``scheme://host`` (default ports made explicit)."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+        origin_port = parts.port
+    except ValueError:
+        return False  # "null" (a sandboxed or file: page) lands here or below
+    if parts.scheme != scheme or parts.hostname is None:
+        return False
+    name, port = _split_host(host)
+    default = _DEFAULT_PORTS.get(scheme)
+    return _bare(parts.hostname) == name and (origin_port or default) == (port or default)
 
 
 def _asset(name: str) -> bytes:
@@ -557,7 +734,12 @@ def _check_snapshot(snapshot: Any) -> None:
         _int(node.get("createdIndex"), f"{path} createdIndex", 0)
         _int(node.get("modifiedIndex"), f"{path} modifiedIndex", 0)
         if node.get("expireNs") is not None:
-            _int(node["expireNs"], f"{path} expireNs", 0)
+            expire = _int(node["expireNs"], f"{path} expireNs", 0)
+            if expire >= 2**63:
+                # etcd keeps an expiry as int64 nanoseconds: it ends in April 2262.
+                raise ControlError(
+                    f"{path} expireNs out of range: {expire} (at most 2^63-1, int64 nanoseconds)"
+                )
         if "children" in node:
             if "value" in node or not isinstance(node["children"], list):
                 raise ControlError(f"{path}: a directory has a children list and no value")

@@ -53,6 +53,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote_to_bytes
 
+from .._constants import RAISE_BODY_LIMIT
 from .._errors import Error
 from .._service.app import GO_SUPPLIED_KEY
 
@@ -236,6 +237,11 @@ class RequestBody:
             self._ended = True
             return False
         return True
+
+    def raise_limit(self, limit: int) -> None:
+        """Let the application read up to ``limit`` bytes (never lowers the limit): the
+        control API's own routes take bigger bodies than the discovery routes."""
+        self._limit = max(self._limit, limit)
 
     def _break(self) -> None:
         self.broken = self._ended = True
@@ -588,6 +594,7 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
             )
             environ["wsgi.input"] = self._body
             environ["wsgi.input_terminated"] = True  # the stream ends where the body does
+            environ[RAISE_BODY_LIMIT] = self._body.raise_limit
         else:
             environ["wsgi.input"] = _EMPTY
         return environ, keep

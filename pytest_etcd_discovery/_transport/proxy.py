@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from .hosts import HostMap, canonical_name, is_loopback
-from .server import DiscoveryServer, ServerError
+from .server import DiscoveryServer, ServerError, connect_host, url_host
 from .tls import TestCA, session_ca
 
 __all__ = ["DiscoveryFront", "HostMap", "is_loopback"]
@@ -95,13 +95,12 @@ class DiscoveryFront:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.host, self.port
+        return connect_host(self.host), self.port
 
     @property
     def proxy_url(self) -> str:
         """``http://127.0.0.1:PORT``: what ``HTTPS_PROXY`` names."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"  # 0.0.0.0 is no address to reach
 
     @property
     def is_running(self) -> bool:
@@ -321,7 +320,7 @@ class DiscoveryFront:
         )
 
     def server_address(self) -> tuple[str, int]:
-        return self.server.host, self.server.port
+        return connect_host(self.server.host), self.server.port
 
     def _tunnel(
         self, conn: socket.socket, host: str, port: int, first: bytes, *, established: bool

@@ -29,7 +29,7 @@ from .gohttp import DEFAULT_MAX_BODY, GoHTTPHandler
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-__all__ = ["DiscoveryServer", "GoHTTPServer", "ServerError"]
+__all__ = ["DiscoveryServer", "GoHTTPServer", "ServerError", "connect_host", "url_host"]
 
 log = logging.getLogger("pytest_etcd_discovery")
 
@@ -38,6 +38,22 @@ _ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOM
 #: Go's accept backoff: 5 ms, doubling, at most 1 s.
 ACCEPT_BACKOFF_FIRST = 0.005
 ACCEPT_BACKOFF_MAX = 1.0
+
+
+def connect_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to ``host``: a wildcard bind
+    (``0.0.0.0``, ``::``) is no address to connect to, so its loopback address."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def url_host(host: str) -> str:
+    """:func:`connect_host` as a URL writes it (an IPv6 address in brackets)."""
+    host = connect_host(host)
+    return f"[{host}]" if ":" in host else host
 
 
 def listen_backlog() -> int:
@@ -265,9 +281,9 @@ class DiscoveryServer:
 
     @property
     def url(self) -> str:
-        """The base URL, ``http://127.0.0.1:PORT`` (no trailing slash)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        """The base URL, ``http://127.0.0.1:PORT`` (no trailing slash); on a wildcard bind
+        (``0.0.0.0``, ``::``) its loopback address, which a client can connect to."""
+        return f"http://{url_host(self.host)}:{self.port}"
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
         """Serve a connection accepted elsewhere (plain or TLS, say the TLS front's)

@@ -47,6 +47,17 @@ MIN_EXPIRE_NS = 946_684_800 * NS_PER_S  # 2000-01-01T00:00:00Z, etcd's minExpire
 #: etcd 3.4's leader proposes a SYNC every 500 ms while its v2 store has TTL keys
 #: (EtcdServer.SyncTicker); applying it runs DeleteExpiredKeys(the SYNC's time).
 SWEEP_INTERVAL_NS = 500_000_000
+#: The expiry thread's longest sleep: a far expiry (2262) is beyond what a lock's timeout
+#: takes (``threading.TIMEOUT_MAX``), so it wakes now and then and looks again.
+MAX_REAPER_WAIT = 3600.0
+#: etcd keeps an expiry as int64 nanoseconds.
+MAX_EXPIRE_NS = 2**63 - 1
+
+
+def reaper_wait(next_ns: int, now_ns: int) -> float:
+    """Seconds the expiry thread sleeps until ``next_ns``: never negative, never more
+    than :data:`MAX_REAPER_WAIT`."""
+    return min(max(next_ns - now_ns, 0) / NS_PER_S, MAX_REAPER_WAIT)
 
 
 def _wrap64(value: int) -> int:
@@ -423,7 +434,7 @@ class Store:
                 if nxt is None or frozen:
                     self._wakeup.wait()
                 else:
-                    self._wakeup.wait(max(nxt - now, 0) / NS_PER_S)
+                    self._wakeup.wait(reaper_wait(nxt, now))
 
     def close(self) -> None:
         """Stop the expiry thread and release every blocked watch (idempotent).
@@ -585,46 +596,61 @@ class Store:
             }
 
     def restore(self, data: dict[str, Any]) -> None:
-        """Replace the state with a :meth:`snapshot`; blocked watches are released."""
+        """Replace the state with a :meth:`snapshot`; blocked watches are released.
+
+        Everything is read before anything is replaced: a snapshot that fails to load
+        (a ``KeyError``, ``TypeError`` or ``ValueError``) leaves the store as it was.
+        """
         with self._lock:
+            index = int(data["index"])
+            ttl = TTLKeyHeap()
+            root = _load(data["root"], None, ttl)
+            events = [
+                Event(
+                    raw["action"],
+                    raw["node"],
+                    raw.get("prevNode"),
+                    int(raw.get("etcdIndex", 0)),
+                    bool(raw.get("refresh", False)),
+                )
+                for raw in data.get("history", [])
+            ]
             self.hub.close_all()
             self.hub = WatcherHub(self.hub.history.capacity)
             if self._closed:
                 self.hub.close_all()  # a stopped server's store takes no watches either
-            self._ttl = TTLKeyHeap()
-            self._index = int(data["index"])
-            self.root = self._load(data["root"], None)
-            for raw in data.get("history", []):
-                self.hub.add(
-                    Event(
-                        raw["action"],
-                        raw["node"],
-                        raw.get("prevNode"),
-                        int(raw.get("etcdIndex", 0)),
-                        bool(raw.get("refresh", False)),
-                    )
-                )
+            self._ttl, self._index, self.root = ttl, index, root
+            for event in events:
+                self.hub.add(event)
+            if len(ttl):
+                self._ensure_reaper()
             self._expire_due()
             self._wakeup.notify_all()
 
-    def _load(self, raw: dict[str, Any], parent: Node | None) -> Node:
-        node = Node(
-            raw["path"],
-            int(raw["createdIndex"]),
-            parent,
-            value=raw.get("value", ""),
-            is_dir="children" in raw,
-            expire_ns=raw.get("expireNs"),
-        )
-        node.modified_index = int(raw["modifiedIndex"])
-        if node.children is not None:
-            for child in raw["children"]:
-                loaded = self._load(child, node)
-                node.children[loaded.name] = loaded
-        if node.expire_ns is not None:
-            self._ttl.push(node)
-            self._ensure_reaper()
-        return node
+
+def _load(raw: dict[str, Any], parent: Node | None, ttl: TTLKeyHeap) -> Node:
+    """A snapshot's node and its subtree; keys with a TTL go into ``ttl``."""
+    expire_ns = raw.get("expireNs")
+    if expire_ns is not None and not (
+        isinstance(expire_ns, int) and 0 <= expire_ns <= MAX_EXPIRE_NS
+    ):
+        raise ValueError(f"{raw['path']}: expireNs {expire_ns!r} is not int64 nanoseconds")
+    node = Node(
+        raw["path"],
+        int(raw["createdIndex"]),
+        parent,
+        value=raw.get("value", ""),
+        is_dir="children" in raw,
+        expire_ns=expire_ns,
+    )
+    node.modified_index = int(raw["modifiedIndex"])
+    if node.children is not None:
+        for child in raw["children"]:
+            loaded = _load(child, node, ttl)
+            node.children[loaded.name] = loaded
+    if node.expire_ns is not None:
+        ttl.push(node)
+    return node
 
 
 def _deepest(node: Node) -> Node:

@@ -6,6 +6,23 @@ const POLL_MS = 1000;
 const CALLS_SHOWN = 25;
 let frozen = false;
 
+// A fake started with --control-token: the page is opened once as /_fake/?token=TOKEN.
+// The token is kept for this tab (sessionStorage, so a reload keeps working), taken out
+// of the address bar (no copy of it in a shared link or a screenshot) and sent as a
+// bearer header on every API request.
+const TOKEN_KEY = "etcd-discovery-fake-token";
+const controlToken = (() => {
+  const params = new URLSearchParams(location.search);
+  const given = params.get("token");
+  if (given !== null) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+})();
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
@@ -15,6 +32,7 @@ function el(tag, attrs, ...children) {
 
 async function api(path, method = "GET", body = undefined) {
   const init = { method, headers: { Accept: "application/json" } };
+  if (controlToken) init.headers.Authorization = "Bearer " + controlToken;
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
