@@ -178,6 +178,11 @@ CASES: list[tuple[str, bytes]] = [
     ("h2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
     ("http-2.0-version", b"GET /{T} HTTP/2.0\r\nHost: x\r\n\r\n"),
     ("missing-host", b"GET /{T} HTTP/1.1\r\n\r\n"),
+    ("non-ascii-host", b"GET /new HTTP/1.1\r\nHost: \xc3\xa9.example\r\n\r\n"),
+    ("high-byte-host", b"GET /{T} HTTP/1.1\r\nHost: \xff\r\nConnection: close\r\n\r\n"),
+    ("http-1.0-high-byte-host", b"GET /health HTTP/1.0\r\nHost: a\x80b\r\n\r\n"),
+    ("at-in-host", b"GET /new HTTP/1.1\r\nHost: user@x\r\n\r\n"),
+    ("non-ascii-url-host", req(b"GET http://\xc3\xa9.example/new HTTP/1.1")),
     ("header-without-colon", b"GET /{T} HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n"),
     ("bad-content-length", b"PUT /{T}/m HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
     (
@@ -386,3 +391,21 @@ def test_request_line_limit_is_go_header_limit(hostile_fake: DiscoveryServer) ->
     )
     assert (too_long.status, too_long.body) == (431, b"431 Request Header Fields Too Large")
     assert_healthy(hostile_fake.url)
+
+
+@pytest.mark.parametrize("host", [b"\xc3\xa9.example", b"\xff", b"a\x80b", b"user@x"])
+def test_a_host_header_go_refuses_gets_its_400(hostile_fake: DiscoveryServer, host: bytes) -> None:
+    """httpguts.ValidHostHeader is ASCII only (the real service answers these 400; the
+    fake answered 200 with the token URL ``http:/<token>``)."""
+    reply = send_raw(hostile_fake.url, b"GET /new HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert (reply.status, reply.reason) == (400, "Bad Request: malformed Host header")
+    assert reply.body == b"400 Bad Request: malformed Host header"
+    assert reply.headers["connection"] == "close"
+
+
+def test_a_non_ascii_url_host_hands_out_a_whole_url(hostile_fake: DiscoveryServer) -> None:
+    """Go takes the absolute URL's non-ASCII host; the token URL is then the fake's own
+    (as the real service always hands out its own), never ``http:/<token>``."""
+    reply = send_raw(hostile_fake.url, req(b"GET http://\xc3\xa9.example/new HTTP/1.1"))
+    assert reply.status == 200
+    assert re.fullmatch(rf"{re.escape(hostile_fake.url)}/[a-f0-9]{{32}}", reply.body.decode())
