@@ -8,9 +8,9 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
    together; beyond it ``431``). A malformed request line, method, version or header
    line, a bad ``%`` escape or a control byte in the target, a bad ``Content-Length``
    or two different ones, and more than one ``Host`` get Go's bare ``400 Bad Request``;
-   a missing, malformed or invalid ``Host``/header name/value get Go's ``400 Bad
-   Request: <reason>``; a version other than 1.x ``505``; a transfer coding other than
-   ``chunked`` ``501``. Then Go closes the connection.
+   a missing, malformed (non-ASCII included) or invalid ``Host``/header name/value get
+   Go's ``400 Bad Request: <reason>``; a version other than 1.x ``505``; a transfer
+   coding other than ``chunked`` ``501``. Then Go closes the connection.
 2. **The request target.** The path is unescaped to bytes (raw non-ASCII bytes are kept,
    so UTF-8 paths stay UTF-8); ``//new`` stays a path; an absolute target
    (``GET http://host/new``, as proxies receive) routes by its path, and its host
