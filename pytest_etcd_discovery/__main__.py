@@ -13,6 +13,7 @@ connections too, writes the environment a child process needs to reach the fake 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -146,16 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_state_dir(path: Path) -> None:
-    """Fail at start, not at the stop (when the state would be lost), if the state file's
-    directory cannot take it."""
-    folder = path.parent
-    if not folder.is_dir():
-        raise ControlError(f"cannot write state {path}: no directory {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ControlError(f"cannot write state {path}: directory {folder} is not writable")
-
-
 def _load_state(app: DiscoveryApp, path: Path) -> None:
     """Restore ``app`` from a state file; a missing or empty file (what ``mktemp`` makes)
     is a first run (empty state)."""
@@ -181,9 +172,17 @@ def _load_state(app: DiscoveryApp, path: Path) -> None:
         raise ControlError(f"state {path}: {exc.message}") from None
 
 
+def _state_tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _env_tmp(path: str) -> str:
+    return f"{path}.tmp{os.getpid()}"
+
+
 def _save_state(app: DiscoveryApp, path: Path) -> None:
     # Write a sibling file and rename it: a crash mid-write leaves the old state whole.
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _state_tmp(path)
     tmp.write_text(json.dumps({"store": app.store.snapshot()}) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
@@ -192,14 +191,50 @@ def write_env_file(path: str, values: dict[str, str]) -> None:
     """Write ``KEY=VALUE`` lines (shell-quoted where needed) atomically: a reader that
     polls for the file never sees half of it."""
     text = "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = _env_tmp(path)
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, path)
 
 
+def _check_writable(path: str, what: str, temporary: str) -> str | None:
+    """Why ``path`` cannot be written the way it will be (a sibling ``temporary`` file
+    renamed over it), or None.  Checked at start by writing that file and removing it:
+    a missing folder or one that refuses writes is a usage error now, not a lost state or
+    a traceback later (permission bits alone say nothing for root)."""
+    if os.path.isdir(path):
+        return f"{what} {path}: is a directory"
+    try:
+        with open(temporary, "x", encoding="utf-8"):
+            pass
+    except FileExistsError:
+        return None  # a leftover of an earlier run: the folder takes files
+    except OSError as exc:
+        return f"{what} {path}: cannot write there: {exc.strerror or exc}"
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
+    return None
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What makes the arguments unusable before anything starts, or None."""
+    if args.hosts and args.env_file is None:
+        return "--host-url needs --env-file (only the TLS + proxy front answers other hosts)"
+    if args.env_file is not None:
+        problem = _check_writable(args.env_file, "--env-file", _env_tmp(args.env_file))
+        if problem:
+            return problem
+    if args.state is not None:
+        return _check_writable(args.state, "--state", str(_state_tmp(Path(args.state))))
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = _usage_problem(args)
+    if problem is not None:
+        print(f"etcd-discovery-fake: error: {problem}", file=sys.stderr)
+        return 2
     if args.keys_api and not is_loopback(args.host):
         print(
             f"etcd-discovery-fake: warning: --keys-api on {args.host}: any client that can "
@@ -240,7 +275,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = Path(args.state) if args.state is not None else None
     if state is not None:
         try:
-            _check_state_dir(state)
             _load_state(app, state)
         except ControlError as exc:
             print(f"etcd-discovery-fake: error: {exc.message}", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ._constants import FAULT_MARKER, MARKER, PROFILE_NAMES, forwarded_hosts
-from ._urls import URLError, discovery_hosts, service_url
+from ._urls import URLError, discovery_hosts, listen_address, service_url
 
 __all__ = [
     "INI_ALLOW_REAL",
@@ -150,7 +150,10 @@ class Settings:
             real_url=real_url,
             profile=profile,
             hosts=hosts,
-            listen_host=str(getini("etcd_discovery_listen_host") or "127.0.0.1"),
+            listen_host=listen_address(
+                str(getini("etcd_discovery_listen_host") or "127.0.0.1"),
+                "etcd_discovery_listen_host",
+            ),
             keys_api=_bool(either("etcd_discovery_keys_api"), "etcd_discovery_keys_api"),
             strict=_bool(either("etcd_discovery_strict"), "etcd_discovery_strict"),
             guard=not _bool(getini(INI_ALLOW_REAL), INI_ALLOW_REAL),

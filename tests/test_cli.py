@@ -300,3 +300,35 @@ def test_env_file_points_a_shell_at_the_fake(run: Callable[..., Fake], tmp_path:
     fake.finish()
     # The CA files go with the process.
     assert not bundle_dir.exists()
+
+
+# -- configuration that cannot work: one line, exit 2, before anything starts --------------
+
+
+def _usage_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    return [
+        (["--env-file", "/nonexistent/env"], "--env-file /nonexistent/env: cannot write there"),
+        (["--env-file", str(a_file / "env")], "cannot write there: Not a directory"),
+        (["--env-file", str(tmp_path)], f"--env-file {tmp_path}: is a directory"),
+        (["--state", "/nonexistent/state.json"], "--state /nonexistent/state.json: cannot write"),
+        (["--state", str(a_file / "state.json")], "cannot write there: Not a directory"),
+        (["--host-url", "https://disco.example:443"], "--host-url needs --env-file"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_unusable_files_and_options_are_one_line_usage_errors(
+    case: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_etcd_discovery.__main__ import main
+
+    args, expected = _usage_cases(tmp_path)[case]
+    assert main([*args, "--port", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # never started: no URL printed
+    assert len(captured.err.splitlines()) == 1, captured.err
+    assert captured.err.startswith("etcd-discovery-fake: error: ")
+    assert expected in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # the check left nothing

@@ -248,3 +248,46 @@ def test_a_session_of_1000_tests_leaves_nothing_behind(pytester: pytest.Pytester
     left = _join_new_threads(threads_before, timeout=5)
     assert not left, [t.name for t in left]
     assert _fd_count() <= fds_before + 2
+
+
+@pytest.mark.parametrize("teardown", ["reset", "close"])
+def test_a_long_poll_registering_while_its_store_retires_is_not_stranded(
+    monkeypatch: pytest.MonkeyPatch, teardown: str
+) -> None:
+    """The store is swapped and closed between the service picking it and the watch
+    registering (the pause is a hook inside Store.watch, no sleep): the watch must end at
+    once instead of waiting on a closed store nobody releases."""
+    from pytest_etcd_discovery._service.discovery import DiscoveryService
+    from pytest_etcd_discovery._v2store.store import Store
+
+    service = DiscoveryService()
+    token = service.new_token(3)
+    old = service.store
+    entered, go = threading.Event(), threading.Event()
+    real_watch = Store.watch
+
+    def paused_watch(self: Store, *args: object, **kwargs: object) -> object:
+        entered.set()  # the service has chosen this store and checked it is not retired
+        assert go.wait(10)
+        return real_watch(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "watch", paused_watch)
+    answers: list[int] = []
+    poll = threading.Thread(
+        target=lambda: answers.append(
+            service.answer_url("GET", f"http://127.0.0.1:1/{token}?wait=true")[0]
+        ),
+        daemon=True,
+    )
+    poll.start()
+    assert entered.wait(10)
+    if teardown == "reset":
+        service.reset()  # a test's teardown: a new store, the old one closed
+    else:
+        service.close()  # the server stopping
+    assert old.closed
+    go.set()
+    poll.join(10)
+    assert not poll.is_alive(), "the long poll waits on a closed store"
+    assert old.watcher_count == 0
+    assert len(answers) == 1

@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -649,3 +650,20 @@ def test_fake_discovery_serves_the_control_api_too() -> None:
         ctl.ok("POST", "clock/advance", {"seconds": 60})
         assert disco.clock.now() == pytest.approx(ctl.ok("GET", "clock")["now"])
         ctl.session.close()
+
+
+@pytest.mark.parametrize("count", [100_000_000, 10**18])
+def test_a_huge_member_count_is_refused_before_any_list_is_made(
+    control: Control, count: int
+) -> None:
+    """The count is checked against MAX_MEMBERS first: 10**8 members grew the process by
+    gigabytes when the names were listed before the check."""
+    tracemalloc.start()
+    try:
+        status, reply = control.call("POST", "tokens", {"members": count})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert status == 400
+    assert reply["message"] == f"members: at most 1000 members per token, got {count}"
+    assert peak < 2 * 2**20, f"refusing it took {peak} bytes"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -178,6 +179,11 @@ CASES: list[tuple[str, bytes]] = [
     ("h2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
     ("http-2.0-version", b"GET /{T} HTTP/2.0\r\nHost: x\r\n\r\n"),
     ("missing-host", b"GET /{T} HTTP/1.1\r\n\r\n"),
+    ("non-ascii-host", b"GET /new HTTP/1.1\r\nHost: \xc3\xa9.example\r\n\r\n"),
+    ("high-byte-host", b"GET /{T} HTTP/1.1\r\nHost: \xff\r\nConnection: close\r\n\r\n"),
+    ("http-1.0-high-byte-host", b"GET /health HTTP/1.0\r\nHost: a\x80b\r\n\r\n"),
+    ("at-in-host", b"GET /new HTTP/1.1\r\nHost: user@x\r\n\r\n"),
+    ("non-ascii-url-host", req(b"GET http://\xc3\xa9.example/new HTTP/1.1")),
     ("header-without-colon", b"GET /{T} HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n"),
     ("bad-content-length", b"PUT /{T}/m HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
     (
@@ -386,3 +392,105 @@ def test_request_line_limit_is_go_header_limit(hostile_fake: DiscoveryServer) ->
     )
     assert (too_long.status, too_long.body) == (431, b"431 Request Header Fields Too Large")
     assert_healthy(hostile_fake.url)
+
+
+@pytest.mark.parametrize("host", [b"\xc3\xa9.example", b"\xff", b"a\x80b", b"user@x"])
+def test_a_host_header_go_refuses_gets_its_400(hostile_fake: DiscoveryServer, host: bytes) -> None:
+    """httpguts.ValidHostHeader is ASCII only (the real service answers these 400; the
+    fake answered 200 with the token URL ``http:/<token>``)."""
+    reply = send_raw(hostile_fake.url, b"GET /new HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert (reply.status, reply.reason) == (400, "Bad Request: malformed Host header")
+    assert reply.body == b"400 Bad Request: malformed Host header"
+    assert reply.headers["connection"] == "close"
+
+
+def test_a_non_ascii_url_host_hands_out_a_whole_url(hostile_fake: DiscoveryServer) -> None:
+    """Go takes the absolute URL's non-ASCII host; the token URL is then the fake's own
+    (as the real service always hands out its own), never ``http:/<token>``."""
+    reply = send_raw(hostile_fake.url, req(b"GET http://\xc3\xa9.example/new HTTP/1.1"))
+    assert reply.status == 200
+    assert re.fullmatch(rf"{re.escape(hostile_fake.url)}/[a-f0-9]{{32}}", reply.body.decode())
+
+
+# -- a head trickled a byte at a time: one deadline for the whole head -------------------
+
+#: The short head deadline these tests set, and the trickle's pace: the head below takes
+#: about 40 intervals, several times the deadline, while no single gap comes near it.
+SHORT_DEADLINE = 0.4
+TRICKLE_GAP = 0.05
+
+
+def trickle(address: tuple[str, int], data: bytes) -> tuple[int, bytes]:
+    """Send ``data`` a byte per :data:`TRICKLE_GAP`, the gap being a wait for the server
+    to close (a ``recv`` with that timeout). Returns how many bytes went out before the
+    server closed (``len(data)`` if it never did) and what it sent back."""
+    with socket.create_connection(address, timeout=10) as sock:
+        for sent in range(len(data)):
+            try:
+                sock.sendall(data[sent : sent + 1])
+            except OSError:
+                return sent, b""  # closed under us
+            sock.settimeout(TRICKLE_GAP)
+            try:
+                reply = sock.recv(65536)
+            except TimeoutError:
+                continue  # still open: the next byte
+            except OSError:
+                return sent + 1, b""
+            return sent + 1, reply
+    return len(data), b""
+
+
+TRICKLED_HEAD = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n\r\n"
+
+
+def test_a_trickled_head_is_cut_at_the_head_deadline() -> None:
+    """Go's ReadHeaderTimeout: one deadline for the whole head, not a timeout per read
+    (each byte here comes well within the deadline); cut without a reply, as Go does."""
+    server = DiscoveryServer()
+    server.head_timeout = SHORT_DEADLINE
+    with server:
+        sent, reply = trickle((server.host, server.port), TRICKLED_HEAD)
+        assert sent < len(TRICKLED_HEAD), "the trickled head was served to its end"
+        assert reply == b""
+        assert_healthy(server.url)
+
+
+def test_the_head_deadline_spares_an_idle_kept_connection_and_a_whole_head() -> None:
+    """The deadline runs from a request's first byte on a kept connection: waiting
+    between requests (Go's IdleTimeout, unset) is not cut, and a head sent at once is."""
+    server = DiscoveryServer()
+    server.head_timeout = SHORT_DEADLINE
+    with server, socket.create_connection((server.host, server.port), timeout=10) as sock:
+        ask = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock.sendall(ask)
+        assert sock.recv(65536).endswith(b"\r\n\r\nOK")
+        sock.settimeout(SHORT_DEADLINE * 3)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)  # idle past the deadline: still open, nothing sent
+        sock.settimeout(10)
+        sock.sendall(ask)
+        assert sock.recv(65536).endswith(b"\r\n\r\nOK")
+
+
+def test_the_front_cuts_a_trickled_head_and_handshake_at_its_deadline() -> None:
+    """The TLS + proxy front: a proxy request head or a TLS ClientHello trickled a byte
+    at a time is cut at one deadline (it was 10 s per read)."""
+    from pytest_etcd_discovery._transport.proxy import DiscoveryFront
+    from pytest_etcd_discovery._transport.tls import session_ca
+
+    proxied = b"GET http://discovery.etcd.io/health HTTP/1.1\r\nHost: discovery.etcd.io\r\n\r\n"
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = context.wrap_bio(incoming, outgoing, server_hostname="discovery.etcd.io")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    hello = outgoing.read()
+    with DiscoveryServer() as server:
+        front = DiscoveryFront(server, ["https://discovery.etcd.io"], session_ca())
+        front.head_timeout = SHORT_DEADLINE
+        with front:
+            for data in (proxied, hello):
+                sent, reply = trickle(("127.0.0.1", front.port), data)
+                assert sent < len(data), data[:20]
+                assert reply == b""

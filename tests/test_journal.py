@@ -50,7 +50,8 @@ def test_large_bodies_are_not_kept_whole() -> None:
         assert call.truncated and call.query == f"n={i}"
         assert value.endswith(TRUNCATED) and value.startswith("v" * 1000)
         assert len(value) + len(call.query) + len("value") <= MAX_ENTRY_CHARS
-    assert app.journal.chars <= 40 * (MAX_ENTRY_CHARS + 1024)
+    # Bytes as held: a cut value ends with "…", which makes the string 2 bytes a character.
+    assert app.journal.bytes <= 40 * (2 * MAX_ENTRY_CHARS + 2048)
 
 
 def test_small_forms_are_kept_as_sent() -> None:
@@ -63,11 +64,11 @@ def test_small_forms_are_kept_as_sent() -> None:
 
 
 def test_the_journal_is_bounded_in_bytes() -> None:
-    """Past max_journal_chars the oldest entries go, however many entries that is."""
-    app = DiscoveryApp(max_journal_chars=20 * MAX_ENTRY_CHARS)
+    """Past max_journal_bytes the oldest entries go, however many entries that is."""
+    app = DiscoveryApp(max_journal_bytes=40 * MAX_ENTRY_CHARS)
     for i in range(100):
         app.answer_url("PUT", f"https://discovery.etcd.io/health?n={i}", form={"value": "x" * MIB})
-    assert app.journal.chars <= 20 * MAX_ENTRY_CHARS
+    assert app.journal.bytes <= 40 * MAX_ENTRY_CHARS
     assert 5 <= len(app.calls) < 100
     assert app.calls[-1].query == "n=99"
     numbers = [int(c.query.split("=")[1]) for c in app.calls]
@@ -121,3 +122,36 @@ def test_an_error_inside_the_fake_is_a_500_and_kept_for_the_test() -> None:
     (error,) = app.take_errors()
     assert isinstance(error, ValueError) and str(error) == "boom"
     assert app.take_errors() == []
+
+
+def test_the_journal_bound_is_in_bytes_as_measured() -> None:
+    """What the journal holds, measured with tracemalloc, stays within its bound: an
+    entry of a small request holds ~0.8 KB, which a count of characters plus 200 missed
+    (the journal grew to 2-3 times its bound)."""
+    cap = 512 * 1024
+    app = DiscoveryApp(max_journal_bytes=cap)
+    token = app.new_token(3)
+    url = f"https://discovery.etcd.io/{token}?recursive=true"
+    app.answer_url("GET", url)  # warm what is made once
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(10_000):
+            app.answer_url("GET", url)
+        gc.collect()
+        with_journal = tracemalloc.get_traced_memory()[0]
+        kept = len(app.calls)
+        app.journal.renew()  # the entries go, nothing else does
+        gc.collect()
+        held = with_journal - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept < 10_000, "the bound never trimmed"
+    assert cap / 4 < held <= cap, f"{kept} entries hold {held} bytes, bound {cap}"
+
+
+def test_the_old_name_of_the_bound_still_works() -> None:
+    app = DiscoveryApp(max_journal_chars=1000)
+    assert app.journal.max_bytes == app.journal.max_chars == 1000
+    app.answer_url("GET", "https://discovery.etcd.io/health")
+    assert app.journal.chars == app.journal.bytes > 0

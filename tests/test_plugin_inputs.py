@@ -17,6 +17,8 @@ from test_plugin import run
         ("http://host:0", "needs a host (and a valid port"),
         ("http://host/?q=1", "may not carry a query"),
         ("http://user@host", "user info"),
+        ("http://host:", "needs a host (and a valid port"),  # a port separator, no number
+        ("http://a b.example", "its host is not a host name"),
     ],
 )
 def test_bad_url_option_is_a_usage_error(pytester: pytest.Pytester, url: str, problem: str) -> None:
@@ -53,6 +55,9 @@ def test_url_with_a_path_prefix_and_trailing_slash_is_accepted(pytester: pytest.
         ("https://", "'https://' is not a discovery service URL: it needs a host*"),
         ("disco.example:port", "*it needs a host (and a valid port*"),
         ("https://disco.example/v1", "'https://disco.example/v1' has a path*"),
+        ("notaurl", "'notaurl' is neither scheme://host* nor a host name with a domain*"),
+        ("disco.example:", "*it needs a host (and a valid port*"),
+        ("https://-bad-.example", "*its host is not a host name*"),
     ],
 )
 def test_bad_hosts_ini_is_a_usage_error(pytester: pytest.Pytester, host: str, message: str) -> None:
@@ -62,6 +67,91 @@ def test_bad_hosts_ini_is_a_usage_error(pytester: pytest.Pytester, host: str, me
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*etcd_discovery_hosts: {message}"])
+
+
+@pytest.mark.parametrize(
+    "host", ["disco.example", "localhost", "10.1.2.3", "http://disco:8087", "etcd_disco.lan"]
+)
+def test_good_hosts_ini_values_are_accepted(pytester: pytest.Pytester, host: str) -> None:
+    """A bare dotted name, an address or localhost is an https host; with a scheme a
+    single-label name (a container's) is fine too."""
+    pytester.makeini(f"[pytest]\netcd_discovery_hosts = {host}\n")
+    pytester.makepyfile("def test_x(): pass")
+
+    run(pytester).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("listen", ["nosuchhost.invalid", "127.0.0.256", "0.0.0.0:80"])
+def test_a_listen_host_that_is_no_address_is_a_usage_error_at_start(
+    pytester: pytest.Pytester, listen: str
+) -> None:
+    """Checked without DNS at start, not a resolver error in every test's setup."""
+    pytester.makeini(f"[pytest]\netcd_discovery_listen_host = {listen}\n")
+    pytester.makepyfile("def test_x(etcd_discovery): pass\ndef test_y(etcd_discovery): pass")
+
+    result = run(pytester)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*etcd_discovery_listen_host: {listen!r} is not an address to listen on*"]
+    )
+    assert "gaierror" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("listen", ["localhost", "::1", "[::1]", "127.0.0.1"])
+def test_listen_host_addresses_are_accepted(pytester: pytest.Pytester, listen: str) -> None:
+    pytester.makeini(f"[pytest]\netcd_discovery_listen_host = {listen}\n")
+    pytester.makepyfile("def test_x(): pass")
+
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_a_fault_marker_without_the_fixture_still_serves(pytester: pytest.Pytester) -> None:
+    """The fault marker alone turns the fake on (the plugin's autouse fixture): its rule
+    answers a test that never names the fixture."""
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        @pytest.mark.etcd_discovery_fault(503, route="new")
+        def test_marked_only():
+            assert requests.get("https://discovery.etcd.io/new", timeout=5).status_code == 503
+
+        def test_unmarked():
+            assert requests.get("https://discovery.etcd.io/new", timeout=5).status_code == 200
+        """
+    )
+
+    run(pytester, "--etcd-discovery-fake").assert_outcomes(passed=2)
+
+
+def test_a_huge_member_count_in_the_marker_fails_fast(pytester: pytest.Pytester) -> None:
+    """``members=10**6`` is refused by its count before any list of names is made (it
+    took 92 s of setup when it was seeded)."""
+    pytester.makepyfile(
+        """
+        import pytest
+        import tracemalloc
+
+        @pytest.fixture(autouse=True, scope="module")
+        def traced():
+            tracemalloc.start()
+            yield
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert peak < 5 * 2**20, peak  # a million names would be ~100 MiB
+
+        @pytest.mark.etcd_discovery(members=10**6)
+        def test_marked(etcd_discovery):
+            pass
+        """
+    )
+
+    result = run(pytester)
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["@etcd_discovery(members=...): at most 1000 members per token*"])
 
 
 def test_bad_truth_value_names_the_ini_value(pytester: pytest.Pytester) -> None:

@@ -33,7 +33,7 @@ from .faults import Decision, FaultPlan
 from .forms import go_atoi, parse_form
 from .go_net_http import bare_response, body_reply, http_error, redirect, redirect_to_clean
 from .go_net_http import status_text as go_status_text
-from .journal import MAX_JOURNAL_CHARS, Call, Journal, Streamed
+from .journal import MAX_JOURNAL_BYTES, Call, Journal, Streamed
 from .keys import KeysAPI, is_etcd_watch
 from .messages import DATED, SNIFFED, Reply, ServiceRequest, as_text, request_from_url
 from .metrics import Metrics
@@ -80,10 +80,12 @@ class DiscoveryService:
         in-process transport hands out ``https://discovery.etcd.io``.
     :param clock: the clock of a default store.
     :param max_calls: keep at most about this many journal entries (the oldest go);
-        None keeps all that fit ``max_journal_chars``.
-    :param max_journal_chars: keep at most about this many characters of queries and
-        form values in the journal (each entry keeps at most
-        :data:`~.journal.MAX_ENTRY_CHARS`).
+        None keeps all that fit ``max_journal_bytes``.
+    :param max_journal_bytes: keep journal entries holding at most this many bytes of
+        memory in all (each entry costed with ``sys.getsizeof``, see
+        :func:`~.journal.entry_bytes`; each keeps at most
+        :data:`~.journal.MAX_ENTRY_CHARS` characters of query and form values).
+    :param max_journal_chars: the old name of ``max_journal_bytes``.
     :param keys_api: serve the generic etcd v2 keys API at ``/v2/keys`` (a "custom etcd
         discovery" URL). The real discovery service answers 404 there, and the keys API
         lets any client list and delete every token, so it is off by default.
@@ -97,7 +99,8 @@ class DiscoveryService:
         public_url: str | None = None,
         clock: Clock | None = None,
         max_calls: int | None = None,
-        max_journal_chars: int = MAX_JOURNAL_CHARS,
+        max_journal_bytes: int = MAX_JOURNAL_BYTES,
+        max_journal_chars: int | None = None,
         keys_api: bool = False,
     ) -> None:
         self.profile = get_profile(profile)
@@ -105,7 +108,9 @@ class DiscoveryService:
         self.public_url = public_url
         #: Serve the keys API at ``/v2/keys`` (the profile permitting); may change any time.
         self.keys_api = keys_api
-        self.journal = Journal(max_calls, max_journal_chars)
+        if max_journal_chars is not None:
+            max_journal_bytes = max_journal_chars
+        self.journal = Journal(max_calls, max_journal_bytes)
         #: Exceptions the fake raised while answering (its own bugs); see take_errors().
         self.errors: list[BaseException] = []
         self.metrics = Metrics()

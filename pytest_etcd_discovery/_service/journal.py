@@ -2,27 +2,39 @@
 
 Tests read it (``etcd_discovery.calls``) and the report prints it. Each entry keeps at
 most :data:`MAX_ENTRY_CHARS` characters of form values and query (a 5 MiB body is not
-kept whole), and the journal at most ``max_bytes`` of them in all, dropping the oldest
-entries first, so a long-running fake or a test sending large bodies stays small.
+kept whole), and the journal at most ``max_bytes`` bytes of memory in all, each entry
+costed with :func:`sys.getsizeof` (its object, its strings, its form), dropping the
+oldest entries first, so a long-running fake or a test sending large bodies stays small.
+(Measured with :mod:`tracemalloc`: a small request's entry holds 0.4-0.8 KB, which the
+cost counts; the old count of characters plus 200 saw a third of it.)
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_ENTRY_CHARS", "MAX_JOURNAL_CHARS", "TRUNCATED", "Call", "Journal", "Streamed"]
+__all__ = [
+    "MAX_ENTRY_CHARS",
+    "MAX_JOURNAL_BYTES",
+    "MAX_JOURNAL_CHARS",
+    "TRUNCATED",
+    "Call",
+    "Journal",
+    "Streamed",
+]
 
 #: What one entry keeps of its query and form values together (characters). Beyond it,
 #: a value is cut and ends with :data:`TRUNCATED`, and later fields are left out.
 MAX_ENTRY_CHARS = 16 * 1024
-#: What the whole journal keeps by default (the sum of its entries' sizes).
-MAX_JOURNAL_CHARS = 32 * 1024 * 1024
+#: What the whole journal keeps by default: bytes of memory, as its entries' costs.
+MAX_JOURNAL_BYTES = 32 * 1024 * 1024
+#: The old name of :data:`MAX_JOURNAL_BYTES` (the bound was counted in characters).
+MAX_JOURNAL_CHARS = MAX_JOURNAL_BYTES
 #: The end of a value the journal cut short.
 TRUNCATED = "…[truncated]"
-#: What an entry costs besides its values (its fields, roughly): counted per entry.
-_ENTRY_OVERHEAD = 200
 
 
 @dataclass
@@ -95,6 +107,37 @@ class Streamed(Iterator[bytes]):
             self._call.streaming = False
 
 
+def _entry_base() -> int:
+    """What every entry costs whatever it holds: the :class:`Call` and its attribute
+    dict, its time, its slots in the journal's two lists and its recorded size."""
+    sample = Call("GET", "/", "", None, "live", {}, 0.5, route="new", watch=False)
+    sample.created_url = None
+    return (
+        sys.getsizeof(sample)
+        + sys.getsizeof(sample.__dict__)
+        + sys.getsizeof(sample.time)
+        + 2 * 8  # the pointers in calls and _sizes
+        + sys.getsizeof(1 << 20)
+    )
+
+
+_ENTRY_BASE = _entry_base()
+#: A ``/new`` entry gets its token URL later (``created_url``): counted in advance.
+_CREATED_URL = sys.getsizeof("https://discovery.etcd.io/" + "0" * 32)
+
+
+def entry_bytes(method: str, path: str, query: str, form: dict[str, list[str]]) -> int:
+    """The memory an entry holds, by :func:`sys.getsizeof` of its parts (a non-ASCII
+    string costs 2-4 bytes a character, which a count of characters misses)."""
+    size = _ENTRY_BASE + sys.getsizeof(method) + sys.getsizeof(path) + sys.getsizeof(query)
+    size += sys.getsizeof(form)
+    for name, values in form.items():
+        size += sys.getsizeof(name) + sys.getsizeof(values)
+        for value in values:
+            size += sys.getsizeof(value)
+    return size
+
+
 def _cut(text: str, budget: int) -> str:
     return text[: max(budget - len(TRUNCATED), 0)] + TRUNCATED
 
@@ -134,13 +177,14 @@ class Journal:
     """The :class:`Call` s of one service, oldest first, bounded.
 
     :param max_calls: keep at most about this many entries; None keeps all that fit
-        ``max_chars`` (tests reset the journal anyway; a long-running server should not).
-    :param max_chars: keep at most about this many characters of queries and form values.
+        ``max_bytes`` (tests reset the journal anyway; a long-running server should not).
+    :param max_bytes: keep entries costing at most this many bytes in all (see
+        :func:`entry_bytes`); past it the oldest go, down to half of it.
     """
 
-    def __init__(self, max_calls: int | None = None, max_chars: int = MAX_JOURNAL_CHARS) -> None:
+    def __init__(self, max_calls: int | None = None, max_bytes: int = MAX_JOURNAL_BYTES) -> None:
         self.max_calls = max_calls
-        self.max_chars = max_chars
+        self.max_bytes = max_bytes
         self.calls: list[Call] = []
         #: How many entries were trimmed away: ``calls[i]`` is call number
         #: ``dropped + i`` since the last clear (see :meth:`since`).
@@ -162,7 +206,7 @@ class Journal:
         watch: bool = False,
     ) -> Call:
         """Add the entry of a request about to be answered (its status still None)."""
-        query, form, size, truncated = bounded(query, form)
+        query, form, _, truncated = bounded(query, form)
         call = Call(
             method,
             path,
@@ -175,7 +219,9 @@ class Journal:
             route=route,
             watch=watch,
         )
-        size += _ENTRY_OVERHEAD + len(path)
+        size = entry_bytes(call.method, path, query, form)
+        if route == "new":
+            size += _CREATED_URL
         with self._lock:
             self.calls.append(call)
             self._sizes.append(size)
@@ -183,8 +229,8 @@ class Journal:
             # Trim in batches so recording stays O(1) amortised.
             if self.max_calls is not None and len(self.calls) >= 2 * self.max_calls:
                 self._drop_oldest(len(self.calls) - self.max_calls)
-            if self._chars > self.max_chars:
-                self._drop_to(self.max_chars // 2)
+            if self._chars > self.max_bytes:
+                self._drop_to(self.max_bytes // 2)
         return call
 
     def _drop_oldest(self, count: int) -> None:
@@ -224,6 +270,14 @@ class Journal:
             self.dropped = 0
 
     @property
-    def chars(self) -> int:
-        """The characters the journal keeps now (queries and form values, roughly)."""
+    def bytes(self) -> int:
+        """The bytes the journal's entries hold now, as :func:`entry_bytes` costs them."""
         return self._chars
+
+    #: The old name of :attr:`bytes`.
+    chars = bytes
+
+    @property
+    def max_chars(self) -> int:
+        """The old name of :attr:`max_bytes`."""
+        return self.max_bytes

@@ -8,9 +8,9 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
    together; beyond it ``431``). A malformed request line, method, version or header
    line, a bad ``%`` escape or a control byte in the target, a bad ``Content-Length``
    or two different ones, and more than one ``Host`` get Go's bare ``400 Bad Request``;
-   a missing, malformed or invalid ``Host``/header name/value get Go's ``400 Bad
-   Request: <reason>``; a version other than 1.x ``505``; a transfer coding other than
-   ``chunked`` ``501``. Then Go closes the connection.
+   a missing, malformed (non-ASCII included) or invalid ``Host``/header name/value get
+   Go's ``400 Bad Request: <reason>``; a version other than 1.x ``505``; a transfer
+   coding other than ``chunked`` ``501``. Then Go closes the connection.
 2. **The request target.** The path is unescaped to bytes (raw non-ASCII bytes are kept,
    so UTF-8 paths stay UTF-8); ``//new`` stays a path; an absolute target
    (``GET http://host/new``, as proxies receive) routes by its path, and its host
@@ -36,11 +36,18 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
 5. **Connections** stay open between requests: HTTP/1.1 unless the client says
    ``close``; HTTP/1.0 when it asks for ``keep-alive`` and the reply's length is known
    (then the reply says ``Connection: keep-alive``). No Nagle delay.
+6. **The head's deadline**, Go's ``ReadHeaderTimeout`` (the server's ``head_timeout``,
+   10 s by default; None for none, as the real service, which sets no timeout): the
+   whole request head must arrive within it, counted from the connection's start, or
+   for a later request on a kept connection from its first byte (an idle connection
+   waits, as Go's with no ``IdleTimeout``). Past it the connection closes without a
+   reply, as Go's does. A head trickled a byte at a time cannot hold a thread longer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import socket
 import socketserver
@@ -62,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "HEAD_TIMEOUT",
     "MAX_HEADER_BYTES",
     "GoHTTPHandler",
     "RequestBody",
@@ -73,6 +81,9 @@ MAX_HEADER_BYTES = (1 << 20) + 4096
 #: What the application is given of a body at most: Go's 10 MiB form limit plus one byte,
 #: so that a form parser can still tell a body over the limit ("http: POST too large").
 DEFAULT_MAX_BODY = (10 << 20) + 1
+#: Seconds the whole request head may take by default (Go's ``ReadHeaderTimeout``, which
+#: the real service leaves unset; a fake that may face a network bounds it).
+HEAD_TIMEOUT = 10.0
 #: Go's ``maxPostHandlerReadBytes``: how much of an unread body it reads away after the
 #: handler to keep the connection; with more left it closes.
 MAX_POST_HANDLER_READ = 256 << 10
@@ -87,8 +98,9 @@ _CTL = re.compile(r"[\x00-\x1f\x7f]")
 _VALUE_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is fine in a value
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)\Z")
-#: httpguts.ValidHostHeader's bytes (non-ASCII bytes pass too).
-_HOST = re.compile(r"[0-9A-Za-z!$%&'()*+,\-.:;=@\[\]_~\x80-\xff]*\Z")
+#: httpguts.ValidHostHeader's bytes: ASCII only, no ``@`` (measured on the real service:
+#: ``é.example``, ``\xff`` and ``a@b`` get ``400 Bad Request: malformed Host header``).
+_HOST = re.compile(r"[0-9A-Za-z!$%&'()*+,\-.:;=\[\]_~]*\Z")
 _URL_HOST = re.compile(r"[0-9A-Za-z\-._~!$&'()*+,;=\[\]<>\"%\x80-\xff]*(?::\d*)?\Z")
 _CHUNK_LINE_MAX = 4096  # Go's maxLineLength for chunk-size lines
 #: Reason phrases where Python's differ from Go 1.19's ``StatusText``.
@@ -143,6 +155,27 @@ class Refusal(Error):
             f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Connection: close\r\n\r\n{status if body is None else body}"
         ).encode("latin-1", "replace")
+
+
+class _HeadClock(io.RawIOBase):
+    """The connection's reads, cut at :attr:`deadline` (a ``time.monotonic()`` instant)
+    while one is set: each read may wait only for what is left of it, so the deadline
+    holds for the whole head however it is trickled."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request head took too long")
+            self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
 
 
 class RequestBody:
@@ -396,6 +429,14 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        head_timeout = getattr(self.server, "head_timeout", None)
+        self._head_timeout: float | None = head_timeout
+        self._served = 0
+        if head_timeout is not None:
+            # Reads through a clock that can cut them at the head's deadline.
+            self.rfile.close()
+            self._clock = _HeadClock(self.connection)
+            self.rfile = io.BufferedReader(self._clock)
         # Like Go: no Nagle delay (a reply never waits for an ACK). Not for every socket
         # handed over (a Unix socket has no such option).
         with contextlib.suppress(OSError):
@@ -486,9 +527,25 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
     # -- the request head -----------------------------------------------------------------
 
     def _read_request(self) -> tuple[WSGIEnvironment, bool] | None:
+        """The next request head within the head's deadline (see the module docstring,
+        point 6), read and checked by :meth:`_read_head`."""
+        self._body = None
+        timeout = self._head_timeout
+        if timeout is None:
+            return self._read_head()
+        if self._served and not self.rfile.peek(1):  # type: ignore[attr-defined]
+            return None  # a kept connection the client closed
+        self._served += 1
+        self._clock.deadline = time.monotonic() + timeout
+        try:
+            return self._read_head()
+        finally:
+            self._clock.deadline = None
+            self.connection.settimeout(None)  # the body and the reply have no deadline
+
+    def _read_head(self) -> tuple[WSGIEnvironment, bool] | None:
         """Read and check a request head like Go's ``readRequest``: its WSGI environ and
         whether the connection may carry on, or None when it ended before a whole head."""
-        self._body = None
         budget = MAX_HEADER_BYTES
         raw = self.rfile.readline(budget + 1)
         if len(raw) > budget:
@@ -578,7 +635,13 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
             if _VALUE_CTL.search(value):
                 raise Refusal("400 Bad Request: invalid header value")
         if url_host is not None:
-            environ["HTTP_HOST"] = url_host  # Go: the URL's host wins over the header
+            if _HOST.match(url_host):
+                environ["HTTP_HOST"] = url_host  # Go: the URL's host wins over the header
+            else:
+                # Go takes a URL host that no Host header could carry (non-ASCII); no
+                # URL can be built on it, so the fake's own address stands in, as the
+                # real service hands out its own URL whatever the request's host.
+                environ.pop("HTTP_HOST", None)
         close = _has_token(",".join(connection), "close")
         keep = not close if http11 else _has_token(",".join(connection), "keep-alive") and not close
         if method == "PRI":

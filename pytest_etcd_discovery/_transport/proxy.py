@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -43,7 +45,8 @@ log = logging.getLogger("pytest_etcd_discovery")
 #: A request head longer than this is refused (Go's proxy-less servers allow 1 MiB; no
 #: CONNECT or proxied request line needs more than a few hundred bytes).
 _MAX_HEAD = 64 * 1024
-#: How long a new connection may take to say what it is (or finish its TLS handshake).
+#: How long a new connection may take, in all, to say what it is: its request head, or
+#: its TLS handshake (a deadline, not a per-read timeout: a trickle cannot stretch it).
 _HELLO_TIMEOUT = 10.0
 #: How long a tunnel to another host may take to connect.
 _CONNECT_TIMEOUT = 10.0
@@ -60,6 +63,9 @@ class DiscoveryFront:
     :param host: address to listen on (loopback; beyond it the front relays nothing but
         the discovery hosts).
     """
+
+    #: Seconds a new connection has for its request head or TLS handshake in all.
+    head_timeout = _HELLO_TIMEOUT
 
     def __init__(
         self,
@@ -192,15 +198,16 @@ class DiscoveryFront:
 
     def _serve(self, conn: socket.socket, addr: tuple[str, int]) -> None:
         handed_over = False
+        deadline = time.monotonic() + self.head_timeout
         try:
-            conn.settimeout(_HELLO_TIMEOUT)
+            conn.settimeout(self.head_timeout)
             first = conn.recv(1, socket.MSG_PEEK)
             if not first:
                 return
             if first[0] == _TLS_HANDSHAKE:
-                handed_over = self._serve_tls(conn, addr)
+                handed_over = self._serve_tls(conn, addr, deadline)
                 return
-            read = _read_head(conn)
+            read = _read_head(conn, deadline)
             if read is None:
                 _reply(conn, 400, "Bad Request", "400 Bad Request")
                 return
@@ -214,12 +221,17 @@ class DiscoveryFront:
                 with contextlib.suppress(OSError):
                     conn.close()
 
-    def _serve_tls(self, conn: socket.socket, addr: tuple[str, int]) -> bool:
-        """Finish the handshake here (a bad client costs this thread only), then let the
-        live server serve the decrypted connection."""
+    def _serve_tls(
+        self, conn: socket.socket, addr: tuple[str, int], deadline: float | None = None
+    ) -> bool:
+        """Finish the handshake here (a bad client costs this thread only), by the
+        ``deadline`` (a CONNECT's: now plus :attr:`head_timeout`), then let the live
+        server serve the decrypted connection."""
+        if deadline is None:
+            deadline = time.monotonic() + self.head_timeout
         try:
             tls = self._tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-            tls.do_handshake()
+            _handshake(tls, deadline)
         except (ssl.SSLError, OSError):
             return False  # an untrusting client closes with an alert; nothing to answer
         tls.settimeout(None)
@@ -386,9 +398,33 @@ def _copy(source: socket.socket, sink: socket.socket) -> None:
         sink.shutdown(socket.SHUT_WR)  # pass the end of the stream on
 
 
-def _read_head(conn: socket.socket) -> tuple[bytes, bytes] | None:
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the request head or TLS handshake took too long")
+    return left
+
+
+def _handshake(tls: ssl.SSLSocket, deadline: float) -> None:
+    """``tls.do_handshake()`` done by ``deadline`` however slowly the client sends."""
+    tls.setblocking(False)  # each wait below gets only what is left of the deadline
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            ready = select.select([tls], [], [], _left(deadline))[0]
+        except ssl.SSLWantWriteError:
+            ready = select.select([], [tls], [], _left(deadline))[1]
+        if not ready:
+            raise TimeoutError("the TLS handshake took too long")
+    tls.setblocking(True)
+
+
+def _read_head(conn: socket.socket, deadline: float) -> tuple[bytes, bytes] | None:
     """The request head up to and including the blank line, and whatever came after it
-    in the same reads (a body's start); None when it is too long or cut short."""
+    in the same reads (a body's start), by ``deadline``; None when it is too long or cut
+    short."""
     data = bytearray()
     while True:
         end = data.find(b"\r\n\r\n")
@@ -396,6 +432,7 @@ def _read_head(conn: socket.socket) -> tuple[bytes, bytes] | None:
             return bytes(data[: end + 4]), bytes(data[end + 4 :])
         if len(data) >= _MAX_HEAD:
             return None
+        conn.settimeout(_left(deadline))  # each read waits only for what is left
         chunk = conn.recv(_MAX_HEAD)
         if not chunk:
             return None

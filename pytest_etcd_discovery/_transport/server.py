@@ -24,7 +24,7 @@ from .._service.app import DiscoveryApp
 from .._service.profiles import Profile
 from .._v2store.clock import Clock
 from .._v2store.store import Store
-from .gohttp import DEFAULT_MAX_BODY, GoHTTPHandler
+from .gohttp import DEFAULT_MAX_BODY, HEAD_TIMEOUT, GoHTTPHandler
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -86,6 +86,9 @@ class GoHTTPServer(socketserver.TCPServer):
     allow_reuse_address = True  # a restarted server may reuse a port in TIME_WAIT
     #: How long :meth:`server_close` waits for the handler threads, all together.
     join_timeout = 10.0
+    #: Go's ``ReadHeaderTimeout``: seconds the whole request head may take (None: no
+    #: limit, as the real service); see :mod:`.gohttp`, point 6.
+    head_timeout: float | None = HEAD_TIMEOUT
 
     def __init__(
         self,
@@ -233,6 +236,10 @@ class DiscoveryServer:
     by their path, with the URL's host as ``Host``, as Go's server does.
     """
 
+    #: Seconds a request head may take in all (Go's ``ReadHeaderTimeout``; None: no
+    #: limit); read at :meth:`start`.
+    head_timeout: float | None = HEAD_TIMEOUT
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -306,6 +313,7 @@ class DiscoveryServer:
         httpd = GoHTTPServer(
             (self.host, self._requested_port), self.wsgi_app, max_body=self.max_body
         )
+        httpd.head_timeout = self.head_timeout
         try:
             httpd.server_bind()
             httpd.server_activate()
