@@ -213,7 +213,7 @@ def test_a_state_file_in_a_missing_directory_fails_at_start(
     state = tmp_path / "no-such-dir" / "state.json"
     code, stderr = run("--port", "0", "--state", str(state)).finish()
     assert code == 2
-    assert_one_error_line(stderr, "no directory")
+    assert_one_error_line(stderr, "cannot write there: No such file or directory")
     assert not state.parent.exists()
 
 

@@ -477,8 +477,6 @@ def test_the_front_cuts_a_trickled_head_and_handshake_at_its_deadline() -> None:
     """The TLS + proxy front: a proxy request head or a TLS ClientHello trickled a byte
     at a time is cut at one deadline (it was 10 s per read)."""
     from pytest_etcd_discovery._transport.proxy import DiscoveryFront
-    from pytest_etcd_discovery._transport.tls import session_ca
-
     proxied = b"GET http://discovery.etcd.io/health HTTP/1.1\r\nHost: discovery.etcd.io\r\n\r\n"
     context = ssl.create_default_context()
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -487,7 +485,7 @@ def test_the_front_cuts_a_trickled_head_and_handshake_at_its_deadline() -> None:
         client.do_handshake()
     hello = outgoing.read()
     with DiscoveryServer() as server:
-        front = DiscoveryFront(server, ["https://discovery.etcd.io"], session_ca())
+        front = DiscoveryFront(server, ["https://discovery.etcd.io"])  # the process's test CA
         front.head_timeout = SHORT_DEADLINE
         with front:
             for data in (proxied, hello):
