@@ -173,7 +173,9 @@ class FakeStack:
     def begin_test(self, *, frozen: bool = False) -> ControllableClock:
         """Give the next test a copy of the shared state on a clock of its own (starting
         where the shared clock stands); returns that clock."""
-        shared = self._shared
+        # What is served between tests is the shared state, even if the control API's
+        # reset put another store there meanwhile.
+        shared = self._shared = self.app.store
         clock = self.clock.fork()
         if frozen:
             clock.freeze()
@@ -212,13 +214,6 @@ class FakeStack:
             yield
         finally:
             self._shared.restore(saved)
-
-    def clear(self) -> None:
-        """Forget the shared state too (a fresh store on the same clock)."""
-        self._shared = self.app.new_store(self.clock)
-        self._shared_journals.clear()
-        self._in_test = False
-        self.app.reset(self._shared)
 
     def close(self) -> list[BaseException]:
         """Stop the front and the server; returns the errors the fake raised inside."""

@@ -12,6 +12,13 @@ import pytest
 # inner run imported; importing them here keeps one copy for every inner run.
 import requests  # noqa: F401
 import responses  # noqa: F401
+
+# The same for the test CA's cryptography: its compiled core keeps the classes of the
+# first copy of its Python modules, so a second copy (imported again after an inner run
+# dropped the first) fails with "curve must be an EllipticCurve instance".
+from cryptography import x509  # noqa: F401
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: F401
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: F401
 from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
 from unitutil import START
 
