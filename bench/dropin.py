@@ -37,7 +37,6 @@ from bench.members import MemberProcess
 from bench.stats import median
 from bench.targets import LiveTarget
 from pytest_etcd_discovery._transport.proxy import DiscoveryFront
-from pytest_etcd_discovery._transport.tls import session_ca
 
 PUBLIC = "https://discovery.etcd.io"
 _HEALTH = b"GET /health HTTP/1.1\r\nHost: discovery.etcd.io\r\nConnection: close\r\n\r\n"
@@ -111,8 +110,8 @@ def _per_call(fn: Callable[[], None], count: int) -> tuple[float, float]:
 def run(size: int, rounds: int, connections: int) -> dict[str, dict[str, float]]:
     live = LiveTarget()
     live.start()
-    ca = session_ca()
-    front = DiscoveryFront(live.server, [PUBLIC], ca)
+    front = DiscoveryFront(live.server, [PUBLIC])  # the process's test CA for PUBLIC
+    ca = front.ca
     front.start()
     members = MemberProcess()
     plain_session = live.session()
