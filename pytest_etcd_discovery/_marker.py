@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MARKER_KWARGS", "apply_fault_marks", "marker_config", "our_marks", "seed"]
 
-PROFILES = PROFILE_NAMES
 MARKER_KWARGS = frozenset(
     {"size", "profile", "members", "state", "frozen", "keys_api", "strict", "intercept"}
 )
@@ -63,8 +62,8 @@ def _check_marker(config: Mapping[str, Any]) -> None:
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         bad_marker(f"@{MARKER}(size={size!r}): size must be a positive integer")
     profile = config.get("profile")
-    if profile is not None and profile not in PROFILES:
-        bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILES)}")
+    if profile is not None and profile not in PROFILE_NAMES:
+        bad_marker(f"@{MARKER}(profile={profile!r}): not one of {', '.join(PROFILE_NAMES)}")
     for flag in ("frozen", "keys_api", "intercept"):
         value = config.get(flag, False)
         if not isinstance(value, bool):
