@@ -61,6 +61,8 @@ def test_inside_a_run_the_guard_stays_after_the_block() -> None:
     assert client_cover.active_cover() is None
     with pytest.raises(socket.gaierror, match=r"refused to look up 'discovery\.etcd\.io'"):
         socket.getaddrinfo("discovery.etcd.io", 443)
+    with pytest.raises(socket.gaierror, match=r"no etcd discovery fake is on here"):
+        socket.gethostbyname("discovery.etcd.io")
 
 
 def test_blocks_nest_and_each_has_its_own_state() -> None:

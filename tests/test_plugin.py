@@ -55,6 +55,7 @@ def test_help_lists_every_option_and_ini_value(pytester: pytest.Pytester) -> Non
         "etcd_discovery_strict",
         "etcd_discovery_hosts",
         "etcd_discovery_listen_host",
+        "etcd_discovery_allow_real_service",
     ):
         result.stdout.fnmatch_lines([f"  {ini} *"])
 

@@ -322,28 +322,27 @@ def _getaddrinfo(
 
 
 def _gethostbyname(hostname: str) -> str:
-    cover = _cover_for(hostname)
-    if cover is None:
+    if _cover_for(hostname) is None:
         return _real_gethostbyname(hostname)
-    if isinstance(cover, Guard):
-        raise cover.refusal(hostname)
-    raise DiscoveryHostGuardError(
-        hostname,
-        "gethostbyname carries no port, so the connection cannot be served",
-        cover.hosts.served(hostname),
-    )
+    raise _portless_lookup(hostname, "gethostbyname")
 
 
 def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
-    cover = _cover_for(hostname)
-    if cover is None:
+    if _cover_for(hostname) is None:
         return _real_gethostbyname_ex(hostname)
+    raise _portless_lookup(hostname, "gethostbyname_ex")
+
+
+def _portless_lookup(hostname: str, function: str) -> DiscoveryHostGuardError:
+    """The refusal of a discovery host looked up without a port (the guard's own when no
+    fake is on): the connection that follows could not be sent to the front."""
+    cover = _cover_for(hostname)
     if isinstance(cover, Guard):
-        raise cover.refusal(hostname)
-    raise DiscoveryHostGuardError(
+        return cover.refusal(hostname)
+    return DiscoveryHostGuardError(
         hostname,
-        "gethostbyname_ex carries no port, so the connection cannot be served",
-        cover.hosts.served(hostname),
+        f"{function} carries no port, so the connection cannot be served",
+        cover.hosts.served(hostname) if cover is not None else (),
     )
 
 
