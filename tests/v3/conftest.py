@@ -1,0 +1,104 @@
+"""Fixtures for the v3 discovery tests (etcd 3.6+ ``--discovery-endpoints``).
+
+``v3_endpoint`` is the discovery store under test, parametrized over a real etcd 3.4's v3
+API and the fake's (``etcd_discovery.v3``), so that every test is a differential one.
+``go_v3discovery`` is the Go client of etcd's v3 discovery steps
+(``tests/realclients/v3discovery``), built once per session from Debian's etcd sources.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from realutil import SKIP_PREFIX, require_real, skip_or_fail
+
+from pytest_etcd_discovery._real.processes import EtcdProcess
+
+REAL = "real"
+FAKE = "fake"
+GO_SOURCE = Path(__file__).resolve().parent.parent / "realclients" / "v3discovery" / "main.go"
+#: Debian's golang-etcd-server-dev puts etcd 3.4's sources (clientv3 included) here.
+GOCODE = Path("/usr/share/gocode")
+
+
+@dataclass
+class Endpoint:
+    """A discovery store: ``host:port`` of an etcd v3 API, and how to make a token."""
+
+    kind: str
+    endpoint: str
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rpartition(":")[2])
+
+
+@pytest.fixture(scope="session")
+def real_v3_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real etcd 3.4 (its v3 API) on free loopback ports for the session: ``host:port``."""
+    require_real("etcd")
+    etcd = EtcdProcess("v3store", tmp_path_factory.mktemp("etcd-v3"))
+    etcd.start()
+    try:
+        etcd.wait_ready()
+        yield f"{etcd.host}:{etcd.client_port}"
+    finally:
+        etcd.stop()
+
+
+@pytest.fixture(params=[REAL, FAKE])
+def v3_endpoint(request: pytest.FixtureRequest) -> Endpoint:
+    """The real etcd's v3 API, then the fake's."""
+    if request.param == REAL:
+        return Endpoint(REAL, request.getfixturevalue("real_v3_etcd"))
+    face = request.getfixturevalue("etcd_discovery").v3
+    return Endpoint(FAKE, face.endpoint)
+
+
+def go_missing() -> str | None:
+    """Why the Go client cannot be built here, or ``None``."""
+    if shutil.which("go") is None:
+        return f"{SKIP_PREFIX}: go (Debian package golang-go)"
+    if not (GOCODE / "src/go.etcd.io/etcd/clientv3").is_dir():
+        return f"{SKIP_PREFIX}: etcd's clientv3 sources (Debian package golang-etcd-server-dev)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def go_v3discovery(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go client, built once per session in GOPATH mode without network."""
+    reason = go_missing()
+    if reason is not None:
+        skip_or_fail(reason)
+    work = tmp_path_factory.mktemp("go-v3discovery")
+    binary = work / "v3discovery"
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        # Our own dir first (the build writes nothing there), then Debian's sources.
+        "GOPATH": f"{work / 'gopath'}:{GOCODE}",
+        "GOPROXY": "off",
+        "GOFLAGS": "",
+    }
+    if "GOCACHE" not in env and "HOME" not in env:  # go needs one of them
+        env["GOCACHE"] = str(work / "gocache")
+    built = subprocess.run(
+        ["go", "build", "-o", str(binary), str(GO_SOURCE)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if built.returncode != 0:
+        pytest.fail(f"building the Go v3 discovery client failed:\n{built.stderr}")
+    return binary
