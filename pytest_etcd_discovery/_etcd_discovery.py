@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._transport.server import DiscoveryServer
     from ._v2store.clock import ControllableClock
     from ._v2store.store import Store
+    from ._v3face import V3Discovery
 
 __all__ = [
     "V04_TTL",
@@ -80,6 +81,7 @@ class EtcdDiscovery:
         self.seeded_url: str | None = None
         #: Token URLs :meth:`new_token` returned in this test (the report lists them).
         self.created_tokens = self._seeder.created_tokens
+        self._v3: V3Discovery | None = None
 
     # -- what kind of service ----------------------------------------------------------
 
@@ -140,6 +142,26 @@ class EtcdDiscovery:
     def restore(self, data: Mapping[str, Any]) -> None:
         """Put back a state taken with :meth:`snapshot`."""
         self._backend.fake("restore()").restore(dict(data["store"]))
+
+    # -- etcd 3.6 and later: v3 discovery ----------------------------------------------------
+
+    @property
+    def v3(self) -> V3Discovery:
+        """The fake's etcd v3 API, started on first use on this handle's clock, with etcd
+        3.6's discovery helpers: ``new_token(size)`` (endpoints and token), ``register``,
+        ``token``, ``env()``.  Needs the ``v3`` extra (gRPC); the fake only."""
+        if self._v3 is None:
+            from ._v3face import V3Discovery
+
+            fake = self._backend.fake("the etcd v3 endpoint")
+            self._v3 = V3Discovery(fake.clock)
+        return self._v3
+
+    def close_v3(self) -> None:
+        """Stop the v3 endpoint if one was started (the fixture does at teardown)."""
+        face, self._v3 = self._v3, None
+        if face is not None:
+            face.close()
 
     # -- expectations --------------------------------------------------------------------
 

@@ -89,7 +89,10 @@ class PluginRun:
             self._run_wide = None
         with self._lock:
             stacks, self._stacks = list(self._stacks.values()), {}
-            self._shared.clear()
+            shared, self._shared = list(self._shared.values()), {}
+        for handle in shared:
+            handle.close_v3()
+        with self._lock:
             front, self._forward_front = self._forward_front, None
             server, self._forward_server = self._forward_server, None
         for stack in stacks:
@@ -217,6 +220,7 @@ class PluginRun:
             yield disco
         finally:
             disco.stop_intercept()
+            disco.close_v3()  # the v3 endpoint (if the test used one) ends with its test
 
     @contextmanager
     def _fake_test(
@@ -249,6 +253,7 @@ class PluginRun:
             yield disco
         finally:
             disco.stop_intercept()
+            disco.close_v3()  # the v3 endpoint (if the test used one) ends with its test
             # The test's journal stays its own: late requests still show there, and the
             # next test's requests do not.
             disco.keep_journal()

@@ -29,8 +29,9 @@ SIZE_BAD = "discovery: size key is bad"
 FULL = "discovery: cluster is full"
 
 
-def member_id(peer_urls: list[str], cluster_token: str = "etcd-cluster") -> int:
-    """etcd's id of a new member: SHA-1 of its sorted peer URLs and the cluster token."""
+def member_id(peer_urls: list[str], cluster_token: str) -> int:
+    """etcd's id of a new member: SHA-1 of its sorted peer URLs and the cluster token
+    (etcd 3.6 with v3 discovery: the discovery token)."""
     digest = hashlib.sha1(("".join(sorted(peer_urls)) + cluster_token).encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
@@ -129,7 +130,7 @@ async def _bootstrap(
         await after.wait()
         async with aetcd.Client(host=host, port=port) as client:
             try:
-                cs = await Discovery(client, token, member_id([peer])).join(
+                cs = await Discovery(client, token, member_id([peer], token)).join(
                     f"{name}={peer}", registered
                 )
             except DiscoveryError as err:

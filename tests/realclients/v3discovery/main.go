@@ -253,7 +253,8 @@ func (d *discovery) get() (string, error) {
 }
 
 // memberID is etcd's id of a new member: the first 8 bytes of the SHA-1 of its sorted
-// peer URLs followed by the initial cluster token.
+// peer URLs followed by the cluster token (with v3 discovery etcd 3.6 takes the
+// discovery token as the cluster token: embed.Config.PeerURLsMapAndToken).
 func memberID(peerURLs []string, clusterToken string) types.ID {
 	urls := append([]string(nil), peerURLs...)
 	sort.Strings(urls)
@@ -280,12 +281,15 @@ func main() {
 	flag.DurationVar(&opts.dialTimeout, "dial-timeout", 2*time.Second, "dial timeout (etcd's default)")
 	flag.DurationVar(&opts.backoffUnit, "backoff-unit", time.Second, "retry backoff unit (etcd: 1s)")
 	flag.UintVar(&opts.maxRetries, "max-retries", 3, "retries before 'too many retries'")
-	flag.StringVar(&opts.clusterToken, "initial-cluster-token", "etcd-cluster", "initial cluster token (member ids)")
+	flag.StringVar(&opts.clusterToken, "initial-cluster-token", "", "cluster token of the member ids (etcd 3.6 with v3 discovery: the discovery token)")
 	flag.Parse()
 	opts.endpoints = strings.Split(*endpoints, ",")
 	if opts.token == "" {
 		fmt.Fprintln(os.Stderr, "-token is required")
 		os.Exit(2)
+	}
+	if opts.clusterToken == "" {
+		opts.clusterToken = opts.token
 	}
 
 	results := make([]string, *n)

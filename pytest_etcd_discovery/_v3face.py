@@ -1,0 +1,336 @@
+"""The fixture's v3 face: ``etcd_discovery.v3``, etcd 3.6's v3 discovery on the fake.
+
+etcd 3.6 members started with ``--discovery-endpoints`` and ``--discovery-token`` find
+each other through any etcd v3 API: the size at ``/_etcd/registry/<token>/_config/size``
+and each member at ``.../members/<member id in hex>`` = ``name=peerURL[,...]``; members
+sort by their key's create revision and the first ``size`` win.
+
+:class:`V3Discovery` starts the fake's v3 endpoint (:mod:`._v3`, behind the ``v3`` extra)
+on first use, on the handle's clock, and its helpers go through that endpoint's gRPC API
+as a client would (so the journal sees them, marked as the fixture's own).  Nothing here
+imports gRPC until a test asks for ``.v3``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ._errors import Error
+from ._etcd_rules import etcd_member_id, etcd_member_value, peer_url_list
+
+if TYPE_CHECKING:
+    from ._v2store.clock import ControllableClock
+
+__all__ = [
+    "EXTRA_HINT",
+    "REGISTRY",
+    "V3ClusterFullError",
+    "V3Discovery",
+    "V3DiscoveryError",
+    "V3Member",
+    "V3Token",
+    "V3TokenView",
+    "load_v3",
+]
+
+#: etcd's v3 discovery prefix.
+REGISTRY = "/_etcd/registry"
+EXTRA_HINT = "pip install 'pytest-etcd-discovery[v3]'"
+#: Metadata marking the face's own requests (the journal tells them from the test's).
+FIXTURE_METADATA = (("x-etcd-discovery-transport", "fixture"),)
+#: Requests of the helpers are bounded like etcd's discovery requests (5 s), with slack.
+REQUEST_TIMEOUT = 10.0
+# Go's strconv.ParseInt(s, 10, 0): an optional sign and ASCII digits.
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+class V3DiscoveryError(Error):
+    """etcd's v3 discovery refused: ``discovery: size key not found``, ``... is bad``,
+    or (:class:`V3ClusterFullError`) ``discovery: cluster is full``."""
+
+
+class V3ClusterFullError(V3DiscoveryError):
+    """``discovery: cluster is full``: ``size`` other members come first."""
+
+    def __init__(self, token: str, size: int, members: Sequence[V3Member]) -> None:
+        self.token = token
+        self.size = size
+        self.members = tuple(members)
+        names = ", ".join(m.name for m in self.members[:size])
+        super().__init__(f"discovery: cluster is full ({size} of {size}: {names}) at {token}")
+
+
+def load_v3() -> Any:
+    """The fake's v3 server module, or a clear error naming the extra to install."""
+    try:
+        # By name: neither ships type information, and only their presence matters here.
+        importlib.import_module("grpc")
+        importlib.import_module("google.protobuf")
+    except ImportError as exc:
+        raise ImportError(
+            f"etcd discovery: the etcd v3 endpoint needs gRPC and protobuf ({exc}); "
+            f"install them with: {EXTRA_HINT}"
+        ) from exc
+    from ._v3 import server
+
+    return server
+
+
+class V3Token(NamedTuple):
+    """What :meth:`V3Discovery.new_token` hands out: etcd's two flags' values."""
+
+    #: ``--discovery-endpoints``: ``http://127.0.0.1:PORT``.
+    endpoints: str
+    #: ``--discovery-token``.
+    token: str
+
+
+@dataclass(frozen=True)
+class V3Member:
+    """One key under ``.../members/``, as etcd's discovery reads it."""
+
+    key: str
+    value: str
+    create_revision: int
+    mod_revision: int
+
+    @property
+    def id(self) -> str:
+        """The member id in hex (the key's last segment)."""
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def name(self) -> str:
+        first = self.value.split(",", 1)[0]
+        return first.split("=", 1)[0] if "=" in first else self.id
+
+    @property
+    def peer_urls(self) -> list[str]:
+        return [part.split("=", 1)[1] for part in self.value.split(",") if "=" in part]
+
+
+@dataclass(frozen=True)
+class V3TokenView:
+    """A token as etcd 3.6's discovery sees it."""
+
+    token: str
+    #: The size key's value as an int, None when missing or not a positive integer
+    #: (see :attr:`size_raw`).
+    size: int | None
+    size_raw: str | None
+    #: Every well-formed member, by create revision.
+    members: tuple[V3Member, ...]
+    #: The store's revision when read.
+    revision: int
+
+    @property
+    def cluster(self) -> tuple[V3Member, ...]:
+        """The members that make the cluster: the first ``size``."""
+        return self.members[: self.size] if self.size is not None else ()
+
+    @property
+    def full(self) -> bool:
+        return self.size is not None and len(self.members) >= self.size
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    @property
+    def initial_cluster(self) -> str:
+        """The ``--initial-cluster`` string etcd computes (from :attr:`cluster`)."""
+        return ",".join(m.value for m in self.cluster)
+
+
+class _Client:
+    """A minimal synchronous etcd v3 KV client over the fake's own message classes."""
+
+    def __init__(self, endpoint: str, messages: Any) -> None:
+        grpc: Any = importlib.import_module("grpc")
+        self._channel = grpc.insecure_channel(endpoint)
+        self._messages = messages
+
+        def call(method: str, request: str, response: str) -> Any:
+            return self._channel.unary_unary(
+                f"/etcdserverpb.KV/{method}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=messages.message_class(response).FromString,
+            )
+
+        self._range = call("Range", "RangeRequest", "RangeResponse")
+        self._put = call("Put", "PutRequest", "PutResponse")
+        self._delete = call("DeleteRange", "DeleteRangeRequest", "DeleteRangeResponse")
+
+    def _message(self, name: str, **fields: Any) -> Any:
+        return self._messages.message_class(name)(**fields)
+
+    def range(self, key: str, *, prefix: bool = False) -> Any:
+        fields: dict[str, Any] = {"key": key.encode()}
+        if prefix:
+            fields["range_end"] = _prefix_end(key.encode())
+        return self._range(
+            self._message("RangeRequest", **fields),
+            timeout=REQUEST_TIMEOUT,
+            metadata=FIXTURE_METADATA,
+        )
+
+    def put(self, key: str, value: str) -> Any:
+        request = self._message("PutRequest", key=key.encode(), value=value.encode())
+        return self._put(request, timeout=REQUEST_TIMEOUT, metadata=FIXTURE_METADATA)
+
+    def delete(self, key: str) -> Any:
+        request = self._message("DeleteRangeRequest", key=key.encode())
+        return self._delete(request, timeout=REQUEST_TIMEOUT, metadata=FIXTURE_METADATA)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def _prefix_end(key: bytes) -> bytes:
+    """etcd's ``WithPrefix`` range end: the key with its last byte below 0xff plus one."""
+    end = bytearray(key)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\x00"
+
+
+class V3Discovery:
+    """``etcd_discovery.v3``: the fake's etcd v3 endpoint and etcd 3.6 discovery helpers.
+
+    :param clock: the clock of the handle (leases expire on ``clock.advance``).
+    :param server_options: passed to the v3 server (journal, faults of the stack).
+    """
+
+    def __init__(self, clock: ControllableClock, **server_options: Any) -> None:
+        server_module = load_v3()
+        from ._v3 import messages
+
+        self._lock = threading.Lock()
+        self.server = server_module.V3Server(clock=clock, **server_options)
+        self.server.start()
+        self.clock = clock
+        self._client = _Client(self.endpoint, messages)
+        #: Tokens :meth:`new_token` made, oldest first.
+        self.created_tokens: list[str] = []
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the fake's etcd v3 API."""
+        return str(self.server.endpoint)
+
+    @property
+    def endpoints(self) -> str:
+        """The ``--discovery-endpoints`` value: ``http://host:port``."""
+        return f"http://{self.endpoint}"
+
+    def close(self) -> None:
+        self._client.close()
+        self.server.stop()
+
+    # -- tokens ------------------------------------------------------------------------
+
+    def new_token(self, size: int = 3, *, token: str | None = None) -> V3Token:
+        """Make a token as an operator does: put its size key (``size`` members)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError(f"size must be a positive int, not {size!r}")
+        name = token if token is not None else uuid.uuid4().hex
+        self.set_size(name, str(size))
+        self.created_tokens.append(name)
+        return V3Token(self.endpoints, name)
+
+    def set_size(self, token: str, value: str) -> None:
+        """Write the size key as given (a bad size too: etcd answers "size key is bad")."""
+        self._client.put(f"{REGISTRY}/{token}/_config/size", value)
+
+    def token(self, token: str) -> V3TokenView:
+        """Read ``token`` as etcd's discovery does (size, then the members by revision)."""
+        size_reply = self._client.range(f"{REGISTRY}/{token}/_config/size")
+        raw = size_reply.kvs[0].value.decode("utf-8", "replace") if size_reply.kvs else None
+        size = int(raw) if raw is not None and _GO_INT.fullmatch(raw) else None
+        if size is not None and size <= 0:
+            size = None
+        prefix = f"{REGISTRY}/{token}/members"
+        reply = self._client.range(prefix, prefix=True)
+        members = [
+            V3Member(
+                kv.key.decode("utf-8", "replace").strip(),
+                kv.value.decode("utf-8", "replace").strip(),
+                kv.create_revision,
+                kv.mod_revision,
+            )
+            for kv in reply.kvs
+        ]
+        # etcd keeps only values with "=" (a member's name=url), by create revision.
+        members = sorted((m for m in members if "=" in m.value), key=lambda m: m.create_revision)
+        return V3TokenView(token, size, raw, tuple(members), reply.header.revision)
+
+    def register(
+        self,
+        token: str,
+        name: str,
+        peer_urls: str | Sequence[str],
+        *,
+        member_id: str | None = None,
+        check_full: bool = True,
+    ) -> V3Member:
+        """Register a member as etcd 3.6 does: read the size ("size key not found", "size
+        key is bad": :class:`V3DiscoveryError`), refuse when ``size`` others come first
+        (:class:`V3ClusterFullError`; ``check_full=False`` skips it), then put
+        ``members/<id>`` = ``name=url,...``.  The id defaults to etcd's (the SHA-1 of
+        the peer URLs and the token, etcd's cluster token with v3 discovery)."""
+        urls = peer_url_list(peer_urls)
+        ident = member_id if member_id is not None else etcd_member_id(urls, token)
+        key = f"{REGISTRY}/{token}/members/{ident}"
+        view = self.token(token)
+        if view.size_raw is None:
+            raise V3DiscoveryError("discovery: size key not found")
+        if view.size is None:
+            raise V3DiscoveryError("discovery: size key is bad")
+        keys = [m.key for m in view.members]
+        ahead = keys.index(key) if key in keys else len(keys)
+        if check_full and ahead >= view.size:
+            raise V3ClusterFullError(token, view.size, view.members)
+        value = etcd_member_value(name, urls)
+        self._client.put(key, value)
+        for member in self.token(token).members:
+            if member.key == key:
+                return member
+        raise V3DiscoveryError(f"{key} was written but is not listed")  # pragma: no cover
+
+    def delete(self, token: str, member: str | V3Member) -> None:
+        """Delete one member's key (a :class:`V3Member`, its key or its id)."""
+        if isinstance(member, V3Member):
+            key = member.key
+        elif member.startswith("/"):
+            key = member
+        else:
+            key = f"{REGISTRY}/{token}/members/{member}"
+        self._client.delete(key)
+
+    def env(
+        self, token: str | None = None, base: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """``base`` (default ``os.environ``) plus ``ETCD_DISCOVERY_ENDPOINTS`` and
+        ``ETCD_DISCOVERY_TOKEN`` (default: the last :meth:`new_token`) for an etcd 3.6
+        member started as a child process."""
+        if token is None:
+            if not self.created_tokens:
+                raise ValueError("env() needs a token: pass one, or call new_token() first")
+            token = self.created_tokens[-1]
+        env = dict(os.environ if base is None else base)
+        env["ETCD_DISCOVERY_ENDPOINTS"] = self.endpoints
+        env["ETCD_DISCOVERY_TOKEN"] = token
+        return env
+
+    def __repr__(self) -> str:
+        return f"<V3Discovery {self.endpoints}>"
