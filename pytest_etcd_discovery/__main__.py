@@ -144,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --env-file: another discovery base URL to answer besides "
         "https://discovery.etcd.io (repeatable)",
     )
+    parser.add_argument(
+        "--v3-port",
+        metavar="PORT",
+        type=_port,
+        default=None,
+        help="also serve an etcd v3 API (gRPC) on --host at PORT (0: a free one) for etcd "
+        "3.6+ v3 discovery (--discovery-endpoints, --discovery-token); prints "
+        "'etcd v3: http://HOST:PORT' after the URL. Needs the v3 extra: "
+        "pip install 'pytest-etcd-discovery[v3]'",
+    )
     return parser
 
 
@@ -285,11 +295,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FaultError as exc:
             print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
             return 2
+    v3_server = None
+    if args.v3_port is not None:
+        from ._v3face import load_v3
+
+        try:
+            # On the shared clock of the stack (the control API's clock moves it too).
+            v3_server = load_v3().V3Server(clock=stack.clock, host=args.host, port=args.v3_port)
+        except ImportError as exc:
+            print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
+            return 2
     try:
         server.start()
     except ServerError as exc:
         print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
         return 1
+    if v3_server is not None:
+        try:
+            v3_server.start()
+        except (OSError, RuntimeError) as exc:  # e.g. the port is taken
+            stack.close()
+            print(f"etcd-discovery-fake: error: the etcd v3 API: {exc}", file=sys.stderr)
+            return 1
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -305,8 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             write_env_file(args.env_file, env_additions(stack.front()))
         print(server.url, flush=True)
+        if v3_server is not None:
+            print(f"etcd v3: http://{v3_server.endpoint}", flush=True)
         stop.wait()
     finally:
+        if v3_server is not None:
+            v3_server.stop()
         stack.close()
     if state is not None:
         try:

@@ -12,35 +12,17 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from realutil import SKIP_PREFIX, require_real, skip_or_fail
+from v3util import FAKE, REAL, Endpoint
 
 from pytest_etcd_discovery._real.processes import EtcdProcess
 
-REAL = "real"
-FAKE = "fake"
 GO_SOURCE = Path(__file__).resolve().parent.parent / "realclients" / "v3discovery" / "main.go"
 #: Debian's golang-etcd-server-dev puts etcd 3.4's sources (clientv3 included) here.
 GOCODE = Path("/usr/share/gocode")
-
-
-@dataclass
-class Endpoint:
-    """A discovery store: ``host:port`` of an etcd v3 API, and how to make a token."""
-
-    kind: str
-    endpoint: str
-
-    @property
-    def host(self) -> str:
-        return self.endpoint.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.endpoint.rpartition(":")[2])
 
 
 @pytest.fixture(scope="session")

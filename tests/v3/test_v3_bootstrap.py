@@ -8,34 +8,15 @@ etcd's steps give: the first ``size`` members by create revision, or etcd's erro
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import aetcd
 import pydiscovery
 import pytest
-from conftest import Endpoint
+from v3util import Endpoint, token_with_size
 
 Client = Callable[..., list[str]]
-
-
-def put(endpoint: Endpoint, key: str, value: str) -> None:
-    async def go() -> None:
-        async with aetcd.Client(host=endpoint.host, port=endpoint.port) as client:
-            await client.put(key.encode(), value.encode())
-
-    asyncio.run(go())
-
-
-def token_with_size(endpoint: Endpoint, size: str | None) -> str:
-    """A new token; its size key holds ``size`` (as given, so bad sizes too), or is absent."""
-    token = uuid.uuid4().hex
-    if size is not None:
-        put(endpoint, f"/_etcd/registry/{token}/_config/size", size)
-    return token
 
 
 @pytest.fixture(params=["go", "python"])

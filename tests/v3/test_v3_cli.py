@@ -1,0 +1,60 @@
+"""``etcd-discovery-fake --v3-port``: the command serves the etcd v3 API for v3 discovery."""
+
+from __future__ import annotations
+
+import queue
+import re
+from collections.abc import Callable, Iterator
+
+import pydiscovery
+import pytest
+from test_cli import WAIT, Fake
+from v3util import FAKE, Endpoint, put
+
+V3_LINE = re.compile(r"etcd v3: http://(127\.0\.0\.1:\d+)\n")
+
+
+@pytest.fixture
+def run() -> Iterator[Callable[..., Fake]]:
+    started: list[Fake] = []
+
+    def start(*args: str) -> Fake:
+        started.append(Fake(*args))
+        return started[-1]
+
+    yield start
+    for fake in started:
+        fake.kill()
+
+
+def test_the_command_serves_v3_discovery(run: Callable[..., Fake]) -> None:
+    fake = run("--port", "0", "--v3-port", "0")
+    fake.url()
+    try:
+        line = fake.lines.get(timeout=WAIT)
+    except queue.Empty:
+        pytest.fail("no 'etcd v3:' line in time")
+    assert line is not None, fake.stop_output()
+    match = V3_LINE.fullmatch(line)
+    assert match, line
+    endpoint = match[1]
+    put(Endpoint(FAKE, endpoint), "/_etcd/registry/tok/_config/size", "2")
+    expected = "m0=http://127.0.0.1:12380,m1=http://127.0.0.1:12381"
+    assert pydiscovery.bootstrap(endpoint, "tok", 3) == [
+        f"m0 ok {expected}",
+        f"m1 ok {expected}",
+        "m2 error discovery: cluster is full",
+    ]
+    assert fake.stop() == 0
+    code, stderr = fake.finish()
+    assert (code, "Traceback" in stderr) == (0, False)
+
+
+def test_a_taken_v3_port_is_one_error_line(run: Callable[..., Fake], busy_port: int) -> None:
+    fake = run("--port", "0", "--v3-port", str(busy_port))
+    code, stderr = fake.finish()
+    assert code == 1
+    assert "Traceback" not in stderr
+    assert stderr.rstrip("\n").splitlines()[-1].startswith(
+        "etcd-discovery-fake: error: the etcd v3 API:"
+    )
