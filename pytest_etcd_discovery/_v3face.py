@@ -6,9 +6,9 @@ and each member at ``.../members/<member id in hex>`` = ``name=peerURL[,...]``; 
 sort by their key's create revision and the first ``size`` win.
 
 :class:`V3Discovery` starts the fake's v3 endpoint (:mod:`._v3`, behind the ``v3`` extra)
-on first use, on the handle's clock, and its helpers go through that endpoint's gRPC API
-as a client would (so the journal sees them, marked as the fixture's own).  Nothing here
-imports gRPC until a test asks for ``.v3``.
+on first use, on the handle's clock; its helpers act on the endpoint's store directly
+(like the v2 helpers, they stay out of the journal and the faults).  Nothing here imports
+gRPC until a test asks for ``.v3``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ __all__ = [
     "V3ClusterFullError",
     "V3Discovery",
     "V3DiscoveryError",
+    "V3FaultRule",
+    "V3Faults",
     "V3Member",
     "V3Token",
     "V3TokenView",
@@ -43,10 +45,6 @@ __all__ = [
 #: etcd's v3 discovery prefix.
 REGISTRY = "/_etcd/registry"
 EXTRA_HINT = "pip install 'pytest-etcd-discovery[v3]'"
-#: Metadata marking the face's own requests (the journal tells them from the test's).
-FIXTURE_METADATA = (("x-etcd-discovery-transport", "fixture"),)
-#: Requests of the helpers are bounded like etcd's discovery requests (5 s), with slack.
-REQUEST_TIMEOUT = 10.0
 # Go's strconv.ParseInt(s, 10, 0): an optional sign and ASCII digits.
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 
@@ -149,24 +147,13 @@ class V3TokenView:
         return ",".join(m.value for m in self.cluster)
 
 
-class _Client:
-    """A minimal synchronous etcd v3 KV client over the fake's own message classes."""
+class _StoreClient:
+    """The helpers' reads and writes, on the v3 server's store directly (as the v2
+    helpers answer in-process): no request of theirs reaches the journal or a fault."""
 
-    def __init__(self, endpoint: str, messages: Any) -> None:
-        grpc: Any = importlib.import_module("grpc")
-        self._channel = grpc.insecure_channel(endpoint)
+    def __init__(self, store: Any, messages: Any) -> None:
+        self._store = store
         self._messages = messages
-
-        def call(method: str, request: str, response: str) -> Any:
-            return self._channel.unary_unary(
-                f"/etcdserverpb.KV/{method}",
-                request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=messages.message_class(response).FromString,
-            )
-
-        self._range = call("Range", "RangeRequest", "RangeResponse")
-        self._put = call("Put", "PutRequest", "PutResponse")
-        self._delete = call("DeleteRange", "DeleteRangeRequest", "DeleteRangeResponse")
 
     def _message(self, name: str, **fields: Any) -> Any:
         return self._messages.message_class(name)(**fields)
@@ -175,22 +162,13 @@ class _Client:
         fields: dict[str, Any] = {"key": key.encode()}
         if prefix:
             fields["range_end"] = _prefix_end(key.encode())
-        return self._range(
-            self._message("RangeRequest", **fields),
-            timeout=REQUEST_TIMEOUT,
-            metadata=FIXTURE_METADATA,
-        )
+        return self._store.range(self._message("RangeRequest", **fields))
 
     def put(self, key: str, value: str) -> Any:
-        request = self._message("PutRequest", key=key.encode(), value=value.encode())
-        return self._put(request, timeout=REQUEST_TIMEOUT, metadata=FIXTURE_METADATA)
+        return self._store.put(self._message("PutRequest", key=key.encode(), value=value.encode()))
 
     def delete(self, key: str) -> Any:
-        request = self._message("DeleteRangeRequest", key=key.encode())
-        return self._delete(request, timeout=REQUEST_TIMEOUT, metadata=FIXTURE_METADATA)
-
-    def close(self) -> None:
-        self._channel.close()
+        return self._store.delete_range(self._message("DeleteRangeRequest", key=key.encode()))
 
 
 def _prefix_end(key: bytes) -> bytes:
@@ -204,6 +182,192 @@ def _prefix_end(key: bytes) -> bytes:
     return b"\x00"
 
 
+@dataclass
+class V3FaultRule:
+    """One fault of the v3 endpoint: which calls it hits and what it does."""
+
+    action: str  # "fail", "delay" or "drop"
+    code: str | None = None
+    message: str = ""
+    delay: float = 0.0
+    service: str | None = None
+    method: str | None = None
+    key_prefix: bytes | None = None
+    times: int | None = None
+    #: Calls it hit so far.
+    fired: int = 0
+
+    def matches(self, call: Any) -> bool:
+        if self.service is not None and call.service != self.service:
+            return False
+        if self.method is not None and call.method != self.method:
+            return False
+        if self.key_prefix is not None:
+            key = _request_key(call.request)
+            if key is None or not key.startswith(self.key_prefix):
+                return False
+        return self.times is None or self.fired < self.times
+
+    def describe(self) -> str:
+        what = {"fail": f"fail {self.code}", "delay": f"delay {self.delay} s", "drop": "drop"}
+        where = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("service", self.service),
+                ("method", self.method),
+                ("key_prefix", self.key_prefix),
+                ("times", self.times),
+            )
+            if value is not None
+        ]
+        return f"v3 {what[self.action]} ({', '.join(where) or 'every call'})"
+
+
+def _request_key(request: Any) -> bytes | None:
+    """The key a request names (a Watch's create request's), if any."""
+    if request is None:
+        return None
+    for holder in (request, getattr(request, "create_request", None)):
+        key = getattr(holder, "key", None)
+        if isinstance(key, bytes) and key:
+            return key
+    return None
+
+
+class V3Faults:
+    """The v3 endpoint's fault plan for one test: gRPC statuses, delays, dropped streams.
+
+    Each method adds a rule that hits calls matching ``service`` (``"KV"``, ``"Watch"``,
+    ``"Lease"``, ``"Maintenance"``), ``method`` (``"Range"``, ``"Put"``, ``"Watch"``,
+    ...) and ``key_prefix``; ``times`` bounds how many (None: every one).  The first
+    matching rule wins.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rules: list[V3FaultRule] = []
+
+    def _add(self, rule: V3FaultRule) -> V3FaultRule:
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def fail(
+        self,
+        code: str = "UNAVAILABLE",
+        message: str = "etcdserver: the fake's fault rule",
+        *,
+        service: str | None = None,
+        method: str | None = None,
+        key_prefix: str | bytes | None = None,
+        times: int | None = None,
+    ) -> V3FaultRule:
+        """Answer with gRPC status ``code`` (a ``grpc.StatusCode`` name) and ``message``."""
+        return self._add(
+            V3FaultRule(
+                "fail",
+                code=code,
+                message=message,
+                service=service,
+                method=method,
+                key_prefix=_bytes(key_prefix),
+                times=times,
+            )
+        )
+
+    def delay(
+        self,
+        seconds: float,
+        *,
+        service: str | None = None,
+        method: str | None = None,
+        key_prefix: str | bytes | None = None,
+        times: int | None = None,
+    ) -> V3FaultRule:
+        """Hold matching calls ``seconds`` (real time) before serving them; a client's
+        deadline shorter than that meets ``DEADLINE_EXCEEDED``."""
+        return self._add(
+            V3FaultRule(
+                "delay",
+                delay=seconds,
+                service=service,
+                method=method,
+                key_prefix=_bytes(key_prefix),
+                times=times,
+            )
+        )
+
+    def drop(
+        self,
+        *,
+        service: str | None = "Watch",
+        method: str | None = None,
+        key_prefix: str | bytes | None = None,
+        times: int | None = 1,
+    ) -> V3FaultRule:
+        """End a stream (a watch, by default) as a broken connection does (UNAVAILABLE)."""
+        return self._add(
+            V3FaultRule(
+                "drop", service=service, method=method, key_prefix=_bytes(key_prefix), times=times
+            )
+        )
+
+    def decide(self, call: Any) -> Any:
+        """The server's ``before`` hook: the first matching rule's decision, or None."""
+        from ._v3.hooks import V3Decision
+
+        with self._lock:
+            for rule in self.rules:
+                if rule.matches(call):
+                    rule.fired += 1
+                    break
+            else:
+                return None
+        if rule.action == "delay":
+            return V3Decision(delay=rule.delay, description=rule.describe())
+        if rule.action == "drop":
+            return V3Decision(drop=True, description=rule.describe())
+        return V3Decision(code=rule.code, message=rule.message, description=rule.describe())
+
+    def unfired(self) -> list[V3FaultRule]:
+        with self._lock:
+            return [rule for rule in self.rules if rule.fired == 0]
+
+    def assert_all_fired(self) -> None:
+        """Fail unless every rule hit at least one call."""
+        __tracebackhide__ = True
+        unfired = self.unfired()
+        if unfired:
+            lines = [f"etcd discovery: {len(unfired)} v3 fault rules never fired:"]
+            lines += [f"  {rule.describe()}" for rule in unfired]
+            raise AssertionError("\n".join(lines))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+
+def _bytes(value: str | bytes | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+class _Hooks:
+    """The v3 server's hooks: the journal (every call, as the server reports it) and the
+    fault plan."""
+
+    def __init__(self, faults: V3Faults) -> None:
+        self.faults = faults
+        self._lock = threading.Lock()
+        self.calls: list[Any] = []
+
+    def before(self, call: Any) -> Any:
+        return self.faults.decide(call)
+
+    def after(self, call: Any) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+
 class V3Discovery:
     """``etcd_discovery.v3``: the fake's etcd v3 endpoint and etcd 3.6 discovery helpers.
 
@@ -215,11 +379,13 @@ class V3Discovery:
         server_module = load_v3()
         from ._v3 import messages
 
-        self._lock = threading.Lock()
-        self.server = server_module.V3Server(clock=clock, **server_options)
+        #: This endpoint's fault plan (see :class:`V3Faults`).
+        self.faults = V3Faults()
+        self._hooks = _Hooks(self.faults)
+        self.server = server_module.V3Server(clock=clock, hooks=self._hooks, **server_options)
         self.server.start()
         self.clock = clock
-        self._client = _Client(self.endpoint, messages)
+        self._client = _StoreClient(self.server.store, messages)
         #: Tokens :meth:`new_token` made, oldest first.
         self.created_tokens: list[str] = []
 
@@ -234,8 +400,29 @@ class V3Discovery:
         return f"http://{self.endpoint}"
 
     def close(self) -> None:
-        self._client.close()
         self.server.stop()
+        self.server.store.close()
+
+    # -- the journal ---------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[Any]:
+        """Every gRPC call the endpoint served, finished ones, oldest first: ``V3Call``
+        with ``service``, ``method``, ``request``, ``response``, ``error`` (code,
+        message) and ``fault`` (the rule that hit it).  The helpers' own are not there."""
+        with self._hooks._lock:
+            return list(self._hooks.calls)
+
+    def calls_to(self, method: str, *, key_prefix: str | None = None) -> list[Any]:
+        """The calls of ``method`` (``"Range"``, ``"Put"``, ``"Watch"``, ...), optionally
+        only those naming a key under ``key_prefix``."""
+        prefix = _bytes(key_prefix)
+        return [
+            call
+            for call in self.calls
+            if call.method == method
+            and (prefix is None or (_request_key(call.request) or b"").startswith(prefix))
+        ]
 
     # -- tokens ------------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ def test_a_taken_v3_port_is_one_error_line(run: Callable[..., Fake], busy_port: 
     code, stderr = fake.finish()
     assert code == 1
     assert "Traceback" not in stderr
-    assert stderr.rstrip("\n").splitlines()[-1].startswith(
-        "etcd-discovery-fake: error: the etcd v3 API:"
+    assert (
+        stderr.rstrip("\n")
+        .splitlines()[-1]
+        .startswith("etcd-discovery-fake: error: the etcd v3 API:")
     )
