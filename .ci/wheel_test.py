@@ -11,6 +11,8 @@
    dependencies from the package index); from it, outside the source tree,
    ``pytest --etcd-discovery-fake examples/`` must pass every test, and
    ``etcd-discovery-fake --port 0`` must start, answer ``/health`` on loopback and stop.
+   The wheel alone (no extra) has no gRPC and ``--v3-port`` says which extra to install;
+   the suite and the pages run after ``pip install 'wheel[v3]'`` (etcd v3 discovery).
    A classified Python that this machine cannot run fails the check: the classifiers
    list only what this proves.
 4. In the same environment, the code of the tutorial and of every how-to page, as a
@@ -391,6 +393,28 @@ def check_command(venv: Path, work: Path) -> None:
             print(err, file=sys.stderr)
 
 
+def check_without_extra(venv: Path, work: Path) -> None:
+    """Without the v3 extra there is no gRPC, and the command's ``--v3-port`` names the
+    extra to install instead of failing with a traceback."""
+    python = venv / "bin" / "python"
+    probe = subprocess.run(
+        [str(python), "-c", "import grpc"], capture_output=True, cwd=work, env=clean_env()
+    )
+    assert probe.returncode != 0, "grpc is importable without the v3 extra"
+    done = subprocess.run(
+        [str(venv / "bin" / "etcd-discovery-fake"), "--port", "0", "--v3-port", "0"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=clean_env(),
+        timeout=SERVER_TIMEOUT,
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "pip install 'pytest-etcd-discovery[v3]'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    print("without the v3 extra: no grpc; --v3-port names the extra", flush=True)
+
+
 def check_python(version: str, wheel: Path, base: Path) -> None:
     python = find_python(version)
     work = base / f"py{version}"
@@ -414,8 +438,23 @@ def check_python(version: str, wheel: Path, base: Path) -> None:
         env=clean_env(),
     ).stdout.strip()
     assert Path(where).is_relative_to(venv), f"{PACKAGE} imported from {where}"
-    check_suite(venv_python, work)
     check_command(venv, work)
+    check_without_extra(venv, work)
+    # The examples and pages include etcd v3 discovery: the v3 extra from here on.
+    run(
+        [
+            str(venv_python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            f"{wheel}[v3]",
+        ],
+        timeout=INSTALL_TIMEOUT,
+        env=clean_env(),
+    )
+    check_suite(venv_python, work)
     check_pages(venv, work)
     print(f"== Python {version}: wheel OK ({time.monotonic() - started:.0f} s)", flush=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import re
+import sys
 from collections.abc import Callable, Iterator
 
 import pydiscovery
@@ -60,3 +61,15 @@ def test_a_taken_v3_port_is_one_error_line(run: Callable[..., Fake], busy_port: 
         .splitlines()[-1]
         .startswith("etcd-discovery-fake: error: the etcd v3 API:")
     )
+
+
+def test_without_grpc_the_flag_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_etcd_discovery.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if the v3 extra were not installed
+    assert main(["--port", "0", "--v3-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("etcd-discovery-fake: error: ")
+    assert "pip install 'pytest-etcd-discovery[v3]'" in err
