@@ -157,12 +157,7 @@ class EtcdDiscovery:
             self._v3 = V3Discovery(fake.clock)
         return self._v3
 
-    @property
-    def started_v3(self) -> V3Discovery | None:
-        """The v3 face if this handle started it, else None (without starting it)."""
-        return self._v3
-
-    def close_v3(self) -> None:
+    def _close_v3(self) -> None:
         """Stop the v3 endpoint if one was started (the fixture does at teardown)."""
         face, self._v3 = self._v3, None
         if face is not None:

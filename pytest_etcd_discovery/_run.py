@@ -91,7 +91,7 @@ class PluginRun:
             stacks, self._stacks = list(self._stacks.values()), {}
             shared, self._shared = list(self._shared.values()), {}
         for handle in shared:
-            handle.close_v3()
+            handle._close_v3()
         with self._lock:
             front, self._forward_front = self._forward_front, None
             server, self._forward_server = self._forward_server, None
@@ -220,7 +220,7 @@ class PluginRun:
             yield disco
         finally:
             disco.stop_intercept()
-            disco.close_v3()  # the v3 endpoint (if the test used one) ends with its test
+            disco._close_v3()  # the v3 endpoint (if the test used one) ends with its test
 
     @contextmanager
     def _fake_test(
@@ -253,7 +253,7 @@ class PluginRun:
             yield disco
         finally:
             disco.stop_intercept()
-            disco.close_v3()  # the v3 endpoint (if the test used one) ends with its test
+            disco._close_v3()  # the v3 endpoint (if the test used one) ends with its test
             # The test's journal stays its own: late requests still show there, and the
             # next test's requests do not.
             disco.keep_journal()

@@ -341,10 +341,9 @@ def _strict_check(node: pytest.Item, disco: EtcdDiscovery) -> str | None:
 
     unfired = disco.app.faults.unfired()
     problems = strict_problems(disco.calls, unfired)
-    if disco.started_v3 is not None:  # the v3 endpoint's rules too, if the test used it
-        problems += [
-            f"fault rule never fired: {r.describe()}" for r in disco.started_v3.faults.unfired()
-        ]
+    v3 = disco._v3  # the v3 endpoint's rules too, if the test started it
+    if v3 is not None:
+        problems += [f"fault rule never fired: {r.describe()}" for r in v3.faults.unfired()]
     if not problems:
         return None
     count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
