@@ -42,7 +42,7 @@ from bench.targets import (
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
-GROUPS = ("bootstrap", "latency", "fixture", "scale", "cluster")
+GROUPS = ("bootstrap", "latency", "fixture", "scale", "cluster", "v3")
 
 
 @dataclass(frozen=True)
@@ -363,6 +363,14 @@ class Runner:
         for name, values in samples.items():
             row.add(name, values, scale=1000)
         _log(f"cluster: {report.fmt_values(row)}")
+
+    def run_v3(self) -> None:
+        # The etcd v3 API's Range/Put/Watch next to a real etcd's (bench/v3.py).
+        from bench import v3
+
+        v3.measure(
+            self.sizes.latency_batch * 4, self.sizes.latency_reps, self.rows["v3"], self.skipped
+        )
 
     def run(self) -> None:
         for group in self.groups:
