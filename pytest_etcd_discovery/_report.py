@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._etcd_discovery import EtcdDiscovery
     from ._model import TokenView
     from ._service.journal import Call
+    from ._v3face import V3Discovery
 
 __all__ = ["SECTION_TITLE", "render", "render_call", "render_token", "token_urls"]
 
@@ -111,4 +112,31 @@ def _render_body(disco: EtcdDiscovery) -> list[str]:
         lines.extend(render_call(c) for c in shown)
         if not calls:
             lines.append("  (none)")
+    if disco._v3 is not None:  # only when the test started the v3 endpoint
+        lines.extend(_render_v3(disco._v3))
+    return lines
+
+
+def _render_v3(v3: V3Discovery) -> list[str]:
+    """The v3 endpoint: the tokens the helpers made, by create revision, and its last
+    calls."""
+    lines = [f"etcd v3 endpoint: {v3.endpoints}  tokens ({len(v3.created_tokens)}):"]
+    for token in v3.created_tokens:
+        view = v3.token(token)
+        size = "?" if view.size is None else str(view.size)
+        lines.append(f"  {token}  size={size}  members={len(view.members)}/{size}")
+        for number, member in enumerate(view.members, 1):
+            lines.append(
+                f"    {number}. {member.name:<12} id={member.id}  "
+                f"create_revision={member.create_revision}  {','.join(member.peer_urls)}"
+            )
+    calls = v3.calls
+    shown = calls[-LAST_CALLS:]
+    lines.append(f"last v3 calls ({len(shown)} of {len(calls)}):")
+    for call in shown:
+        status = "OK" if call.error is None else f"{call.error[0]}: {call.error[1]}"
+        line = f"  {call.service}/{call.method} -> {status}"
+        lines.append(f"{line}  [fault: {call.fault}]" if call.fault else line)
+    if not calls:
+        lines.append("  (none)")
     return lines

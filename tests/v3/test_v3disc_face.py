@@ -169,3 +169,34 @@ def test_without_grpc_v3_names_the_extra(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_failing_tests_report_shows_the_v3_tokens_and_calls(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_v3(etcd_discovery):
+            v3 = etcd_discovery.v3
+            _, token = v3.new_token(2, token="tok")
+            v3.register(token, "infra0", "http://10.0.0.10:2380")
+            v3.faults.fail("UNAVAILABLE", method="Range", times=1)
+            import grpc
+            from pytest_etcd_discovery._v3.client import V3Client
+            with V3Client(v3.endpoint) as client:
+                try:
+                    client.call("KV", "Range", key=b"x")
+                except grpc.RpcError:
+                    pass
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "etcd v3 endpoint: http://127.0.0.1:* tokens (1):",
+            "  tok  size=2  members=1/2",
+            "    1. infra0       id=* create_revision=3  http://10.0.0.10:2380",
+            "last v3 calls (1 of 1):",
+            "  KV/Range -> UNAVAILABLE: etcdserver: the fake's fault rule  [fault: v3 fail*",
+        ]
+    )
