@@ -47,7 +47,9 @@ class Side:
         return normalize(message, self.base, self.leases)
 
     def call(self, service: str, method: str, **fields: Any) -> Any:
-        """The normalised answer, or ``("error", code name, message)``."""
+        """The normalised answer, or ``("error", code name, message)``.  A callable field
+        value is called with this side first (for revisions relative to its base)."""
+        fields = {k: v(self) if callable(v) else v for k, v in fields.items()}
         try:
             return self.norm(self.client.call(service, method, **fields))
         except grpc.RpcError as err:
@@ -142,3 +144,10 @@ class Stream:
     def close(self) -> None:
         self.call.cancel()
         self._requests.put(None)
+
+
+def lockstep(sides: tuple[Side, Side], service: str, method: str, **fields: Any) -> Any:
+    """Send one request to both; assert equal normalised answers; return the answer."""
+    real, fake = (s.call(service, method, **fields) for s in sides)
+    assert fake == real, f"{service}.{method}({fields}): fake differs from real etcd"
+    return real

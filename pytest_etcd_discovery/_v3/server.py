@@ -43,7 +43,7 @@ DB_SIZE_IN_USE = 16384
 #: gRPC's own limit here; requests between etcd's and this get Go gRPC's refusal text.
 _RECEIVE_CEILING = 64 * 1024 * 1024
 #: Bytes etcd's raft request adds around a request before its size check.
-_RAFT_WRAPPING = 16
+_RAFT_WRAPPING = 18  # measured: the request header and field tags
 
 
 class _Abort(Exception):
