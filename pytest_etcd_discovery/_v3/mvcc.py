@@ -362,7 +362,8 @@ class MVCCStore:
                 else:
                     del self._history[key]
             self._keys = sorted(self._history)
-            self._events = [e for e in self._events if e.kv.mod_revision > rev]
+            # Events at the compacted revision itself stay: a watch may start there.
+            self._events = [e for e in self._events if e.kv.mod_revision >= rev]
             self._compact = rev
             return M["CompactionResponse"](header=M["ResponseHeader"](revision=self._rev))
 

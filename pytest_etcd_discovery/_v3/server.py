@@ -39,8 +39,11 @@ ETCD_VERSION = "3.4.23"
 RAFT_TERM = 2
 #: The size of a fresh etcd's database file, reported by Status.
 DB_SIZE = 20480
+DB_SIZE_IN_USE = 16384
+#: gRPC's own limit here; requests between etcd's and this get Go gRPC's refusal text.
+_RECEIVE_CEILING = 64 * 1024 * 1024
 #: Bytes etcd's raft request adds around a request before its size check.
-_RAFT_WRAPPING = 16
+_RAFT_WRAPPING = 18  # measured: the request header and field tags
 
 
 class _Abort(Exception):
@@ -102,7 +105,8 @@ class V3Server:
         server = grpc.server(
             futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="etcd-v3"),
             options=[
-                ("grpc.max_receive_message_length", self.max_request_bytes + GRPC_OVERHEAD_BYTES),
+                # Larger than etcd's limit: _unary refuses in Go gRPC's words (below).
+                ("grpc.max_receive_message_length", _RECEIVE_CEILING),
                 ("grpc.so_reuseport", 0),
             ],
         )
@@ -183,7 +187,9 @@ class V3Server:
         header.cluster_id = self.cluster_id
         header.member_id = self.member_id
         header.raft_term = RAFT_TERM
-        if not header.revision:
+        if header.revision == -1:
+            header.revision = 0
+        elif not header.revision:
             header.revision = self.store.revision
 
     def _decide(self, call: V3Call, context: grpc.ServicerContext) -> bool:
@@ -208,6 +214,7 @@ class V3Server:
             call = V3Call(service, method, request, context.peer(), self.clock.now())
             try:
                 self._decide(call, context)
+                self._check_grpc_size(request)
                 response = serve(request)
                 self._fill(response.header)
                 call.response = response
@@ -263,6 +270,14 @@ class V3Server:
 
     # -- services ------------------------------------------------------------------
 
+    def _check_grpc_size(self, request: Any) -> None:
+        """What etcd's gRPC server says to a message over its receive limit."""
+        size, limit = request.ByteSize(), self.max_request_bytes + GRPC_OVERHEAD_BYTES
+        if size > limit:
+            raise _Abort(
+                "RESOURCE_EXHAUSTED", f"grpc: received message larger than max ({size} vs. {limit})"
+            )
+
     def _check_size(self, request: Any) -> None:
         if request.ByteSize() + _RAFT_WRAPPING > self.max_request_bytes:
             raise errors.request_too_large()
@@ -291,15 +306,16 @@ class V3Server:
             raftIndex=applied,
             raftTerm=RAFT_TERM,
             raftAppliedIndex=applied,
-            dbSizeInUse=DB_SIZE,
+            dbSizeInUse=DB_SIZE_IN_USE,
         )
 
     def _member_list(self, request: Any) -> Any:
         url = f"http://{self.endpoint}"
-        return M["MemberListResponse"](
-            header=M["ResponseHeader"](),
-            members=[M["Member"](ID=self.member_id, name=self.name, clientURLs=[url])],
-        )
+        # etcd's Cluster service leaves the header's revision out.
+        header = M["ResponseHeader"](revision=-1)
+        peer = f"http://{self.host}:2380"  # a member has one; nothing listens on it here
+        member = M["Member"](ID=self.member_id, name=self.name, peerURLs=[peer], clientURLs=[url])
+        return M["MemberListResponse"](header=header, members=[member])
 
     def _watch(
         self, requests: Iterator[Any], context: grpc.ServicerContext, call: V3Call
