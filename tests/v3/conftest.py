@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from realutil import SKIP_PREFIX, require_real, skip_or_fail
-from v3util import FAKE, REAL, Endpoint
+from v3disc_util import FAKE, REAL, Endpoint
 
 from pytest_etcd_discovery._real.processes import EtcdProcess
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pydiscovery
 import pytest
-from v3util import Endpoint, token_with_size
+from v3disc_util import Endpoint, token_with_size
 
 Client = Callable[..., list[str]]
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pydiscovery
 import pytest
 from test_cli import WAIT, Fake
-from v3util import FAKE, Endpoint, put
+from v3disc_util import FAKE, Endpoint, put
 
 V3_LINE = re.compile(r"etcd v3: http://(127\.0\.0\.1:\d+)\n")
 
