@@ -200,3 +200,25 @@ def test_a_failing_tests_report_shows_the_v3_tokens_and_calls(pytester: pytest.P
             "  KV/Range -> UNAVAILABLE: etcdserver: the fake's fault rule  [fault: v3 fail*",
         ]
     )
+
+
+def test_the_shared_handles_endpoint_lasts_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def token(etcd_discovery_shared):
+            return etcd_discovery_shared.v3.new_token(2).token
+
+        def test_one(etcd_discovery_shared, token):
+            etcd_discovery_shared.v3.register(token, "m0", "http://127.0.0.1:12380")
+
+        def test_two(etcd_discovery_shared, etcd_discovery, token):
+            assert etcd_discovery_shared.v3.token(token).names == ["m0"]
+            # A test's own endpoint is another one, empty.
+            assert etcd_discovery.v3.endpoint != etcd_discovery_shared.v3.endpoint
+            assert etcd_discovery.v3.token(token).size is None
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
