@@ -424,6 +424,23 @@ class V3Discovery:
             and (prefix is None or (_request_key(call.request) or b"").startswith(prefix))
         ]
 
+    def assert_requested(
+        self, method: str, times: int | None = None, *, key_prefix: str | None = None
+    ) -> list[Any]:
+        """Fail unless the endpoint served ``times`` calls of ``method`` (at least one:
+        None), optionally naming a key under ``key_prefix``; returns them."""
+        __tracebackhide__ = True
+        matched = self.calls_to(method, key_prefix=key_prefix)
+        if (len(matched) >= 1) if times is None else (len(matched) == times):
+            return matched
+        wanted = "at least 1" if times is None else str(times)
+        under = f" under {key_prefix}" if key_prefix is not None else ""
+        last = [f"{c.service}/{c.method} {_request_key(c.request)!r}" for c in self.calls[-10:]]
+        raise AssertionError(
+            f"etcd discovery v3: expected {wanted} {method} call(s){under}, got "
+            f"{len(matched)}; the last calls: {', '.join(last) or 'none'}"
+        )
+
     # -- tokens ------------------------------------------------------------------------
 
     def new_token(self, size: int = 3, *, token: str | None = None) -> V3Token:

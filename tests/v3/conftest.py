@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,16 +27,21 @@ GOCODE = Path("/usr/share/gocode")
 
 
 @pytest.fixture(scope="session")
-def real_v3_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real etcd 3.4 (its v3 API) on free loopback ports for the session: ``host:port``."""
+def real_v3_etcd() -> Iterator[str]:
+    """A real etcd 3.4 (its v3 API) on free loopback ports for the session: ``host:port``.
+
+    Its data directory (a 64 MB preallocated WAL) is removed when it stops, not left in
+    pytest's kept tmp_path trees.
+    """
     require_real("etcd")
-    etcd = EtcdProcess("v3store", tmp_path_factory.mktemp("etcd-v3"))
-    etcd.start()
-    try:
-        etcd.wait_ready()
-        yield f"{etcd.host}:{etcd.client_port}"
-    finally:
-        etcd.stop()
+    with tempfile.TemporaryDirectory(prefix="etcd-v3-") as data:
+        etcd = EtcdProcess("v3store", data)
+        etcd.start()
+        try:
+            etcd.wait_ready()
+            yield f"{etcd.host}:{etcd.client_port}"
+        finally:
+            etcd.stop()
 
 
 @pytest.fixture(params=[REAL, FAKE])
@@ -57,12 +63,18 @@ def go_missing() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def go_v3discovery(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Go client, built once per session in GOPATH mode without network."""
+def go_v3discovery() -> Iterator[Path]:
+    """The Go client, built once per session in GOPATH mode without network (its 15 MB
+    binary removed at the end of the session)."""
     reason = go_missing()
     if reason is not None:
         skip_or_fail(reason)
-    work = tmp_path_factory.mktemp("go-v3discovery")
+    with tempfile.TemporaryDirectory(prefix="go-v3discovery-") as tmp:
+        yield _build(Path(tmp))
+
+
+def _build(work: Path) -> Path:
+    """`go build` the client into `work`; fails the session on a build error."""
     binary = work / "v3discovery"
     env = {
         **os.environ,

@@ -31,8 +31,12 @@ def test_a_failed_size_read_is_retried_by_etcds_steps(
     reads = v3.calls_to("Range", key_prefix=size_key)
     assert [c.error[0] if c.error else "OK" for c in reads] == ["UNAVAILABLE"] * 2 + ["OK"] * 2
     assert reads[0].fault == rule.describe()
-    assert len(v3.calls_to("Put")) == 1
+    assert len(v3.assert_requested("Put", 1)) == 1
     v3.faults.assert_all_fired()
+    with pytest.raises(AssertionError, match=r"expected 2 Put call\(s\), got 1; the last"):
+        v3.assert_requested("Put", 2)
+    with pytest.raises(AssertionError, match="expected at least 1 Txn call"):
+        v3.assert_requested("Txn")
 
 
 def test_a_dropped_watch_is_watched_again(
