@@ -295,13 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FaultError as exc:
             print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
             return 2
-    v3_server = None
     if args.v3_port is not None:
         from ._v3face import load_v3
 
         try:
-            # On the shared clock of the stack (the control API's clock moves it too).
-            v3_server = load_v3().V3Server(clock=stack.clock, host=args.host, port=args.v3_port)
+            load_v3()
         except ImportError as exc:
             print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
             return 2
@@ -310,13 +308,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServerError as exc:
         print(f"etcd-discovery-fake: error: {exc}", file=sys.stderr)
         return 1
-    if v3_server is not None:
+    v3 = None
+    if args.v3_port is not None:
+        from ._v3face import V3Discovery
+
         try:
-            v3_server.start()
+            # On the shared clock of the stack (the control API's clock moves it too).
+            v3 = V3Discovery(stack.clock, host=args.host, port=args.v3_port)
         except (OSError, RuntimeError) as exc:  # e.g. the port is taken
             stack.close()
             print(f"etcd-discovery-fake: error: the etcd v3 API: {exc}", file=sys.stderr)
             return 1
+        stack.control.v3 = v3  # GET /_fake/v3/tokens
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -332,12 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             write_env_file(args.env_file, env_additions(stack.front()))
         print(server.url, flush=True)
-        if v3_server is not None:
-            print(f"etcd v3: http://{v3_server.endpoint}", flush=True)
+        if v3 is not None:
+            print(f"etcd v3: {v3.endpoints}", flush=True)
         stop.wait()
     finally:
-        if v3_server is not None:
-            v3_server.stop()
+        if v3 is not None:
+            v3.close()
         stack.close()
     if state is not None:
         try:

@@ -126,6 +126,8 @@ class FakeStack:
         self.server: DiscoveryServer = DiscoveryServer(
             listen_host, port, app=app, wsgi_app=control_app
         )
+        #: The control API (the command hands it its v3 endpoint).
+        self.control = control_app
         self._front: DiscoveryFront | None = None
         self._lock = threading.Lock()
         self._shared: Store = app.store

@@ -478,6 +478,38 @@ class V3Discovery:
         members = sorted((m for m in members if "=" in m.value), key=lambda m: m.create_revision)
         return V3TokenView(token, size, raw, tuple(members), reply.header.revision)
 
+    def tokens(self) -> list[str]:
+        """Every token with a key under ``/_etcd/registry/``, by its first key's create
+        revision (made by anyone: the helpers, a client, etcdctl)."""
+        reply = self._client.range(f"{REGISTRY}/", prefix=True)
+        first: dict[str, int] = {}
+        for kv in reply.kvs:
+            rest = kv.key.decode("utf-8", "replace")[len(REGISTRY) + 1 :]
+            token = rest.split("/", 1)[0]
+            if token:
+                first[token] = min(first.get(token, kv.create_revision), kv.create_revision)
+        return sorted(first, key=lambda t: (first[t], t))
+
+    def token_data(self, token: str) -> dict[str, Any]:
+        """:meth:`token` as JSON-able data (the control API's ``/_fake/v3/tokens``)."""
+        view = self.token(token)
+        return {
+            "token": token,
+            "size": view.size,
+            "size_raw": view.size_raw,
+            "full": view.full,
+            "initial_cluster": view.initial_cluster,
+            "members": [
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "value": m.value,
+                    "create_revision": m.create_revision,
+                }
+                for m in view.members
+            ],
+        }
+
     def register(
         self,
         token: str,

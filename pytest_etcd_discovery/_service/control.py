@@ -101,6 +101,7 @@ CONTROL_MAP = Map(
         Rule("/_fake/clock/unfreeze", endpoint="unfreeze", methods=["POST"]),
         Rule("/_fake/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
         Rule("/_fake/calls", endpoint="calls", methods=["GET"]),
+        Rule("/_fake/v3/tokens", endpoint="v3_tokens", methods=["GET"]),
     ],
     # No redirects: a control client gets the answer or a JSON error, never a 308.
     strict_slashes=False,
@@ -220,6 +221,8 @@ class ControlApp:
         self.app = app
         self.enabled = enabled
         self.seed = seed
+        #: The command's etcd v3 endpoint (``--v3-port``), a ``V3Discovery``, if any.
+        self.v3: Any = None
         if token is not None:
             check_token(token)
         self.token = token
@@ -392,6 +395,13 @@ class ControlApp:
         if state is not None:
             store.set(f"{key}/_state", state)
         return _json({"token": token, "url": url}, 201)
+
+    def on_v3_tokens(self, request: Request) -> Response:
+        # etcd 3.6's v3 discovery tokens in the command's v3 endpoint (--v3-port).
+        if self.v3 is None:
+            raise ControlError("no etcd v3 endpoint here (the command's --v3-port)", 404)
+        tokens = [self.v3.token_data(token) for token in self.v3.tokens()]
+        return _json({"endpoints": self.v3.endpoints, "tokens": tokens})
 
     def _base_url(self, request: Request) -> str:
         return (self.app.public_url or request.host_url).rstrip("/")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pydiscovery
 import pytest
+import requests
 from test_cli import WAIT, Fake
 from v3disc_util import FAKE, Endpoint, put
 
@@ -30,7 +31,7 @@ def run() -> Iterator[Callable[..., Fake]]:
 
 def test_the_command_serves_v3_discovery(run: Callable[..., Fake]) -> None:
     fake = run("--port", "0", "--v3-port", "0")
-    fake.url()
+    url = fake.url()
     try:
         line = fake.lines.get(timeout=WAIT)
     except queue.Empty:
@@ -46,9 +47,23 @@ def test_the_command_serves_v3_discovery(run: Callable[..., Fake]) -> None:
         f"m1 ok {expected}",
         "m2 error discovery: cluster is full",
     ]
+    # The control API lists the token as etcd's discovery reads it.
+    listed = requests.get(f"{url}/_fake/v3/tokens", timeout=WAIT).json()
+    assert listed["endpoints"] == f"http://{endpoint}"
+    [token] = listed["tokens"]
+    assert (token["token"], token["size"], token["full"]) == ("tok", 2, True)
+    assert [m["name"] for m in token["members"]] == ["m0", "m1"]
+    assert token["initial_cluster"] == expected
     assert fake.stop() == 0
     code, stderr = fake.finish()
     assert (code, "Traceback" in stderr) == (0, False)
+
+
+def test_without_the_flag_the_control_api_has_no_v3_tokens(run: Callable[..., Fake]) -> None:
+    url = run("--port", "0").url()
+    reply = requests.get(f"{url}/_fake/v3/tokens", timeout=WAIT)
+    assert reply.status_code == 404
+    assert "--v3-port" in reply.text
 
 
 def test_a_taken_v3_port_is_one_error_line(run: Callable[..., Fake], busy_port: int) -> None:
