@@ -10,13 +10,11 @@ import re
 import subprocess
 from typing import Any
 
-import pytest
 from realutil import require_real
 from v3util import WAIT, Side, new_prefix
 
 from pytest_etcd_discovery._real.processes import find_binary
 
-pytestmark = pytest.mark.real
 pytest_plugins = ["v3fixtures"]
 
 LEASE_RE = re.compile(r"\b[0-9a-f]{16}\b")

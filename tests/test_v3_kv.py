@@ -11,7 +11,6 @@ from v3util import Side, lockstep
 
 from pytest_etcd_discovery._v3.messages import MESSAGES as M
 
-pytestmark = pytest.mark.real
 #: The fixtures: real_etcd, fake_server, side (each in turn), sides (both at once).
 pytest_plugins = ["v3fixtures"]
 

@@ -13,7 +13,6 @@ from pytest_etcd_discovery._v3.client import V3Client
 from pytest_etcd_discovery._v3.messages import MESSAGES as M
 from pytest_etcd_discovery._v3.server import V3Server
 
-pytestmark = pytest.mark.real
 pytest_plugins = ["v3fixtures"]
 
 

@@ -46,13 +46,6 @@ _RECEIVE_CEILING = 64 * 1024 * 1024
 _RAFT_WRAPPING = 18  # measured: the request header and field tags
 
 
-class _Abort(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class V3Server:
     """A fake etcd member's client endpoint (gRPC, plaintext, loopback)."""
 
@@ -193,7 +186,7 @@ class V3Server:
             header.revision = self.store.revision
 
     def _decide(self, call: V3Call, context: grpc.ServicerContext) -> bool:
-        """Run the fault hook; raise :class:`_Abort` for a status, True for a drop."""
+        """Run the fault hook; raise :class:`V3Error` for a status, True for a drop."""
         decision = self.hooks.before(call)
         if decision is None:
             return False
@@ -204,7 +197,7 @@ class V3Server:
             context.add_callback(done.set)  # the client gave up: stop waiting
             done.wait(decision.delay)
         if decision.code is not None:
-            raise _Abort(decision.code, decision.message)
+            raise V3Error(decision.code, decision.message)
         return decision.drop
 
     def _unary(
@@ -220,12 +213,13 @@ class V3Server:
                 call.response = response
                 self._count()
                 return response
-            except (V3Error, _Abort) as err:
+            except V3Error as err:
                 call.error = (err.code, err.message)
             finally:
                 call.finished = self.clock.now()
                 self.hooks.after(call)
-            context.abort(getattr(grpc.StatusCode, call.error[0]), call.error[1])
+            code, message = call.error
+            context.abort(getattr(grpc.StatusCode, code), message)
 
         return handle
 
@@ -240,29 +234,30 @@ class V3Server:
             sent = 0
             try:
                 if self._decide(call, context):
-                    raise _Abort("UNAVAILABLE", "the fake dropped the stream")
+                    raise V3Error("UNAVAILABLE", "the fake dropped the stream")
                 for response in serve(requests, context, call):
                     sent += 1
                     yield response
-            except (V3Error, _Abort) as err:
+            except V3Error as err:
                 call.error = (err.code, err.message)
             finally:
                 call.response = sent
                 call.finished = self.clock.now()
                 self.hooks.after(call)
             if call.error is not None:
-                context.abort(getattr(grpc.StatusCode, call.error[0]), call.error[1])
+                code, message = call.error
+                context.abort(getattr(grpc.StatusCode, code), message)
 
         return handle
 
     def message_decision(self, call: V3Call, request: Any, context: grpc.ServicerContext) -> None:
-        """The fault hook for one message on a stream; raises :class:`_Abort` to end it."""
+        """The fault hook for one message on a stream; raises :class:`V3Error` to end it."""
         sub = V3Call(call.service, call.method, request, call.peer, self.clock.now(), True)
         dropped = self._decide(sub, context)
         if sub.fault is not None:
             call.fault = sub.fault
         if dropped:
-            raise _Abort("UNAVAILABLE", "the fake dropped the stream")
+            raise V3Error("UNAVAILABLE", "the fake dropped the stream")
 
     def _count(self) -> None:
         with self._applied_lock:
@@ -274,7 +269,7 @@ class V3Server:
         """What etcd's gRPC server says to a message over its receive limit."""
         size, limit = request.ByteSize(), self.max_request_bytes + GRPC_OVERHEAD_BYTES
         if size > limit:
-            raise _Abort(
+            raise V3Error(
                 "RESOURCE_EXHAUSTED", f"grpc: received message larger than max ({size} vs. {limit})"
             )
 
@@ -326,7 +321,7 @@ class V3Server:
     def _keep_alive(
         self, requests: Iterator[Any], context: grpc.ServicerContext, call: V3Call
     ) -> Iterator[Any]:
-        for request in requests:
+        for request in _until_cancelled(requests):
             self.message_decision(call, request, context)
             header = self.header()  # before the renewal, as etcd fills it
             ttl = self.store.lease_keep_alive(request.ID)
@@ -341,3 +336,11 @@ def _writes(txn: Any) -> bool:
         if kind == "request_txn" and _writes(op.request_txn):
             return True
     return False
+
+
+def _until_cancelled(requests: Iterator[Any]) -> Iterator[Any]:
+    """The client's messages; the end when it cancels the stream (not an error here)."""
+    try:
+        yield from requests
+    except grpc.RpcError:
+        return
