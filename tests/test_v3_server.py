@@ -140,3 +140,47 @@ def test_the_endpoint_and_a_server_on_a_given_store() -> None:
             client.call("KV", "Put", key=b"shared", value=b"1")
         assert first.store.range(M["RangeRequest"](key=b"shared")).count == 1
     first.store.close()
+
+
+def test_concurrent_writers_and_a_watcher_see_one_history(
+    rig: tuple[Rules, V3Server, V3Client],
+) -> None:
+    """Writes from several clients at once: every revision once, in order, to a watcher
+    that started before them and to one that catches up from history afterwards."""
+    _hooks, server, client = rig
+    live = Stream(client, "Watch", "Watch")
+    writers, each = 4, 40
+    try:
+        live.send(create_request=M["WatchCreateRequest"](key=b"/c/", range_end=b"/c0"))
+        assert live.next().created
+
+        def write(n: int) -> None:
+            with V3Client(server.endpoint) as own:
+                for i in range(each):
+                    own.call("KV", "Put", key=f"/c/{n}".encode(), value=str(i).encode())
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        seen: list[int] = []
+        while len(seen) < writers * each:
+            seen.extend(e.kv.mod_revision for e in live.next().events)
+    finally:
+        live.close()
+    assert seen == list(range(2, 2 + writers * each))
+    late = Stream(client, "Watch", "Watch")
+    try:
+        late.send(
+            create_request=M["WatchCreateRequest"](key=b"/c/", range_end=b"/c0", start_revision=1)
+        )
+        assert late.next().created
+        history = late.next()
+    finally:
+        late.close()
+    assert [e.kv.mod_revision for e in history.events] == seen
+    versions = {
+        kv.key: kv.version for kv in client.call("KV", "Range", key=b"/c/", range_end=b"/c0").kvs
+    }
+    assert versions == {f"/c/{n}".encode(): each for n in range(writers)}
