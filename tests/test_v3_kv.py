@@ -230,3 +230,15 @@ def test_compaction(sides: tuple[Side, Side]) -> None:
     lockstep(sides, "KV", "Compact", revision=lambda s: s.base + 2)  # again: compacted
     lockstep(sides, "KV", "Compact", revision=lambda s: s.base + 1)
     lockstep(sides, "KV", "Txn", success=[get(b"/c/a", revision=1)])
+
+
+def test_maintenance_and_cluster(sides: tuple[Side, Side]) -> None:
+    lockstep(sides, "Maintenance", "Alarm")  # no alarm on either
+    lockstep(sides, "Maintenance", "Alarm", action=0, memberID=0, alarm=1)
+    real, fake = (s.call("Maintenance", "Status") for s in sides)
+    for answer in (real, fake):
+        del answer["leader"], answer["raftIndex"], answer["raftAppliedIndex"]
+    assert fake == real
+    real, fake = (s.call("Cluster", "MemberList") for s in sides)
+    assert [set(m) for m in fake["members"]] == [set(m) for m in real["members"]]
+    assert fake["header"] == real["header"]
