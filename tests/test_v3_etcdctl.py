@@ -8,15 +8,14 @@ import json
 import os
 import re
 import subprocess
+import threading
 from typing import Any
 
-import pytest
 from realutil import require_real
 from v3util import WAIT, Side, new_prefix
 
 from pytest_etcd_discovery._real.processes import find_binary
 
-pytestmark = pytest.mark.real
 pytest_plugins = ["v3fixtures"]
 
 LEASE_RE = re.compile(r"\b[0-9a-f]{16}\b")
@@ -164,13 +163,19 @@ def test_watch(sides: tuple[Side, Side]) -> None:
             text=True,
             env=env,
         )
+        # A watch never ends by itself: killed after the lines wanted, or at the latest
+        # after WAIT (then readline() gives "" and the comparison fails, not hangs).
+        deadline = threading.Timer(WAIT, watch.kill)
+        deadline.start()
         try:
             assert watch.stdout is not None
             # four events: PUT a, PUT b, PUT a (with its previous value), DELETE b
             lines = [watch.stdout.readline() for _ in range(4 * 3 - 1 + 2)]
         finally:
+            deadline.cancel()
             watch.kill()
             watch.wait(WAIT)
+            watch.stdout.close()
         outputs.append("".join(lines))
     assert outputs[1] == outputs[0]
     assert outputs[0].startswith(f"PUT\n{p}a\n1\n")

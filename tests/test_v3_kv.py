@@ -11,7 +11,6 @@ from v3util import Side, lockstep
 
 from pytest_etcd_discovery._v3.messages import MESSAGES as M
 
-pytestmark = pytest.mark.real
 #: The fixtures: real_etcd, fake_server, side (each in turn), sides (both at once).
 pytest_plugins = ["v3fixtures"]
 
@@ -231,3 +230,15 @@ def test_compaction(sides: tuple[Side, Side]) -> None:
     lockstep(sides, "KV", "Compact", revision=lambda s: s.base + 2)  # again: compacted
     lockstep(sides, "KV", "Compact", revision=lambda s: s.base + 1)
     lockstep(sides, "KV", "Txn", success=[get(b"/c/a", revision=1)])
+
+
+def test_maintenance_and_cluster(sides: tuple[Side, Side]) -> None:
+    lockstep(sides, "Maintenance", "Alarm")  # no alarm on either
+    lockstep(sides, "Maintenance", "Alarm", action=0, memberID=0, alarm=1)
+    real, fake = (s.call("Maintenance", "Status") for s in sides)
+    for answer in (real, fake):
+        del answer["leader"], answer["raftIndex"], answer["raftAppliedIndex"]
+    assert fake == real
+    real, fake = (s.call("Cluster", "MemberList") for s in sides)
+    assert [set(m) for m in fake["members"]] == [set(m) for m in real["members"]]
+    assert fake["header"] == real["header"]

@@ -18,7 +18,6 @@ from v3util import Side, lockstep, new_prefix
 
 from pytest_etcd_discovery._v3.messages import MESSAGES as M
 
-pytestmark = pytest.mark.real
 pytest_plugins = ["v3fixtures"]
 
 STEPS = int(os.environ.get("ETCD_DISCOVERY_V3_RANDOM_STEPS", "60"))

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from v3util import Side, Stream
 
 from pytest_etcd_discovery._v3.messages import MESSAGES as M
 
-pytestmark = pytest.mark.real
 pytest_plugins = ["v3fixtures"]
 
 

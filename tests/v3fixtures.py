@@ -44,6 +44,17 @@ def _side(name: str, request: pytest.FixtureRequest) -> Iterator[Side]:
         yield side
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that talk to the real etcd carry the ``real`` marker (``-m "not real"`` runs
+    the fake's half alone)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        callspec = getattr(item, "callspec", None)
+        on_real = callspec is not None and callspec.params.get("side") == "real"
+        if on_real or "sides" in names or "real_etcd" in names:
+            item.add_marker(pytest.mark.real)
+
+
 @pytest.fixture(params=["real", "fake"])
 def side(request: pytest.FixtureRequest) -> Iterator[Side]:
     """Each of the real etcd and the fake, in turn (the same test runs against both)."""

@@ -27,6 +27,8 @@ _SCALARS = {
     "uint64": _F.TYPE_UINT64,
     "uint32": _F.TYPE_UINT32,
     "bool": _F.TYPE_BOOL,
+    # etcd's top-level AlarmType enum: an enum is a varint on the wire, as int32 is.
+    "int32": _F.TYPE_INT32,
 }
 
 #: message -> fields as (name, number, type, repeated, oneof).  A type not in _SCALARS is
@@ -201,6 +203,16 @@ _MESSAGE_TABLE: dict[str, list[_Field]] = {
         ("header", 1, "ResponseHeader", False, None),
         ("members", 2, "Member", True, None),
     ],
+    "AlarmRequest": [
+        ("action", 1, "AlarmRequest.AlarmAction", False, None),
+        ("memberID", 2, "uint64", False, None),
+        ("alarm", 3, "int32", False, None),
+    ],
+    "AlarmMember": [("memberID", 1, "uint64", False, None), ("alarm", 2, "int32", False, None)],
+    "AlarmResponse": [
+        ("header", 1, "ResponseHeader", False, None),
+        ("alarms", 2, "AlarmMember", True, None),
+    ],
     "StatusRequest": [],
     "StatusResponse": [
         ("header", 1, "ResponseHeader", False, None),
@@ -224,6 +236,7 @@ _ENUMS: dict[str, list[str]] = {
     "Compare.CompareResult": ["EQUAL", "GREATER", "LESS", "NOT_EQUAL"],
     "Compare.CompareTarget": ["VERSION", "CREATE", "MOD", "VALUE", "LEASE"],
     "WatchCreateRequest.FilterType": ["NOPUT", "NODELETE"],
+    "AlarmRequest.AlarmAction": ["GET", "ACTIVATE", "DEACTIVATE"],
 }
 
 #: service -> method -> (request, response, client streams, server streams).
@@ -244,7 +257,11 @@ SERVICES: dict[str, dict[str, tuple[str, str, bool, bool]]] = {
         "LeaseLeases": ("LeaseLeasesRequest", "LeaseLeasesResponse", False, False),
     },
     "Cluster": {"MemberList": ("MemberListRequest", "MemberListResponse", False, False)},
-    "Maintenance": {"Status": ("StatusRequest", "StatusResponse", False, False)},
+    "Maintenance": {
+        # etcdctl 3.5+'s "endpoint health" lists alarms too.
+        "Alarm": ("AlarmRequest", "AlarmResponse", False, False),
+        "Status": ("StatusRequest", "StatusResponse", False, False),
+    },
 }
 
 

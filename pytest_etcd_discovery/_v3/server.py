@@ -3,7 +3,7 @@
 ``V3Server(store=None, clock=None, host="127.0.0.1", port=0)`` then :meth:`start` (or
 ``with``): :attr:`endpoint` is ``"127.0.0.1:PORT"`` for ``--endpoints`` /
 ``--discovery-endpoints``.  Services: KV (Range, Put, DeleteRange, Txn, Compact), Watch,
-Lease (Grant, Revoke, KeepAlive, TimeToLive, Leases), Maintenance (Status) and Cluster
+Lease (Grant, Revoke, KeepAlive, TimeToLive, Leases), Maintenance (Status, Alarm) and Cluster
 (MemberList).  Requests go through :class:`~.hooks.V3Hooks` (journal and faults).
 """
 
@@ -42,15 +42,10 @@ DB_SIZE = 20480
 DB_SIZE_IN_USE = 16384
 #: gRPC's own limit here; requests between etcd's and this get Go gRPC's refusal text.
 _RECEIVE_CEILING = 64 * 1024 * 1024
+#: Answers etcd sends without a header.
+_NO_HEADER = frozenset({"Alarm"})
 #: Bytes etcd's raft request adds around a request before its size check.
 _RAFT_WRAPPING = 18  # measured: the request header and field tags
-
-
-class _Abort(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class V3Server:
@@ -149,6 +144,7 @@ class V3Server:
             "LeaseTimeToLive": self.store.lease_time_to_live,
             "LeaseLeases": lambda req: self.store.lease_leases(),
             "Status": self._status,
+            "Alarm": self._alarm,
             "MemberList": self._member_list,
         }
         streams: dict[str, Callable[[Iterator[Any], grpc.ServicerContext, V3Call], Any]] = {
@@ -193,7 +189,7 @@ class V3Server:
             header.revision = self.store.revision
 
     def _decide(self, call: V3Call, context: grpc.ServicerContext) -> bool:
-        """Run the fault hook; raise :class:`_Abort` for a status, True for a drop."""
+        """Run the fault hook; raise :class:`V3Error` for a status, True for a drop."""
         decision = self.hooks.before(call)
         if decision is None:
             return False
@@ -204,7 +200,7 @@ class V3Server:
             context.add_callback(done.set)  # the client gave up: stop waiting
             done.wait(decision.delay)
         if decision.code is not None:
-            raise _Abort(decision.code, decision.message)
+            raise V3Error(decision.code, decision.message)
         return decision.drop
 
     def _unary(
@@ -216,16 +212,18 @@ class V3Server:
                 self._decide(call, context)
                 self._check_grpc_size(request)
                 response = serve(request)
-                self._fill(response.header)
+                if method not in _NO_HEADER:
+                    self._fill(response.header)
                 call.response = response
                 self._count()
                 return response
-            except (V3Error, _Abort) as err:
+            except V3Error as err:
                 call.error = (err.code, err.message)
             finally:
                 call.finished = self.clock.now()
                 self.hooks.after(call)
-            context.abort(getattr(grpc.StatusCode, call.error[0]), call.error[1])
+            code, message = call.error
+            context.abort(getattr(grpc.StatusCode, code), message)
 
         return handle
 
@@ -240,29 +238,30 @@ class V3Server:
             sent = 0
             try:
                 if self._decide(call, context):
-                    raise _Abort("UNAVAILABLE", "the fake dropped the stream")
+                    raise V3Error("UNAVAILABLE", "the fake dropped the stream")
                 for response in serve(requests, context, call):
                     sent += 1
                     yield response
-            except (V3Error, _Abort) as err:
+            except V3Error as err:
                 call.error = (err.code, err.message)
             finally:
                 call.response = sent
                 call.finished = self.clock.now()
                 self.hooks.after(call)
             if call.error is not None:
-                context.abort(getattr(grpc.StatusCode, call.error[0]), call.error[1])
+                code, message = call.error
+                context.abort(getattr(grpc.StatusCode, code), message)
 
         return handle
 
     def message_decision(self, call: V3Call, request: Any, context: grpc.ServicerContext) -> None:
-        """The fault hook for one message on a stream; raises :class:`_Abort` to end it."""
+        """The fault hook for one message on a stream; raises :class:`V3Error` to end it."""
         sub = V3Call(call.service, call.method, request, call.peer, self.clock.now(), True)
         dropped = self._decide(sub, context)
         if sub.fault is not None:
             call.fault = sub.fault
         if dropped:
-            raise _Abort("UNAVAILABLE", "the fake dropped the stream")
+            raise V3Error("UNAVAILABLE", "the fake dropped the stream")
 
     def _count(self) -> None:
         with self._applied_lock:
@@ -274,7 +273,7 @@ class V3Server:
         """What etcd's gRPC server says to a message over its receive limit."""
         size, limit = request.ByteSize(), self.max_request_bytes + GRPC_OVERHEAD_BYTES
         if size > limit:
-            raise _Abort(
+            raise V3Error(
                 "RESOURCE_EXHAUSTED", f"grpc: received message larger than max ({size} vs. {limit})"
             )
 
@@ -309,6 +308,11 @@ class V3Server:
             dbSizeInUse=DB_SIZE_IN_USE,
         )
 
+    def _alarm(self, request: Any) -> Any:
+        """No alarm is ever raised here (no space quota, no corruption): every action
+        answers as etcd 3.4 answers a GET with none active: an empty message, no header."""
+        return M["AlarmResponse"]()
+
     def _member_list(self, request: Any) -> Any:
         url = f"http://{self.endpoint}"
         # etcd's Cluster service leaves the header's revision out.
@@ -326,7 +330,7 @@ class V3Server:
     def _keep_alive(
         self, requests: Iterator[Any], context: grpc.ServicerContext, call: V3Call
     ) -> Iterator[Any]:
-        for request in requests:
+        for request in _until_cancelled(requests):
             self.message_decision(call, request, context)
             header = self.header()  # before the renewal, as etcd fills it
             ttl = self.store.lease_keep_alive(request.ID)
@@ -341,3 +345,11 @@ def _writes(txn: Any) -> bool:
         if kind == "request_txn" and _writes(op.request_txn):
             return True
     return False
+
+
+def _until_cancelled(requests: Iterator[Any]) -> Iterator[Any]:
+    """The client's messages; the end when it cancels the stream (not an error here)."""
+    try:
+        yield from requests
+    except grpc.RpcError:
+        return

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from .errors import V3Error
 from .hooks import V3Call
 from .kv import Event, kv_to_pb
 from .messages import MESSAGES as M
@@ -40,7 +41,7 @@ class WatchStream:
         self.watchers: dict[int, Watcher | None] = {}  # None: compacted, already gone
         self.next_id = 0
         self.lock = threading.Lock()
-        self.failure: BaseException | None = None
+        self.failure: V3Error | None = None
 
     def serve(self, requests: Iterator[Any]) -> Iterator[Any]:
         self.context.add_callback(lambda: self.out.put(_END))
@@ -75,9 +76,11 @@ class WatchStream:
                 elif kind == "progress_request":
                     self.out.put(M["WatchResponse"](header=self.server.header(), watch_id=-1))
             # The client closed its side: etcd keeps the stream open for its events.
-        except Exception as err:  # a fault's abort, or the client's stream broke
+        except V3Error as err:  # a fault dropped the stream
             self.failure = err
             self.out.put(_END)
+        except grpc.RpcError:  # the client went away: the context's callback ends it
+            pass
 
     def _create(self, req: Any) -> None:
         key = req.key or b"\x00"
