@@ -68,7 +68,7 @@ from .journal import Call
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from .faults import FaultPlan, FaultRule
+    from .faults import FaultPlan
 
 __all__ = ["MAX_BODY", "PREFIX", "ControlApp", "ControlError", "check_state", "check_token"]
 
@@ -100,6 +100,7 @@ CONTROL_MAP = Map(
         Rule("/_fake/clock/freeze", endpoint="freeze", methods=["POST"]),
         Rule("/_fake/clock/unfreeze", endpoint="unfreeze", methods=["POST"]),
         Rule("/_fake/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+        Rule("/_fake/faults/<rule_id>", endpoint="fault", methods=["GET", "DELETE"]),
         Rule("/_fake/calls", endpoint="calls", methods=["GET"]),
     ],
     # No redirects: a control client gets the answer or a JSON error, never a 308.
@@ -463,14 +464,33 @@ class ControlApp:
                 rule = FaultRule.from_dict(data)
             except (FaultError, TypeError, ValueError, AttributeError) as exc:
                 raise ControlError(f"bad fault rule: {exc}") from None
-            self._plan().add(rule)
-            return _json(_rule_view(rule), 201)
+            try:
+                self._plan().add(rule)
+            except FaultError as exc:  # the plan is full
+                raise ControlError(f"bad fault rule: {exc}") from None
+            return _json(rule.as_dict(), 201)
         plan = self._plan()
-        rules = list(plan.rules)
         if request.method == "DELETE":
+            removed = len(plan)
             plan.clear()  # also releases requests waiting in a delay
-            return _json({"removed": len(rules)})
-        return _json({"faults": [_rule_view(r) for r in rules]})
+            return _json({"removed": removed})
+        return _json({"faults": plan.as_dicts()})
+
+    def on_fault(self, request: Request, rule_id: str) -> Response:
+        plan = self._plan()
+        # Ids are positive integers: anything else names no rule (404, as an unknown id).
+        known = rule_id.isascii() and rule_id.isdigit() and len(rule_id) < 19  # int64
+        rule = plan.get(int(rule_id)) if known else None
+        if rule is None:
+            raise ControlError(
+                f"no fault rule with id {rule_id!r}: GET /_fake/faults lists the rules "
+                "and their ids",
+                404,
+            )
+        if request.method == "DELETE":
+            plan.remove(rule)  # also releases requests waiting in its delay
+            return _json({"removed": rule.as_dict()})
+        return _json(rule.as_dict())
 
     # -- the journal -----------------------------------------------------------------------
 
@@ -623,28 +643,6 @@ def _member_view(node: Mapping[str, Any]) -> dict[str, Any]:
         "ttl": node.get("ttl"),
         "expiration": node.get("expiration"),
         "createdIndex": node.get("createdIndex"),
-    }
-
-
-def _rule_view(rule: FaultRule) -> dict[str, Any]:
-    path = rule.path
-    return {
-        "description": rule.describe(),
-        "action": rule.action,
-        "status": rule.status,
-        "route": rule.route,
-        "path": path if isinstance(path, str) else None,
-        "path_regex": path.pattern if isinstance(path, re.Pattern) else None,
-        "method": list(rule.method) if rule.method is not None else None,
-        "nth": rule.nth,
-        "times": rule.times,
-        "delay": rule.delay,
-        "body": rule.body,
-        "error_code": rule.error_code,
-        "name": rule.name,
-        "seen": rule.seen,
-        "fired": rule.fired,
-        "exhausted": rule.exhausted,
     }
 
 
