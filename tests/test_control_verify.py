@@ -143,3 +143,135 @@ def test_deleting_a_delay_rule_releases_the_requests_it_holds(
     control.ok("DELETE", f"faults/{rule['id']}")
     assert answered.wait(WAIT), "the delayed request was not released"
     assert statuses == [200]
+
+
+# -- counting calls, with the near misses ------------------------------------------------
+
+
+def test_count_answers_the_count_and_the_closest_misses_as_assert_requested(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    token = control.ok("POST", "tokens", {"size": 3})["url"]
+    requests.get(f"{token}/_config/size", timeout=WAIT)
+    requests.put(f"{token}/m1", data={"value": "m1=http://10.0.0.1:2380"}, timeout=WAIT)
+    requests.get(f"{etcd_discovery.url}/health", timeout=WAIT)
+    counted = control.ok("POST", "calls/count", {"method": "PUT", "token": token})
+    assert (counted["count"], counted["matched"], counted["message"]) == (1, [1], None)
+    wanted = {"method": "DELETE", "token": token, "status": 200}
+    missed = control.ok("POST", "calls/count", wanted)
+    assert (missed["count"], missed["matched"], missed["unmatched"]) == (0, [], 3)
+    assert missed["filter"] == f"DELETE token={token.rsplit('/', 1)[1]} status=200"
+    # The closest first (fewest criteria missed, then the more alike path), each with
+    # what it missed: the words assert_requested uses.
+    assert [(c["call"]["number"], c["missed"]) for c in missed["closest"]] == [
+        (0, ["method GET, not DELETE"]),
+        (1, ["method PUT, not DELETE", "status 201, not 200"]),
+        (2, ["method GET, not DELETE", "no token"]),
+    ]
+    with pytest.raises(AssertionError) as python_side:
+        etcd_discovery.assert_requested(method="DELETE", token=token, status=200)
+    assert missed["message"] == str(python_side.value)
+    assert "closest requests that did not match (3 of 3)" in missed["message"]
+
+
+def test_count_takes_times_since_status_ranges_and_path_regex(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    control.ok("POST", "faults", {"status": 503, "route": "health", "times": 2})
+    for _ in range(3):
+        requests.get(f"{etcd_discovery.url}/health", timeout=WAIT)
+    count = control.ok
+    assert count("POST", "calls/count", {"status": "500-599"})["count"] == 2
+    assert count("POST", "calls/count", {"status": [200, 503]})["count"] == 3
+    assert count("POST", "calls/count", {"status": 503, "since": 1})["matched"] == [1]
+    assert count("POST", "calls/count", {"path_regex": "^/heal"})["count"] == 3
+    assert count("POST", "calls/count", {"route": "health", "times": 3})["message"] is None
+    told = count("POST", "calls/count", {"route": "health", "times": 2})["message"]
+    assert told.startswith("etcd discovery: expected exactly 2 requests matching route=health")
+    everything = count("POST", "calls/count")
+    assert (everything["count"], everything["filter"], everything["next"]) == (3, "any request", 3)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"metod": "GET"}, "unknown count fields ['metod']"),
+        ({"route": "nope"}, "unknown route 'nope'"),
+        ({"status": "5xx"}, "status: expected a status"),
+        ({"status": 1000}, "status: expected a status"),
+        ({"status": True}, "status: expected a status"),
+        ({"status": []}, "status: expected at least one status"),
+        ({"method": 3}, "method: expected a string or a non-empty list"),
+        ({"method": []}, "method: expected a string or a non-empty list"),
+        ({"path": 1}, "path: expected a string"),
+        ({"path_regex": "("}, "bad regex"),
+        ({"path": "/x", "path_regex": "x"}, "not both"),
+        ({"times": -1}, "times must be >= 0"),
+        ({"since": "1"}, "since must be an integer"),
+        ([], "must be a JSON object"),
+    ],
+)
+def test_a_bad_count_request_answers_400(control: Control, body: Any, says: str) -> None:
+    status, error = control.call("POST", "calls/count", body)
+    assert status == 400, error
+    assert says in error["message"]
+
+
+# -- the journal: headers, bodies and filters on the server side -------------------------
+
+
+def test_calls_keep_headers_and_body(control: Control, etcd_discovery: EtcdDiscovery) -> None:
+    token = control.ok("POST", "tokens", {"size": 3})["url"]
+    requests.put(
+        f"{token}/m1",
+        data={"value": "m1=http://10.0.0.1:2380"},
+        headers={"X-Trace": "abc"},
+        timeout=WAIT,
+    )
+    (call,) = control.ok("GET", "calls")["calls"]
+    assert ["X-Trace", "abc"] in call["headers"]
+    assert ["Content-Type", "application/x-www-form-urlencoded"] in call["headers"]
+    assert call["body"] == "value=m1%3Dhttp%3A%2F%2F10.0.0.1%3A2380"
+    assert (call["body_size"], call["truncated"]) == (len(call["body"]), False)
+    assert (call["route"], call["watch"], call["created_url"]) == ("machine", False, None)
+
+
+def test_calls_filter_on_the_server_and_page_over_the_matches(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    for n in range(9):
+        path = "health" if n % 3 == 0 else "robots.txt"
+        requests.get(f"{etcd_discovery.url}/{path}?n={n}", timeout=WAIT)
+    health = control.ok("GET", "calls?route=health")
+    assert [c["number"] for c in health["calls"]] == [0, 3, 6]
+    assert health["next"] == 9
+    # Paging over the matches skips none of them.
+    first = control.ok("GET", "calls?route=health&since=0&limit=2")
+    assert ([c["number"] for c in first["calls"]], first["next"]) == ([0, 3], 4)
+    rest = control.ok("GET", f"calls?route=health&since={first['next']}&limit=2")
+    assert ([c["number"] for c in rest["calls"]], rest["next"]) == ([6], 9)
+    # Without since, limit takes the latest matches.
+    assert [c["number"] for c in control.ok("GET", "calls?path=/robots*&limit=2")["calls"]] == [
+        7,
+        8,
+    ]
+    assert len(control.ok("GET", "calls?method=GET,HEAD&status=200")["calls"]) == 9
+    assert len(control.ok("GET", "calls?status=500-599")["calls"]) == 0
+    assert len(control.ok("GET", "calls?transport=live&path_regex=n%3D1")["calls"]) == 0  # query
+    assert [c["number"] for c in control.ok("GET", "calls?path_regex=^/h")["calls"]] == [0, 3, 6]
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("route=nope", "unknown route"),
+        ("status=abc", "status: expected a status"),
+        ("path=/a&path=/b", "path given 2 times"),
+        ("path_regex=(", "bad regex"),
+        ("colour=red", "unknown query fields ['colour']"),
+    ],
+)
+def test_a_bad_calls_filter_answers_400(control: Control, query: str, says: str) -> None:
+    status, error = control.call("GET", f"calls?{query}")
+    assert status == 400, error
+    assert says in error["message"]

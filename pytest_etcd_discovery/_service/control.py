@@ -48,6 +48,7 @@ from .._etcd_rules import (
     etcd_member_value,
     member_specs,
 )
+from .._expectations import DATA_FILTER_KEYS, CallFilter, closest, requested_failure
 from .._v2store.clock import NS_PER_S, ControllableClock, SystemClock
 from .._v2store.errors import EtcdError
 from .._v2store.events import (
@@ -102,6 +103,7 @@ CONTROL_MAP = Map(
         Rule("/_fake/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
         Rule("/_fake/faults/<rule_id>", endpoint="fault", methods=["GET", "DELETE"]),
         Rule("/_fake/calls", endpoint="calls", methods=["GET"]),
+        Rule("/_fake/calls/count", endpoint="count", methods=["POST"]),
     ],
     # No redirects: a control client gets the answer or a JSON error, never a 308.
     strict_slashes=False,
@@ -494,18 +496,26 @@ class ControlApp:
 
     # -- the journal -----------------------------------------------------------------------
 
-    def on_calls(self, request: Request) -> Response:
-        _only(request.args, {"since", "limit"}, "query")
-        paging = "since" in request.args
-        since = _query_int(request, "since", 0) or 0
-        limit = _query_int(request, "limit", None)
+    def _numbered(self, since: int) -> tuple[int, list[tuple[int, Call]]]:
+        """The journal from call ``since`` on, each call with its number (the fixture's
+        own seeding calls left out), and the number the next call will get."""
         following, calls = self.app.journal.since(since)
         first = following - len(calls)
-        numbered = [
+        return following, [
             (first + i, call)
             for i, call in enumerate(calls)
             if call.transport != TRANSPORT_FIXTURE  # the fixture's own seeding calls
         ]
+
+    def on_calls(self, request: Request) -> Response:
+        _only(request.args, {"since", "limit", *DATA_FILTER_KEYS}, "query")
+        paging = "since" in request.args
+        since = _query_int(request, "since", 0) or 0
+        limit = _query_int(request, "limit", None)
+        flt = _call_filter(_query_filter(request))
+        following, numbered = self._numbered(since)
+        if flt is not None:
+            numbered = [(n, call) for n, call in numbered if flt.matches(call)]
         if limit is not None and len(numbered) > limit:
             if paging:
                 # Paging: the first `limit` from `since` on, and `next` right after them,
@@ -515,6 +525,66 @@ class ControlApp:
             else:
                 numbered = numbered[len(numbered) - limit :]  # no `since`: the latest ones
         return _json({"calls": [_call_view(n, c) for n, c in numbered], "next": following})
+
+    def on_count(self, request: Request) -> Response:
+        """How many calls match a filter, and the closest that do not (with why), as
+        ``assert_requested`` tells them."""
+        data = _body(request, empty_ok=True)
+        _only(data, {"since", "times", *DATA_FILTER_KEYS}, "count")
+        since = _int(data.get("since", 0), "since", 0)
+        times = data.get("times")
+        if times is not None:
+            times = _int(times, "times", 0)
+        criteria = {k: v for k, v in data.items() if k not in ("since", "times")}
+        flt = _call_filter(criteria) or CallFilter()
+        following, numbered = self._numbered(since)
+        calls = [call for _, call in numbered]
+        matched = [n for n, call in numbered if flt.matches(call)]
+        near, total = closest(calls, flt)
+        return _json(
+            {
+                "count": len(matched),
+                "filter": flt.describe(),
+                "matched": matched,
+                "closest": [
+                    {"call": _call_view(numbered[position][0], call), "missed": missed}
+                    for position, call, missed in near
+                ],
+                "unmatched": total,
+                "message": requested_failure(calls, flt, times),
+                "next": following,
+            }
+        )
+
+
+def _query_filter(request: Request) -> dict[str, Any]:
+    """The filter keys of a query string as JSON data: a repeated or comma-separated
+    ``method``, ``transport`` or ``status`` is a list."""
+    data: dict[str, Any] = {}
+    for key in DATA_FILTER_KEYS:
+        values = request.args.getlist(key)
+        if not values:
+            continue
+        if key in ("method", "transport", "status"):
+            items: list[Any] = [item for value in values for item in value.split(",")]
+            if key == "status":
+                items = [int(i) if i.isascii() and i.isdigit() and len(i) < 4 else i for i in items]
+            data[key] = items[0] if len(items) == 1 else items
+        elif len(values) > 1:
+            raise ControlError(f"{key} given {len(values)} times; give it once")
+        else:
+            data[key] = values[0]
+    return data
+
+
+def _call_filter(data: Mapping[str, Any]) -> CallFilter | None:
+    """The journal filter of JSON ``data`` (None when it has no criterion)."""
+    if not data:
+        return None
+    try:
+        return CallFilter.from_data(data)
+    except (TypeError, ValueError) as exc:
+        raise ControlError(f"bad call filter: {exc}") from None
 
 
 def _query_int(request: Request, name: str, default: int | None) -> int | None:
@@ -657,6 +727,13 @@ def _call_view(number: int, call: Call) -> dict[str, Any]:
         "form": call.form,
         "time": call.time,
         "fault": call.fault,
+        "route": call.route,
+        "watch": call.watch,
+        "headers": [list(pair) for pair in call.headers],
+        "body": call.body,
+        "body_size": call.body_size,
+        "truncated": call.truncated,
+        "created_url": call.created_url,
     }
 
 
