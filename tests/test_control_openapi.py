@@ -55,9 +55,9 @@ def problems(
         name = schema["$ref"].removeprefix("#/components/schemas/")
         return problems(value, doc["components"]["schemas"][name], doc, where)
     if "anyOf" in schema:
-        found = [problems(value, option, doc, where) for option in schema["anyOf"]]
-        if all(found):
-            return [f"{where}: fits no option: {found}"]
+        options = [problems(value, option, doc, where) for option in schema["anyOf"]]
+        if all(options):
+            return [f"{where}: fits no option: {options}"]
         return []
     kind = schema.get("type")
     if kind == "integer":
