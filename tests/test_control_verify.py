@@ -4,6 +4,7 @@ server-side journal filters, ``/_fake/health``), on the fixture's live server ov
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -354,3 +355,20 @@ def test_the_new_endpoints_check_host_and_origin(method: str, path: str, body: A
         assert len(stack.app.faults) == 1  # nothing was removed
     finally:
         assert stack.close() == []
+
+
+def test_the_commands_help_names_every_control_route() -> None:
+    from pytest_etcd_discovery.__main__ import build_parser
+    from pytest_etcd_discovery._service.control import CONTROL_MAP
+
+    text = build_parser().format_help()
+    listed = {
+        path: set(methods.split("|"))
+        for methods, path in re.findall(r"^  ([A-Z|]+) +(/_fake/\S*)", text, re.MULTILINE)
+    }
+    routed = {
+        rule.rule.replace("<rule_id>", "<id>"): (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        for rule in CONTROL_MAP.iter_rules()
+        if rule.endpoint != "static"  # the dashboard's own files
+    }
+    assert listed == routed
