@@ -21,6 +21,8 @@ Everything happens under one lock; long polls wait on their own watcher, outside
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 from typing import Any
 
@@ -52,6 +54,8 @@ SWEEP_INTERVAL_NS = 500_000_000
 MAX_REAPER_WAIT = 3600.0
 #: etcd keeps an expiry as int64 nanoseconds.
 MAX_EXPIRE_NS = 2**63 - 1
+#: Numbers every store's contents: a new store or a restore takes the next one.
+_GENERATIONS = itertools.count(1)
 
 
 def reaper_wait(next_ns: int, now_ns: int) -> float:
@@ -109,6 +113,9 @@ class Store:
         self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         self._index = 0
+        #: Changes when the contents are replaced wholesale (a restore), so that a reader
+        #: polling "what changed since index N" (the dashboard) knows N means nothing now.
+        self.generation = next(_GENERATIONS)
         self.root = Node("/", 0, None, is_dir=True)
         self.hub = WatcherHub(rules.history_size if history_size is None else history_size)
         self._ttl = TTLKeyHeap()
@@ -163,6 +170,22 @@ class Store:
         with self._lock:
             self._index += steps
             return self._index
+
+    def events_since(self, index: int) -> tuple[list[Event], bool]:
+        """The events after ``index`` still in the history (expiries included), and
+        whether they are all the changes since it (False once the history was trimmed
+        past it: a reader must then read everything again)."""
+        with self._lock:
+            if index >= self._index:
+                return [], True
+            history = self.hub.history
+            events = history.events()
+            if not events:
+                # Nothing ever trimmed: only index bumps without a key (no event) happened.
+                return [], history.capacity != 0
+            complete = index + 1 >= history.start_index
+            at = bisect.bisect_right([e.index for e in events], index)
+            return events[at:], complete
 
     # -- reads -------------------------------------------------------------------------
 
@@ -620,6 +643,7 @@ class Store:
             if self._closed:
                 self.hub.close_all()  # a stopped server's store takes no watches either
             self._ttl, self._index, self.root = ttl, index, root
+            self.generation = next(_GENERATIONS)
             for event in events:
                 self.hub.add(event)
             if len(ttl):
