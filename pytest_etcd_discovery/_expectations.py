@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import json
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 from ._etcd_rules import CALL_FILTER_KEYWORDS, TOKEN_RE, CallCriteria, token_of
 
@@ -30,12 +31,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CALL_FILTER_KEYWORDS",
     "CLOSEST",
+    "DATA_FILTER_KEYS",
     "CallCriteria",
     "CallFilter",
     "CallList",
     "check_not_requested",
     "check_registered",
     "check_requested",
+    "closest",
     "not_requested_failure",
     "registered_failure",
     "requested_failure",
@@ -89,6 +92,46 @@ def _one_of(values: tuple[str, ...]) -> str:
     return "|".join(values)
 
 
+#: The keys of a filter given as JSON data (:meth:`CallFilter.from_data`): the keywords
+#: of ``calls.filter(...)``, and ``path_regex`` for a regex as text (as fault rules).
+DATA_FILTER_KEYS: tuple[str, ...] = (*CALL_FILTER_KEYWORDS, "path_regex")
+#: A status range as text: ``500-599``.
+_STATUS_RANGE = re.compile(r"([0-9]{1,3})-([0-9]{1,3})")
+
+
+def _data_names(data: Mapping[str, Any], key: str) -> str | list[str] | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError(f"{key}: expected a string or a non-empty list of strings, got {value!r}")
+
+
+def _data_status(value: Any) -> int | frozenset[int] | None:
+    """A status as JSON gives it: an integer, ``"500-599"``, or a list of those."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    statuses: set[int] = set()
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 999:
+            statuses.add(item)
+            continue
+        match = _STATUS_RANGE.fullmatch(item) if isinstance(item, str) else None
+        if match is None or int(match[1]) > int(match[2]):
+            raise ValueError(
+                'status: expected a status (0-999), a range such as "500-599" or a '
+                f"list of them, got {json.dumps(item)}"
+            )
+        statuses.update(range(int(match[1]), int(match[2]) + 1))
+    if not statuses:
+        raise ValueError("status: expected at least one status, got []")
+    if isinstance(value, int):
+        return value
+    return frozenset(statuses)
+
+
 @dataclass(frozen=True)
 class CallFilter:
     """Criteria on journal entries; ``None`` leaves a criterion out.
@@ -136,6 +179,41 @@ class CallFilter:
             status=_statuses(criteria.get("status")),
             transport=_names(criteria.get("transport"), "transport", upper=False),
         )
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CallFilter:
+        """A filter from JSON data, as the control API takes it: the keywords of
+        :meth:`make` (``status`` also as ``"500-599"`` or a list) and ``path_regex`` (a
+        regex as text, searched); a bad or unknown key raises ``ValueError``."""
+        unknown = sorted(set(data) - set(DATA_FILTER_KEYS))
+        if unknown:
+            raise ValueError(f"unknown filter keys {unknown}; known: {', '.join(DATA_FILTER_KEYS)}")
+        criteria: CallCriteria = {}
+        for key in ("method", "transport"):
+            names = _data_names(data, key)
+            if names is not None:
+                criteria[key] = names
+        for key in ("route", "path", "token", "path_regex"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ValueError(f"{key}: expected a string, got {json.dumps(data[key])}")
+        if data.get("route") is not None:
+            criteria["route"] = data["route"]
+        if data.get("token") is not None:
+            criteria["token"] = data["token"]
+        path, regex = data.get("path"), data.get("path_regex")
+        if path is not None and regex is not None:
+            raise ValueError("give path or path_regex, not both")
+        if regex is not None:
+            try:
+                criteria["path"] = re.compile(regex)
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise ValueError(f"path_regex {regex!r}: bad regex: {exc}") from None
+        elif path is not None:
+            criteria["path"] = path
+        status = _data_status(data.get("status"))
+        if status is not None:
+            criteria["status"] = status
+        return cls.make(**criteria)
 
     def mismatches(self, call: Call) -> list[str]:
         """How ``call`` misses this filter, one phrase per criterion; empty: it matches."""
@@ -240,18 +318,28 @@ def _call_line(call: Call) -> str:
     return render_call(call)
 
 
-def _closest_lines(calls: Sequence[Call], flt: CallFilter) -> list[str]:
+def closest(
+    calls: Sequence[Call], flt: CallFilter, limit: int = CLOSEST
+) -> tuple[list[tuple[int, Call, list[str]]], int]:
+    """The ``limit`` calls closest to matching ``flt`` that do not, closest first, each
+    as (its position in ``calls``, the call, the criteria it missed); and how many calls
+    did not match in all.  What ``assert_requested`` shows and the control API's
+    ``POST /_fake/calls/count`` answers."""
     scored = []
     for position, call in enumerate(calls):
         missed = flt.mismatches(call)
         if missed:
             scored.append((flt.closeness(call, missed), position, call, missed))
-    if not scored:
-        return []
     scored.sort(key=lambda entry: (entry[0], entry[1]))
-    shown = scored[:CLOSEST]
-    lines = [f"  closest requests that did not match ({len(shown)} of {len(scored)}):"]
-    for _, _, call, missed in shown:
+    return [(position, call, missed) for _, position, call, missed in scored[:limit]], len(scored)
+
+
+def _closest_lines(calls: Sequence[Call], flt: CallFilter) -> list[str]:
+    shown, total = closest(calls, flt)
+    if not shown:
+        return []
+    lines = [f"  closest requests that did not match ({len(shown)} of {total}):"]
+    for _, call, missed in shown:
         lines.append(f"  {_call_line(call)}  <- {'; '.join(missed)}")
     return lines
 

@@ -10,7 +10,12 @@ import tracemalloc
 from werkzeug.test import Client
 
 from pytest_etcd_discovery._service.app import DiscoveryApp
-from pytest_etcd_discovery._service.journal import MAX_ENTRY_CHARS, TRUNCATED
+from pytest_etcd_discovery._service.journal import (
+    MAX_BODY_CHARS,
+    MAX_ENTRY_CHARS,
+    MAX_HEADER_CHARS,
+    TRUNCATED,
+)
 from pytest_etcd_discovery._service.messages import ServiceRequest
 
 MIB = 1024 * 1024
@@ -50,14 +55,19 @@ def test_large_bodies_are_not_kept_whole() -> None:
         assert call.truncated and call.query == f"n={i}"
         assert value.endswith(TRUNCATED) and value.startswith("v" * 1000)
         assert len(value) + len(call.query) + len("value") <= MAX_ENTRY_CHARS
+        assert len(call.body) == MAX_BODY_CHARS and call.body.endswith(TRUNCATED)
+        assert call.body.startswith("value=vvv") and call.body_size == len(body)
     # Bytes as held: a cut value ends with "…", which makes the string 2 bytes a character.
-    assert app.journal.bytes <= 40 * (2 * MAX_ENTRY_CHARS + 2048)
+    per_entry = 2 * (MAX_ENTRY_CHARS + MAX_BODY_CHARS + MAX_HEADER_CHARS) + 2048
+    assert app.journal.bytes <= 40 * per_entry
 
 
 def test_small_forms_are_kept_as_sent() -> None:
     app = DiscoveryApp()
     token = app.new_token(3)
-    app.answer_url("PUT", f"https://discovery.etcd.io/{token}/m1?x=1", form={"value": "m1=http://a:2380"})
+    app.answer_url(
+        "PUT", f"https://discovery.etcd.io/{token}/m1?x=1", form={"value": "m1=http://a:2380"}
+    )
     (call,) = app.calls
     assert call.form == {"value": ["m1=http://a:2380"], "x": ["1"]}
     assert not call.truncated
@@ -155,3 +165,49 @@ def test_the_old_name_of_the_bound_still_works() -> None:
     assert app.journal.max_bytes == app.journal.max_chars == 1000
     app.answer_url("GET", "https://discovery.etcd.io/health")
     assert app.journal.chars == app.journal.bytes > 0
+
+
+def test_headers_and_bodies_are_kept_bounded_and_counted_as_held() -> None:
+    """Entries keep the request's header fields and body (cut to their bounds), and the
+    bytes the journal counts for them are the bytes they hold (tracemalloc)."""
+    cap = 512 * 1024
+    app = DiscoveryApp(max_journal_bytes=cap)
+    headers = [(f"X-Field-{n}", "v" * 40) for n in range(20)]
+    body = "value=é".encode() + b"\xff" + b"x" * 900
+
+    def ask() -> None:
+        request = ServiceRequest("PUT", "/health", "", list(headers), body, "inprocess")
+        app.answer(request)
+
+    ask()  # warm what is made once
+    (first,) = app.calls
+    assert first.headers == headers and not first.truncated
+    assert first.body == "value=é\ufffd" + "x" * 900 and first.body_size == len(body)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(3000):
+            ask()
+        gc.collect()
+        with_journal = tracemalloc.get_traced_memory()[0]
+        kept = len(app.calls)
+        app.journal.renew()
+        gc.collect()
+        held = with_journal - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept < 3000, "the bound never trimmed"
+    assert cap / 4 < held <= cap, f"{kept} entries hold {held} bytes, bound {cap}"
+
+
+def test_long_headers_are_cut() -> None:
+    app = DiscoveryApp()
+    headers = [("X-Small", "1"), ("X-Big", "b" * (2 * MAX_HEADER_CHARS)), ("X-Late", "2")]
+    app.answer(ServiceRequest("GET", "/health", "", headers, b"", "inprocess"))
+    (call,) = app.calls
+    assert call.truncated
+    assert [name for name, _ in call.headers] == ["X-Small", "X-Big"]
+    big = call.headers[1][1]
+    assert big.endswith(TRUNCATED) and sum(len(n) + len(v) for n, v in call.headers) <= (
+        MAX_HEADER_CHARS
+    )

@@ -33,7 +33,6 @@ from .control import (
     _only,
     _query_int,
     _rfc3339,
-    _rule_view,
     _token_views,
     expired_members,
     token_view,
@@ -127,10 +126,11 @@ def changes(app: DiscoveryApp, request: Request, base: str, plan: FaultPlan) -> 
                 "removed": [name for name, v in views.items() if v is None],
             }
 
-    rules = list(plan.rules)
-    checksum = f"{zlib.crc32(repr([(id(r), r.seen, r.fired) for r in rules]).encode()):x}"
+    rules = plan.as_dicts()
+    counts = [(id(plan), r["id"], r["seen"], r["fired"]) for r in rules]
+    checksum = f"{zlib.crc32(repr(counts).encode()):x}"
     if since is None or since.faults != checksum:
-        answer["faults"] = [_rule_view(r) for r in rules]
+        answer["faults"] = rules
 
     journal = app.journal
     journal_generation = journal.generation

@@ -48,6 +48,7 @@ from .._etcd_rules import (
     etcd_member_value,
     member_specs,
 )
+from .._expectations import DATA_FILTER_KEYS, CallFilter, closest, requested_failure
 from .._v2store.clock import NS_PER_S, ControllableClock, SystemClock
 from .._v2store.errors import EtcdError
 from .._v2store.events import (
@@ -68,7 +69,7 @@ from .journal import Call
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from .faults import FaultPlan, FaultRule
+    from .faults import FaultPlan
 
 __all__ = ["MAX_BODY", "PREFIX", "ControlApp", "ControlError", "check_state", "check_token"]
 
@@ -100,7 +101,9 @@ CONTROL_MAP = Map(
         Rule("/_fake/clock/freeze", endpoint="freeze", methods=["POST"]),
         Rule("/_fake/clock/unfreeze", endpoint="unfreeze", methods=["POST"]),
         Rule("/_fake/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
+        Rule("/_fake/faults/<rule_id>", endpoint="fault", methods=["GET", "DELETE"]),
         Rule("/_fake/calls", endpoint="calls", methods=["GET"]),
+        Rule("/_fake/calls/count", endpoint="count", methods=["POST"]),
         Rule("/_fake/changes", endpoint="changes", methods=["GET"]),
     ],
     # No redirects: a control client gets the answer or a JSON error, never a 308.
@@ -464,14 +467,33 @@ class ControlApp:
                 rule = FaultRule.from_dict(data)
             except (FaultError, TypeError, ValueError, AttributeError) as exc:
                 raise ControlError(f"bad fault rule: {exc}") from None
-            self._plan().add(rule)
-            return _json(_rule_view(rule), 201)
+            try:
+                self._plan().add(rule)
+            except FaultError as exc:  # the plan is full
+                raise ControlError(f"bad fault rule: {exc}") from None
+            return _json(rule.as_dict(), 201)
         plan = self._plan()
-        rules = list(plan.rules)
         if request.method == "DELETE":
+            removed = len(plan)
             plan.clear()  # also releases requests waiting in a delay
-            return _json({"removed": len(rules)})
-        return _json({"faults": [_rule_view(r) for r in rules]})
+            return _json({"removed": removed})
+        return _json({"faults": plan.as_dicts()})
+
+    def on_fault(self, request: Request, rule_id: str) -> Response:
+        plan = self._plan()
+        # Ids are positive integers: anything else names no rule (404, as an unknown id).
+        known = rule_id.isascii() and rule_id.isdigit() and len(rule_id) < 19  # int64
+        rule = plan.get(int(rule_id)) if known else None
+        if rule is None:
+            raise ControlError(
+                f"no fault rule with id {rule_id!r}: GET /_fake/faults lists the rules "
+                "and their ids",
+                404,
+            )
+        if request.method == "DELETE":
+            plan.remove(rule)  # also releases requests waiting in its delay
+            return _json({"removed": rule.as_dict()})
+        return _json(rule.as_dict())
 
     # -- the dashboard's poll --------------------------------------------------------------
 
@@ -482,18 +504,26 @@ class ControlApp:
 
     # -- the journal -----------------------------------------------------------------------
 
-    def on_calls(self, request: Request) -> Response:
-        _only(request.args, {"since", "limit"}, "query")
-        paging = "since" in request.args
-        since = _query_int(request, "since", 0) or 0
-        limit = _query_int(request, "limit", None)
+    def _numbered(self, since: int) -> tuple[int, list[tuple[int, Call]]]:
+        """The journal from call ``since`` on, each call with its number (the fixture's
+        own seeding calls left out), and the number the next call will get."""
         following, calls = self.app.journal.since(since)
         first = following - len(calls)
-        numbered = [
+        return following, [
             (first + i, call)
             for i, call in enumerate(calls)
             if call.transport != TRANSPORT_FIXTURE  # the fixture's own seeding calls
         ]
+
+    def on_calls(self, request: Request) -> Response:
+        _only(request.args, {"since", "limit", *DATA_FILTER_KEYS}, "query")
+        paging = "since" in request.args
+        since = _query_int(request, "since", 0) or 0
+        limit = _query_int(request, "limit", None)
+        flt = _call_filter(_query_filter(request))
+        following, numbered = self._numbered(since)
+        if flt is not None:
+            numbered = [(n, call) for n, call in numbered if flt.matches(call)]
         if limit is not None and len(numbered) > limit:
             if paging:
                 # Paging: the first `limit` from `since` on, and `next` right after them,
@@ -503,6 +533,66 @@ class ControlApp:
             else:
                 numbered = numbered[len(numbered) - limit :]  # no `since`: the latest ones
         return _json({"calls": [_call_view(n, c) for n, c in numbered], "next": following})
+
+    def on_count(self, request: Request) -> Response:
+        """How many calls match a filter, and the closest that do not (with why), as
+        ``assert_requested`` tells them."""
+        data = _body(request, empty_ok=True)
+        _only(data, {"since", "times", *DATA_FILTER_KEYS}, "count")
+        since = _int(data.get("since", 0), "since", 0)
+        times = data.get("times")
+        if times is not None:
+            times = _int(times, "times", 0)
+        criteria = {k: v for k, v in data.items() if k not in ("since", "times")}
+        flt = _call_filter(criteria) or CallFilter()
+        following, numbered = self._numbered(since)
+        calls = [call for _, call in numbered]
+        matched = [n for n, call in numbered if flt.matches(call)]
+        near, total = closest(calls, flt)
+        return _json(
+            {
+                "count": len(matched),
+                "filter": flt.describe(),
+                "matched": matched,
+                "closest": [
+                    {"call": _call_view(numbered[position][0], call), "missed": missed}
+                    for position, call, missed in near
+                ],
+                "unmatched": total,
+                "message": requested_failure(calls, flt, times),
+                "next": following,
+            }
+        )
+
+
+def _query_filter(request: Request) -> dict[str, Any]:
+    """The filter keys of a query string as JSON data: a repeated or comma-separated
+    ``method``, ``transport`` or ``status`` is a list."""
+    data: dict[str, Any] = {}
+    for key in DATA_FILTER_KEYS:
+        values = request.args.getlist(key)
+        if not values:
+            continue
+        if key in ("method", "transport", "status"):
+            items: list[Any] = [item for value in values for item in value.split(",")]
+            if key == "status":
+                items = [int(i) if i.isascii() and i.isdigit() and len(i) < 4 else i for i in items]
+            data[key] = items[0] if len(items) == 1 else items
+        elif len(values) > 1:
+            raise ControlError(f"{key} given {len(values)} times; give it once")
+        else:
+            data[key] = values[0]
+    return data
+
+
+def _call_filter(data: Mapping[str, Any]) -> CallFilter | None:
+    """The journal filter of JSON ``data`` (None when it has no criterion)."""
+    if not data:
+        return None
+    try:
+        return CallFilter.from_data(data)
+    except (TypeError, ValueError) as exc:
+        raise ControlError(f"bad call filter: {exc}") from None
 
 
 def _query_int(request: Request, name: str, default: int | None) -> int | None:
@@ -680,28 +770,6 @@ def _seconds(rfc3339: Any) -> float | None:
     return whole.timestamp() + float(match[2] or 0)
 
 
-def _rule_view(rule: FaultRule) -> dict[str, Any]:
-    path = rule.path
-    return {
-        "description": rule.describe(),
-        "action": rule.action,
-        "status": rule.status,
-        "route": rule.route,
-        "path": path if isinstance(path, str) else None,
-        "path_regex": path.pattern if isinstance(path, re.Pattern) else None,
-        "method": list(rule.method) if rule.method is not None else None,
-        "nth": rule.nth,
-        "times": rule.times,
-        "delay": rule.delay,
-        "body": rule.body,
-        "error_code": rule.error_code,
-        "name": rule.name,
-        "seen": rule.seen,
-        "fired": rule.fired,
-        "exhausted": rule.exhausted,
-    }
-
-
 def _call_view(number: int, call: Call) -> dict[str, Any]:
     return {
         "number": number,
@@ -713,6 +781,13 @@ def _call_view(number: int, call: Call) -> dict[str, Any]:
         "form": call.form,
         "time": call.time,
         "fault": call.fault,
+        "route": call.route,
+        "watch": call.watch,
+        "headers": [list(pair) for pair in call.headers],
+        "body": call.body,
+        "body_size": call.body_size,
+        "truncated": call.truncated,
+        "created_url": call.created_url,
     }
 
 

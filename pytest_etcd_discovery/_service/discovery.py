@@ -310,6 +310,8 @@ class DiscoveryService:
             # The routing fault rules match, so a test can filter calls by it.
             route=route.endpoint if route.endpoint in ENDPOINTS else None,
             watch=route.is_watch,
+            headers=request.headers,
+            body=request.body,
         )
         try:
             reply = self._reply(request, route, call)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import itertools
 import json
 import re
 import threading
@@ -108,6 +109,10 @@ class FaultRule:
     :param on_match: the callback of a ``callback`` fault (gets the
         :class:`~pytest_etcd_discovery._service.messages.ServiceRequest`).
     :param name: how the journal and the report describe the rule.
+
+    Every rule gets an :attr:`id` when made: a positive integer unique in the process and
+    never reused, which the control API names it by (``GET`` / ``DELETE
+    /_fake/faults/<id>``) and :meth:`FaultPlan.get` / :meth:`FaultPlan.remove` take.
     """
 
     action: str = "status"
@@ -127,6 +132,8 @@ class FaultRule:
     seen: int = field(default=0, init=False)
     #: requests this rule hit
     fired: int = field(default=0, init=False)
+    #: the rule's id (see above); not part of equality (two rules alike stay equal)
+    id: int = field(default=0, init=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.action, str):
@@ -169,6 +176,8 @@ class FaultRule:
                 raise FaultError(f"fault {name} must be a string, got {value!r}")
         if self.nth is not None and self.times is None:
             self.times = 1
+        # Last: a rule refused above uses up no id.
+        self.id = _next_rule_id()
 
     def _check_path(self) -> None:
         if self.path_regex is not None:
@@ -224,6 +233,31 @@ class FaultRule:
         """True once the rule hit every request it was meant to."""
         return self.times is not None and self.fired >= self.times
 
+    def as_dict(self) -> dict[str, Any]:
+        """The rule as JSON data: what the control API answers for it (``id``, the
+        fields of :meth:`from_dict`, ``description``, ``seen``, ``fired``,
+        ``exhausted``)."""
+        path = self.path
+        return {
+            "id": self.id,
+            "description": self.describe(),
+            "action": self.action,
+            "status": self.status,
+            "route": self.route,
+            "path": path if isinstance(path, str) else None,
+            "path_regex": path.pattern if isinstance(path, re.Pattern) else None,
+            "method": list(self.method) if self.method is not None else None,
+            "nth": self.nth,
+            "times": self.times,
+            "delay": self.delay,
+            "body": self.body,
+            "error_code": self.error_code,
+            "name": self.name,
+            "seen": self.seen,
+            "fired": self.fired,
+            "exhausted": self.exhausted,
+        }
+
     # -- matching (the plan holds its lock around these) -------------------------------
 
     def matches(self, method: str, path: str, route: Route) -> bool:
@@ -275,6 +309,15 @@ class FaultRule:
         if unknown:
             raise FaultError(f"unknown fault fields {sorted(unknown)}; known: {sorted(allowed)}")
         return cls(**data)
+
+
+_RULE_IDS = itertools.count(1)
+_RULE_IDS_LOCK = threading.Lock()
+
+
+def _next_rule_id() -> int:
+    with _RULE_IDS_LOCK:
+        return next(_RULE_IDS)
 
 
 def _is_int(value: object) -> bool:
@@ -383,11 +426,22 @@ class FaultPlan:
         match.setdefault("route", "watch")
         return self.add(action="empty", **match)
 
-    def remove(self, rule: FaultRule) -> None:
-        """Take one rule out (a no-op if it is gone already)."""
+    def get(self, rule_id: int) -> FaultRule | None:
+        """The rule of this plan with id ``rule_id`` (:attr:`FaultRule.id`), else None."""
         with self._lock:
-            if rule in self.rules:
-                self.rules.remove(rule)
+            return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def remove(self, rule: FaultRule | int) -> bool:
+        """Take one rule out, given as itself or its id; False if it is not in the plan
+        (gone already).  Requests waiting in its delay go on at once."""
+        with self._cond:
+            for position, candidate in enumerate(self.rules):
+                # By identity or id: a rule equal to another (same fields) is not it.
+                if candidate is rule or (_is_int(rule) and candidate.id == rule):
+                    del self.rules[position]
+                    self._cond.notify_all()  # wait() sees its rule gone
+                    return True
+            return False
 
     def clear(self) -> None:
         """Drop every rule and the log, and release requests waiting in a delay."""
@@ -471,11 +525,24 @@ class FaultPlan:
 
     def wait(self, decision: Decision) -> None:
         """Wait out ``decision.delay``; returns early when the plan is cleared (test
-        teardown) or released (server stop)."""
+        teardown), released (server stop) or its rule removed."""
+        rule = decision.rule
         with self._cond:
-            self._cond.wait_for(lambda: self._generation != decision.generation, decision.delay)
+            self._cond.wait_for(
+                lambda: (
+                    self._generation != decision.generation
+                    or not any(r is rule for r in self.rules)
+                ),
+                decision.delay,
+            )
 
     # -- reading -----------------------------------------------------------------------
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """Every rule as :meth:`FaultRule.as_dict` gives it, in order (one consistent
+        reading: no request is counted half-way through it)."""
+        with self._lock:
+            return [rule.as_dict() for rule in self.rules]
 
     def unfired(self) -> list[FaultRule]:
         """The rules that never hit a request, in the order they were added."""

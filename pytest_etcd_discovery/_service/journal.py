@@ -1,8 +1,9 @@
 """The journal: one :class:`Call` per request the fake answered, bounded in bytes.
 
 Tests read it (``etcd_discovery.calls``) and the report prints it. Each entry keeps at
-most :data:`MAX_ENTRY_CHARS` characters of form values and query (a 5 MiB body is not
-kept whole), and the journal at most ``max_bytes`` bytes of memory in all, each entry
+most :data:`MAX_ENTRY_CHARS` characters of form values and query, :data:`MAX_HEADER_CHARS`
+of header fields and :data:`MAX_BODY_CHARS` of body (a 5 MiB body is not kept whole),
+and the journal at most ``max_bytes`` bytes of memory in all, each entry
 costed with :func:`sys.getsizeof` (its object, its strings, its form), dropping the
 oldest entries first, so a long-running fake or a test sending large bodies stays small.
 (Measured with :mod:`tracemalloc`: a small request's entry holds 0.4-0.8 KB, which the
@@ -14,11 +15,13 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
+    "MAX_BODY_CHARS",
     "MAX_ENTRY_CHARS",
+    "MAX_HEADER_CHARS",
     "MAX_JOURNAL_BYTES",
     "MAX_JOURNAL_CHARS",
     "TRUNCATED",
@@ -30,6 +33,10 @@ __all__ = [
 #: What one entry keeps of its query and form values together (characters). Beyond it,
 #: a value is cut and ends with :data:`TRUNCATED`, and later fields are left out.
 MAX_ENTRY_CHARS = 16 * 1024
+#: What one entry keeps of the request's header fields, names and values (characters).
+MAX_HEADER_CHARS = 4 * 1024
+#: What one entry keeps of the request's body, as text (characters).
+MAX_BODY_CHARS = 8 * 1024
 #: What the whole journal keeps by default: bytes of memory, as its entries' costs.
 MAX_JOURNAL_BYTES = 32 * 1024 * 1024
 #: The old name of :data:`MAX_JOURNAL_BYTES` (the bound was counted in characters).
@@ -55,7 +62,8 @@ class Call:
     time: float = 0.0
     #: the fault rule that answered this request (see :mod:`.faults`), else None
     fault: str | None = None
-    #: True when the journal cut the query or form values (see :data:`MAX_ENTRY_CHARS`)
+    #: True when the journal cut the query, form values, header fields or body (see
+    #: :data:`MAX_ENTRY_CHARS`, :data:`MAX_HEADER_CHARS`, :data:`MAX_BODY_CHARS`)
     truncated: bool = False
     #: the route it took, named as fault rules name them (``new``, ``token``,
     #: ``machine``, ``size``, ...); None for a path that routes nowhere or is redirected
@@ -68,6 +76,14 @@ class Call:
     #: A ``/new`` that made a token: the token URL it handed out (on the host the
     #: request was addressed to, e.g. ``https://discovery.etcd.io/<token>``), else None
     created_url: str | None = None
+    #: the request's header fields as received, ``(name, value)`` in order (cut at
+    #: :data:`MAX_HEADER_CHARS`)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    #: the request's body as text (bytes that are not UTF-8 as U+FFFD; cut at
+    #: :data:`MAX_BODY_CHARS`)
+    body: str = ""
+    #: the body's whole length in bytes, as received
+    body_size: int = 0
 
     @property
     def in_flight(self) -> bool:
@@ -113,12 +129,13 @@ def _entry_base() -> int:
     dict, its time, its slots in the journal's two lists and its recorded size."""
     sample = Call("GET", "/", "", None, "live", {}, 0.5, route="new", watch=False)
     sample.created_url = None
+    sample.body_size = 1 << 20
     return (
         sys.getsizeof(sample)
         + sys.getsizeof(sample.__dict__)
         + sys.getsizeof(sample.time)
         + 2 * 8  # the pointers in calls and _sizes
-        + sys.getsizeof(1 << 20)
+        + 2 * sys.getsizeof(1 << 20)  # the recorded size and body_size
     )
 
 
@@ -127,7 +144,14 @@ _ENTRY_BASE = _entry_base()
 _CREATED_URL = sys.getsizeof("https://discovery.etcd.io/" + "0" * 32)
 
 
-def entry_bytes(method: str, path: str, query: str, form: dict[str, list[str]]) -> int:
+def entry_bytes(
+    method: str,
+    path: str,
+    query: str,
+    form: dict[str, list[str]],
+    headers: list[tuple[str, str]] | None = None,
+    body: str = "",
+) -> int:
     """The memory an entry holds, by :func:`sys.getsizeof` of its parts (a non-ASCII
     string costs 2-4 bytes a character, which a count of characters misses)."""
     size = _ENTRY_BASE + sys.getsizeof(method) + sys.getsizeof(path) + sys.getsizeof(query)
@@ -136,7 +160,41 @@ def entry_bytes(method: str, path: str, query: str, form: dict[str, list[str]]) 
         size += sys.getsizeof(name) + sys.getsizeof(values)
         for value in values:
             size += sys.getsizeof(value)
+    if headers is not None:
+        size += sys.getsizeof(headers)
+        for pair in headers:
+            size += sys.getsizeof(pair) + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+    if body:  # the empty string is shared
+        size += sys.getsizeof(body)
     return size
+
+
+def bounded_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
+    """``headers`` as a new list cut to :data:`MAX_HEADER_CHARS` in all (a value cut
+    ends with :data:`TRUNCATED`, later fields left out); and whether anything was cut."""
+    kept: list[tuple[str, str]] = []
+    budget = MAX_HEADER_CHARS
+    for name, value in headers:
+        if len(name) + len(value) <= budget:
+            kept.append((name, value))
+            budget -= len(name) + len(value)
+            continue
+        if budget > len(name):
+            kept.append((name, _cut(value, budget - len(name))))
+        return kept, True
+    return kept, False
+
+
+def bounded_body(body: bytes) -> tuple[str, bool]:
+    """``body`` as text cut to :data:`MAX_BODY_CHARS` (ending with :data:`TRUNCATED`);
+    and whether it was cut."""
+    if not body:
+        return "", False
+    # Decode no more than can be kept (4 bytes at most per character).
+    text = body[: 4 * MAX_BODY_CHARS].decode("utf-8", "replace")
+    if len(text) <= MAX_BODY_CHARS and len(body) <= 4 * MAX_BODY_CHARS:
+        return text, False
+    return _cut(text[:MAX_BODY_CHARS], MAX_BODY_CHARS), True
 
 
 def _cut(text: str, budget: int) -> str:
@@ -211,9 +269,13 @@ class Journal:
         time: float,
         route: str | None = None,
         watch: bool = False,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
     ) -> Call:
         """Add the entry of a request about to be answered (its status still None)."""
         query, form, _, truncated = bounded(query, form)
+        kept_headers, cut_headers = bounded_headers(headers)
+        text, cut_body = bounded_body(body)
         call = Call(
             method,
             path,
@@ -222,11 +284,14 @@ class Journal:
             transport,
             form,
             time,
-            truncated=truncated,
+            truncated=truncated or cut_headers or cut_body,
             route=route,
             watch=watch,
+            headers=kept_headers,
+            body=text,
+            body_size=len(body),
         )
-        size = entry_bytes(call.method, path, query, form)
+        size = entry_bytes(call.method, path, query, form, kept_headers, text)
         if route == "new":
             size += _CREATED_URL
         with self._lock:

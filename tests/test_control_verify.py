@@ -1,0 +1,277 @@
+"""The control API's verification endpoints (``/_fake/faults/<id>``, ``/_fake/calls/count``,
+server-side journal filters, ``/_fake/health``), on the fixture's live server over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from pytest_etcd_discovery import EtcdDiscovery, FaultPlan, FaultRule
+
+WAIT = 10.0
+
+
+def _until(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` turns true within :data:`WAIT` (asked every 10 ms)."""
+    stop = threading.Event()
+    timer = threading.Timer(WAIT, stop.set)
+    timer.start()
+    try:
+        while not condition():
+            if stop.wait(0.01):
+                return condition()
+        return True
+    finally:
+        timer.cancel()
+
+
+class Control:
+    """``/_fake/`` of one fake: JSON in, (status, JSON) out."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, raw: str | None = None
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        reply = self.session.request(method, f"{self.url}/_fake/{path}", data=data, timeout=WAIT)
+        assert reply.headers["Content-Type"] == "application/json", reply.text
+        return reply.status_code, reply.json()
+
+    def ok(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = self.call(method, path, body)
+        assert status in (200, 201), data
+        return data
+
+
+@pytest.fixture
+def control(etcd_discovery: EtcdDiscovery) -> Iterator[Control]:
+    ctl = Control(etcd_discovery.url)
+    yield ctl
+    ctl.session.close()
+
+
+# -- fault rules by id -------------------------------------------------------------------
+
+
+def test_fault_rules_have_ids_to_get_and_delete_one_by(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    first = control.ok("POST", "faults", {"status": 503, "route": "new", "times": 1})
+    second = control.ok("POST", "faults", {"status": 500, "route": "health"})
+    assert isinstance(first["id"], int) and first["id"] > 0
+    assert second["id"] > first["id"]
+    requests.get(f"{etcd_discovery.url}/new", timeout=WAIT)
+    requests.get(f"{etcd_discovery.url}/new", timeout=WAIT)
+    listed = control.ok("GET", "faults")["faults"]
+    assert [(r["id"], r["seen"], r["fired"]) for r in listed] == [
+        (first["id"], 2, 1),
+        (second["id"], 0, 0),
+    ]
+    one = control.ok("GET", f"faults/{first['id']}")
+    assert one == listed[0]
+    # Deleting one leaves the other, and the answer is the rule as it was.
+    assert control.ok("DELETE", f"faults/{first['id']}") == {"removed": listed[0]}
+    assert [r["id"] for r in control.ok("GET", "faults")["faults"]] == [second["id"]]
+    status, error = control.call("GET", f"faults/{first['id']}")
+    assert status == 404
+    assert error["message"].startswith(f"no fault rule with id '{first['id']}'")
+    assert requests.get(f"{etcd_discovery.url}/health", timeout=WAIT).status_code == 500
+
+
+@pytest.mark.parametrize("bad", ["0", "999999999", "abc", "-1", "1.0", "9" * 5000, "%C3%A9"])
+def test_an_unknown_fault_id_answers_404_and_changes_nothing(control: Control, bad: str) -> None:
+    control.ok("POST", "faults", {"status": 503})
+    before = control.ok("GET", "faults")
+    for method in ("GET", "DELETE"):
+        status, error = control.call(method, f"faults/{bad}")
+        assert status == 404, (method, error)
+        assert "no fault rule with id" in error["message"]
+    assert control.ok("GET", "faults") == before
+
+
+def test_the_python_plan_shows_the_same_ids_and_counts(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    rule = etcd_discovery.faults.fail(502, route="health", times=1)
+    over_http = control.ok("POST", "faults", {"action": "drop", "route": "new"})
+    requests.get(f"{etcd_discovery.url}/health", timeout=WAIT)
+    listed = control.ok("GET", "faults")["faults"]
+    assert [r["id"] for r in listed] == [rule.id, over_http["id"]]
+    assert listed[0] == rule.as_dict()
+    assert (rule.seen, rule.fired, rule.exhausted) == (1, 1, True)
+    added = etcd_discovery.faults.get(over_http["id"])
+    assert isinstance(added, FaultRule) and added.action == "drop"
+    # Removing by id from Python is seen over HTTP, and a second removal is a no-op.
+    assert etcd_discovery.faults.remove(over_http["id"]) is True
+    assert etcd_discovery.faults.remove(over_http["id"]) is False
+    assert control.call("GET", f"faults/{over_http['id']}")[0] == 404
+
+
+def test_rule_ids_are_unique_and_not_part_of_equality() -> None:
+    one, two = FaultRule(status=503), FaultRule(status=503)
+    assert one.id != two.id and one == two
+    plan = FaultPlan([one, two])
+    # remove() takes the rule itself, not the first rule equal to it.
+    assert plan.remove(two) is True
+    assert plan.rules == [one] and plan.rules[0] is one
+
+
+def test_deleting_a_delay_rule_releases_the_requests_it_holds(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    rule = control.ok("POST", "faults", {"action": "delay", "delay": 3600, "route": "health"})
+    answered = threading.Event()
+    statuses: list[int] = []
+
+    def ask() -> None:
+        statuses.append(requests.get(f"{etcd_discovery.url}/health", timeout=60).status_code)
+        answered.set()
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    # The request is held once the rule has fired.
+    assert _until(lambda: control.ok("GET", f"faults/{rule['id']}")["fired"] == 1)
+    assert not answered.is_set()
+    control.ok("DELETE", f"faults/{rule['id']}")
+    assert answered.wait(WAIT), "the delayed request was not released"
+    assert statuses == [200]
+
+
+# -- counting calls, with the near misses ------------------------------------------------
+
+
+def test_count_answers_the_count_and_the_closest_misses_as_assert_requested(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    token = control.ok("POST", "tokens", {"size": 3})["url"]
+    requests.get(f"{token}/_config/size", timeout=WAIT)
+    requests.put(f"{token}/m1", data={"value": "m1=http://10.0.0.1:2380"}, timeout=WAIT)
+    requests.get(f"{etcd_discovery.url}/health", timeout=WAIT)
+    counted = control.ok("POST", "calls/count", {"method": "PUT", "token": token})
+    assert (counted["count"], counted["matched"], counted["message"]) == (1, [1], None)
+    wanted = {"method": "DELETE", "token": token, "status": 200}
+    missed = control.ok("POST", "calls/count", wanted)
+    assert (missed["count"], missed["matched"], missed["unmatched"]) == (0, [], 3)
+    assert missed["filter"] == f"DELETE token={token.rsplit('/', 1)[1]} status=200"
+    # The closest first (fewest criteria missed, then the more alike path), each with
+    # what it missed: the words assert_requested uses.
+    assert [(c["call"]["number"], c["missed"]) for c in missed["closest"]] == [
+        (0, ["method GET, not DELETE"]),
+        (1, ["method PUT, not DELETE", "status 201, not 200"]),
+        (2, ["method GET, not DELETE", "no token"]),
+    ]
+    with pytest.raises(AssertionError) as python_side:
+        etcd_discovery.assert_requested(method="DELETE", token=token, status=200)
+    assert missed["message"] == str(python_side.value)
+    assert "closest requests that did not match (3 of 3)" in missed["message"]
+
+
+def test_count_takes_times_since_status_ranges_and_path_regex(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    control.ok("POST", "faults", {"status": 503, "route": "health", "times": 2})
+    for _ in range(3):
+        requests.get(f"{etcd_discovery.url}/health", timeout=WAIT)
+    count = control.ok
+    assert count("POST", "calls/count", {"status": "500-599"})["count"] == 2
+    assert count("POST", "calls/count", {"status": [200, 503]})["count"] == 3
+    assert count("POST", "calls/count", {"status": 503, "since": 1})["matched"] == [1]
+    assert count("POST", "calls/count", {"path_regex": "^/heal"})["count"] == 3
+    assert count("POST", "calls/count", {"route": "health", "times": 3})["message"] is None
+    told = count("POST", "calls/count", {"route": "health", "times": 2})["message"]
+    assert told.startswith("etcd discovery: expected exactly 2 requests matching route=health")
+    everything = count("POST", "calls/count")
+    assert (everything["count"], everything["filter"], everything["next"]) == (3, "any request", 3)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"metod": "GET"}, "unknown count fields ['metod']"),
+        ({"route": "nope"}, "unknown route 'nope'"),
+        ({"status": "5xx"}, "status: expected a status"),
+        ({"status": 1000}, "status: expected a status"),
+        ({"status": True}, "status: expected a status"),
+        ({"status": []}, "status: expected at least one status"),
+        ({"method": 3}, "method: expected a string or a non-empty list"),
+        ({"method": []}, "method: expected a string or a non-empty list"),
+        ({"path": 1}, "path: expected a string"),
+        ({"path_regex": "("}, "bad regex"),
+        ({"path": "/x", "path_regex": "x"}, "not both"),
+        ({"times": -1}, "times must be >= 0"),
+        ({"since": "1"}, "since must be an integer"),
+        ([], "must be a JSON object"),
+    ],
+)
+def test_a_bad_count_request_answers_400(control: Control, body: Any, says: str) -> None:
+    status, error = control.call("POST", "calls/count", body)
+    assert status == 400, error
+    assert says in error["message"]
+
+
+# -- the journal: headers, bodies and filters on the server side -------------------------
+
+
+def test_calls_keep_headers_and_body(control: Control, etcd_discovery: EtcdDiscovery) -> None:
+    token = control.ok("POST", "tokens", {"size": 3})["url"]
+    requests.put(
+        f"{token}/m1",
+        data={"value": "m1=http://10.0.0.1:2380"},
+        headers={"X-Trace": "abc"},
+        timeout=WAIT,
+    )
+    (call,) = control.ok("GET", "calls")["calls"]
+    assert ["X-Trace", "abc"] in call["headers"]
+    assert ["Content-Type", "application/x-www-form-urlencoded"] in call["headers"]
+    assert call["body"] == "value=m1%3Dhttp%3A%2F%2F10.0.0.1%3A2380"
+    assert (call["body_size"], call["truncated"]) == (len(call["body"]), False)
+    assert (call["route"], call["watch"], call["created_url"]) == ("machine", False, None)
+
+
+def test_calls_filter_on_the_server_and_page_over_the_matches(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    for n in range(9):
+        path = "health" if n % 3 == 0 else "robots.txt"
+        requests.get(f"{etcd_discovery.url}/{path}?n={n}", timeout=WAIT)
+    health = control.ok("GET", "calls?route=health")
+    assert [c["number"] for c in health["calls"]] == [0, 3, 6]
+    assert health["next"] == 9
+    # Paging over the matches skips none of them.
+    first = control.ok("GET", "calls?route=health&since=0&limit=2")
+    assert ([c["number"] for c in first["calls"]], first["next"]) == ([0, 3], 4)
+    rest = control.ok("GET", f"calls?route=health&since={first['next']}&limit=2")
+    assert ([c["number"] for c in rest["calls"]], rest["next"]) == ([6], 9)
+    # Without since, limit takes the latest matches.
+    assert [c["number"] for c in control.ok("GET", "calls?path=/robots*&limit=2")["calls"]] == [
+        7,
+        8,
+    ]
+    assert len(control.ok("GET", "calls?method=GET,HEAD&status=200")["calls"]) == 9
+    assert len(control.ok("GET", "calls?status=500-599")["calls"]) == 0
+    assert len(control.ok("GET", "calls?transport=live&path_regex=n%3D1")["calls"]) == 0  # query
+    assert [c["number"] for c in control.ok("GET", "calls?path_regex=^/h")["calls"]] == [0, 3, 6]
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("route=nope", "unknown route"),
+        ("status=abc", "status: expected a status"),
+        ("path=/a&path=/b", "path given 2 times"),
+        ("path_regex=(", "bad regex"),
+        ("colour=red", "unknown query fields ['colour']"),
+    ],
+)
+def test_a_bad_calls_filter_answers_400(control: Control, query: str, says: str) -> None:
+    status, error = control.call("GET", f"calls?{query}")
+    assert status == 400, error
+    assert says in error["message"]
