@@ -9,7 +9,8 @@ carries, besides the clock (always: it is what TTLs count down from), only
   first poll, after a reset or restore, or when the history no longer reaches back;
 - ``faults``: the rules, when one was added or removed or its counts moved;
 - ``calls``: the journal's new calls, and those that were still running at the last poll
-  and have an answer now; the latest ``calls=N`` (``"full": true``) on the first poll.
+  and have an answer now; the latest ``calls=N`` (``"full": true``) on the first poll;
+  each with what the dashboard shows (``GET /_fake/calls`` has their headers and body).
 
 and a ``cursor`` to send back next time.  An idle poll is a few hundred bytes whatever the
 size of the state.  The cursor is opaque to clients: a store generation and index, a
@@ -160,7 +161,7 @@ def changes(app: DiscoveryApp, request: Request, base: str, plan: FaultPlan) -> 
     if sent or full:
         answer["calls"] = {
             "full": full,
-            "calls": [_call_view(n, c) for n, c in sorted(sent, key=lambda nc: nc[0])],
+            "calls": [_slim(n, c) for n, c in sorted(sent, key=lambda nc: nc[0])],
             "next": following,
         }
     cursor = Cursor(
@@ -173,6 +174,15 @@ def changes(app: DiscoveryApp, request: Request, base: str, plan: FaultPlan) -> 
     )
     answer["cursor"] = str(cursor)
     return answer
+
+
+#: What the dashboard shows of a call (``GET /_fake/calls`` has the rest: headers, body).
+_CALL_FIELDS = ("number", "method", "path", "query", "status", "transport", "time", "fault")
+
+
+def _slim(number: int, call: Call) -> dict[str, Any]:
+    view = _call_view(number, call)
+    return {name: view[name] for name in _CALL_FIELDS}
 
 
 def _latest(app: DiscoveryApp, limit: int) -> tuple[int, list[tuple[int, Call]]]:
