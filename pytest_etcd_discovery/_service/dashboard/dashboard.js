@@ -387,7 +387,10 @@ document.addEventListener("DOMContentLoaded", () => {
     event.target.value = ""; // the same file can be chosen again
     if (file) upload(file);
   });
-  for (const id of ["filter-method", "filter-status", "filter-text"]) on(id, "input", drawCalls);
+  for (const id of ["filter-method", "filter-status", "filter-text"]) {
+    on(id, "input", drawCalls);
+    on(id, "change", drawCalls);
+  }
   on("calls-filter", "submit", (event) => event.preventDefault());
   refresh();
   setInterval(refresh, POLL_MS);
