@@ -406,7 +406,7 @@ def test_the_dashboard_creates_tokens_and_shows_registrations(
     assert len(token["members"]) == 2
     row = f'tr.token[data-token="{token["token"]}"]'
     assert _text(page, f"{row} td.registered") == "2 of 3"
-    bar = _find(page, f"{row} progress")
+    bar = _find(page, f"{row} progress")  # a bar: members registered of the size
     assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("2", "3")
 
     # A third member registers for real (etcd 3.4 style, no TTL): the bar is full.
@@ -419,6 +419,14 @@ def test_the_dashboard_creates_tokens_and_shows_registrations(
     _wait(page, "a full bar", lambda: _text(page, f"{row} td.registered") == "3 of 3")
     assert "full" in _find(page, f"{row} span.count").get_attribute("class").split()
     assert "no TTL" in _text(page, f'{row} li.member[data-name="infra2"]')
+
+    # What clients send is shown as text, never read as HTML.
+    hostile = '<img src="x" onerror="document.title=1">'
+    put = requests.put(f"{token['url']}/{hostile}", data={"value": "http://10.0.0.7:7001"})
+    assert put.status_code == 201
+    _wait(page, "the hostile member", lambda: hostile in _text(page, f"{row} td:last-child"))
+    assert page.find_elements("css selector", "#tokens img") == []
+    assert page.title == "etcd discovery fake"
 
     # A second token with no members: listed after the first, "none yet".
     other = _create_token(page, api, size=5, members=0)
