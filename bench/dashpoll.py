@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument(
+        "--polls", default="old,changes", help="which to measure (old alone: a fake before it)"
+    )
     args = parser.parse_args(argv)
+    kinds = [(n, m) for n, m in (("old", old_poll), ("changes", changes_poll)) if n in args.polls]
     if args.smoke:
         args.tokens, args.seconds = 50, 3.0
     fake = subprocess.Popen(
@@ -103,15 +107,12 @@ def main(argv: list[str] | None = None) -> int:
                 body = {"size": args.members, "members": args.members}
                 session.post(f"{base}/_fake/tokens", json=body, timeout=60).raise_for_status()
             print(f"{args.tokens} tokens of {args.members} members at {base}")
-            for name, make in (("old", old_poll), ("changes", changes_poll)):
+            for name, make in kinds:
                 poll = make(session, base)
                 first = poll()
                 idle = [poll() for _ in range(5)]
                 print(f"{name:8} first poll {first:>9,} B   idle poll {median(idle):>9,.0f} B")
-        rows = [("none", None)] + [
-            (name, make(requests.Session(), base))
-            for name, make in (("old", old_poll), ("changes", changes_poll))
-        ]
+        rows = [("none", None)] + [(name, make(requests.Session(), base)) for name, make in kinds]
         for name, poll in rows:
             samples = health_latencies(base, args.seconds, poll)
             print(
