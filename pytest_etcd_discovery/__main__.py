@@ -57,10 +57,37 @@ def _token(text: str) -> str:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
+#: The control API in brief (docs/reference/control-api.rst has it all).
+CONTROL_EPILOG = """\
+control API (JSON under /_fake/, unless --no-control; with --control-token every request
+needs 'Authorization: Bearer TOKEN'; other Hosts and cross-origin changes answer 403):
+  GET  /_fake/health                 up: version, profile, store index, calls, faults
+  GET  /_fake/openapi.json           the OpenAPI 3.1 description of all of /_fake/
+  GET|PUT /_fake/state               the whole state, and restore it
+  POST /_fake/reset                  empty store, real clock, no faults, empty journal
+  GET|POST /_fake/tokens             list tokens; seed one {"size", "members", "state"}
+  GET  /_fake/clock                  the clock: now, time, frozen
+  POST /_fake/clock/advance          {"seconds": N}: keys that became due expire
+  POST /_fake/clock/freeze           stop the clock
+  POST /_fake/clock/unfreeze         let it run on from where it stands
+  GET|POST|DELETE /_fake/faults      list rules (id, seen, fired); add one; remove all
+  GET|DELETE /_fake/faults/<id>      one rule by its id (404 for an unknown id)
+  GET  /_fake/calls                  the journal (headers, bodies): since=N&limit=M pages;
+                                     method=, route=, path=, path_regex=, token=,
+                                     status= (200,500-599), transport= filter
+  POST /_fake/calls/count            {filter, "since", "times"}: the count and the closest
+                                     calls that did not match, with why
+  GET  /_fake/                       the dashboard
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="etcd-discovery-fake",
         description="Run the fake etcd discovery service (discovery.etcd.io) on loopback.",
+        epilog=CONTROL_EPILOG,
+        # The epilog's columns as written.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--host",

@@ -28,6 +28,11 @@ RESERVED = [
     ("GET", "/_fake/clock"),
     ("POST", "/_fake/clock/advance"),
     ("DELETE", "/_fake/faults"),
+    ("DELETE", "/_fake/faults/1"),
+    ("GET", "/_fake/health"),
+    ("GET", "/_fake/openapi.json"),
+    ("POST", "/_fake/calls/count"),
+    ("GET", "/_fake/calls?route=new"),
     ("GET", "/_fake/calls?since=0"),
     ("GET", "/_fake/static/dashboard.js"),
 ]

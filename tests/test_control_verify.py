@@ -4,6 +4,7 @@ server-side journal filters, ``/_fake/health``), on the fixture's live server ov
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from pytest_etcd_discovery import EtcdDiscovery, FaultPlan, FaultRule
+from pytest_etcd_discovery._stack import FakeStack
 
 WAIT = 10.0
 
@@ -275,3 +277,98 @@ def test_a_bad_calls_filter_answers_400(control: Control, query: str, says: str)
     status, error = control.call("GET", f"calls?{query}")
     assert status == 400, error
     assert says in error["message"]
+
+
+# -- health ------------------------------------------------------------------------------
+
+
+def test_health_says_the_fake_is_up_with_its_counts(
+    control: Control, etcd_discovery: EtcdDiscovery
+) -> None:
+    from pytest_etcd_discovery import __version__
+
+    control.ok("POST", "faults", {"status": 503, "route": "new"})
+    requests.get(f"{etcd_discovery.url}/robots.txt", timeout=WAIT)
+    health = control.ok("GET", "health")
+    assert health == {
+        "status": "ok",
+        "version": __version__,
+        "profile": "etcd-v2",
+        "index": etcd_discovery.app.store.index,
+        "calls": control.ok("GET", "calls")["next"],
+        "faults": 1,
+    }
+
+
+# -- who may ask: the new endpoints are guarded as the others ----------------------------
+
+NEW_ENDPOINTS = [
+    ("GET", "/_fake/health", None),
+    ("GET", "/_fake/openapi.json", None),
+    ("GET", "/_fake/faults/1", None),
+    ("DELETE", "/_fake/faults/1", None),
+    ("POST", "/_fake/calls/count", {"route": "new"}),
+    ("GET", "/_fake/calls?route=new", None),
+]
+
+
+def _stack_with_a_rule(**kwargs: Any) -> tuple[FakeStack, int]:
+    stack = FakeStack(**kwargs).start()
+    rule = stack.app.faults.fail(503, route="health")
+    return stack, rule.id
+
+
+@pytest.mark.parametrize(("method", "path", "body"), NEW_ENDPOINTS)
+def test_the_new_endpoints_need_the_control_token(method: str, path: str, body: Any) -> None:
+    stack, rule_id = _stack_with_a_rule(control_token="tok-123")
+    try:
+        target = stack.url + path.replace("/1", f"/{rule_id}")
+        refused = requests.request(method, target, json=body, timeout=WAIT)
+        assert refused.status_code == 401, refused.text
+        assert "Authorization: Bearer TOKEN" in refused.json()["message"]
+        auth = {"Authorization": "Bearer tok-123"}
+        answered = requests.request(method, target, json=body, headers=auth, timeout=WAIT)
+        assert answered.status_code == 200, answered.text
+    finally:
+        assert stack.close() == []
+
+
+@pytest.mark.parametrize(("method", "path", "body"), NEW_ENDPOINTS)
+def test_the_new_endpoints_check_host_and_origin(method: str, path: str, body: Any) -> None:
+    stack, rule_id = _stack_with_a_rule()
+    try:
+        target = stack.url + path.replace("/1", f"/{rule_id}")
+        rebound = requests.request(
+            method, target, json=body, headers={"Host": "evil.example"}, timeout=WAIT
+        )
+        assert rebound.status_code == 403
+        assert "does not answer for Host" in rebound.json()["message"]
+        cross = requests.request(
+            method, target, json=body, headers={"Origin": "http://evil.example"}, timeout=WAIT
+        )
+        if method == "GET":
+            assert cross.status_code == 200  # reading: no CORS headers, a page cannot read it
+            assert "Access-Control-Allow-Origin" not in cross.headers
+        else:
+            assert cross.status_code == 403
+            assert "may not change the fake" in cross.json()["message"]
+        assert len(stack.app.faults) == 1  # nothing was removed
+    finally:
+        assert stack.close() == []
+
+
+def test_the_commands_help_names_every_control_route() -> None:
+    from pytest_etcd_discovery.__main__ import build_parser
+    from pytest_etcd_discovery._service.control import CONTROL_MAP
+
+    text = build_parser().format_help()
+    listed = {
+        path: set(methods.split("|"))
+        for methods, path in re.findall(r"^  ([A-Z|]+) +(/_fake/\S*)", text, re.MULTILINE)
+    }
+    routed = {
+        rule.rule.replace("<rule_id>", "<id>"): (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        for rule in CONTROL_MAP.iter_rules()
+        if rule.endpoint != "static"  # the dashboard's own files
+    }
+    assert listed == routed

@@ -32,4 +32,4 @@ def test_the_shell_example_suite_passes() -> None:
     lines = done.stdout.splitlines()
     assert lines[-1] == "all checks passed"
     assert not [line for line in lines if line.startswith("FAIL")]
-    assert sum(line.startswith("ok ") for line in lines) == 17
+    assert sum(line.startswith("ok ") for line in lines) == 23

@@ -54,3 +54,20 @@ def test_the_public_url_script() -> None:
 
     assert printed == ["https://discovery.etcd.io", '"value":"3"']
     assert printed_on_the_page("public_url.sh") == printed
+
+
+def test_the_verification_script() -> None:
+    if shutil.which("jq") is None:
+        pytest.skip("needs jq")
+    printed = run("verify.sh")
+
+    assert printed == [
+        '{"seen":2,"fired":1}',
+        '{"count":1,"message":null}',
+        "0",
+        "PUT 201: method PUT, not DELETE",
+        "GET 503: method GET, not DELETE; route new, not machine",
+        "GET 200: method GET, not DELETE; route new, not machine",
+        "503 /new",
+    ]
+    assert printed_on_the_page("verify.sh") == printed

@@ -3,7 +3,8 @@
 #
 # Starts `etcd-discovery-fake --port 0`, reads the URL it prints once it listens, seeds
 # and inspects it through its control API (/_fake/...), moves its clock past the 7-day
-# TTL of an etcd 0.4 registration, injects a 503 outage to check the script's retries,
+# TTL of an etcd 0.4 registration, injects a 503 outage to check the script's retries
+# (a fault rule added and deleted by its id, the requests counted with /_fake/calls/count),
 # then stops it. Needs bash, curl and jq. FAKE overrides the command that starts the fake.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -42,6 +43,7 @@ control() {
 export DISCOVERY_URL="$URL" RETRIES=4 RETRY_DELAY=0.1
 
 echo "# seeding and inspecting"
+check "the control API is up" "ok" "$(control GET health | jq -r .status)"
 seeded="$(control POST tokens '{"size": 3, "members": ["infra0"], "state": "started"}')"
 token_url="$(jq -r .url <<<"$seeded")"
 check "a seeded token lists its member" "infra0" "$(./provision.sh members "$token_url" | paste -sd,)"
@@ -67,15 +69,24 @@ check "a bad advance is a 400 with a message" "seconds must be >= 0 (a clock can
   "$(curl -sS -X POST "$URL/_fake/clock/advance" --data '{"seconds": -5}' | jq -r .message)"
 
 echo "# a 503 outage: the script retries"
-control POST faults '{"status": 503, "route": "new", "times": 2}' >/dev/null
+outage_id="$(control POST faults '{"status": 503, "route": "new", "times": 2}' | jq .id)"
 since="$(control GET calls | jq .next)"
 retried_url="$(./provision.sh new 3 2>"$log")"
 check "new succeeds after the outage" "$URL/" "${retried_url%/*}/"
 check "after two retries" "2" "$(grep -c retrying "$log")"
-check "the fault fired twice" "3 2" "$(control GET faults | jq -r '.faults[0] | "\(.seen) \(.fired)"')"
+check "the fault fired twice" "3 2" "$(control GET "faults/$outage_id" | jq -r '"\(.seen) \(.fired)"')"
 check "the journal shows the outage" "503,503,200" \
   "$(control GET "calls?since=$since" | jq -r '[.calls[].status] | join(",")')"
-control DELETE faults >/dev/null
+check "the journal filters on the server" "503,503" \
+  "$(control GET "calls?since=$since&route=new&status=500-599" | jq -r '[.calls[].status] | join(",")')"
+counted="$(control POST calls/count "{\"route\": \"new\", \"status\": 503, \"since\": $since, \"times\": 2}")"
+check "the count endpoint counts the two 503s" "2 null" "$(jq -r '"\(.count) \(.message)"' <<<"$counted")"
+check "and names the closest miss and why" "status 200, not 503" \
+  "$(jq -r '.closest[0].missed | join("; ")' <<<"$counted")"
+control DELETE "faults/$outage_id" >/dev/null
+check "deleting the rule by its id leaves none" "0" "$(control GET faults | jq '.faults | length')"
+check "a deleted id is a 404" "404" \
+  "$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE "$URL/_fake/faults/$outage_id")"
 control POST faults '{"status": 503, "route": "new"}' >/dev/null
 if ./provision.sh new 3 2>"$log"; then status=0; else status=$?; fi
 check "a lasting outage makes the script fail" "1" "$status"

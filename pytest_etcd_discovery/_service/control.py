@@ -93,6 +93,8 @@ CONTROL_MAP = Map(
     [
         Rule("/_fake/", endpoint="dashboard", methods=["GET"]),
         Rule("/_fake/static/<name>", endpoint="static", methods=["GET"]),
+        Rule("/_fake/openapi.json", endpoint="openapi", methods=["GET"]),
+        Rule("/_fake/health", endpoint="health", methods=["GET"]),
         Rule("/_fake/state", endpoint="state", methods=["GET", "PUT"]),
         Rule("/_fake/reset", endpoint="reset", methods=["POST"]),
         Rule("/_fake/tokens", endpoint="tokens", methods=["GET", "POST"]),
@@ -342,6 +344,28 @@ class ControlApp:
         if name not in _STATIC:
             raise ControlError(f"no control endpoint {request.path}", 404)
         return Response(_asset(name), content_type=_STATIC[name])
+
+    # -- about the fake --------------------------------------------------------------------
+
+    def on_openapi(self, request: Request) -> Response:
+        from .openapi import openapi
+
+        return _json(openapi(self._base_url(request)))
+
+    def on_health(self, request: Request) -> Response:
+        from .. import __version__
+
+        # Cheap on purpose (a probe asks often): counts, no listing.
+        return _json(
+            {
+                "status": "ok",
+                "version": __version__,
+                "profile": self.app.profile.name,
+                "index": self.app.store.index,
+                "calls": self.app.journal.next_number,
+                "faults": len(self._plan()),
+            }
+        )
 
     # -- state -----------------------------------------------------------------------------
 

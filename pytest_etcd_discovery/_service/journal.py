@@ -333,6 +333,12 @@ class Journal:
             start = max(number - self.dropped, 0)
             return self.dropped + len(self.calls), self.calls[start:]
 
+    @property
+    def next_number(self) -> int:
+        """The number the next call will get (calls since the last clear)."""
+        with self._lock:
+            return self.dropped + len(self.calls)
+
     def renew(self) -> None:
         """Start an empty list of calls, leaving the old list to whoever holds it (a
         request that outlived its test still lands there, not in the new one)."""
