@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from pytest_etcd_discovery import EtcdDiscovery
+from pytest_etcd_discovery._v2store.events import KEY_LOG
 
 WAIT = 10.0
 
@@ -180,22 +181,35 @@ def test_reset_and_restore_send_everything_again(
     assert _names(data["tokens"]) == [token]
 
 
-def test_more_changes_than_the_history_holds_send_every_token(
+def test_more_changes_than_the_store_remembers_send_every_token(
     poller: Poller, etcd_discovery: EtcdDiscovery
 ) -> None:
     token = poller.post("tokens")["token"]
     poller.poll()
     store = etcd_discovery.app.store
-    capacity = store.hub.history.capacity
-    assert capacity is not None
-    for n in range(capacity + 1):
-        store.set("/unrelated", str(n))  # not a token: in the history, not in the listing
+    for n in range(KEY_LOG + 1):
+        store.set("/unrelated", str(n))  # not a token: remembered, not in the listing
     data = poller.poll()
     assert data["tokens"]["full"] is True
     assert _names(data["tokens"]) == [token]
-    # Within the history, a change of no token sends none.
-    store.set("/unrelated", "again")
+    # Within what it remembers (more than the 1000 events watches see), a change of no
+    # token sends none.
+    for n in range((store.hub.history.capacity or 0) + 1):
+        store.set("/unrelated", f"again {n}")
     assert "tokens" not in poller.poll()
+
+
+def test_tokens_made_and_gone_between_polls_are_not_sent(
+    poller: Poller, etcd_discovery: EtcdDiscovery
+) -> None:
+    # /health makes a token and deletes it: a poller never saw it, nothing to remove.
+    kept = poller.post("tokens")["token"]
+    poller.poll()
+    for _ in range(3):
+        assert requests.get(f"{etcd_discovery.url}/health", timeout=WAIT).status_code == 200
+    data = poller.poll()
+    assert "tokens" not in data
+    assert [t["token"] for t in poller.poll(since="")["tokens"]["tokens"]] == [kept]
 
 
 def test_a_running_call_is_sent_again_once_it_has_its_answer(

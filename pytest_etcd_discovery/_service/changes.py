@@ -42,7 +42,6 @@ from .control import (
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
 
-    from .._v2store.events import Event
     from .app import DiscoveryApp
     from .faults import FaultPlan
     from .journal import Call
@@ -114,18 +113,18 @@ def changes(app: DiscoveryApp, request: Request, base: str, plan: FaultPlan) -> 
     if since is None or since.store != generation:
         answer["tokens"] = {"full": True, "tokens": _token_views(app, base), "removed": []}
     elif since.index != index:
-        events, complete = store.events_since(since.index)
-        names = _changed_tokens(app, events) if complete else None
-        if names is None:
+        keys = store.changed_keys(since.index)
+        changed = _changed_tokens(app, keys) if keys is not None else None
+        if changed is None:
             answer["tokens"] = {"full": True, "tokens": _token_views(app, base), "removed": []}
-        elif names:
+        elif changed:
             expired = expired_members(app)
-            views = {name: token_view(app, name, base, expired) for name in sorted(names)}
-            answer["tokens"] = {
-                "full": False,
-                "tokens": [v for v in views.values() if v is not None],
-                "removed": [name for name, v in views.items() if v is None],
-            }
+            views = {name: token_view(app, name, base, expired) for name in sorted(changed)}
+            shown = [v for v in views.values() if v is not None]
+            # Gone now; not those made after the cursor (/health's): never sent.
+            removed = [n for n, v in views.items() if v is None and changed[n] <= since.index]
+            if shown or removed:
+                answer["tokens"] = {"full": False, "tokens": shown, "removed": removed}
 
     rules = plan.as_dicts()
     counts = [(id(plan), r["id"], r["seen"], r["fired"]) for r in rules]
@@ -194,17 +193,20 @@ def _latest(app: DiscoveryApp, limit: int) -> tuple[int, list[tuple[int, Call]]]
     return following, numbered[-limit:]
 
 
-def _changed_tokens(app: DiscoveryApp, events: list[Event]) -> set[str] | None:
-    """The tokens the ``events`` touched; None when one touched them all (the tokens'
-    parent deleted or expired)."""
+def _changed_tokens(app: DiscoveryApp, keys: list[tuple[str, int]]) -> dict[str, int] | None:
+    """The tokens the changed ``keys`` touched, each with the createdIndex of the first
+    change of its directory itself (0 when none): above the cursor, the token was made
+    after it.  None when a change touched every token (their parent deleted or expired)."""
     parent = app.token_key("")  # the tokens' parent with its final "/"
-    names: set[str] = set()
-    for event in events:
-        key = event.key
+    names: dict[str, int] = {}
+    for key, created in keys:
         if key.startswith(parent):
-            name = key[len(parent) :].split("/", 1)[0]
-            if TOKEN_RE.fullmatch(name):
-                names.add(name)
+            name, _, below = key[len(parent) :].partition("/")
+            if not TOKEN_RE.fullmatch(name):
+                continue
+            first = names.setdefault(name, 0)
+            if not below and not first:
+                names[name] = created  # a directory created, deleted or expired
         elif parent.startswith(key.rstrip("/") + "/"):
             return None
     return names

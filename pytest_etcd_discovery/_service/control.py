@@ -734,8 +734,7 @@ def expired_members(app: DiscoveryApp) -> dict[str, list[dict[str, Any]]]:
     (its last 1000 events) still tells: one pass for a whole listing."""
     prefix = f"{app.token_key('')}"  # the tokens' parent with its final "/"
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    events, _ = app.store.events_since(0)
-    for event in events:
+    for event in app.store.history_events():
         prev = event.prev_node
         if event.action != EXPIRE or prev is None or prev.get("dir"):
             continue

@@ -21,7 +21,6 @@ Everything happens under one lock; long polls wait on their own watcher, outside
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import threading
 from typing import Any
@@ -171,21 +170,19 @@ class Store:
             self._index += steps
             return self._index
 
-    def events_since(self, index: int) -> tuple[list[Event], bool]:
-        """The events after ``index`` still in the history (expiries included), and
-        whether they are all the changes since it (False once the history was trimmed
-        past it: a reader must then read everything again)."""
+    def changed_keys(self, index: int) -> list[tuple[str, int]] | None:
+        """``(key, createdIndex)`` of every write, delete and expiry after ``index``,
+        oldest first (a poller's "what changed"); None when they are no longer all known
+        (the last 20,000 are).  An index moved without an event changed no key."""
         with self._lock:
             if index >= self._index:
-                return [], True
-            history = self.hub.history
-            events = history.events()
-            if not events:
-                # Nothing ever trimmed: only index bumps without a key (no event) happened.
-                return [], history.capacity != 0
-            complete = index + 1 >= history.start_index
-            at = bisect.bisect_right([e.index for e in events], index)
-            return events[at:], complete
+                return []
+            return self.hub.history.keys_since(index)
+
+    def history_events(self) -> list[Event]:
+        """The events the history holds (what a watch can still be answered from)."""
+        with self._lock:
+            return self.hub.history.events()
 
     # -- reads -------------------------------------------------------------------------
 
