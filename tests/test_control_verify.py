@@ -8,11 +8,17 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.test import Client
 
 from pytest_etcd_discovery import EtcdDiscovery, FaultPlan, FaultRule
+from pytest_etcd_discovery._service.app import DiscoveryApp
+from pytest_etcd_discovery._service.control import ControlApp
 from pytest_etcd_discovery._stack import FakeStack
 
 WAIT = 10.0
@@ -372,3 +378,51 @@ def test_the_commands_help_names_every_control_route() -> None:
         if rule.endpoint != "static"  # the dashboard's own files
     }
     assert listed == routed
+
+
+# -- bad input never crashes -------------------------------------------------------------
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+_FILTER_VALUES = st.one_of(
+    _ANY_JSON,
+    st.sampled_from(["GET", "new", "*", "watch", "500-599", "599-500", "/*", "(", "1-", "live"]),
+    st.lists(st.sampled_from([200, 503, "500-599", "GET", 1000, -1]), max_size=3),
+)
+_FILTER_KEYS = ["method", "route", "path", "path_regex", "token", "status", "transport"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.dictionaries(
+        st.sampled_from([*_FILTER_KEYS, "since", "times", "other"]), _FILTER_VALUES, max_size=4
+    )
+    | _ANY_JSON,
+    query=st.lists(
+        st.tuples(st.sampled_from([*_FILTER_KEYS, "since", "limit"]), st.text(max_size=8)),
+        max_size=4,
+    ),
+    rule_id=st.text(max_size=12),
+)
+def test_any_filter_or_id_gets_a_json_answer_never_a_crash(
+    body: Any, query: list[tuple[str, str]], rule_id: str
+) -> None:
+    app = DiscoveryApp()
+    client = Client(ControlApp(app))  # an exception inside would raise here
+    client.get("/health")
+    client.put("/x", data="value=1")
+    try:
+        for reply in (
+            client.post("/_fake/calls/count", data=json.dumps(body)),
+            client.get("/_fake/calls", query_string=query),
+            client.get(f"/_fake/faults/{quote(rule_id, safe='')}"),
+        ):
+            assert reply.status_code in (200, 400, 404), reply.text
+            assert reply.content_type == "application/json"
+            if reply.status_code >= 400:
+                assert list(reply.get_json()) == ["message"]
+    finally:
+        app.store.close()

@@ -13,7 +13,9 @@ one module per concept:
 - :mod:`.journal`, :mod:`.metrics`: what was asked, and ``/metrics``;
 - :mod:`.go_net_http`, :mod:`.forms`, :mod:`.go_json`: Go's path cleaning, redirects,
   ``http.Error``, form parsing and JSON;
-- :mod:`.app`: :class:`~.app.DiscoveryApp`, the service as a WSGI application.
+- :mod:`.app`: :class:`~.app.DiscoveryApp`, the service as a WSGI application;
+- :mod:`.control`, :mod:`.openapi`: the control API under ``/_fake/`` and its OpenAPI
+  description.
 
 It sits on :mod:`.._v2store` and knows no transport: :mod:`.._transport` carries requests
 to it.

@@ -140,6 +140,10 @@ def _entry_base() -> int:
 
 
 _ENTRY_BASE = _entry_base()
+#: A header field's ``(name, value)`` tuple, without its strings.
+_PAIR = sys.getsizeof(("", ""))
+#: An ASCII string's size less its length (CPython's compact ASCII strings).
+_ASCII = sys.getsizeof("a") - 1
 #: A ``/new`` entry gets its token URL later (``created_url``): counted in advance.
 _CREATED_URL = sys.getsizeof("https://discovery.etcd.io/" + "0" * 32)
 
@@ -160,10 +164,12 @@ def entry_bytes(
         size += sys.getsizeof(name) + sys.getsizeof(values)
         for value in values:
             size += sys.getsizeof(value)
-    if headers is not None:
-        size += sys.getsizeof(headers)
-        for pair in headers:
-            size += sys.getsizeof(pair) + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+    if headers:
+        size += sys.getsizeof(headers) + len(headers) * _PAIR
+        for name, value in headers:
+            # An ASCII string's size by arithmetic: getsizeof per field cost a request 2 us.
+            size += _ASCII + len(name) if name.isascii() else sys.getsizeof(name)
+            size += _ASCII + len(value) if value.isascii() else sys.getsizeof(value)
     if body:  # the empty string is shared
         size += sys.getsizeof(body)
     return size
