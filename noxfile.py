@@ -29,11 +29,19 @@ ROOT = Path(__file__).resolve().parent
 PYTEST = ("python", "-m", "pytest", "-p", "no:cacheprovider", "-q")
 
 
+#: Optional extras whose lowest versions the ``lowest`` session pins too (the ``test``
+#: extra pulls them in).
+PINNED_EXTRAS = ("v3",)
+
+
 def lowest_pins() -> list[str]:
-    """``name==lowest`` for every runtime dependency declared as ``name>=lowest``."""
+    """``name==lowest`` for every runtime dependency declared as ``name>=lowest``, the
+    :data:`PINNED_EXTRAS`' included."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins = []
-    for requirement in project["dependencies"]:
+    extras = project.get("optional-dependencies", {})
+    requirements = [*project["dependencies"], *(r for x in PINNED_EXTRAS for r in extras[x])]
+    for requirement in requirements:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)", requirement.strip())
         if match is None:
             raise ValueError(f"pyproject.toml: give {requirement!r} as name>=lowest")
@@ -48,7 +56,8 @@ def _run_tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend="venv")
 def lowest(session: nox.Session) -> None:
-    """The suite on the lowest declared pytest, werkzeug, responses and requests."""
+    """The suite on the lowest declared pytest, werkzeug, responses and requests (and
+    grpcio and protobuf, the ``v3`` extra's)."""
     constraints = Path(session.create_tmp()) / "lowest.txt"
     constraints.write_text("\n".join(lowest_pins()) + "\n", encoding="utf-8")
     session.install("-c", str(constraints), "-e", ".[test]")
