@@ -30,8 +30,16 @@ if __package__ in (None, ""):  # run as ``python bench/connect.py``
 REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
-def burst(host: str, port: int, clients: int, deadline: float = 30.0) -> dict[str, list[float]]:
-    """Connect ``clients`` sockets at once; per socket the seconds to connect and reply."""
+def request_for(path: str) -> bytes:
+    """One ``GET path`` that asks the server to close the connection after its reply."""
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+
+
+def burst(
+    host: str, port: int, clients: int, deadline: float = 30.0, request: bytes = REQUEST
+) -> dict[str, list[float]]:
+    """Connect ``clients`` sockets at once; per socket the seconds to connect and to a
+    whole ``200`` reply (the server closes the connection after it)."""
     selector = selectors.DefaultSelector()
     start = time.perf_counter()
     state: dict[socket.socket, dict[str, Any]] = {}
@@ -55,7 +63,7 @@ def burst(host: str, port: int, clients: int, deadline: float = 30.0) -> dict[st
                     left -= 1
                     continue
                 connected.append(now)
-                sock.sendall(REQUEST)
+                sock.sendall(request)
                 selector.modify(sock, selectors.EVENT_READ)
                 continue
             try:
@@ -64,7 +72,7 @@ def burst(host: str, port: int, clients: int, deadline: float = 30.0) -> dict[st
                 data = b""
             state[sock]["reply"] += data
             if not data:
-                if state[sock]["reply"].endswith(b"OK"):
+                if state[sock]["reply"].startswith(b"HTTP/1.1 200 "):
                     replied.append(now)
                 selector.unregister(sock)
                 left -= 1
@@ -73,7 +81,7 @@ def burst(host: str, port: int, clients: int, deadline: float = 30.0) -> dict[st
     return {"connect": connected, "reply": replied, "clients": [float(clients)]}
 
 
-def _pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples = _client(targets[name].url, args.clients)
                 rows[name].append(
                     {
-                        f"{kind} {label}": 1000 * _pct(samples[kind], q)
+                        f"{kind} {label}": 1000 * pct(samples[kind], q)
                         for kind in ("connect", "reply")
                         for label, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
                     }
