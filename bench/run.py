@@ -391,7 +391,7 @@ class Runner:
         targets = self.pick("live", "live-tls", "real")
         for size in self.sizes.cluster_sizes:
             row = self.rows["cluster"].setdefault(
-                f"{size} nodes", Row("cluster", f"{size} etcd members healthy", "ms")
+                f"{size} nodes", Row("cluster", f"{size} members to healthy", "ms")
             )
             samples: dict[str, list[float]] = {}
             for turn in range(self.sizes.cluster_reps):

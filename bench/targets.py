@@ -31,7 +31,7 @@ from pytest_etcd_discovery._transport.proxy import DiscoveryFront
 from pytest_etcd_discovery._transport.server import DiscoveryServer
 from pytest_etcd_discovery._transport.subprocess_env import child_env
 
-from .stats import cpu_seconds, rss_bytes
+from .stats import cpu_seconds, cpu_seconds_fine, rss_bytes
 
 #: Host the in-process transport intercepts: loopback's discard port, so a request that
 #: escaped interception is refused locally instead of reaching any outside host.
@@ -190,6 +190,10 @@ class LiveProcTarget(Target):
         assert self.proc.pid is not None
         return cpu_seconds(self.proc.pid)
 
+    def server_cpu(self) -> float | None:
+        assert self.proc.pid is not None
+        return cpu_seconds_fine(self.proc.pid)
+
 
 class InProcessTarget(Target):
     name = "inprocess"
@@ -260,6 +264,9 @@ class RealTarget(Target):
 
     def service_cpu(self) -> float | None:
         return sum(cpu_seconds(pid) for pid in self._pids())
+
+    def server_cpu(self) -> float | None:
+        return sum(cpu_seconds_fine(pid) for pid in self._pids())
 
 
 class FrontTarget(Target):
