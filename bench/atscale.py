@@ -9,10 +9,11 @@ Every client runs in the member process (:mod:`bench.members`), so the in-proces
   connections opened at once, one token GET each (``Connection: close``), time until
   the last has its reply — how fast the service takes up a crowd of connections
   without the script's load.
-* :func:`connect_round` — C clients connecting at once, one ``GET /health`` each
+* :func:`connect_round` — C clients connecting at once, one token GET each
   (:func:`bench.connect.burst`): connect and reply percentiles.
-* :func:`idle_round` — C kept-alive connections, each served one ``GET /health``, then
-  left idle: resident memory the server's process(es) grew by, per connection.
+* :func:`idle_round` — C more kept-alive connections, each served one token GET,
+  then left idle (held until the group ends): resident memory the server's process(es)
+  grew by, per connection.
 
 The 1,000 watchers woken by one PUT (time, server CPU, memory per waiting watcher) are
 :func:`bench.scale.watchers_point`; real etcd clusters are :mod:`bench.realcluster`.
@@ -44,9 +45,14 @@ def script_round(target: Target, size: int, members: MemberProcess) -> dict[str,
 
 
 def connect_round(target: Target, clients: int, members: MemberProcess) -> dict[str, float]:
-    """``clients`` connections at once, ``GET /health`` on each: p50/p99 seconds to the
-    completed handshake and to the whole reply, and how many were answered."""
-    got = members.burst(target, "/health", clients, timeout=30)
+    """``clients`` connections at once, one token GET on each: p50/p99 seconds to the
+    completed handshake and to the whole reply, and how many were answered ``200``.
+
+    Not ``GET /health``: discovery.etcd.io answers that by creating a token in etcd
+    (a raft write per call), and under a crowd some fail ("health failed to
+    setupToken", 400)."""
+    path = urlsplit(new_token(target, 3)).path
+    got = members.burst(target, path, clients, timeout=30)
     out = {
         f"{kind}_{label}": pct(got[kind], q)
         for kind in ("connect", "reply")
@@ -57,14 +63,15 @@ def connect_round(target: Target, clients: int, members: MemberProcess) -> dict[
 
 
 def idle_round(target: Target, count: int, members: MemberProcess) -> float:
-    """Resident bytes per idle kept-alive connection the serving process(es) grew by."""
+    """Resident bytes per idle kept-alive connection the serving process(es) grew by
+    while ``count`` more were opened and served once.  Connections stay open from round
+    to round (:meth:`~bench.members.MemberProcess.release` ends them all): memory freed by
+    an earlier round would otherwise be reused and show as no growth (Go's heap, Python's
+    arenas and thread stacks)."""
     before = target.server_rss()
     if before is None:
         raise RunError(f"{target.name}: no process to read the memory of")
-    members.hold(target, count, timeout=60)
-    try:
-        after = target.server_rss()
-    finally:
-        members.release(target)
+    members.hold(target, urlsplit(new_token(target, 3)).path, count, timeout=60)
+    after = target.server_rss()
     assert after is not None
     return (after - before) / count

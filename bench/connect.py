@@ -9,7 +9,9 @@ selector thread in a child process (so the in-process ``live`` server does not s
 its GIL with the clients). Per client: the time to a completed TCP handshake (it waits
 when the listen backlog is full: a dropped SYN is sent again after 1 s) and the time to
 the whole reply. The table shows medians of the per-round p50 / p99 / max, in ms.
-Nothing in ``tests/`` runs this, and no test asserts a time.
+Nothing in ``tests/`` runs this, and no test asserts a time.  ``python -m bench`` has
+the same burst as its ``connect`` group (issue 20's row, 500 clients, from the member
+process), next to the other rows of that run.
 """
 
 from __future__ import annotations
@@ -54,27 +56,27 @@ def burst(
     left = clients
     while left and time.perf_counter() - start < deadline:
         for key, events in selector.select(timeout=0.5):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            conn = key.fileobj
+            assert isinstance(conn, socket.socket)
             now = time.perf_counter() - start
             if events & selectors.EVENT_WRITE:
-                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                    selector.unregister(sock)
+                if conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    selector.unregister(conn)
                     left -= 1
                     continue
                 connected.append(now)
-                sock.sendall(request)
-                selector.modify(sock, selectors.EVENT_READ)
+                conn.sendall(request)
+                selector.modify(conn, selectors.EVENT_READ)
                 continue
             try:
-                data = sock.recv(65536)
+                data = conn.recv(65536)
             except ConnectionError:
                 data = b""
-            state[sock]["reply"] += data
+            state[conn]["reply"] += data
             if not data:
-                if state[sock]["reply"].startswith(b"HTTP/1.1 200 "):
+                if state[conn]["reply"].startswith(b"HTTP/1.1 200 "):
                     replied.append(now)
-                selector.unregister(sock)
+                selector.unregister(conn)
                 left -= 1
     for sock in state:
         sock.close()
@@ -142,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.clients} clients at once, {args.rounds} rounds (ms, median over rounds)\n")
     print("| target | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    for name, samples in rows.items():
-        cells = [sorted(s[c] for s in samples)[len(samples) // 2] for c in columns]
+    for name, per_round in rows.items():
+        cells = [sorted(s[c] for s in per_round)[len(per_round) // 2] for c in columns]
         print(f"| {name} | " + " | ".join(f"{v:,.1f}" for v in cells) + " |")
     return 0
 

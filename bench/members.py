@@ -152,10 +152,18 @@ class MemberProcess:
         reply = self._reply(target, timeout + 10)
         return {k: [float(x) for x in v] for k, v in reply.items()}
 
-    def hold(self, target: Target, count: int, timeout: float) -> None:
-        """Open ``count`` keep-alive connections, each served one ``GET /health``, and
+    def hold(self, target: Target, path: str, count: int, timeout: float) -> None:
+        """Open ``count`` more keep-alive connections, each served one ``GET path``, and
         keep them open and idle until :meth:`release`."""
-        self._send({"op": "hold", "base_url": target.base_url, "count": count, "timeout": timeout})
+        self._send(
+            {
+                "op": "hold",
+                "base_url": target.base_url,
+                "path": path,
+                "count": count,
+                "timeout": timeout,
+            }
+        )
         self._reply(target, timeout + 10)
 
     def release(self, target: Target) -> None:
@@ -321,26 +329,28 @@ _held: list[socket.socket] = []
 
 
 def _hold(request: dict[str, Any]) -> dict[str, Any]:
-    """Open ``count`` connections at once, one keep-alive ``GET /health`` on each; once
-    every reply is in, the connections stay open (and idle) in :data:`_held`."""
+    """Open ``count`` more connections at once, one keep-alive ``GET path`` on each;
+    once every reply is in, they stay open (and idle) in :data:`_held` with the earlier
+    ones."""
     from .memberloop import _ReplyParser
 
     parts = urlsplit(request["base_url"])
     address = (parts.hostname or "127.0.0.1", parts.port or 80)
-    head = f"GET /health HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+    head = f"GET {request['path']} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
     deadline = time.monotonic() + request["timeout"]
+    count = request["count"]
     with selectors.DefaultSelector() as sel:
-        for _ in range(request["count"]):
+        for _ in range(count):
             sock = socket.socket()
             _held.append(sock)
             sock.setblocking(False)
             sock.connect_ex(address)
             sel.register(sock, selectors.EVENT_WRITE, _ReplyParser())
-        waiting = len(_held)
+        waiting = count
         while waiting:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"{waiting}/{len(_held)} connections not served")
+                raise TimeoutError(f"{waiting} of {count} new connections not served")
             for key, events in sel.select(left):
                 held = key.fileobj
                 assert isinstance(held, socket.socket)
@@ -354,7 +364,10 @@ def _hold(request: dict[str, Any]) -> dict[str, Any]:
                 parser = key.data
                 if parser.feed(held.recv(65536)):
                     if parser.status != 200 or parser.close_after:
-                        raise RuntimeError(f"/health -> {parser.status}, not kept open")
+                        raise RuntimeError(
+                            f"GET -> {parser.status} {bytes(parser.body)[:200]!r}, "
+                            f"close: {parser.close_after}"
+                        )
                     sel.unregister(held)
                     waiting -= 1
     return {"held": len(_held)}
