@@ -7,7 +7,10 @@
 Each group measures, in the same run and interleaved round-robin, the fake's live server
 (``live``: in this process like the plugin runs it; ``live-proc``: its own process), the
 fake in-process through ``responses`` (``inprocess``), the real stack (``real``) and,
-for single requests, ``responses`` with a static body (``floor``).
+for single requests, ``responses`` with a static body (``floor``).  Issue 20's groups
+(``script``, ``wake``, ``connect``, ``idle``, and ``cluster``'s ``live-tls`` column: the
+fake through its TLS front) compare ``live`` with ``real`` (:mod:`bench.atscale`); the
+report puts their rows side by side in one table.
 """
 
 from __future__ import annotations
@@ -483,7 +486,7 @@ class Runner:
     def run_idle(self) -> None:
         count = self.sizes.idle_connections
         row = self.rows["idle"].setdefault(
-            "idle", Row("idle", f"idle kept-alive connections, {count:,} more a round", "B")
+            "idle", Row("idle", f"{count:,} more a round, all held", "B")
         )
         targets = self.pick("live", "live-proc", "real")
         try:
