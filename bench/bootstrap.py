@@ -8,12 +8,12 @@ where the interceptor can answer them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from .common import RunError, new_token, run_threads
-from .etcdsim import Client, RequestsClient, SimulatedMember
+from .etcdsim import Client, RequestsClient, ScriptedMember, SimulatedMember
 from .memberloop import MemberError, run_members
 from .members import MemberProcess
 from .stats import clock
@@ -68,7 +68,32 @@ def bootstrap_loop(target: Target, token_url: str, size: int, timeout: float) ->
     return end - start, sum(m.requests for m in members)
 
 
-def _check_found(target: Target, members: list[SimulatedMember], found: list[list[str]]) -> None:
+def script_loop(
+    target: Target, token_url: str, size: int, timeout: float, interval: float
+) -> dict[str, float]:
+    """The fixed script (:class:`~bench.etcdsim.ScriptedMember`) for ``size`` members on
+    one selector loop, each on a connection of its own: seconds from the first connect
+    to the last member listing all, requests sent, and when the last PUT was answered
+    (seconds from the same start)."""
+    members = [ScriptedMember(token_url, i, size, interval) for i in range(1, size + 1)]
+    try:
+        start, end, found = run_members(members, timeout)
+    except MemberError as exc:
+        target.release()
+        raise RunError(f"{target.name}: {exc}") from exc
+    _check_found(target, members, found)
+    return {
+        "seconds": end - start,
+        "requests": float(sum(m.requests for m in members)),
+        "last_put": max(m.put_answered for m in members) - start,
+    }
+
+
+def _check_found(
+    target: Target,
+    members: Sequence[SimulatedMember | ScriptedMember],
+    found: list[list[str]],
+) -> None:
     """Every member must end with every member's id, as etcd's discovery requires."""
     expected = sorted(m.id for m in members)
     for member, ids in zip(members, found, strict=True):

@@ -9,7 +9,9 @@ selector thread in a child process (so the in-process ``live`` server does not s
 its GIL with the clients). Per client: the time to a completed TCP handshake (it waits
 when the listen backlog is full: a dropped SYN is sent again after 1 s) and the time to
 the whole reply. The table shows medians of the per-round p50 / p99 / max, in ms.
-Nothing in ``tests/`` runs this, and no test asserts a time.
+Nothing in ``tests/`` runs this, and no test asserts a time.  ``python -m bench`` has
+the same burst as its ``connect`` group (issue 20's row, 500 clients, from the member
+process), next to the other rows of that run.
 """
 
 from __future__ import annotations
@@ -30,8 +32,16 @@ if __package__ in (None, ""):  # run as ``python bench/connect.py``
 REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
-def burst(host: str, port: int, clients: int, deadline: float = 30.0) -> dict[str, list[float]]:
-    """Connect ``clients`` sockets at once; per socket the seconds to connect and reply."""
+def request_for(path: str) -> bytes:
+    """One ``GET path`` that asks the server to close the connection after its reply."""
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+
+
+def burst(
+    host: str, port: int, clients: int, deadline: float = 30.0, request: bytes = REQUEST
+) -> dict[str, list[float]]:
+    """Connect ``clients`` sockets at once; per socket the seconds to connect and to a
+    whole ``200`` reply (the server closes the connection after it)."""
     selector = selectors.DefaultSelector()
     start = time.perf_counter()
     state: dict[socket.socket, dict[str, Any]] = {}
@@ -46,34 +56,34 @@ def burst(host: str, port: int, clients: int, deadline: float = 30.0) -> dict[st
     left = clients
     while left and time.perf_counter() - start < deadline:
         for key, events in selector.select(timeout=0.5):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            conn = key.fileobj
+            assert isinstance(conn, socket.socket)
             now = time.perf_counter() - start
             if events & selectors.EVENT_WRITE:
-                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                    selector.unregister(sock)
+                if conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    selector.unregister(conn)
                     left -= 1
                     continue
                 connected.append(now)
-                sock.sendall(REQUEST)
-                selector.modify(sock, selectors.EVENT_READ)
+                conn.sendall(request)
+                selector.modify(conn, selectors.EVENT_READ)
                 continue
             try:
-                data = sock.recv(65536)
+                data = conn.recv(65536)
             except ConnectionError:
                 data = b""
-            state[sock]["reply"] += data
+            state[conn]["reply"] += data
             if not data:
-                if state[sock]["reply"].endswith(b"OK"):
+                if state[conn]["reply"].startswith(b"HTTP/1.1 200 "):
                     replied.append(now)
-                selector.unregister(sock)
+                selector.unregister(conn)
                 left -= 1
     for sock in state:
         sock.close()
     return {"connect": connected, "reply": replied, "clients": [float(clients)]}
 
 
-def _pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples = _client(targets[name].url, args.clients)
                 rows[name].append(
                     {
-                        f"{kind} {label}": 1000 * _pct(samples[kind], q)
+                        f"{kind} {label}": 1000 * pct(samples[kind], q)
                         for kind in ("connect", "reply")
                         for label, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
                     }
@@ -134,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.clients} clients at once, {args.rounds} rounds (ms, median over rounds)\n")
     print("| target | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    for name, samples in rows.items():
-        cells = [sorted(s[c] for s in samples)[len(samples) // 2] for c in columns]
+    for name, per_round in rows.items():
+        cells = [sorted(s[c] for s in per_round)[len(per_round) // 2] for c in columns]
         print(f"| {name} | " + " | ".join(f"{v:,.1f}" for v in cells) + " |")
     return 0
 

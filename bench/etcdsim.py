@@ -22,6 +22,7 @@ import http.client
 import json
 import posixpath
 import ssl
+import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -166,6 +167,8 @@ class Request:
     url: str
     form: dict[str, str] | None = None
     watch: bool = False
+    #: Seconds to wait after the previous reply before sending (a polling client's pause).
+    delay: float = 0.0
 
 
 #: A member's join as a generator: it yields each request and is sent the reply.
@@ -261,3 +264,57 @@ class SimulatedMember:
             return found
         finally:
             client.close()
+
+
+class ScriptedMember:
+    """A member on the fixed request script of issue 20, not etcd's protocol: PUT its key,
+    then GET the token directory every ``interval`` seconds (counted from each reply)
+    until it lists ``size`` members.  Its requests do not depend on how fast the service
+    answers a PUT, so both services get the same work (the natural protocol's count of
+    watches does depend on it, see :class:`SimulatedMember`).
+
+    :param max_polls: bound on the GETs; a member that never sees ``size`` fails the run.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        number: int,
+        size: int,
+        interval: float = 0.010,
+        max_polls: int = 3000,
+    ) -> None:
+        self.token_url = token_url
+        self.size = size
+        self.name = f"m{number}"
+        self.peer = peer_url(number)
+        self.id = member_id(self.peer, token_url)
+        self.interval = interval
+        self.max_polls = max_polls
+        self.requests = 0
+        #: ``time.monotonic()`` when this member's PUT had its whole reply.
+        self.put_answered = 0.0
+
+    def steps(self) -> Steps:
+        self.requests += 1
+        resp = yield Request(
+            "PUT", f"{self.token_url}/{self.id}", {"value": f"{self.name}={self.peer}"}
+        )
+        if resp.status not in (200, 201):
+            raise BootstrapError(f"{self.name}: PUT -> {resp.status} {resp.text}")
+        self.put_answered = time.monotonic()
+        for poll in range(self.max_polls):
+            self.requests += 1
+            resp = yield Request("GET", self.token_url, delay=self.interval if poll else 0.0)
+            if resp.status != 200:
+                raise BootstrapError(f"{self.name}: GET -> {resp.status} {resp.text}")
+            keys = [
+                posixpath.basename(n["key"])
+                for n in resp.json()["node"].get("nodes", [])
+                if posixpath.basename(n["key"]) != "_config"
+            ]
+            if len(keys) >= self.size:
+                return keys
+        raise BootstrapError(
+            f"{self.name}: {self.size} members not listed after {self.max_polls} GETs"
+        )

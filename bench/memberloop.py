@@ -19,12 +19,31 @@ or the end of the connection).
 from __future__ import annotations
 
 import errno
+import heapq
+import itertools
 import selectors
 import socket
 import time
+from collections.abc import Sequence
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
-from .etcdsim import Reply, Request, SimulatedMember, Steps
+from .etcdsim import Reply, Request, Steps
+
+
+class Joiner(Protocol):
+    """What the loop drives: :class:`~bench.etcdsim.SimulatedMember` (etcd's protocol)
+    or :class:`~bench.etcdsim.ScriptedMember` (the fixed script)."""
+
+    name: str
+    token_url: str
+
+    def steps(self) -> Steps: ...
+
+
+#: Timers of members pausing before their next request: (due, tie-breaker, member).
+_Timers = list[tuple[float, int, "_Member"]]
+_sequence = itertools.count()
 
 
 class MemberError(RuntimeError):
@@ -145,7 +164,7 @@ class _ReplyParser:
 class _Member:
     """A member, its connection and where it is in its join."""
 
-    def __init__(self, member: SimulatedMember, address: tuple[str, int], netloc: str) -> None:
+    def __init__(self, member: Joiner, address: tuple[str, int], netloc: str) -> None:
         self.member = member
         self.address = address
         self.netloc = netloc
@@ -176,12 +195,11 @@ class _Member:
         self.parser = _ReplyParser()
 
 
-def run_members(
-    members: list[SimulatedMember], timeout: float
-) -> tuple[float, float, list[list[str]]]:
+def run_members(members: Sequence[Joiner], timeout: float) -> tuple[float, float, list[list[str]]]:
     """Run every member's join at once on one selector; returns when the first request
     went out and the last member was done (``time.monotonic()``), and the member ids each
-    member ended up with."""
+    member ended up with.  A request with a ``delay`` goes out that long after the
+    previous reply (its connection unwatched meanwhile)."""
     if not members:
         raise ValueError("no members")
     parts = urlsplit(members[0].token_url)
@@ -197,17 +215,22 @@ def run_members(
                 state.send(next(state.steps))
                 sel.register(state.connect(), selectors.EVENT_WRITE, state)
             pending = len(states)
+            timers: _Timers = []
             while pending:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                while timers and timers[0][0] <= now:
+                    _resume(heapq.heappop(timers)[2], sel)
+                left = deadline - now
                 if left <= 0:
                     raise MemberError(
                         f"{pending} of {len(states)} members still joining after {timeout} s"
                     )
-                for key, events in sel.select(left):
+                wait = min(left, timers[0][0] - now) if timers else left
+                for key, events in sel.select(wait):
                     state = key.data
                     if events & selectors.EVENT_WRITE:
                         _write(state, sel)
-                    elif _read(state, sel):
+                    elif _read(state, sel, timers):
                         pending -= 1
     finally:
         for state in states:
@@ -231,7 +254,7 @@ def _write(state: _Member, sel: selectors.BaseSelector) -> None:
         sel.modify(sock, selectors.EVENT_READ, state)
 
 
-def _read(state: _Member, sel: selectors.BaseSelector) -> bool:
+def _read(state: _Member, sel: selectors.BaseSelector, timers: _Timers) -> bool:
     """Take what arrived; True when the member has finished its join."""
     sock = state.sock
     assert sock is not None and state.request is not None
@@ -263,11 +286,26 @@ def _read(state: _Member, sel: selectors.BaseSelector) -> bool:
     state.retried = False
     if parser.close_after or not data:
         state.reused = False
-        _reconnect(state, sel)
+        sel.unregister(sock)
+        sock.close()
+        state.sock = None
     else:
         state.reused = True
+    if request.delay > 0:
+        if state.sock is not None:
+            sel.unregister(state.sock)  # nothing to read until it asks again
+        heapq.heappush(timers, (time.monotonic() + request.delay, next(_sequence), state))
+    elif state.sock is not None:
         sel.modify(sock, selectors.EVENT_WRITE, state)
+    else:
+        _resume(state, sel)
     return False
+
+
+def _resume(state: _Member, sel: selectors.BaseSelector) -> None:
+    """Send the member's pending request: on its kept connection, else on a new one."""
+    sock = state.sock if state.sock is not None else state.connect()
+    sel.register(sock, selectors.EVENT_WRITE, state)
 
 
 def _retry(state: _Member, sel: selectors.BaseSelector, exc: Exception) -> None:

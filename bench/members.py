@@ -115,10 +115,74 @@ class MemberProcess:
         reply = self._reply(target, timeout + 10)  # the child bounds its run by ``timeout``
         return float(reply["seconds"]), int(reply["requests"]), float(reply["cpu"])
 
+    def script(
+        self, target: Target, token_url: str, size: int, timeout: float, interval: float
+    ) -> dict[str, float]:
+        """The fixed script (:func:`bench.bootstrap.script_loop`) for ``size`` members:
+        seconds, requests, last PUT answered after (s), and the member process's CPU."""
+        self._send(
+            {
+                "op": "script",
+                "base_url": target.base_url,
+                "token_url": token_url,
+                "size": size,
+                "timeout": timeout,
+                "interval": interval,
+            }
+        )
+        reply = self._reply(target, timeout + 10)
+        return {k: float(v) for k, v in reply.items()}
+
+    def burst(
+        self, target: Target, path: str, clients: int, timeout: float
+    ) -> dict[str, list[float]]:
+        """``clients`` connections opened at once, one ``GET path`` each
+        (:func:`bench.connect.burst`); per client the seconds to connect and to reply."""
+        parts = urlsplit(target.base_url)
+        self._send(
+            {
+                "op": "burst",
+                "host": parts.hostname,
+                "port": parts.port,
+                "path": path,
+                "clients": clients,
+                "timeout": timeout,
+            }
+        )
+        reply = self._reply(target, timeout + 10)
+        return {k: [float(x) for x in v] for k, v in reply.items()}
+
+    def hold(self, target: Target, path: str, count: int, timeout: float) -> None:
+        """Open ``count`` more keep-alive connections, each served one ``GET path``, and
+        keep them open and idle until :meth:`release`."""
+        self._send(
+            {
+                "op": "hold",
+                "base_url": target.base_url,
+                "path": path,
+                "count": count,
+                "timeout": timeout,
+            }
+        )
+        self._reply(target, timeout + 10)
+
+    def release(self, target: Target) -> None:
+        """Close the connections :meth:`hold` opened."""
+        self._send({"op": "release"})
+        self._reply(target, 30)
+
     def watch(
-        self, target: Target, url: str, count: int, wake: Callable[[], None], timeout: float
+        self,
+        target: Target,
+        url: str,
+        count: int,
+        wake: Callable[[], None],
+        timeout: float,
+        ready: Callable[[], None] | None = None,
     ) -> tuple[float, list[float]]:
-        """``count`` long polls of ``url`` blocked at once, then ``wake()`` (the write).
+        """``count`` long polls of ``url`` blocked at once, then ``ready()`` (a reading
+        taken with every poll registered, outside the timed interval), then ``wake()``
+        (the write).
 
         Returns the ``time.monotonic()`` just before ``wake()`` and the instant each poll
         had its whole reply (the same clock in both processes).
@@ -132,6 +196,8 @@ class MemberProcess:
             target.release()
             self._reply(target, 10)
             raise RunError(str(exc)) from exc
+        if ready is not None:
+            ready()
         start = time.monotonic()
         wake()
         reply = self._reply(target, timeout)
@@ -258,18 +324,99 @@ def _watch(request: dict[str, Any]) -> dict[str, Any]:
     return {"woke": woke}
 
 
+#: The idle connections of the last ``hold``, open until ``release``.
+_held: list[socket.socket] = []
+
+
+def _hold(request: dict[str, Any]) -> dict[str, Any]:
+    """Open ``count`` more connections at once, one keep-alive ``GET path`` on each;
+    once every reply is in, they stay open (and idle) in :data:`_held` with the earlier
+    ones."""
+    from .memberloop import _ReplyParser
+
+    parts = urlsplit(request["base_url"])
+    address = (parts.hostname or "127.0.0.1", parts.port or 80)
+    head = f"GET {request['path']} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+    deadline = time.monotonic() + request["timeout"]
+    count = request["count"]
+    with selectors.DefaultSelector() as sel:
+        for _ in range(count):
+            sock = socket.socket()
+            _held.append(sock)
+            sock.setblocking(False)
+            sock.connect_ex(address)
+            sel.register(sock, selectors.EVENT_WRITE, _ReplyParser())
+        waiting = count
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{waiting} of {count} new connections not served")
+            for key, events in sel.select(left):
+                held = key.fileobj
+                assert isinstance(held, socket.socket)
+                if events & selectors.EVENT_WRITE:
+                    error = held.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if error:
+                        raise OSError(error, f"connect: {os.strerror(error)}")
+                    held.sendall(head)
+                    sel.modify(held, selectors.EVENT_READ, key.data)
+                    continue
+                parser = key.data
+                if parser.feed(held.recv(65536)):
+                    if parser.status != 200 or parser.close_after:
+                        raise RuntimeError(
+                            f"GET -> {parser.status} {bytes(parser.body)[:200]!r}, "
+                            f"close: {parser.close_after}"
+                        )
+                    sel.unregister(held)
+                    waiting -= 1
+    return {"held": len(_held)}
+
+
+def _release() -> dict[str, Any]:
+    count = len(_held)
+    for sock in _held:
+        sock.close()
+    _held.clear()
+    return {"released": count}
+
+
 def main() -> None:
-    from .bootstrap import bootstrap_here, bootstrap_loop
+    from .bootstrap import bootstrap_here, bootstrap_loop, script_loop
+    from .connect import burst, request_for
 
     for line in sys.stdin:
         request = json.loads(line)
         try:
+            cpu = time.process_time()  # every thread of this process: the clients
             if request["op"] == "watch":
                 reply = _watch(request)
+            elif request["op"] == "hold":
+                reply = _hold(request)
+            elif request["op"] == "release":
+                reply = _release()
+            elif request["op"] == "burst":
+                reply = dict(
+                    burst(
+                        request["host"],
+                        request["port"],
+                        request["clients"],
+                        request["timeout"],
+                        request_for(request["path"]),
+                    )
+                )
+            elif request["op"] == "script":
+                reply = script_loop(
+                    _Remote(request["base_url"]),
+                    request["token_url"],
+                    request["size"],
+                    request["timeout"],
+                    request["interval"],
+                )
+                reply["cpu"] = time.process_time() - cpu
             else:
                 token_url = request["token_url"]
                 remote = _Remote(request["base_url"])
-                cpu = time.process_time()  # every thread of this process: the members
                 if request["driver"] == "loop":
                     seconds, requests = bootstrap_loop(
                         remote, token_url, request["size"], request["timeout"]
@@ -282,6 +429,8 @@ def main() -> None:
                 cpu = time.process_time() - cpu
                 reply = {"seconds": seconds, "requests": requests, "cpu": cpu}
         except Exception as exc:  # reported to the parent, which fails the group
+            if request.get("op") == "hold":
+                _release()
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(reply), flush=True)
 

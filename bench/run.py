@@ -7,7 +7,10 @@
 Each group measures, in the same run and interleaved round-robin, the fake's live server
 (``live``: in this process like the plugin runs it; ``live-proc``: its own process), the
 fake in-process through ``responses`` (``inprocess``), the real stack (``real``) and,
-for single requests, ``responses`` with a static body (``floor``).
+for single requests, ``responses`` with a static body (``floor``).  Issue 20's groups
+(``script``, ``wake``, ``connect``, ``idle``, and ``cluster``'s ``live-tls`` column: the
+fake through its TLS front) compare ``live`` with ``real`` (:mod:`bench.atscale`); the
+report puts their rows side by side in one table.
 """
 
 from __future__ import annotations
@@ -29,20 +32,33 @@ from typing import Any
 if __package__ in (None, ""):  # run as ``python bench/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bootstrap, fixturecost, latency, realcluster, report, scale
+from bench import atscale, bootstrap, fixturecost, latency, realcluster, report, scale
 from bench.common import Row
 from bench.members import MemberProcess
 from bench.stats import median
 from bench.targets import (
     FloorTarget,
+    FrontTarget,
     InProcessTarget,
+    LiveTarget,
     Target,
     make_target,
     real_available,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
-GROUPS = ("bootstrap", "latency", "fixture", "scale", "cluster", "v3")
+GROUPS = (
+    "bootstrap",
+    "script",
+    "latency",
+    "fixture",
+    "scale",
+    "wake",
+    "connect",
+    "idle",
+    "cluster",
+    "v3",
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,15 @@ class Sizes:
     watchers: tuple[int, ...]
     scale_reps: int
     cluster_reps: int
+    #: Issue 20: fixed-script members, watchers woken at once, clients connecting at
+    #: once, idle connections held, real cluster sizes; rounds for each.
+    script: tuple[int, ...] = (20, 100)
+    script_reps: int = 5
+    wake_watchers: int = 1000
+    connect_clients: int = 500
+    idle_connections: int = 500  # per round, held: 3,000 per service after 6 rounds
+    at_once_reps: int = 5
+    cluster_sizes: tuple[int, ...] = (3, 5)
 
 
 FULL = Sizes(
@@ -88,7 +113,18 @@ SMOKE = Sizes(
     watchers=(10,),
     scale_reps=1,
     cluster_reps=1,
+    script=(100,),  # the issue's hardest fixed-script row, so CI keeps it running
+    script_reps=1,
+    wake_watchers=50,
+    connect_clients=50,
+    idle_connections=20,
+    at_once_reps=1,
+    cluster_sizes=(3,),
 )
+
+
+def _script_round(target: Target, size: int, members: MemberProcess) -> dict[str, float]:
+    return atscale.script_round(target, size, members)
 
 
 def _log(message: str) -> None:
@@ -209,13 +245,19 @@ class Runner:
             target = make_target(name)
             target.start()
             self.targets[name] = target
+        if "cluster" in groups:  # real etcd reaching the fake at its public URL
+            live = self.targets["live"]
+            assert isinstance(live, LiveTarget)
+            front = FrontTarget(live)
+            front.start()
+            self.targets[front.name] = front
         _log(f"targets up: {', '.join(f'{t.name} {t.base_url}' for t in self.targets.values())}")
         calibrate_idle(list(self.targets.values()), 0.5 if sizes is SMOKE else 3.0)
         _log(f"idle service CPU (s/s): {IDLE_CPU_RATE}")
 
     def close(self) -> None:
         self.members.close()
-        for target in self.targets.values():
+        for target in reversed(self.targets.values()):  # the front before its server
             target.stop()
 
     def pick(self, *names: str) -> list[Target]:
@@ -350,19 +392,115 @@ class Runner:
         if reason is not None:
             self.skipped.append(f"cluster group: {reason}")
             return
-        row = self.rows["cluster"].setdefault(
-            "3 nodes", Row("cluster", "3 etcd members healthy", "ms")
+        targets = self.pick("live", "live-tls", "real")
+        for size in self.sizes.cluster_sizes:
+            row = self.rows["cluster"].setdefault(
+                f"{size} nodes", Row("cluster", f"{size} members to healthy", "ms")
+            )
+            samples: dict[str, list[float]] = {}
+            for turn in range(self.sizes.cluster_reps):
+                for t in _rotated(targets, turn):
+                    samples.setdefault(t.name, []).append(
+                        _measure(t, partial(realcluster.bootstrap_cluster, t, size))
+                    )
+            for name, values in samples.items():
+                row.add(name, values, scale=1000)
+            _log(f"cluster {size}: {report.fmt_values(row)}")
+
+    # -- issue 20: many clients at once (bench/atscale.py) -------------------------------
+
+    def _rounds(
+        self, targets: list[Target], fn: Callable[[Target], Any], reps: int, warm: bool = True
+    ) -> dict[str, list[Any]]:
+        """``fn(target)`` for every target, ``reps`` interleaved rounds (a different
+        target first each round) after one unrecorded warm-up round."""
+        if warm:
+            for t in targets:
+                _measure(t, partial(fn, t))
+        out: dict[str, list[Any]] = {}
+        for turn in range(reps):
+            for t in _rotated(targets, turn):
+                out.setdefault(t.name, []).append(_measure(t, partial(fn, t)))
+        return out
+
+    def run_script(self) -> None:
+        targets = self.pick("live", "real")
+        for size in self.sizes.script:
+            row = self.rows["script"].setdefault(f"N={size}", Row("script", f"N={size}", "ms"))
+            got = self._rounds(
+                targets,
+                partial(_script_round, size=size, members=self.members),
+                self.sizes.script_reps,
+            )
+            for name, rounds in got.items():
+                row.add(name, [r["seconds"] for r in rounds], scale=1000)
+                for key, scale_by in (
+                    ("requests", 1),
+                    ("last_put", 1000),
+                    ("served_once", 1000),
+                    ("cpu", 1000),
+                ):
+                    row.extra.setdefault(key, {})[name] = median(
+                        [r[key] * scale_by for r in rounds]
+                    )
+            _log(f"script N={size}: {report.fmt_values(row)} {json.dumps(row.extra)}")
+
+    def run_wake(self) -> None:
+        count = self.sizes.wake_watchers
+        row = self.rows["wake"].setdefault(
+            "wake", Row("wake", f"{count:,} watchers woken by one PUT", "ms")
+        )
+        got = self._rounds(
+            self.pick("live", "real"),
+            lambda t: scale.watchers_point(t, count, self.members),
+            self.sizes.at_once_reps,
+        )
+        for name, points in got.items():
+            row.add(name, [p["seconds"] for p in points], scale=1000)
+            for key, scale_by in (
+                ("median_wake", 1000),
+                ("server_cpu", 1000),
+                ("rss_per_watcher", 1),
+            ):
+                values = [p[key] * scale_by for p in points if key in p]
+                if values:
+                    row.extra.setdefault(key, {})[name] = median(values)
+        _log(f"wake {count}: {report.fmt_values(row)} {json.dumps(row.extra)}")
+
+    def run_connect(self) -> None:
+        clients = self.sizes.connect_clients
+        row = self.rows["connect"].setdefault(
+            "connect", Row("connect", f"{clients:,} clients connecting at once", "ms")
+        )
+        got = self._rounds(
+            self.pick("live", "real"),
+            lambda t: atscale.connect_round(t, clients, self.members),
+            self.sizes.at_once_reps,
+        )
+        for name, rounds in got.items():
+            row.add(name, [r["reply_p50"] for r in rounds], scale=1000)
+            for key in ("connect_p50", "connect_p99", "reply_p50", "reply_p99", "served"):
+                scale_by = 1 if key == "served" else 1000
+                row.extra.setdefault(key, {})[name] = median([r[key] * scale_by for r in rounds])
+        _log(f"connect {clients}: {json.dumps(row.extra)}")
+
+    def run_idle(self) -> None:
+        count = self.sizes.idle_connections
+        row = self.rows["idle"].setdefault(
+            "idle", Row("idle", f"{count:,} more a round, all held", "B")
         )
         targets = self.pick("live", "live-proc", "real")
-        samples: dict[str, list[float]] = {}
-        for turn in range(self.sizes.cluster_reps):
-            for t in _rotated(targets, turn):
-                samples.setdefault(t.name, []).append(
-                    _measure(t, partial(realcluster.bootstrap_cluster, t))
-                )
-        for name, values in samples.items():
-            row.add(name, values, scale=1000)
-        _log(f"cluster: {report.fmt_values(row)}")
+        try:
+            got = self._rounds(
+                targets,
+                lambda t: atscale.idle_round(t, count, self.members),
+                self.sizes.at_once_reps,
+            )
+        finally:  # every round's connections were held until now
+            self.members.release(targets[0])
+        for name, values in got.items():
+            row.add(name, values)
+        _log(f"idle {count}: {report.fmt_values(row)} per connection")
 
     def run_v3(self) -> None:
         # The etcd v3 API's Range/Put/Watch next to a real etcd's (bench/v3.py).

@@ -18,6 +18,7 @@ import requests
 from pytest_etcd_discovery._service.app import DiscoveryApp
 
 from .common import RunError, new_token
+from .etcdsim import WireClient
 from .members import MemberProcess
 from .stats import clock, median
 from .targets import INPROCESS_HOST, Target, wait_watchers
@@ -157,28 +158,64 @@ def watchers_point(target: Target, count: int, members: MemberProcess) -> Point:
     """``count`` blocked recursive watches on one token, all woken by one PUT.
 
     For a service on a socket the watches come from the member process (one selector
-    thread, raw HTTP/1.1); ``inprocess`` ones are ``requests`` threads here.
+    thread, raw HTTP/1.1) and the PUT from a kept :mod:`http.client` connection here;
+    ``inprocess`` watches are ``requests`` threads here, woken through ``requests``.
+    Where the server's process can be read (``live``: this one; ``live-proc``, ``real``:
+    their own): ``server_cpu`` (CPU seconds from just before the PUT to the last
+    watcher's reply) and ``rss_per_watcher`` (resident bytes the blocked watches added,
+    over ``count``).
     """
     token_url = new_token(target, 3)
     session = target.session()
-    index = int(session.get(token_url, timeout=target.timeout()).headers["X-Etcd-Index"])
+    socket_target = not target.patches_this_process
+    wire = WireClient(token_url) if socket_target else None
+    if wire is not None:  # connects now, not inside the timed PUT
+        probe = wire.request("GET", token_url, None, target.timeout())
+        if probe.etcd_index is None:
+            raise RunError(f"{target.name}: no X-Etcd-Index on the token GET")
+        index = int(probe.etcd_index)
+    else:
+        index = int(session.get(token_url, timeout=target.timeout()).headers["X-Etcd-Index"])
     url = f"{token_url}?recursive=true&wait=true&waitIndex={index + 1}"
+    at_wake: dict[str, float] = {}
+    rss_before = target.server_rss() if socket_target else None
+
+    def ready() -> None:  # every watch registered: read the server before the PUT
+        rss = target.server_rss() if socket_target else None
+        if rss is not None and rss_before is not None:
+            at_wake["rss"] = rss - rss_before
+        cpu = target.server_cpu()
+        if cpu is not None:
+            at_wake["cpu"] = cpu
 
     def wake() -> None:
-        session.put(f"{token_url}/wake", data={"value": "x"}, timeout=target.timeout())
+        if wire is not None:
+            reply = wire.request("PUT", f"{token_url}/wake", {"value": "x"}, target.timeout())
+            if reply.status not in (200, 201):
+                raise RunError(f"{target.name}: wake PUT -> {reply.status}")
+        else:
+            session.put(f"{token_url}/wake", data={"value": "x"}, timeout=target.timeout())
 
     try:
         if target.patches_this_process:
             start, woke = _watch_here(target, url, count, wake)
         else:
-            start, woke = members.watch(target, url, count, wake, timeout=60)
+            start, woke = members.watch(target, url, count, wake, timeout=60, ready=ready)
+        cpu_after = target.server_cpu()
     finally:
         session.close()
-    return {
+        if wire is not None:
+            wire.close()
+    point: Point = {
         "n": count,
         "seconds": max(woke) - start,
         "median_wake": median([w - start for w in woke]),
     }
+    if cpu_after is not None and "cpu" in at_wake:
+        point["server_cpu"] = cpu_after - at_wake["cpu"]
+    if "rss" in at_wake:
+        point["rss_per_watcher"] = at_wake["rss"] / count
+    return point
 
 
 def _watch_here(

@@ -27,13 +27,18 @@ from pytest_etcd_discovery._real.processes import (
 )
 from pytest_etcd_discovery._service.app import DiscoveryApp
 from pytest_etcd_discovery._transport.intercept import Interceptor
+from pytest_etcd_discovery._transport.proxy import DiscoveryFront
 from pytest_etcd_discovery._transport.server import DiscoveryServer
+from pytest_etcd_discovery._transport.subprocess_env import child_env
 
-from .stats import cpu_seconds, rss_bytes
+from .stats import cpu_seconds, cpu_seconds_fine, rss_bytes
 
 #: Host the in-process transport intercepts: loopback's discard port, so a request that
 #: escaped interception is refused locally instead of reaching any outside host.
 INPROCESS_HOST = "http://127.0.0.1:9"
+
+#: The public discovery URL the fake's TLS front answers for (``live-tls``).
+PUBLIC = "https://discovery.etcd.io"
 
 #: Bound on any single non-watch request (etcd itself gives up after 5 s).
 REQUEST_TIMEOUT = 10.0
@@ -98,6 +103,25 @@ class Target:
         shares this process. Unlike wall time it does not grow when the machine is busy."""
         return None
 
+    def child_env(self) -> dict[str, str] | None:
+        """The environment a child process (a real etcd) needs to reach this target's
+        URLs; None: this process's own is fine."""
+        return None
+
+    def etcd_args(self) -> list[str]:
+        """Flags a real etcd member needs to reach this target's URLs."""
+        return []
+
+    def server_cpu(self) -> float | None:
+        """CPU seconds of whatever serves this target so far, for a window whose clients
+        run elsewhere (the member process): the service's own process(es), or for
+        ``live`` this whole process."""
+        return self.service_cpu()
+
+    def server_rss(self) -> int | None:
+        """Resident bytes of the process(es) serving this target (``live``: this one)."""
+        return self.memory() if self.has_process_memory else None
+
     def __enter__(self) -> Target:
         self.start()
         return self
@@ -129,6 +153,14 @@ class LiveTarget(Target):
     def app(self) -> DiscoveryApp:
         return self.server.app
 
+    def server_cpu(self) -> float | None:
+        # The server's threads and this benchmark's, which wait meanwhile (a client here,
+        # such as the PUT that wakes watchers, is counted too).
+        return time.process_time()
+
+    def server_rss(self) -> int | None:
+        return rss_bytes()
+
 
 class LiveProcTarget(Target):
     name = "live-proc"
@@ -157,6 +189,10 @@ class LiveProcTarget(Target):
     def service_cpu(self) -> float | None:
         assert self.proc.pid is not None
         return cpu_seconds(self.proc.pid)
+
+    def server_cpu(self) -> float | None:
+        assert self.proc.pid is not None
+        return cpu_seconds_fine(self.proc.pid)
 
 
 class InProcessTarget(Target):
@@ -228,6 +264,59 @@ class RealTarget(Target):
 
     def service_cpu(self) -> float | None:
         return sum(cpu_seconds(pid) for pid in self._pids())
+
+    def server_cpu(self) -> float | None:
+        return sum(cpu_seconds_fine(pid) for pid in self._pids())
+
+
+class FrontTarget(Target):
+    """``live``'s server as ``https://discovery.etcd.io`` through its TLS + proxy front,
+    the way a child process reaches it with ``etcd_discovery.env()``: ``HTTPS_PROXY``
+    (etcd: ``--discovery-proxy``) at the front, the test CA in ``SSL_CERT_FILE``."""
+
+    name = "live-tls"
+
+    def __init__(self, live: LiveTarget) -> None:
+        super().__init__()
+        self.live = live
+        self.front: DiscoveryFront | None = None
+
+    def start(self) -> None:
+        self.front = DiscoveryFront(self.live.server, [PUBLIC])
+        self.front.start()
+        self.base_url = PUBLIC
+
+    def stop(self) -> None:
+        if self.front is not None:
+            self.front.stop()
+
+    def _front(self) -> DiscoveryFront:
+        if self.front is None:
+            raise RuntimeError("live-tls is not started")
+        return self.front
+
+    def session(self) -> requests.Session:
+        session = super().session()
+        session.proxies = {"https": self._front().proxy_url}
+        session.verify = str(self._front().ca.bundle_file)
+        return session
+
+    def child_env(self) -> dict[str, str] | None:
+        return child_env(self._front())
+
+    def etcd_args(self) -> list[str]:
+        # EtcdProcess drops inherited ETCD_* variables (env()'s ETCD_DISCOVERY_PROXY
+        # among them), so the proxy goes on the command line, as in production.
+        return [f"--discovery-proxy={self._front().proxy_url}"]
+
+    def watchers(self) -> int:
+        return self.live.watchers()
+
+    def release(self) -> None:
+        self.live.release()
+
+    def app(self) -> DiscoveryApp:
+        return self.live.app()
 
 
 class FloorTarget(Target):

@@ -77,8 +77,9 @@ needs 'Authorization: Bearer TOKEN'; other Hosts and cross-origin changes answer
                                      status= (200,500-599), transport= filter
   POST /_fake/calls/count            {filter, "since", "times"}: the count and the closest
                                      calls that did not match, with why
+  GET  /_fake/changes                what changed since=CURSOR (the dashboard's poll)
   GET  /_fake/v3/tokens              etcd 3.6 v3 discovery tokens of --v3-port's endpoint
-  GET  /_fake/                       the dashboard
+  GET  /_fake/                       the dashboard: a control panel over all of this
 """
 
 

@@ -34,6 +34,7 @@ RESERVED = [
     ("POST", "/_fake/calls/count"),
     ("GET", "/_fake/calls?route=new"),
     ("GET", "/_fake/calls?since=0"),
+    ("GET", "/_fake/changes?since=1.2.3.4.ab"),
     ("GET", "/_fake/static/dashboard.js"),
 ]
 #: Next to the prefix: what the control API leaves to the service even when it is on.

@@ -405,7 +405,8 @@ _FILTER_KEYS = ["method", "route", "path", "path_regex", "token", "status", "tra
         st.tuples(st.sampled_from([*_FILTER_KEYS, "since", "limit"]), st.text(max_size=8)),
         max_size=4,
     ),
-    rule_id=st.text(max_size=12),
+    # An id with "/" or a dot segment names another path: Go cleans it with a 301 first.
+    rule_id=st.text(max_size=12).filter(lambda s: "/" not in s and s not in (".", "..")),
 )
 def test_any_filter_or_id_gets_a_json_answer_never_a_crash(
     body: Any, query: list[tuple[str, str]], rule_id: str

@@ -106,6 +106,7 @@ CONTROL_MAP = Map(
         Rule("/_fake/faults/<rule_id>", endpoint="fault", methods=["GET", "DELETE"]),
         Rule("/_fake/calls", endpoint="calls", methods=["GET"]),
         Rule("/_fake/calls/count", endpoint="count", methods=["POST"]),
+        Rule("/_fake/changes", endpoint="changes", methods=["GET"]),
         Rule("/_fake/v3/tokens", endpoint="v3_tokens", methods=["GET"]),
     ],
     # No redirects: a control client gets the answer or a JSON error, never a 308.
@@ -529,6 +530,13 @@ class ControlApp:
             return _json({"removed": rule.as_dict()})
         return _json(rule.as_dict())
 
+    # -- the dashboard's poll --------------------------------------------------------------
+
+    def on_changes(self, request: Request) -> Response:
+        from .changes import changes  # what changed since the cursor: cheap to poll
+
+        return _json(changes(self.app, request, self._base_url(request), self._plan()))
+
     # -- the journal -----------------------------------------------------------------------
 
     def _numbered(self, since: int) -> tuple[int, list[tuple[int, Call]]]:
@@ -693,30 +701,64 @@ def _member_specs(members: Any) -> list[MemberSpec]:
 
 def _token_views(app: DiscoveryApp, base: str) -> list[dict[str, Any]]:
     """Every token, oldest first: size, ``_state`` and members with their TTL left."""
+    expired = expired_members(app)
+    views = (token_view(app, token, base, expired) for token in app.token_names())
+    return [view for view in views if view is not None]
+
+
+def token_view(
+    app: DiscoveryApp, token: str, base: str, expired: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """One token as ``GET /_fake/tokens`` lists it; None when it is not in the store.
+
+    ``expired``: :func:`expired_members`, read once for all the tokens listed.
+    """
     store = app.store
-    views = []
-    for token in app.token_names():
-        key = app.token_key(token)
-        try:
-            nodes = store.get(key, sorted=True).to_json()["node"].get("nodes", []) or []
-        except EtcdError:
-            continue  # expired or deleted since the listing
-        members = sorted(
-            (_member_view(n) for n in nodes if not n.get("dir")),
-            key=lambda m: int(m["createdIndex"]),
-        )
-        raw_size = _value(store, f"{key}/_config/size")
-        views.append(
-            {
-                "token": token,
-                "url": f"{base}/{token}",
-                "size": _size(raw_size),
-                "size_value": raw_size,
-                "state": _value(store, f"{key}/_state"),
-                "members": members,
-            }
-        )
-    return views
+    key = app.token_key(token)
+    try:
+        node = store.get(key, sorted=True).to_json()["node"]
+    except EtcdError:
+        return None  # expired or deleted since the listing
+    if not node.get("dir"):
+        return None
+    members = sorted(
+        (_member_view(n) for n in node.get("nodes", []) or [] if not n.get("dir")),
+        key=lambda m: int(m["createdIndex"]),
+    )
+    present = {m["key"] for m in members}
+    raw_size = _value(store, f"{key}/_config/size")
+    return {
+        "token": token,
+        "url": f"{base}/{token}",
+        "size": _size(raw_size),
+        "size_value": raw_size,
+        "state": _value(store, f"{key}/_state"),
+        "members": members,
+        # Registered once, expired since (and not registered again): not "none yet".
+        "expired": [m for m in expired.get(token, []) if m["key"] not in present],
+        "createdIndex": node.get("createdIndex"),
+    }
+
+
+def expired_members(app: DiscoveryApp) -> dict[str, list[dict[str, Any]]]:
+    """The members whose key expired, per token, as far as the store's event history
+    (its last 1000 events) still tells: one pass for a whole listing."""
+    prefix = f"{app.token_key('')}"  # the tokens' parent with its final "/"
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for event in app.store.history_events():
+        prev = event.prev_node
+        if event.action != EXPIRE or prev is None or prev.get("dir"):
+            continue
+        token, _, name = event.key[len(prefix) :].partition("/")
+        if not event.key.startswith(prefix) or not name or "/" in name or name.startswith("_"):
+            continue
+        view = _member_view(prev)
+        view["expiredIndex"] = event.index
+        found.setdefault(token, {})[view["key"]] = view  # the latest expiry of a key
+    return {
+        token: sorted(views.values(), key=lambda m: int(m["createdIndex"] or 0))
+        for token, views in found.items()
+    }
 
 
 def _size(raw: str | None) -> int | None:
@@ -747,8 +789,19 @@ def _member_view(node: Mapping[str, Any]) -> dict[str, Any]:
         "peer_urls": [p.split("=", 1)[1] if "=" in p else p for p in parts],
         "ttl": node.get("ttl"),
         "expiration": node.get("expiration"),
+        # The expiry in seconds on the fake's clock: the dashboard counts down to it.
+        "expires": _seconds(node.get("expiration")),
         "createdIndex": node.get("createdIndex"),
     }
+
+
+def _seconds(rfc3339: Any) -> float | None:
+    """Go's RFC 3339 time (nanoseconds, UTC) as seconds since the epoch."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", str(rfc3339))
+    if match is None:
+        return None
+    whole = datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return whole.timestamp() + float(match[2] or 0)
 
 
 def _call_view(number: int, call: Call) -> dict[str, Any]:

@@ -12,6 +12,7 @@ cost counts; the old count of characters plus 200 saw a third of it.)
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -237,6 +238,10 @@ def bounded(query: str, form: dict[str, list[str]]) -> tuple[str, dict[str, list
     return query, kept, MAX_ENTRY_CHARS - max(budget, 0), True
 
 
+#: Numbers journals' lists: a new journal, a clear or a renew takes the next one.
+_GENERATIONS = itertools.count(1)
+
+
 class Journal:
     """The :class:`Call` s of one service, oldest first, bounded.
 
@@ -256,6 +261,8 @@ class Journal:
         self._sizes: list[int] = []
         self._chars = 0
         self._lock = threading.Lock()
+        #: Changes on every clear or renew: call numbers restart from 0 then.
+        self.generation = next(_GENERATIONS)
 
     def record(
         self,
@@ -323,6 +330,7 @@ class Journal:
             self._sizes.clear()
             self._chars = 0
             self.dropped = 0
+            self.generation = next(_GENERATIONS)
 
     def since(self, number: int) -> tuple[int, list[Call]]:
         """The entries from call ``number`` on (0 = the first since the last clear), as
@@ -345,6 +353,13 @@ class Journal:
             self._sizes = []
             self._chars = 0
             self.dropped = 0
+            self.generation = next(_GENERATIONS)
+
+    def at(self, number: int) -> Call | None:
+        """Call ``number`` (as :meth:`since` numbers them), None when no longer kept."""
+        with self._lock:
+            offset = number - self.dropped
+            return self.calls[offset] if 0 <= offset < len(self.calls) else None
 
     @property
     def bytes(self) -> int:

@@ -59,6 +59,47 @@ _FILTER_PROPERTIES: dict[str, Any] = {
 }
 assert set(_FILTER_PROPERTIES) == set(DATA_FILTER_KEYS)
 
+_MEMBER: dict[str, Any] = {
+    "key": {"type": "string"},
+    "name": {"type": "string"},
+    "value": {"type": "string"},
+    "peer_urls": {"type": "array", "items": {"type": "string"}},
+    "ttl": _nullable({"type": "integer"}),
+    "expiration": _nullable({"type": "string"}),
+    "expires": _nullable({"type": "number", "description": "the expiry in fake clock seconds"}),
+    "createdIndex": {"type": "integer"},
+}
+
+_CALL: dict[str, Any] = {
+    "number": {"type": "integer", "minimum": 0},
+    "method": {"type": "string"},
+    "path": {"type": "string"},
+    "query": {"type": "string"},
+    "status": _nullable({"type": "integer"}),
+    "transport": {"type": "string"},
+    "form": {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    },
+    "time": {"type": "number"},
+    "fault": _nullable({"type": "string"}),
+    "route": _nullable({"type": "string"}),
+    "watch": {"type": "boolean"},
+    "headers": {
+        "type": "array",
+        "items": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    },
+    "body": {"type": "string"},
+    "body_size": {"type": "integer", "minimum": 0},
+    "truncated": {"type": "boolean"},
+    "created_url": _nullable({"type": "string"}),
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": _object({"message": {"type": "string"}}),
     "Index": _object({"index": {"type": "integer", "minimum": 0}}),
@@ -87,17 +128,8 @@ _SCHEMAS: dict[str, Any] = {
         [],
     ),
     "TokenCreated": _object({"token": {"type": "string"}, "url": {"type": "string"}}),
-    "Member": _object(
-        {
-            "key": {"type": "string"},
-            "name": {"type": "string"},
-            "value": {"type": "string"},
-            "peer_urls": {"type": "array", "items": {"type": "string"}},
-            "ttl": _nullable({"type": "integer"}),
-            "expiration": _nullable({"type": "string"}),
-            "createdIndex": {"type": "integer"},
-        }
-    ),
+    "Member": _object(_MEMBER),
+    "ExpiredMember": _object({**_MEMBER, "expiredIndex": {"type": "integer", "minimum": 0}}),
     "Token": _object(
         {
             "token": {"type": "string"},
@@ -106,6 +138,12 @@ _SCHEMAS: dict[str, Any] = {
             "size_value": _nullable({"type": "string"}),
             "state": _nullable({"type": "string"}),
             "members": {"type": "array", "items": _ref("Member")},
+            "expired": {
+                "type": "array",
+                "description": "members whose key expired (the store's last 1000 events)",
+                "items": _ref("ExpiredMember"),
+            },
+            "createdIndex": {"type": "integer"},
         }
     ),
     "Tokens": _object(
@@ -174,37 +212,7 @@ _SCHEMAS: dict[str, Any] = {
     "Faults": _object({"faults": {"type": "array", "items": _ref("Fault")}}),
     "FaultsRemoved": _object({"removed": {"type": "integer", "minimum": 0}}),
     "FaultRemoved": _object({"removed": _ref("Fault")}),
-    "Call": _object(
-        {
-            "number": {"type": "integer", "minimum": 0},
-            "method": {"type": "string"},
-            "path": {"type": "string"},
-            "query": {"type": "string"},
-            "status": _nullable({"type": "integer"}),
-            "transport": {"type": "string"},
-            "form": {
-                "type": "object",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
-            },
-            "time": {"type": "number"},
-            "fault": _nullable({"type": "string"}),
-            "route": _nullable({"type": "string"}),
-            "watch": {"type": "boolean"},
-            "headers": {
-                "type": "array",
-                "items": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "minItems": 2,
-                    "maxItems": 2,
-                },
-            },
-            "body": {"type": "string"},
-            "body_size": {"type": "integer", "minimum": 0},
-            "truncated": {"type": "boolean"},
-            "created_url": _nullable({"type": "string"}),
-        }
-    ),
+    "Call": _object(_CALL),
     "Calls": _object(
         {
             "calls": {"type": "array", "items": _ref("Call")},
@@ -237,6 +245,46 @@ _SCHEMAS: dict[str, Any] = {
             "message": _nullable({"type": "string"}),
             "next": {"type": "integer", "minimum": 0},
         }
+    ),
+    "Changes": _object(
+        {
+            "clock": _ref("Clock"),
+            "index": {"type": "integer", "minimum": 0},
+            "cursor": {"type": "string", "description": "send it back as since="},
+            "tokens": _object(
+                {
+                    "full": {"type": "boolean"},
+                    "tokens": {"type": "array", "items": _ref("Token")},
+                    "removed": {"type": "array", "items": {"type": "string"}},
+                }
+            ),
+            "faults": {"type": "array", "items": _ref("Fault")},
+            "calls": _object(
+                {
+                    "full": {"type": "boolean"},
+                    "calls": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                name: _CALL[name]
+                                for name in (
+                                    "number",
+                                    "method",
+                                    "path",
+                                    "query",
+                                    "status",
+                                    "transport",
+                                    "time",
+                                    "fault",
+                                )
+                            }
+                        ),
+                    },
+                    "next": {"type": "integer", "minimum": 0},
+                }
+            ),
+        },
+        ["clock", "index", "cursor"],
     ),
     "V3Tokens": _object(
         {
@@ -483,6 +531,20 @@ def openapi(server_url: str | None = None) -> dict[str, Any]:
                     "the journal, filtered and paged",
                     {"200": _answer("calls and the next number", "Calls"), **_BAD},
                     parameters=_CALL_QUERY,
+                )
+            },
+            "/_fake/changes": {
+                "get": _op(
+                    "what changed since a cursor (the dashboard's poll)",
+                    {"200": _answer("the changes and the next cursor", "Changes"), **_BAD},
+                    parameters=[
+                        _query("since", {"type": "string"}, "the cursor of an earlier answer"),
+                        _query(
+                            "calls",
+                            {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "calls to send when all are sent (default 200)",
+                        ),
+                    ],
                 )
             },
             "/_fake/calls/count": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from collections import deque
 from typing import Any
 
 from . import errors
@@ -65,6 +66,11 @@ class Event:
         return dataclasses.replace(self, etcd_index=etcd_index)
 
 
+#: How many changed keys :meth:`EventHistory.keys_since` remembers (more than the events
+#: watches see: a poll of "what changed" should not miss a second of busy traffic).
+KEY_LOG = 20_000
+
+
 class EventHistory:
     """The last ``capacity`` events in index order, scanned by watches (``None``: all)."""
 
@@ -72,6 +78,10 @@ class EventHistory:
         self.capacity = capacity
         self._events: list[Event] = []
         self._indexes: list[int] = []
+        # (index, key, createdIndex) of the last KEY_LOG events, for keys_since; changes
+        # at or before _keys_floor are no longer all there.
+        self._keys: deque[tuple[int, str, int]] = deque(maxlen=KEY_LOG)
+        self._keys_floor = 0
 
     @property
     def start_index(self) -> int:
@@ -88,6 +98,9 @@ class EventHistory:
     def add(self, event: Event) -> None:
         self._events.append(event)
         self._indexes.append(event.index)
+        if len(self._keys) == self._keys.maxlen:
+            self._keys_floor = self._keys[0][0]
+        self._keys.append((event.index, event.key, int(event.node.get("createdIndex", 0))))
         # Trim in batches so adding stays O(1) amortised.
         if self.capacity is not None and len(self._events) >= 2 * self.capacity:
             del self._events[: -self.capacity]
@@ -98,6 +111,19 @@ class EventHistory:
         if self.capacity is None:
             return 0
         return max(0, len(self._events) - self.capacity)
+
+    def keys_since(self, index: int) -> list[tuple[str, int]] | None:
+        """``(key, createdIndex)`` of every event after ``index``, oldest first; None when
+        the log no longer reaches back to ``index``."""
+        if index < self._keys_floor:
+            return None
+        found: list[tuple[str, int]] = []
+        for at, key, created in reversed(self._keys):
+            if at <= index:
+                break
+            found.append((key, created))
+        found.reverse()
+        return found
 
     def events(self) -> list[Event]:
         return self._events[self._window() :]

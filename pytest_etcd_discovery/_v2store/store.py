@@ -21,6 +21,7 @@ Everything happens under one lock; long polls wait on their own watcher, outside
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -52,6 +53,8 @@ SWEEP_INTERVAL_NS = 500_000_000
 MAX_REAPER_WAIT = 3600.0
 #: etcd keeps an expiry as int64 nanoseconds.
 MAX_EXPIRE_NS = 2**63 - 1
+#: Numbers every store's contents: a new store or a restore takes the next one.
+_GENERATIONS = itertools.count(1)
 
 
 def reaper_wait(next_ns: int, now_ns: int) -> float:
@@ -109,6 +112,9 @@ class Store:
         self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         self._index = 0
+        #: Changes when the contents are replaced wholesale (a restore), so that a reader
+        #: polling "what changed since index N" (the dashboard) knows N means nothing now.
+        self.generation = next(_GENERATIONS)
         self.root = Node("/", 0, None, is_dir=True)
         self.hub = WatcherHub(rules.history_size if history_size is None else history_size)
         self._ttl = TTLKeyHeap()
@@ -163,6 +169,20 @@ class Store:
         with self._lock:
             self._index += steps
             return self._index
+
+    def changed_keys(self, index: int) -> list[tuple[str, int]] | None:
+        """``(key, createdIndex)`` of every write, delete and expiry after ``index``,
+        oldest first (a poller's "what changed"); None when they are no longer all known
+        (the last 20,000 are).  An index moved without an event changed no key."""
+        with self._lock:
+            if index >= self._index:
+                return []
+            return self.hub.history.keys_since(index)
+
+    def history_events(self) -> list[Event]:
+        """The events the history holds (what a watch can still be answered from)."""
+        with self._lock:
+            return self.hub.history.events()
 
     # -- reads -------------------------------------------------------------------------
 
@@ -620,6 +640,7 @@ class Store:
             if self._closed:
                 self.hub.close_all()  # a stopped server's store takes no watches either
             self._ttl, self._index, self.root = ttl, index, root
+            self.generation = next(_GENERATIONS)
             for event in events:
                 self.hub.add(event)
             if len(ttl):
