@@ -245,6 +245,7 @@ class V3Faults:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._fired = threading.Condition(self._lock)  # notified when a rule fires
         self.rules: list[V3FaultRule] = []
 
     def _add(self, rule: V3FaultRule) -> V3FaultRule:
@@ -320,6 +321,7 @@ class V3Faults:
             for rule in self.rules:
                 if rule.matches(call):
                     rule.fired += 1
+                    self._fired.notify_all()
                     break
             else:
                 return None
@@ -328,6 +330,13 @@ class V3Faults:
         if rule.action == "drop":
             return V3Decision(drop=True, description=rule.describe())
         return V3Decision(code=rule.code, message=rule.message, description=rule.describe())
+
+    def wait_fired(self, rule: V3FaultRule, times: int = 1, timeout: float = 30.0) -> bool:
+        """Wait until ``rule`` has hit ``times`` calls (True), or ``timeout`` seconds pass
+        (False): a test can act once a client has reached the faulted call (a watch that
+        was dropped) instead of guessing how long that takes."""
+        with self._fired:
+            return self._fired.wait_for(lambda: rule.fired >= times, timeout)
 
     def unfired(self) -> list[V3FaultRule]:
         with self._lock:

@@ -227,6 +227,10 @@ _HOLDER = textwrap.dedent(
     """
     import signal, sys
     from pytest_etcd_discovery._transport.tls import session_ca
+    # A program with the default actions: one started under nohup inherits SIGHUP
+    # ignored, and the cleanup rightly leaves an ignored signal alone.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
     if sys.argv[1] == "handled":  # a handler of the program's own: it stays
         signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))
     print(session_ca(["discovery.etcd.io"]).directory, flush=True)
