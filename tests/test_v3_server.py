@@ -86,6 +86,7 @@ def test_a_delay_longer_than_the_clients_deadline(rig: tuple[Rules, V3Server, V3
     # The server stops waiting when the client gives up (not after 30 s).
     assert hooks.finished.wait(15)
     assert hooks.calls[0].method == "Range"
+    assert hooks.calls[0].error == ("CANCELLED", "context canceled")  # and not served
 
 
 def test_a_dropped_watch_stream(rig: tuple[Rules, V3Server, V3Client]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from v3util import Side, Stream
 
+from pytest_etcd_discovery._v3.client import V3Client
 from pytest_etcd_discovery._v3.messages import MESSAGES as M
 
 pytest_plugins = ["v3fixtures"]
@@ -26,8 +27,11 @@ def scenario(side: Side) -> list[Any]:
     stream = Stream(client, "Watch", "Watch")
     try:
 
-        def step(count: int = 1) -> None:
-            answers.extend(side.norm(stream.next()) for _ in range(count))
+        def step(count: int = 1, *, any_order: bool = False) -> None:
+            got = [side.norm(stream.next()) for _ in range(count)]
+            if any_order:  # one revision's batches to several watchers
+                got.sort(key=lambda answer: answer.get("watch_id", 0))
+            answers.extend(got)
 
         # history from a start revision, with previous values; then live events
         stream.send(**create(key=b"/w/", range_end=b"/w0", start_revision=base + 1, prev_kv=True))
@@ -53,7 +57,9 @@ def scenario(side: Side) -> list[Any]:
         client.call("KV", "Put", key=b"/w/a", value=b"3")
         step()
         client.call("KV", "DeleteRange", key=b"/w/a")
-        step(2)  # watch 1 (no puts) and watch 7
+        # watch 1 (no puts) and watch 7: etcd sends one event's batches in the order of a
+        # Go map (watchableStore.notify), so in either order.
+        step(2, any_order=True)
         rev = client.call("KV", "Range", key=b"/w/a").header.revision
         client.call("KV", "Compact", revision=rev - 1)
         stream.send(**create(key=b"/w/a", start_revision=rev - 2, watch_id=9))  # compacted
@@ -88,3 +94,30 @@ def test_the_stream_stays_open_after_the_client_half_closes(side: Side) -> None:
         assert [e.kv.value for e in event.events] == [b"v"]
     finally:
         call.cancel()
+
+
+#: More streams than the fake once had worker threads (64): each open stream held one, so
+#: the 65th watcher and every unary call after it waited for a stream to end.
+MANY_STREAMS = 100
+
+
+def test_many_watch_streams_at_once_and_a_unary_call_still_answers(side: Side) -> None:
+    """A 100-member v3 discovery: every member watches the prefix at once; all get the next
+    member's event, and a unary Range answers while they are open."""
+    clients = [V3Client(side.endpoint) for _ in range(MANY_STREAMS // 10)]  # 10 streams each
+    streams: list[Stream] = []
+    try:
+        for i in range(MANY_STREAMS):
+            stream = Stream(clients[i % len(clients)], "Watch", "Watch")
+            streams.append(stream)
+            stream.send(**create(key=b"/many/", range_end=b"/many0"))
+        assert all(stream.next().created for stream in streams)
+        assert side.client.call("KV", "Range", key=b"/many/", range_end=b"/many0").count == 0
+        side.client.call("KV", "Put", key=b"/many/m1", value=b"m1=http://127.0.0.1:2380")
+        events = [stream.next() for stream in streams]
+        assert {tuple(e.kv.key for e in answer.events) for answer in events} == {(b"/many/m1",)}
+    finally:
+        for stream in streams:
+            stream.close()
+        for client in clients:
+            client.close()

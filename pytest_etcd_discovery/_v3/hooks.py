@@ -6,8 +6,9 @@ The server calls a :class:`V3Hooks` around every request it serves:
     once per unary request, once when a stream opens (``call.request`` is ``None``) and
     once per message on a stream (``call.request`` is that ``WatchRequest`` or
     ``LeaseKeepAliveRequest``).  ``None`` (or a decision with nothing set) serves it
-    normally.  A :class:`V3Decision` can ``delay`` it first (seconds; the wait ends early
-    when the client goes away), then answer it with a gRPC status (``code`` is a
+    normally.  A :class:`V3Decision` can ``delay`` it first (seconds; when the client goes
+    away first the wait ends and the call is not served: ``call.error`` is
+    ``("CANCELLED", "context canceled")``), then answer it with a gRPC status (``code`` is a
     ``grpc.StatusCode`` name such as ``"UNAVAILABLE"`` or ``"DEADLINE_EXCEEDED"``,
     ``message`` its text) or, on a stream, ``drop`` the stream (ended with ``UNAVAILABLE``
     as a broken connection ends it for the client).  ``call.fault`` is set to
@@ -18,8 +19,10 @@ The server calls a :class:`V3Hooks` around every request it serves:
     answer message, or for a stream the number of answers sent) or ``call.error``
     (``(code, message)``) filled in, and ``call.finished`` set from the clock.
 
-Hooks run on the server's worker threads; they must be thread-safe and must not block
-longer than a fault asks.  :class:`NoHooks` does nothing.
+Hooks run on the server's event loop thread, one call at a time there; they must be
+thread-safe towards the test's own thread and must not block (a blocked hook holds every
+call of the server; a delay is the decision's, waited without blocking).
+:class:`NoHooks` does nothing.
 """
 
 from __future__ import annotations

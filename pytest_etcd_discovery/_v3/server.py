@@ -5,14 +5,19 @@
 ``--discovery-endpoints``.  Services: KV (Range, Put, DeleteRange, Txn, Compact), Watch,
 Lease (Grant, Revoke, KeepAlive, TimeToLive, Leases), Maintenance (Status, Alarm) and Cluster
 (MemberList).  Requests go through :class:`~.hooks.V3Hooks` (journal and faults).
+
+It serves with ``grpc.aio`` on an event loop of its own in one daemon thread: an open
+Watch or LeaseKeepAlive stream is a task on that loop, not a thread, so a hundred members
+each watching (v3 discovery's wait) hold no worker and a unary call still answers; etcd
+serves them all the same way (a goroutine each).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
-from collections.abc import Callable, Iterator
-from concurrent import futures
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -47,6 +52,9 @@ _NO_HEADER = frozenset({"Alarm"})
 #: Bytes etcd's raft request adds around a request before its size check.
 _RAFT_WRAPPING = 18  # measured: the request header and field tags
 
+#: A stream method: (the requests, the context, the call) -> the answers.
+_StreamServe = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext, V3Call], AsyncIterator[Any]]
+
 
 class V3Server:
     """A fake etcd member's client endpoint (gRPC, plaintext, loopback)."""
@@ -64,7 +72,6 @@ class V3Server:
         name: str = "default",
         version: str = ETCD_VERSION,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        max_workers: int = 64,
     ) -> None:
         if store is None:
             store = MVCCStore(clock if clock is not None else SystemClock())
@@ -79,8 +86,9 @@ class V3Server:
         self.version = version
         self.max_request_bytes = max_request_bytes
         self._requested_port = port
-        self._max_workers = max_workers
-        self._server: grpc.Server | None = None
+        self._server: grpc.aio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self.port = 0
         self._applied = 0  # raft index stand-in for Status
         self._applied_lock = threading.Lock()
@@ -97,8 +105,19 @@ class V3Server:
     def start(self) -> V3Server:
         if self._server is not None:
             return self
-        server = grpc.server(
-            futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="etcd-v3"),
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="etcd-v3", daemon=True)
+        thread.start()
+        try:
+            self._server, self.port = asyncio.run_coroutine_threadsafe(self._serve(), loop).result()
+        except BaseException:
+            _end_loop(loop, thread)
+            raise
+        self._loop, self._thread = loop, thread
+        return self
+
+    async def _serve(self) -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server(
             options=[
                 # Larger than etcd's limit: _unary refuses in Go gRPC's words (below).
                 ("grpc.max_receive_message_length", _RECEIVE_CEILING),
@@ -106,18 +125,23 @@ class V3Server:
             ],
         )
         server.add_generic_rpc_handlers(tuple(self._handlers()))
-        self.port = server.add_insecure_port(f"{self.host}:{self._requested_port}")
-        if not self.port:
+        port = server.add_insecure_port(f"{self.host}:{self._requested_port}")
+        if not port:
             raise OSError(f"cannot listen on {self.host}:{self._requested_port}")
-        server.start()
-        self._server = server
-        return self
+        await server.start()
+        return server, port
 
     def stop(self, grace: float | None = 0) -> None:
         """Stop serving (open streams end at once with ``grace=0``)."""
         server, self._server = self._server, None
-        if server is not None:
-            server.stop(grace).wait(10)
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if server is None or loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(_halt(server, grace), loop).result(30)
+        finally:
+            _end_loop(loop, thread)
 
     def __enter__(self) -> V3Server:
         return self.start()
@@ -147,7 +171,7 @@ class V3Server:
             "Alarm": self._alarm,
             "MemberList": self._member_list,
         }
-        streams: dict[str, Callable[[Iterator[Any], grpc.ServicerContext, V3Call], Any]] = {
+        streams: dict[str, _StreamServe] = {
             "Watch": self._watch,
             "LeaseKeepAlive": self._keep_alive,
         }
@@ -188,7 +212,7 @@ class V3Server:
         elif not header.revision:
             header.revision = self.store.revision
 
-    def _decide(self, call: V3Call, context: grpc.ServicerContext) -> bool:
+    async def _decide(self, call: V3Call) -> bool:
         """Run the fault hook; raise :class:`V3Error` for a status, True for a drop."""
         decision = self.hooks.before(call)
         if decision is None:
@@ -196,20 +220,23 @@ class V3Server:
         if decision.description:
             call.fault = decision.description
         if decision.delay > 0:
-            done = threading.Event()
-            context.add_callback(done.set)  # the client gave up: stop waiting
-            done.wait(decision.delay)
+            try:
+                await asyncio.sleep(decision.delay)
+            except asyncio.CancelledError:
+                # The client gave up (its deadline, a cancel): stop waiting, serve nothing.
+                call.error = ("CANCELLED", "context canceled")
+                raise
         if decision.code is not None:
             raise V3Error(decision.code, decision.message)
         return decision.drop
 
     def _unary(
         self, service: str, method: str, serve: Callable[[Any], Any]
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
-        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = V3Call(service, method, request, context.peer(), self.clock.now())
             try:
-                self._decide(call, context)
+                await self._decide(call)
                 self._check_grpc_size(request)
                 response = serve(request)
                 if method not in _NO_HEADER:
@@ -223,7 +250,7 @@ class V3Server:
                 call.finished = self.clock.now()
                 self.hooks.after(call)
             code, message = call.error
-            context.abort(getattr(grpc.StatusCode, code), message)
+            await context.abort(getattr(grpc.StatusCode, code), message)
 
         return handle
 
@@ -231,15 +258,17 @@ class V3Server:
         self,
         service: str,
         method: str,
-        serve: Callable[[Iterator[Any], grpc.ServicerContext, V3Call], Iterator[Any]],
-    ) -> Callable[[Iterator[Any], grpc.ServicerContext], Iterator[Any]]:
-        def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        serve: _StreamServe,
+    ) -> Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[Any]]:
+        async def handle(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
             call = V3Call(service, method, None, context.peer(), self.clock.now(), stream=True)
             sent = 0
             try:
-                if self._decide(call, context):
+                if await self._decide(call):
                     raise V3Error("UNAVAILABLE", "the fake dropped the stream")
-                for response in serve(requests, context, call):
+                async for response in serve(requests, context, call):
                     sent += 1
                     yield response
             except V3Error as err:
@@ -250,14 +279,16 @@ class V3Server:
                 self.hooks.after(call)
             if call.error is not None:
                 code, message = call.error
-                context.abort(getattr(grpc.StatusCode, code), message)
+                await context.abort(getattr(grpc.StatusCode, code), message)
 
         return handle
 
-    def message_decision(self, call: V3Call, request: Any, context: grpc.ServicerContext) -> None:
+    async def message_decision(
+        self, call: V3Call, request: Any, context: grpc.aio.ServicerContext
+    ) -> None:
         """The fault hook for one message on a stream; raises :class:`V3Error` to end it."""
         sub = V3Call(call.service, call.method, request, call.peer, self.clock.now(), True)
-        dropped = self._decide(sub, context)
+        dropped = await self._decide(sub)
         if sub.fault is not None:
             call.fault = sub.fault
         if dropped:
@@ -322,16 +353,15 @@ class V3Server:
         return M["MemberListResponse"](header=header, members=[member])
 
     def _watch(
-        self, requests: Iterator[Any], context: grpc.ServicerContext, call: V3Call
-    ) -> Iterator[Any]:
-        stream = WatchStream(self, call, context)
-        return stream.serve(requests)
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, call: V3Call
+    ) -> AsyncIterator[Any]:
+        return WatchStream(self, call, context).serve(requests)
 
-    def _keep_alive(
-        self, requests: Iterator[Any], context: grpc.ServicerContext, call: V3Call
-    ) -> Iterator[Any]:
-        for request in _until_cancelled(requests):
-            self.message_decision(call, request, context)
+    async def _keep_alive(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, call: V3Call
+    ) -> AsyncIterator[Any]:
+        async for request in requests:
+            await self.message_decision(call, request, context)
             header = self.header()  # before the renewal, as etcd fills it
             ttl = self.store.lease_keep_alive(request.ID)
             yield M["LeaseKeepAliveResponse"](header=header, ID=request.ID, TTL=ttl)
@@ -347,9 +377,19 @@ def _writes(txn: Any) -> bool:
     return False
 
 
-def _until_cancelled(requests: Iterator[Any]) -> Iterator[Any]:
-    """The client's messages; the end when it cancels the stream (not an error here)."""
-    try:
-        yield from requests
-    except grpc.RpcError:
-        return
+async def _halt(server: grpc.aio.Server, grace: float | None) -> None:
+    """Stop ``server`` (its calls are cancelled and run their cleanup), then end what
+    else still runs on the loop."""
+    await server.stop(grace)
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
+
+
+def _end_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    if not thread.is_alive():
+        loop.close()

@@ -1,15 +1,18 @@
 """One Watch stream: creates and cancels from the client, events to it, in order.
 
-A reader thread takes the client's requests (etcd's ``recvLoop``); everything the client
-is sent goes through one queue, so a watcher's "created" answer always comes before its
-events, and the stream ends when the client goes away or a fault drops it.
+A reader task takes the client's requests (etcd's ``recvLoop``); everything the client is
+sent goes through one queue on the server's event loop, so a watcher's "created" answer
+always comes before its events, and the stream ends when the client goes away or a fault
+drops it.  The store calls a watcher's sink from whichever thread writes (a gRPC call on
+the loop, a test's ``clock.advance``): every answer is handed to the loop with
+``call_soon_threadsafe``, one FIFO for them all, so they keep the order they were made in.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -32,54 +35,58 @@ DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 
 
 class WatchStream:
-    def __init__(self, server: V3Server, call: V3Call, context: grpc.ServicerContext) -> None:
+    """Runs on the server's event loop (its watcher table is touched there alone)."""
+
+    def __init__(self, server: V3Server, call: V3Call, context: grpc.aio.ServicerContext) -> None:
         self.server = server
         self.store = server.store
         self.call = call
         self.context = context
-        self.out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.loop = asyncio.get_running_loop()
+        self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.watchers: dict[int, Watcher | None] = {}  # None: compacted, already gone
         self.next_id = 0
-        self.lock = threading.Lock()
         self.failure: V3Error | None = None
 
-    def serve(self, requests: Iterator[Any]) -> Iterator[Any]:
-        self.context.add_callback(lambda: self.out.put(_END))
-        reader = threading.Thread(
-            target=self._read, args=(requests,), name="etcd-v3-watch-recv", daemon=True
-        )
-        reader.start()
+    def _send(self, item: Any) -> None:
+        """Queue ``item`` for the client, from any thread."""
+        # RuntimeError: the server stopped and closed its loop; nobody is left to tell.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+
+    async def serve(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        reader = asyncio.ensure_future(self._read(requests))
         try:
             while True:
-                item = self.out.get()
+                item = await self.out.get()
                 if item is _END:
                     break
                 yield item
         finally:
-            with self.lock:
-                watchers, self.watchers = list(self.watchers.values()), {}
+            reader.cancel()
+            watchers, self.watchers = list(self.watchers.values()), {}
             for watcher in watchers:
                 if watcher is not None:
                     self.store.cancel(watcher)
         if self.failure is not None:
             raise self.failure
 
-    def _read(self, requests: Iterator[Any]) -> None:
+    async def _read(self, requests: AsyncIterator[Any]) -> None:
         try:
-            for request in requests:
-                self.server.message_decision(self.call, request, self.context)
+            async for request in requests:
+                await self.server.message_decision(self.call, request, self.context)
                 kind = request.WhichOneof("request_union")
                 if kind == "create_request":
                     self._create(request.create_request)
                 elif kind == "cancel_request":
                     self._cancel(request.cancel_request.watch_id)
                 elif kind == "progress_request":
-                    self.out.put(M["WatchResponse"](header=self.server.header(), watch_id=-1))
+                    self._send(M["WatchResponse"](header=self.server.header(), watch_id=-1))
             # The client closed its side: etcd keeps the stream open for its events.
         except V3Error as err:  # a fault dropped the stream
             self.failure = err
-            self.out.put(_END)
-        except grpc.RpcError:  # the client went away: the context's callback ends it
+            self._send(_END)
+        except grpc.RpcError:  # the client went away: the stream's task is cancelled
             pass
 
     def _create(self, req: Any) -> None:
@@ -88,17 +95,16 @@ class WatchStream:
         if end and end != b"\x00" and key >= end:
             self._refuse(EMPTY_RANGE)
             return
-        with self.lock:
-            watch_id = req.watch_id
-            if watch_id == 0:
-                while self.next_id in self.watchers:
-                    self.next_id += 1
-                watch_id = self.next_id
+        watch_id = req.watch_id
+        if watch_id == 0:
+            while self.next_id in self.watchers:
                 self.next_id += 1
-            elif watch_id in self.watchers:
-                watch_id = -1
-            if watch_id != -1:
-                self.watchers[watch_id] = None
+            watch_id = self.next_id
+            self.next_id += 1
+        elif watch_id in self.watchers:
+            watch_id = -1
+        if watch_id != -1:
+            self.watchers[watch_id] = None
         if watch_id == -1:
             self._refuse(DUPLICATE_ID)
             return
@@ -107,10 +113,10 @@ class WatchStream:
 
         def created(revision: int) -> None:
             header = self.server.header(revision)
-            self.out.put(M["WatchResponse"](header=header, watch_id=watch_id, created=True))
+            self._send(M["WatchResponse"](header=header, watch_id=watch_id, created=True))
 
         def sink(batch: WatchBatch) -> None:
-            self.out.put(self._response(watch_id, batch, prev_kv))
+            self._send(self._response(watch_id, batch, prev_kv))
 
         watcher = self.store.watch(
             key,
@@ -121,12 +127,11 @@ class WatchStream:
             no_delete=1 in filters,
             created=created,
         )
-        with self.lock:
-            if watch_id in self.watchers:
-                self.watchers[watch_id] = watcher
+        if watch_id in self.watchers:
+            self.watchers[watch_id] = watcher
 
     def _refuse(self, reason: str) -> None:
-        self.out.put(
+        self._send(
             M["WatchResponse"](
                 header=self.server.header(),
                 watch_id=-1,
@@ -137,13 +142,12 @@ class WatchStream:
         )
 
     def _cancel(self, watch_id: int) -> None:
-        with self.lock:
-            if watch_id not in self.watchers:
-                return  # etcd answers nothing for an unknown id
-            watcher = self.watchers.pop(watch_id)
+        if watch_id not in self.watchers:
+            return  # etcd answers nothing for an unknown id
+        watcher = self.watchers.pop(watch_id)
         if watcher is not None:
             self.store.cancel(watcher)
-        self.out.put(
+        self._send(
             M["WatchResponse"](header=self.server.header(), watch_id=watch_id, canceled=True)
         )
 
