@@ -10,7 +10,18 @@ from typing import Any
 from .common import Row
 from .stats import median
 
-TARGET_ORDER = ("live", "live-proc", "live-tls", "inprocess", "floor", "real")
+TARGET_ORDER = (
+    "live",
+    "live-proc",
+    "live-tls",
+    "inprocess",
+    "floor",
+    "real",
+    # issue 22's v3 group (bench/v3.py)
+    "v3-fake",
+    "v3-fake-proc",
+    "v3-real",
+)
 _COLORS = {"live": "C0", "live-proc": "C1", "inprocess": "C2", "real": "C3", "fake": "C2"}
 README_BEGIN = "<!-- bench:results:begin -->"
 README_END = "<!-- bench:results:end -->"
@@ -399,6 +410,14 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{_num(growth)}x",
                 growth < 2.0,
             )
+    # Issue 22: the v3 endpoint at most the real etcd's per request.
+    for r in _rows(results, "v3"):
+        fake, real = r["values"].get("v3-fake"), r["values"].get("v3-real")
+        add(
+            f"v3 {r['case']}: v3-fake <= v3-real per request",
+            f"{_num(fake, 3)} vs {_num(real, 3)} ms",
+            None if fake is None or real is None else fake <= real,
+        )
     return out
 
 
@@ -641,6 +660,17 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 "cluster",
                 "cluster",
                 [("live", "real"), ("live-proc", "real"), ("live-tls", "real")],
+            )
+        )
+    if _rows(results, "v3"):
+        parts.append(
+            "\n### 6. The etcd v3 API (issue 22): one request (ms, median of batch medians; "
+            "`v3-fake` in the benchmark process, `v3-fake-proc` the command's, `v3-real` "
+            "etcd 3.4)\n"
+        )
+        parts.append(
+            _compare_table(
+                results, "v3", "v3 request", [("v3-fake", "v3-real"), ("v3-fake-proc", "v3-real")]
             )
         )
     if plot_name:
