@@ -248,7 +248,23 @@ class V3Faults:
         self._fired = threading.Condition(self._lock)  # notified when a rule fires
         self.rules: list[V3FaultRule] = []
 
-    def _add(self, rule: V3FaultRule) -> V3FaultRule:
+    def _add(
+        self,
+        action: str,
+        service: str | None,
+        method: str | None,
+        key_prefix: str | bytes | None,
+        times: int | None,
+        **what: Any,
+    ) -> V3FaultRule:
+        rule = V3FaultRule(
+            action,
+            service=service,
+            method=method,
+            key_prefix=_bytes(key_prefix),
+            times=times,
+            **what,
+        )
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -264,17 +280,7 @@ class V3Faults:
         times: int | None = None,
     ) -> V3FaultRule:
         """Answer with gRPC status ``code`` (a ``grpc.StatusCode`` name) and ``message``."""
-        return self._add(
-            V3FaultRule(
-                "fail",
-                code=code,
-                message=message,
-                service=service,
-                method=method,
-                key_prefix=_bytes(key_prefix),
-                times=times,
-            )
-        )
+        return self._add("fail", service, method, key_prefix, times, code=code, message=message)
 
     def delay(
         self,
@@ -287,16 +293,7 @@ class V3Faults:
     ) -> V3FaultRule:
         """Hold matching calls ``seconds`` (real time) before serving them; a client's
         deadline shorter than that meets ``DEADLINE_EXCEEDED``."""
-        return self._add(
-            V3FaultRule(
-                "delay",
-                delay=seconds,
-                service=service,
-                method=method,
-                key_prefix=_bytes(key_prefix),
-                times=times,
-            )
-        )
+        return self._add("delay", service, method, key_prefix, times, delay=seconds)
 
     def drop(
         self,
@@ -307,11 +304,7 @@ class V3Faults:
         times: int | None = 1,
     ) -> V3FaultRule:
         """End a stream (a watch, by default) as a broken connection does (UNAVAILABLE)."""
-        return self._add(
-            V3FaultRule(
-                "drop", service=service, method=method, key_prefix=_bytes(key_prefix), times=times
-            )
-        )
+        return self._add("drop", service, method, key_prefix, times)
 
     def decide(self, call: Any) -> Any:
         """The server's ``before`` hook: the first matching rule's decision, or None."""

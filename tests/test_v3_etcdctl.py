@@ -22,14 +22,20 @@ LEASE_RE = re.compile(r"\b[0-9a-f]{16}\b")
 REVISION_KEYS = ("revision", "create_revision", "mod_revision")
 
 
-def etcdctl(side: Side, *args: str, stdin: str | None = None) -> str:
+def etcdctl_command(side: Side, *args: str) -> tuple[list[str], dict[str, str]]:
+    """etcdctl v3's argv for ``side`` and its environment (no ETCD* of the caller's)."""
     require_real("etcdctl")
     binary = find_binary("etcdctl")
     assert binary is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
     env["ETCDCTL_API"] = "3"
+    return [binary, "--endpoints", side.endpoint, *args], env
+
+
+def etcdctl(side: Side, *args: str, stdin: str | None = None) -> str:
+    argv, env = etcdctl_command(side, *args)
     done = subprocess.run(
-        [binary, "--endpoints", side.endpoint, *args],
+        argv,
         input=stdin,
         capture_output=True,
         text=True,
@@ -141,23 +147,9 @@ def test_watch(sides: tuple[Side, Side]) -> None:
             etcdctl(side, "put", key, value)
         etcdctl(side, "del", f"{p}b")
         start = str(side.base + 1)
-        require_real("etcdctl")
-        binary = find_binary("etcdctl")
-        assert binary is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        env["ETCDCTL_API"] = "3"
+        argv, env = etcdctl_command(side, "watch", "--prefix", p, "--rev", start, "--prev-kv")
         watch = subprocess.Popen(
-            [
-                binary,
-                "--endpoints",
-                side.endpoint,
-                "watch",
-                "--prefix",
-                p,
-                "--rev",
-                start,
-                "--prev-kv",
-            ],
+            argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

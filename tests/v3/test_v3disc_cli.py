@@ -5,28 +5,17 @@ from __future__ import annotations
 import queue
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pydiscovery
 import pytest
 import requests
-from test_cli import WAIT, Fake
+from test_cli import WAIT, Fake, run
 from v3disc_util import FAKE, Endpoint, put
 
+__all__ = ["run"]  # the command's fixture, imported for these tests
+
 V3_LINE = re.compile(r"etcd v3: http://(127\.0\.0\.1:\d+)\n")
-
-
-@pytest.fixture
-def run() -> Iterator[Callable[..., Fake]]:
-    started: list[Fake] = []
-
-    def start(*args: str) -> Fake:
-        started.append(Fake(*args))
-        return started[-1]
-
-    yield start
-    for fake in started:
-        fake.kill()
 
 
 def test_the_command_serves_v3_discovery(run: Callable[..., Fake]) -> None:
