@@ -1,0 +1,175 @@
+"""One event loop for the live server, its TLS front and the front's tunnels.
+
+Why :mod:`selectors` and not :mod:`asyncio`: the server is one readiness loop over
+non-blocking sockets (accept until ``EAGAIN``, read what is there, write what fits), so
+it needs none of asyncio's transports, futures or tasks, and each of those layers costs
+per request on a loop that also shares its GIL with the test that runs it (measured
+on this machine, see ``docs/explanation/performance.rst``). A selector loop also keeps
+every socket a plain socket, so a TLS connection is an :class:`ssl.SSLSocket` whose
+handshake is stepped on readiness.
+
+Other threads reach the loop through :meth:`EventLoop.call_soon_threadsafe` (a
+self-pipe wakes the selector); timers are a heap.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["EventLoop", "Timer"]
+
+log = logging.getLogger("pytest_etcd_discovery")
+
+Callback = Callable[[int], None]  # called with the ready events (selectors.EVENT_*)
+
+
+class Timer:
+    """A call at a moment (``time.monotonic()``); :meth:`cancel` forgets it."""
+
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class EventLoop:
+    """A selector loop run by one thread (:meth:`run`) until :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self._ready: collections.deque[Callable[[], None]] = collections.deque()
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._order = itertools.count()
+        self._stopping = False
+        self._woken = False
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeups)
+        self.thread: threading.Thread | None = None
+
+    # -- registration -----------------------------------------------------------------
+
+    def register(self, fileobj: Any, events: int, callback: Callback) -> None:
+        self.selector.register(fileobj, events, callback)
+
+    def modify(self, fileobj: Any, events: int, callback: Callback) -> None:
+        if events:
+            try:
+                self.selector.modify(fileobj, events, callback)
+            except KeyError:
+                self.selector.register(fileobj, events, callback)
+        else:
+            self.unregister(fileobj)
+
+    def unregister(self, fileobj: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.unregister(fileobj)
+
+    # -- calls --------------------------------------------------------------------------
+
+    def in_loop(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop soon (from the loop's own thread)."""
+        self._ready.append(callback)
+
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop soon, from any thread (one wake-up for many)."""
+        self._ready.append(callback)  # deque.append is atomic
+        if threading.current_thread() is self.thread:
+            return
+        with self._lock:
+            if self._woken:
+                return
+            self._woken = True
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` on the loop at ``when`` (loop thread only)."""
+        timer = Timer(when, callback)
+        heapq.heappush(self._timers, (when, next(self._order), timer))
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.call_at(time.monotonic() + delay, callback)
+
+    def _drain_wakeups(self, events: int) -> None:
+        with self._lock:
+            self._woken = False
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until :meth:`stop`; then runs what was queued last, and returns."""
+        self.thread = threading.current_thread()
+        select = self.selector.select
+        ready = self._ready
+        timers = self._timers
+        while not self._stopping:
+            if ready:
+                timeout: float | None = 0
+            elif timers:
+                timeout = max(timers[0][0] - time.monotonic(), 0)
+            else:
+                timeout = None
+            for key, events in select(timeout):
+                try:
+                    key.data(events)
+                except Exception:  # one connection's bug must not end the loop
+                    log.exception("etcd discovery fake: event loop callback failed")
+            if timers:
+                now = time.monotonic()
+                while timers and timers[0][0] <= now:
+                    timer = heapq.heappop(timers)[2]
+                    if not timer.cancelled:
+                        ready.append(timer.callback)
+            for _ in range(len(ready)):  # what is queued now; later calls wait a turn
+                self._call(ready.popleft())
+        while ready:
+            self._call(ready.popleft())
+
+    @staticmethod
+    def _call(callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("etcd discovery fake: event loop callback failed")
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after its current turn (any thread)."""
+
+        def stopping() -> None:
+            self._stopping = True
+
+        self.call_soon_threadsafe(stopping)
+
+    def close(self) -> None:
+        """Release the selector and the self-pipe (after :meth:`run` returned)."""
+        self.selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._timers.clear()
+        self._ready.clear()
