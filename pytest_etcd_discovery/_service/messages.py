@@ -18,9 +18,9 @@ from .._constants import TRANSPORT_FIXTURE
 __all__ = [
     "DATED",
     "DEFERRING",
-    "Pending",
     "PROXIED",
     "SNIFFED",
+    "Pending",
     "Reply",
     "ServiceRequest",
     "as_text",

@@ -207,7 +207,9 @@ class DiscoveryServerProfile(Profile):
             "application/json",
         )
 
-    def _watch(self, service: DiscoveryService, key: str, recursive: bool, wait_index: int) -> Later:
+    def _watch(
+        self, service: DiscoveryService, key: str, recursive: bool, wait_index: int
+    ) -> Later:
         """discoveryserver's long poll over its v2v3 store (a late reply: it waits).
 
         It asks for v3 revision ``waitIndex + 1``, which is v2 index ``waitIndex``: the
