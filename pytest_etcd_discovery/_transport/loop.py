@@ -63,6 +63,7 @@ class EventLoop:
         os.set_blocking(self._wake_w, False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeups)
         self.thread: threading.Thread | None = None
+        self.running = False
 
     # -- registration -----------------------------------------------------------------
 
@@ -103,6 +104,38 @@ class EventLoop:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
+    def run_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` now when on the loop, else soon on it."""
+        if self.in_loop():
+            callback()
+        else:
+            self.call_soon_threadsafe(callback)
+
+    def run_sync(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop and wait for it; here when the loop is not
+        running (stopped already): exactly once either way."""
+        if self.in_loop() or not self.running:
+            callback()
+            return
+        lock = threading.Lock()
+        done = threading.Event()
+        ran: list[bool] = []
+
+        def once() -> None:
+            with lock:
+                if ran:
+                    return
+                ran.append(True)
+            try:
+                callback()
+            finally:
+                done.set()
+
+        self.call_soon_threadsafe(once)
+        while not done.wait(0.05):
+            if not self.running:  # the loop stopped before it got to it
+                once()
+
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` on the loop at ``when`` (loop thread only)."""
         timer = Timer(when, callback)
@@ -122,8 +155,15 @@ class EventLoop:
     # -- running ------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve until :meth:`stop`; then runs what was queued last, and returns."""
+        """Serve until :meth:`stop` (it returns after the turn that saw it)."""
         self.thread = threading.current_thread()
+        self.running = True
+        try:
+            self._run()
+        finally:
+            self.running = False
+
+    def _run(self) -> None:
         select = self.selector.select
         ready = self._ready
         timers = self._timers
@@ -147,8 +187,6 @@ class EventLoop:
                         ready.append(timer.callback)
             for _ in range(len(ready)):  # what is queued now; later calls wait a turn
                 self._call(ready.popleft())
-        while ready:
-            self._call(ready.popleft())
 
     @staticmethod
     def _call(callback: Callable[[], None]) -> None:

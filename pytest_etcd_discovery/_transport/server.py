@@ -20,7 +20,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -244,7 +244,9 @@ class _Connection(GoExchange):
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._begin_request()
         self._update()
-        if self.inbuf:
+        if self._scheme == "https":
+            self._read()  # the handshake's last read may hold the request already
+        elif self.inbuf:
             self._advance()
 
     def _update(self) -> None:
@@ -685,6 +687,8 @@ class GoHTTPServer:
         self._refusing = False
         #: Connections closed unserved because no thread could be started for them.
         self.refused = 0
+        #: Closed with the server (the TLS front on this loop): called by server_close.
+        self.companions: list[Callable[[], None]] = []
 
     def server_bind(self) -> None:
         # A restarted server may reuse a port in TIME_WAIT.
@@ -810,6 +814,8 @@ class GoHTTPServer:
         self.loop.unregister(self.socket)
         with contextlib.suppress(OSError):
             self.socket.close()
+        for close in list(self.companions):
+            close()
         for conn in open_now:
             conn._close(shut=True)
         # One deadline for them all (not join_timeout each), and say which thread is
