@@ -237,7 +237,7 @@ class DiscoveryService:
 
     def close(self) -> None:
         """Release every blocked long poll and every request a fault delays (the server
-        calls this when it stops: its handler threads must end now)."""
+        calls this when it stops: its waiting requests must end now)."""
         self._closed = True
         self.faults.release()
         self.store.close()

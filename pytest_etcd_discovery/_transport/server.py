@@ -1,10 +1,15 @@
 """The live fake: :class:`DiscoveryApp` on a loopback socket, framed like Go's server.
 
-:class:`GoHTTPServer` is a :class:`socketserver.TCPServer` with one thread per
-connection (each served by :class:`~.gohttp.GoHTTPHandler`), that keeps its connections
-so that closing it ends them all, accepts like Go (the system's listen backlog, backoff
-when out of file descriptors) and refuses a connection cleanly when no thread can be
-started for it. :class:`DiscoveryServer` runs one in a daemon thread.
+:class:`GoHTTPServer` serves every connection on one event loop (:mod:`.loop`, a
+``selectors`` loop in one thread; the TLS front in :mod:`.proxy` runs on it too): it
+accepts every pending connection in a turn (like Go: the system's listen backlog,
+backoff when out of file descriptors), reads and writes without blocking through
+bounded per-connection buffers, feeds each request head to Go's framing (:mod:`.gohttp`)
+as it arrives, and runs the fake's application once the body is in. A long poll or a
+delay fault is a registration that the store's write (or the fault's timer, or
+``clear()``) completes, never a blocked thread, so a slow or stalled client (a trickled
+head, a body never sent) holds up nobody else. Closing it ends every connection.
+:class:`DiscoveryServer` runs one in a daemon thread.
 """
 
 from __future__ import annotations
@@ -863,7 +868,7 @@ class DiscoveryServer:
 
     **Serving connections accepted elsewhere.** A front such as a TLS proxy can hand
     over a connected socket with :meth:`process_request` (socketserver's name; also
-    :meth:`serve_connection`, or ``server.httpd.process_request`` on the socketserver
+    :meth:`serve_connection`, or ``server.httpd.process_request`` on the server
     itself): it is served on the event loop like the others, and closed by :meth:`stop`. A
     :class:`ssl.SSLSocket` is served with ``wsgi.url_scheme = "https"``, so ``/new``
     hands out ``https`` URLs. Absolute request targets
@@ -912,7 +917,7 @@ class DiscoveryServer:
 
     @property
     def httpd(self) -> GoHTTPServer:
-        """The running socketserver (for :meth:`GoHTTPServer.process_request`)."""
+        """The running :class:`GoHTTPServer` (for :meth:`GoHTTPServer.process_request`)."""
         if self._httpd is None:
             raise ServerError("the server is not running")
         return self._httpd

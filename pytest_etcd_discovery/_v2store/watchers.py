@@ -130,7 +130,7 @@ class WatcherHub:
         # until they are removed, so close_all must still find them to wake them.
         self._parked: set[Watcher] = set()
         # Closed (the server stopping): a new watch ends at once instead of blocking a
-        # handler thread that the server would then wait for.
+        # server's request that the server would then wait for.
         self._closed = False
         self.history = EventHistory(capacity)
 
