@@ -47,6 +47,7 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
@@ -117,6 +118,7 @@ def _by_extra_order(header: tuple[str, str]) -> int:
     return _EXTRA_ORDER.get(header[0].lower(), 3)
 
 
+@functools.lru_cache(maxsize=128)
 def status_line(code: int, http10: bool) -> str:
     """Go's status line: its reason phrase, whatever the application's was."""
     reason = _GO_REASONS.get(code)

@@ -63,6 +63,7 @@ class EventLoop:
         os.set_blocking(self._wake_w, False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeups)
         self.thread: threading.Thread | None = None
+        self._ident: int | None = None
         self.running = False
 
     # -- registration -----------------------------------------------------------------
@@ -86,7 +87,7 @@ class EventLoop:
     # -- calls --------------------------------------------------------------------------
 
     def in_loop(self) -> bool:
-        return threading.current_thread() is self.thread
+        return threading.get_ident() == self._ident
 
     def call_soon(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the loop soon (from the loop's own thread)."""
@@ -95,7 +96,7 @@ class EventLoop:
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the loop soon, from any thread (one wake-up for many)."""
         self._ready.append(callback)  # deque.append is atomic
-        if threading.current_thread() is self.thread:
+        if threading.get_ident() == self._ident:
             return
         with self._lock:
             if self._woken:
@@ -157,6 +158,7 @@ class EventLoop:
     def run(self) -> None:
         """Serve until :meth:`stop` (it returns after the turn that saw it)."""
         self.thread = threading.current_thread()
+        self._ident = threading.get_ident()
         self.running = True
         try:
             self._run()

@@ -506,7 +506,7 @@ class _Connection(GoExchange):
         if self.closed or reply is None or pieces is None:
             return
         try:
-            while True:
+            while not self.closed:
                 if len(self.outbuf) > OUT_HIGH:
                     self._paused = True  # _flush resumes once the client took some
                     return
