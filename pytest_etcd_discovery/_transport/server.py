@@ -92,7 +92,7 @@ class ServerError(Error, RuntimeError):
     """The server could not start (for example: the port is busy)."""
 
 
-class _NeedBody(Exception):
+class _NeedBody(Error):
     """The application asked for body bytes that have not arrived yet (a ``100-continue``
     body, or a limit it raised): it is run again once they are in the buffer."""
 
@@ -224,6 +224,7 @@ class _Connection(GoExchange):
         self._request: tuple[WSGIEnvironment, bool] | None = None
         self._pristine: WSGIEnvironment = {}
         self._chunk_scan: _ChunkScan | None = None
+        self._await_body = False
         self._reply: ReplyWriter | None = None
         self._chunks: Any = None
         self._iter: Iterator[bytes] | None = None
@@ -368,6 +369,7 @@ class _Connection(GoExchange):
         self._body = None
         self._request = None
         self._chunk_scan = None
+        self._await_body = False
         self.rfile = _BufReader(self, 0)
         self._head = self.read_head()
         self._head_need = next(self._head)
@@ -440,10 +442,13 @@ class _Connection(GoExchange):
 
     def _check_body(self) -> None:
         body = self._body
-        if body is not None and body._on_first_read is None and not self._body_buffered(body):
+        if body is not None and self._await_body and not self._body_buffered(body):
             return
-        # The application runs now: with its whole body (as far as it can read it) in
-        # the buffer, or before a 100-continue body (its first read asks for it).
+        # The application runs as soon as the head is in, as Go's handler does (it may
+        # answer from the head alone); when it reads body bytes that have not arrived it
+        # stops (_NeedBody, before it did anything: handlers read their input first) and
+        # runs again once the body is buffered, as far as it can read it.
+        self._await_body = False
         self._phase = _APP
         self._update()
         self._start_app()
@@ -466,7 +471,11 @@ class _Connection(GoExchange):
         if special is not None:
             self.send(special)
             # Only OPTIONS * leaves the connection as the request asked.
-            self._request_done(keep and environ["REQUEST_METHOD"] == "OPTIONS" and self.body_done())
+            try:
+                keep = keep and environ["REQUEST_METHOD"] == "OPTIONS" and self.body_done()
+            except _NeedBody:
+                keep = False  # a body still on its way after the reply: not worth waiting
+            self._request_done(keep)
             return
         app = self.server.application
         if getattr(app, "serves_deferred", False):
@@ -497,6 +506,7 @@ class _Connection(GoExchange):
         self._request = (environ, self._request[1])
         self._phase = _BODY
         self._chunk_scan = None
+        self._await_body = True
         self._update()
         self._advance()
 
