@@ -5,7 +5,8 @@
 accepts every pending connection in a turn (like Go: the system's listen backlog,
 backoff when out of file descriptors), reads and writes without blocking through
 bounded per-connection buffers, feeds each request head to Go's framing (:mod:`.gohttp`)
-as it arrives, and runs the fake's application once the body is in. A long poll or a
+as it arrives, and runs the fake's application once the head is in (again once the
+body is buffered, when it reads body bytes that had not arrived). A long poll or a
 delay fault is a registration that the store's write (or the fault's timer, or
 ``clear()``) completes, never a blocked thread, so a slow or stalled client (a trickled
 head, a body never sent) holds up nobody else. Closing it ends every connection.
