@@ -41,7 +41,6 @@ import importlib
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._constants import FAULT_MARKER, TRANSPORT_FIXTURE
 from .._errors import Error
-from .messages import Pending, ServiceRequest
+from .messages import Pending, ServiceRequest, monotonic
 from .routes import ROUTES, Route
 
 if TYPE_CHECKING:
@@ -567,11 +566,11 @@ class DelayWait(Pending):
     def __init__(self, plan: FaultPlan, decision: Decision) -> None:
         self._plan = plan
         self._decision = decision
-        self._deadline = time.monotonic() + decision.delay
+        self._deadline = monotonic() + decision.delay
         self._wake: Callable[[], None] | None = None
 
     def _left(self) -> float:
-        return max(self._deadline - time.monotonic(), 0.0)
+        return max(self._deadline - monotonic(), 0.0)
 
     def ready(self) -> bool:
         return self._plan._released(self._decision) or self._left() == 0

@@ -8,7 +8,6 @@ with etcd's headers, JSON bodies and errors.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ from .._v2store.watchers import Watcher
 from . import go_json
 from .forms import Form, go_parse_bool, go_parse_uint64
 from .go_net_http import bare_response, http_error
-from .messages import DEFERRING, Pending, Reply
+from .messages import DEFERRING, Pending, Reply, monotonic
 
 if TYPE_CHECKING:
     from .discovery import DiscoveryService
@@ -40,8 +39,8 @@ def time_left(timeout: float | None) -> Callable[[], float | None]:
     """A function giving the seconds left of ``timeout`` from now (None: no limit)."""
     if timeout is None:
         return lambda: None
-    deadline = time.monotonic() + timeout
-    return lambda: max(deadline - time.monotonic(), 0.0)
+    deadline = monotonic() + timeout
+    return lambda: max(deadline - monotonic(), 0.0)
 
 
 class WatchWait(Pending):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from time import CLOCK_MONOTONIC, clock_gettime
 from urllib.parse import SplitResult, unquote_to_bytes, urlencode, urlsplit
 
 from .._constants import TRANSPORT_FIXTURE
@@ -84,6 +85,13 @@ def as_text(text: str) -> str:
 #: True while a caller that can wait without blocking (the live server's event loop)
 #: asks for an answer: long polls then hand it :class:`Pending` waits instead of blocking.
 DEFERRING: ContextVar[bool] = ContextVar("etcd_discovery_deferring", default=False)
+
+
+def monotonic() -> float:
+    """Seconds on the monotonic clock that freezegun leaves alone (it patches
+    ``time.monotonic``): waits and timeouts run on real time in a frozen test, as the
+    condition waits that measured them before did."""
+    return clock_gettime(CLOCK_MONOTONIC)
 
 
 class Pending(bytes):

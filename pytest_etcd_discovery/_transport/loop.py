@@ -30,11 +30,17 @@ __all__ = ["EventLoop", "Timer"]
 
 log = logging.getLogger("pytest_etcd_discovery")
 
+def _now() -> float:
+    # Not time.monotonic(): freezegun patches it, and a frozen test must not stop (or
+    # overflow) the server's timers.
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
 Callback = Callable[[int], None]  # called with the ready events (selectors.EVENT_*)
 
 
 class Timer:
-    """A call at a moment (``time.monotonic()``); :meth:`cancel` forgets it."""
+    """A call at a moment (``_now()``); :meth:`cancel` forgets it."""
 
     __slots__ = ("callback", "cancelled", "when")
 
@@ -144,7 +150,7 @@ class EventLoop:
         return timer
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
-        return self.call_at(time.monotonic() + delay, callback)
+        return self.call_at(_now() + delay, callback)
 
     def _drain_wakeups(self, events: int) -> None:
         with self._lock:
@@ -173,7 +179,7 @@ class EventLoop:
             if ready:
                 timeout: float | None = 0
             elif timers:
-                timeout = max(timers[0][0] - time.monotonic(), 0)
+                timeout = max(timers[0][0] - _now(), 0)
             else:
                 timeout = None
             for key, events in select(timeout):
@@ -182,7 +188,7 @@ class EventLoop:
                 except Exception:  # one connection's bug must not end the loop
                     log.exception("etcd discovery fake: event loop callback failed")
             if timers:
-                now = time.monotonic()
+                now = _now()
                 while timers and timers[0][0] <= now:
                     timer = heapq.heappop(timers)[2]
                     if not timer.cancelled:
