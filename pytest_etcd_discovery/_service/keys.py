@@ -275,7 +275,10 @@ class KeysAPI:
                 event = watcher.poll()
                 if event is None:  # closed, or timed out
                     break
-                held += go_json.encode_line(event.to_json())
+                line = event.memo.get("line")
+                if line is None:  # encoded once for every watcher it wakes
+                    line = event.memo["line"] = go_json.encode_line(event.to_json())
+                held += line
                 if not stream:
                     break
                 if flush_early or len(held) >= PROXY_BUFFER:
