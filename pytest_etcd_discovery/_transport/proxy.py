@@ -164,9 +164,9 @@ class DiscoveryFront:
             return
         self._listener = self._loop = self._httpd = None
         loop.run_sync(self._close_all)
-        with contextlib.suppress(ValueError):
-            assert httpd is not None
-            httpd.companions.remove(self._close_all)
+        if httpd is not None:
+            with contextlib.suppress(ValueError):
+                httpd.companions.remove(self._close_all)
 
     def _close_all(self) -> None:
         """Close the listener and every connection and tunnel (on the loop, or after it
@@ -175,6 +175,7 @@ class DiscoveryFront:
             self._closed = True
             still_open, self._open = list(self._open), set()
             listener, self._listener_sock = self._listener_sock, None
+            self._listener = None  # stopped, also when the server closed first
         if listener is not None:
             self._loop_unregister(listener)
             with contextlib.suppress(OSError):
