@@ -92,6 +92,9 @@ class EventLoop:
 
     # -- calls --------------------------------------------------------------------------
 
+    #: The loop's clock (seconds, monotonic).
+    now = staticmethod(_now)
+
     def in_loop(self) -> bool:
         return threading.get_ident() == self._ident
 

@@ -222,6 +222,7 @@ class _Connection(GoExchange):
         self._scan = 0
         self._searched = 0
         self._timer: Timer | None = None
+        self._head_deadline: float | None = None
         self._request: tuple[WSGIEnvironment, bool] | None = None
         self._pristine: WSGIEnvironment = {}
         self._chunk_scan: _ChunkScan | None = None
@@ -261,7 +262,12 @@ class _Connection(GoExchange):
         if self.closed:
             return
         events = 0
-        if self._phase in (_HEAD, _BODY) and not self.eof:
+        # While a request waits (a long poll, a delay, a slow reader, a thread) the
+        # connection is not read: it must not spin on bytes it cannot take yet. One
+        # answered at once keeps its registration (no two epoll calls a request).
+        waiting = self._pending is not None or self._paused or self._worker is not None
+        phase = self._phase
+        if not self.eof and (phase in (_HEAD, _BODY) or (phase == _APP and not waiting)):
             events |= selectors.EVENT_READ
         if self.outbuf:
             events |= selectors.EVENT_WRITE
@@ -380,14 +386,26 @@ class _Connection(GoExchange):
 
     def _start_head_clock(self) -> None:
         # Go's ReadHeaderTimeout: from the connection's start, or for a later request
-        # on a kept connection from its first byte.
+        # on a kept connection from its first byte. One timer per connection at most,
+        # moved on lazily: a kept connection's requests do not each push one.
         timeout = self.server.head_timeout
-        if timeout is not None and self._timer is None:
-            self._timer = self.loop.call_later(timeout, self._head_timed_out)
+        if timeout is None:
+            return
+        self._head_deadline = self.loop.now() + timeout
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._head_deadline, self._head_clock)
 
-    def _head_timed_out(self) -> None:
+    def _stop_head_clock(self) -> None:
+        self._head_deadline = None  # its timer, when it comes, finds nothing to do
+
+    def _head_clock(self) -> None:
         self._timer = None
-        if self._phase == _HEAD:
+        deadline = self._head_deadline
+        if deadline is None or self.closed:
+            return
+        if self.loop.now() < deadline:
+            self._timer = self.loop.call_at(deadline, self._head_clock)
+        elif self._phase == _HEAD:
             self._close()  # past the deadline: closed without a reply, as Go's
 
     def _advance(self) -> None:
@@ -398,7 +416,7 @@ class _Connection(GoExchange):
 
     def _feed_head(self) -> None:
         buf = self.inbuf
-        if self._served and buf and self._timer is None:
+        if self._served and buf and self._head_deadline is None:
             self._start_head_clock()
         if self._served and not buf and self.eof:
             self._close()  # a kept connection the client closed
@@ -423,13 +441,13 @@ class _Connection(GoExchange):
                 self._head_read(stop.value)
                 return
             except Refusal as refusal:
-                self._cancel_timer()
+                self._stop_head_clock()
                 self.send(refusal.reply)
                 self._finish()
                 return
 
     def _head_read(self, result: tuple[WSGIEnvironment, bool] | None) -> None:
-        self._cancel_timer()
+        self._stop_head_clock()
         if result is None:
             self._close()  # the client ended before a whole head
             return
@@ -452,8 +470,6 @@ class _Connection(GoExchange):
         self._await_body = False
         self._phase = _APP
         self._start_app()
-        # Most requests are answered right here: only one that waits (a long poll, a
-        # delay, a body, a thread) stops reading, which spares two epoll calls a request.
         self._update()
 
     def _body_buffered(self, body: RequestBody) -> bool:
@@ -522,6 +538,7 @@ class _Connection(GoExchange):
             while not self.closed:
                 if len(self.outbuf) > OUT_HIGH:
                     self._paused = True  # _flush resumes once the client took some
+                    self._update()
                     return
                 piece = next(pieces, None)
                 if piece is None:
@@ -566,6 +583,7 @@ class _Connection(GoExchange):
         timeout = pending.arm(wake)
         if timeout is not None and self._wake_token is token:
             self._pending_timer = loop.call_later(timeout, functools.partial(self._woken, token))
+        self._update()
 
     def _woken(self, token: object) -> None:
         if token is not self._wake_token or self.closed:
@@ -620,6 +638,7 @@ class _Connection(GoExchange):
             daemon=True,
         )
         self._worker = thread
+        self._update()
         if not self.server._start_worker(thread):
             self._worker = None
             self._close()
