@@ -30,6 +30,7 @@ __all__ = ["EventLoop", "Timer"]
 
 log = logging.getLogger("pytest_etcd_discovery")
 
+
 def _now() -> float:
     # Not time.monotonic(): freezegun patches it, and a frozen test must not stop (or
     # overflow) the server's timers.
