@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -697,9 +698,16 @@ def test_a_connection_without_a_thread_is_closed_with_one_log_line(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """When no handler thread can be started (out of memory or threads), the connection
-    is closed unserved, one line is logged, nothing stays tracked and stop() is clean."""
-    server = DiscoveryServer()
+    """When no thread can be started for a request of an application that may block
+    (one without ``serves_deferred``: the fake's own app runs on the event loop and
+    starts none), the connection is closed unserved, one line is logged, nothing stays
+    tracked and stop() is clean."""
+    app = DiscoveryApp()
+
+    def blocking_app(environ: Any, start_response: Any) -> Any:
+        return app(environ, start_response)
+
+    server = DiscoveryServer(app=app, wsgi_app=blocking_app)
     server.start()
     real_start = threading.Thread.start
     failing = threading.Event()

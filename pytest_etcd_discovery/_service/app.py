@@ -24,12 +24,13 @@ from .._constants import TRANSPORT_LIVE
 from .._errors import Error
 from .discovery import DiscoveryService
 from .journal import Call
-from .messages import Reply, ServiceRequest
+from .messages import Later, Reply, ServiceRequest
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = [
+    "DEFER_KEY",
     "GO_SUPPLIED_KEY",
     "TRANSPORT_KEY",
     "Call",
@@ -45,6 +46,11 @@ TRANSPORT_KEY = "etcd_discovery.transport"
 #: headers Go's *server* writes for this reply, not its handler. Absent: Go's default,
 #: ``("Date", "Content-Length")``.
 GO_SUPPLIED_KEY = "etcd_discovery.go_supplied"
+#: Set (true) by a server that waits without blocking (the live server's event loop):
+#: an application with ``serves_deferred = True`` then answers at once, and its body may
+#: yield :class:`~.messages.Pending` pieces (empty bytes) the server must wait for
+#: (``arm`` them) before it asks for the next piece.
+DEFER_KEY = "etcd_discovery.deferred"
 
 
 class ConnectionDropped(Error, ConnectionAbortedError):
@@ -115,8 +121,23 @@ class DiscoveryApp(DiscoveryService):
     """The fake discovery service as a WSGI application (see :class:`DiscoveryService`
     for the parameters and the Python API)."""
 
+    #: The live server may call it on its event loop with ``environ[DEFER_KEY]`` set:
+    #: it then never blocks (see :data:`DEFER_KEY`).
+    serves_deferred = True
+
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        reply: Reply = self.answer(request_from_environ(environ))
+        request = request_from_environ(environ)
+        if not environ.get(DEFER_KEY):
+            return self.respond(self.answer(request), environ, start_response)
+        reply = self.answer_deferred(request)
+        if reply.later is None:
+            return self.respond(reply, environ, start_response)
+        return _Late(self, reply.later, environ, start_response)
+
+    def respond(
+        self, reply: Reply, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Hand a settled ``reply`` to the WSGI server."""
         if reply.drop:
             raise ConnectionDropped("etcd discovery fake: connection dropped on purpose")
         if reply.server_headers is not None:
@@ -127,6 +148,39 @@ class DiscoveryApp(DiscoveryService):
             return pieces
         # A long poll: the server closes the iterable when it is done (or gone).
         return _Closing(_flushed_first(pieces) if reply.flush_early else iter(pieces), reply)
+
+
+class _Late:
+    """A reply still to come, as a WSGI body: its waits (empty :class:`Pending` pieces
+    the live server waits for on its loop), then ``start_response`` and its pieces
+    (WSGI lets an application start its response from its iterable)."""
+
+    def __init__(
+        self,
+        app: DiscoveryApp,
+        later: Later,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+    ) -> None:
+        self._app = app
+        self._later = later
+        self._environ = environ
+        self._start_response = start_response
+        self._body: Iterable[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            reply = yield from self._later
+        finally:
+            self._later.close()
+        body = self._body = self._app.respond(reply, self._environ, self._start_response)
+        yield from body
+
+    def close(self) -> None:
+        self._later.close()
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
 
 
 class _Closing:

@@ -238,6 +238,12 @@ class ControlApp:
         if seed is not None:
             app.token_source = seeded_token_source(seed)
 
+    @property
+    def serves_deferred(self) -> bool:
+        """Whether the live server may call it on its event loop: its own routes answer
+        at once, the rest is the discovery app's (see ``app.DEFER_KEY``)."""
+        return bool(getattr(self.app, "serves_deferred", False))
+
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "")
         # An unclean path (/_fake/../new) is the discovery app's: Go's mux redirects it.

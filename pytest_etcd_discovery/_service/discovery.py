@@ -35,7 +35,17 @@ from .go_net_http import bare_response, body_reply, http_error, redirect, redire
 from .go_net_http import status_text as go_status_text
 from .journal import MAX_JOURNAL_BYTES, Call, Journal, Streamed
 from .keys import KeysAPI, is_etcd_watch
-from .messages import DATED, SNIFFED, Reply, ServiceRequest, as_text, request_from_url
+from .messages import (
+    DATED,
+    DEFERRING,
+    SNIFFED,
+    Later,
+    Pending,
+    Reply,
+    ServiceRequest,
+    as_text,
+    request_from_url,
+)
 from .metrics import Metrics
 from .profiles import Profile, get_profile
 from .routes import ENDPOINTS, NOT_FOUND, REDIRECT, TOKEN_ENDPOINTS, Route, Router
@@ -227,7 +237,7 @@ class DiscoveryService:
 
     def close(self) -> None:
         """Release every blocked long poll and every request a fault delays (the server
-        calls this when it stops: its handler threads must end now)."""
+        calls this when it stops: its waiting requests must end now)."""
         self._closed = True
         self.faults.release()
         self.store.close()
@@ -278,9 +288,21 @@ class DiscoveryService:
         return route.is_watch or self.faults.may_delay
 
     def answer(self, request: ServiceRequest, route: Route | None = None) -> Reply:
-        """Answer ``request`` (``route``: its :meth:`route`, if the caller has it)."""
+        """Answer ``request`` (``route``: its :meth:`route`, if the caller has it);
+        waits here for what it waits for (a fault's delay, a long poll)."""
         with self.on_store(None):
-            return self._journaled(request, route)
+            return self._journaled(request, route).settled()
+
+    def answer_deferred(self, request: ServiceRequest, route: Route | None = None) -> Reply:
+        """:meth:`answer` for a caller that must not block (the live server's event
+        loop): the reply may be late (:attr:`Reply.later`) and a long poll's body may
+        yield :class:`~.messages.Pending` waits; the caller waits for them its own way."""
+        token = DEFERRING.set(True)
+        try:
+            with self.on_store(None):
+                return self._journaled(request, route)
+        finally:
+            DEFERRING.reset(token)
 
     @contextmanager
     def on_store(self, store: Store | None) -> Iterator[None]:
@@ -316,11 +338,48 @@ class DiscoveryService:
         try:
             reply = self._reply(request, route, call)
         except Exception as exc:
-            # A bug in the fake, never a behaviour of the real service: keep it so the
-            # test that caused it fails at teardown (the plugin checks), answer a bare 500.
-            with self._errors_lock:
-                self.errors.append(exc)
-            reply = http_error("Internal Server Error", 500)
+            reply = self._bug(exc)
+        if reply.later is not None:
+            bound = _REQUEST_STORE.get()
+            store = bound[1] if bound is not None else self._store
+            return Reply.late(self._journaled_later(reply.later, call, store))
+        return self._journal_reply(reply, call)
+
+    def _bug(self, exc: Exception) -> Reply:
+        # A bug in the fake, never a behaviour of the real service: keep it so the
+        # test that caused it fails at teardown (the plugin checks), answer a bare 500.
+        with self._errors_lock:
+            self.errors.append(exc)
+        return http_error("Internal Server Error", 500)
+
+    def _journaled_later(self, later: Later, call: Call, store: Store) -> Later:
+        """A late reply's steps, each on the request's own store (bound per step: a
+        binding must not outlive a step, or an event loop's other requests would see
+        it), then journaled like any reply."""
+        deferring = DEFERRING.get()
+        while True:
+            token = DEFERRING.set(deferring)
+            try:
+                with self.on_store(store):
+                    try:
+                        wait = next(later)
+                    except StopIteration as stop:
+                        reply: Reply = stop.value
+                        if reply.later is not None:
+                            later = reply.later  # waits again (a delayed long poll)
+                            continue
+                        return self._journal_reply(reply, call)
+                    except Exception as exc:
+                        return self._journal_reply(self._bug(exc), call)
+            finally:
+                DEFERRING.reset(token)
+            try:
+                yield wait
+            except GeneratorExit:
+                later.close()  # the caller gave up (client gone, server stopping)
+                raise
+
+    def _journal_reply(self, reply: Reply, call: Call) -> Reply:
         call.status = 0 if reply.drop else reply.status
         if reply.streamed:
             # A long poll: the reply is complete only when its body is.
@@ -341,9 +400,27 @@ class DiscoveryService:
             if hooked is not None:
                 return hooked
         decision = self.faults.decide(request, route)
-        faulted = None
         if decision is not None:
             call.fault = decision.label
+            if decision.delay > 0:
+                return Reply.late(self._delayed(decision, request, route, call))
+        return self._decided(decision, request, route, call)
+
+    def _delayed(
+        self, decision: Decision, request: ServiceRequest, route: Route, call: Call
+    ) -> Later:
+        """A request held by a delay fault: the wait, then the rest of its answer."""
+        waiting: Pending = self.faults.waiting(decision)
+        while not waiting.ready():
+            yield waiting
+        return self._decided(decision, request, route, call)
+
+    def _decided(
+        self, decision: Decision | None, request: ServiceRequest, route: Route, call: Call
+    ) -> Reply:
+        """The answer once the fault plan has decided (and a delay is over)."""
+        faulted = None
+        if decision is not None:
             faulted = self._carry_out(decision, request, route)
         retired = self.store is not self._store and self.store.closed
         if retired or (decision is not None and self._closed):
@@ -363,9 +440,8 @@ class DiscoveryService:
     # -- faults --------------------------------------------------------------------------
 
     def _carry_out(self, decision: Decision, request: ServiceRequest, route: Route) -> Reply | None:
-        """Do what a fault decided: a reply, or None to answer normally."""
-        if decision.delay > 0:
-            self.faults.wait(decision)
+        """Do what a fault decided (its delay waited out already): a reply, or None to
+        answer normally."""
         action = decision.action
         if action == "delay":
             return None
@@ -454,8 +530,18 @@ class DiscoveryService:
         # The rest of the path with its original bytes.
         key = self.token_key(token) + route.path[1 + len(token) :]
         reply, counted = self.profile.answer_token(self, request.method, key, route)
+        if reply.later is not None:
+            return Reply.late(self._counted_later(reply.later, request.method))
         if counted:
             self._count("token", request.method, reply)
+        return reply
+
+    def _counted_later(self, later: Later, method: str) -> Later:
+        """A late token reply (discoveryserver's long poll), counted once it is known
+        (one that gave up is an empty 200 its handler returns before counting)."""
+        reply = yield from later
+        if not reply.uncounted:
+            self._count("token", method, reply)
         return reply
 
     def _on_keys(self, request: ServiceRequest, route: Route) -> Reply:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._constants import FAULT_MARKER, TRANSPORT_FIXTURE
 from .._errors import Error
-from .messages import ServiceRequest
+from .messages import Pending, ServiceRequest, monotonic
 from .routes import ROUTES, Route
 
 if TYPE_CHECKING:
@@ -373,6 +373,8 @@ class FaultPlan:
         # Delays wait on this; clear()/close() bump the generation to release them.
         self._cond = threading.Condition(self._lock)
         self._generation = 0
+        # Event loops waiting out a delay (DelayWait.arm): woken by clear()/release().
+        self._wakes: set[Callable[[], None]] = set()
         self.rules: list[FaultRule] = list(rules)
         #: ``(method, path, description)`` of every faulted request, in order.
         self.log: list[tuple[str, str, str]] = []
@@ -439,9 +441,15 @@ class FaultPlan:
                 # By identity or id: a rule equal to another (same fields) is not it.
                 if candidate is rule or (_is_int(rule) and candidate.id == rule):
                     del self.rules[position]
-                    self._cond.notify_all()  # wait() sees its rule gone
-                    return True
-            return False
+                    self._cond.notify_all()  # a blocked wait sees its rule gone
+                    # Armed waits look again (ready() re-checks; the others wait on).
+                    wakes = list(self._wakes)
+                    break
+            else:
+                return False
+        for wake in wakes:
+            wake()
+        return True
 
     def clear(self) -> None:
         """Drop every rule and the log, and release requests waiting in a delay."""
@@ -450,6 +458,9 @@ class FaultPlan:
             self.log.clear()
             self._generation += 1
             self._cond.notify_all()
+            wakes, self._wakes = self._wakes, set()
+        for wake in wakes:
+            wake()
 
     close = clear
 
@@ -459,6 +470,9 @@ class FaultPlan:
         with self._cond:
             self._generation += 1
             self._cond.notify_all()
+            wakes, self._wakes = self._wakes, set()
+        for wake in wakes:
+            wake()
 
     @contextmanager
     def active(self, rule: FaultRule) -> Iterator[FaultRule]:
@@ -526,15 +540,27 @@ class FaultPlan:
     def wait(self, decision: Decision) -> None:
         """Wait out ``decision.delay``; returns early when the plan is cleared (test
         teardown), released (server stop) or its rule removed."""
+        DelayWait(self, decision).block()
+
+    def waiting(self, decision: Decision) -> DelayWait:
+        """``decision.delay`` from now, as a :class:`~.messages.Pending` wait."""
+        return DelayWait(self, decision)
+
+    def _released(self, decision: Decision) -> bool:
         rule = decision.rule
-        with self._cond:
-            self._cond.wait_for(
-                lambda: (
-                    self._generation != decision.generation
-                    or not any(r is rule for r in self.rules)
-                ),
-                decision.delay,
-            )
+        return self._generation != decision.generation or not any(r is rule for r in self.rules)
+
+    def _arm(self, decision: Decision, wake: Callable[[], None]) -> bool:
+        """Register ``wake`` for clear()/release(); False when that happened already."""
+        with self._lock:
+            if self._released(decision):
+                return False
+            self._wakes.add(wake)
+            return True
+
+    def _disarm(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._wakes.discard(wake)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -598,6 +624,39 @@ class FaultPlan:
     def load(cls, path: str | Path) -> FaultPlan:
         """Read a plan from a ``.json`` or ``.toml`` file (``[[faults]]`` tables)."""
         return load_plan(path)
+
+
+class DelayWait(Pending):
+    """A request held by a ``delay`` fault: over when the delay has passed or the plan
+    was cleared or released, or its rule removed (see :class:`~.messages.Pending`)."""
+
+    def __init__(self, plan: FaultPlan, decision: Decision) -> None:
+        self._plan = plan
+        self._decision = decision
+        self._deadline = monotonic() + decision.delay
+        self._wake: Callable[[], None] | None = None
+
+    def _left(self) -> float:
+        return max(self._deadline - monotonic(), 0.0)
+
+    def ready(self) -> bool:
+        return self._plan._released(self._decision) or self._left() == 0
+
+    def block(self) -> None:
+        plan = self._plan
+        with plan._cond:
+            plan._cond.wait_for(lambda: plan._released(self._decision), self._left())
+
+    def arm(self, wake: Callable[[], None]) -> float | None:
+        self._wake = wake
+        if not self._plan._arm(self._decision, wake):
+            wake()
+        return self._left()
+
+    def disarm(self) -> None:
+        if self._wake is not None:
+            self._plan._disarm(self._wake)
+            self._wake = None
 
 
 def unfired_lines(rules: Iterable[FaultRule]) -> list[str]:

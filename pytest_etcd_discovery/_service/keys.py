@@ -8,7 +8,6 @@ with etcd's headers, JSON bodies and errors.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,12 +19,12 @@ from .._v2store.watchers import Watcher
 from . import go_json
 from .forms import Form, go_parse_bool, go_parse_uint64
 from .go_net_http import bare_response, http_error
-from .messages import Reply
+from .messages import DEFERRING, Pending, Reply, monotonic
 
 if TYPE_CHECKING:
     from .discovery import DiscoveryService
 
-__all__ = ["CORS_HEADERS", "KEYS_METHODS", "KeyParams", "KeysAPI", "time_left"]
+__all__ = ["CORS_HEADERS", "KEYS_METHODS", "KeyParams", "KeysAPI", "WatchWait", "time_left"]
 
 CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
@@ -40,8 +39,30 @@ def time_left(timeout: float | None) -> Callable[[], float | None]:
     """A function giving the seconds left of ``timeout`` from now (None: no limit)."""
     if timeout is None:
         return lambda: None
-    deadline = time.monotonic() + timeout
-    return lambda: max(deadline - time.monotonic(), 0.0)
+    deadline = monotonic() + timeout
+    return lambda: max(deadline - monotonic(), 0.0)
+
+
+class WatchWait(Pending):
+    """A long poll waiting for its watcher's next event (or its close, or ``left()``
+    reaching 0): blocks in a thread, or wakes an event loop (see :class:`Pending`)."""
+
+    def __init__(self, watcher: Watcher, left: Callable[[], float | None]) -> None:
+        self.watcher = watcher
+        self.left = left
+
+    def ready(self) -> bool:
+        return self.watcher.has_news() or self.left() == 0
+
+    def block(self) -> None:
+        self.watcher.wait(self.left())
+
+    def arm(self, wake: Callable[[], None]) -> float | None:
+        self.watcher.set_wake(wake)
+        return self.left()
+
+    def disarm(self) -> None:
+        self.watcher.set_wake(None)
 
 
 def with_cors(reply: Reply) -> Reply:
@@ -244,15 +265,20 @@ class KeysAPI:
         and every streamed event as it comes; otherwise the original service's proxy,
         which copies etcd's reply into Go's 4 KiB connection buffer without flushing, so
         a stream reaches the client in 4 KiB pieces, headers included."""
-        left = time_left(self._service.profile.watch_timeout)
+        waiting = WatchWait(watcher, time_left(self._service.profile.watch_timeout))
 
         def pieces() -> Generator[bytes, None, None]:
             held = bytearray()
             while True:
-                event = watcher.get(timeout=left())
-                if event is None:
+                while not waiting.ready():
+                    yield waiting  # WatchBody blocks on it, or hands it to an event loop
+                event = watcher.poll()
+                if event is None:  # closed, or timed out
                     break
-                held += go_json.encode_line(event.to_json())
+                line = event.memo.get("line")
+                if line is None:  # encoded once for every watcher it wakes
+                    line = event.memo["line"] = go_json.encode_line(event.to_json())
+                held += line
                 if not stream:
                     break
                 if flush_early or len(held) >= PROXY_BUFFER:
@@ -268,17 +294,26 @@ class KeysAPI:
 
 class WatchBody:
     """A long poll's body: its pieces, and :meth:`close` stops watching even when the
-    body was never read (a client that gave up before the first event)."""
+    body was never read (a client that gave up before the first event).
+
+    Made while :data:`~.messages.DEFERRING` is set, it hands its waits
+    (:class:`~.messages.Pending`) to the caller's event loop; otherwise it blocks on them.
+    """
 
     def __init__(self, pieces: Generator[bytes, None, None], watcher: Watcher) -> None:
         self._pieces = pieces
         self._watcher = watcher
+        self._deferring = DEFERRING.get()
 
     def __iter__(self) -> WatchBody:
         return self
 
     def __next__(self) -> bytes:
-        return next(self._pieces)
+        while True:
+            piece = next(self._pieces)
+            if self._deferring or not isinstance(piece, Pending):
+                return piece
+            piece.block()
 
     def close(self) -> None:
         self._watcher.remove()

@@ -8,16 +8,20 @@ a ``responses`` callback result in-process). Neither type knows any HTTP library
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from time import CLOCK_MONOTONIC, clock_gettime
 from urllib.parse import SplitResult, unquote_to_bytes, urlencode, urlsplit
 
 from .._constants import TRANSPORT_FIXTURE
 
 __all__ = [
     "DATED",
+    "DEFERRING",
     "PROXIED",
     "SNIFFED",
+    "Pending",
     "Reply",
     "ServiceRequest",
     "as_text",
@@ -78,6 +82,63 @@ def as_text(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+#: True while a caller that can wait without blocking (the live server's event loop)
+#: asks for an answer: long polls then hand it :class:`Pending` waits instead of blocking.
+DEFERRING: ContextVar[bool] = ContextVar("etcd_discovery_deferring", default=False)
+
+
+def monotonic() -> float:
+    """Seconds on the monotonic clock that freezegun leaves alone (it patches
+    ``time.monotonic``): waits and timeouts run on real time in a frozen test, as the
+    condition waits that measured them before did."""
+    return clock_gettime(CLOCK_MONOTONIC)
+
+
+class Pending(bytes):
+    """Something an answer waits for (a watcher's next event, a fault's delay).
+
+    The same rule code serves both kinds of caller: it loops ``while not p.ready():
+    yield p``. A blocking caller (in-process, :meth:`Reply.read`) calls :meth:`block`;
+    the live server's event loop calls :meth:`arm` with a wake-up and goes on serving
+    others. It is an empty ``bytes`` so it can travel through a WSGI body iterator
+    (only a caller that set :data:`DEFERRING` ever sees one there).
+    """
+
+    def __new__(cls, *args: object, **kwargs: object) -> Pending:
+        return super().__new__(cls, b"")
+
+    def ready(self) -> bool:
+        """Whether the wait is over (its event came, it was released, or it timed out)."""
+        raise NotImplementedError
+
+    def block(self) -> None:
+        """Wait in this thread until :meth:`ready` may be true."""
+        raise NotImplementedError
+
+    def arm(self, wake: Callable[[], None]) -> float | None:
+        """Call ``wake`` (from any thread, maybe more than once) when :meth:`ready` may
+        have become true; returns the seconds after which to look again anyway (its
+        timeout), None for no timeout."""
+        raise NotImplementedError
+
+    def disarm(self) -> None:
+        """Forget the ``wake`` of :meth:`arm` (idempotent)."""
+
+
+#: An answer still to come: yields what it waits for, returns the reply.
+Later = Generator[Pending, None, "Reply"]
+
+
+def wait_out(later: Later) -> Reply:
+    """Drive ``later`` to its reply, blocking this thread on each wait."""
+    try:
+        while True:
+            next(later).block()
+    except StopIteration as stop:
+        reply: Reply = stop.value
+        return reply
+
+
 @dataclass
 class Reply:
     """What the service answers.
@@ -95,6 +156,9 @@ class Reply:
         Go's default, ``Date`` and ``Content-Length``; ``()`` for the original service's
         proxied replies (etcd's whole head copied); :data:`SNIFFED` for handlers that
         write text without a Content-Type (Go sniffs it).
+    :param later: an answer that must wait first (a fault's delay, discoveryserver's
+        long poll) before its status is known; the other fields are then unused.
+        :meth:`settled` waits for it in this thread.
     """
 
     status: int
@@ -103,6 +167,21 @@ class Reply:
     flush_early: bool = False
     drop: bool = False
     server_headers: tuple[str, ...] | None = None
+    later: Later | None = None
+    #: ``/metrics`` leaves it out (a discoveryserver long poll that gave up)
+    uncounted: bool = False
+
+    @classmethod
+    def late(cls, later: Later) -> Reply:
+        """A reply that waits (see :class:`Pending`) before it is known."""
+        return cls(0, later=later)
+
+    def settled(self) -> Reply:
+        """This reply, or (when it is late) the one it becomes, waited for here."""
+        reply = self
+        while reply.later is not None:
+            reply = wait_out(reply.later)
+        return reply
 
     @property
     def streamed(self) -> bool:

@@ -30,8 +30,8 @@ from .._v2store.watchers import is_hidden
 from . import go_json
 from .forms import Form, go_parse_bool, go_parse_uint64
 from .go_net_http import bare_response, body_reply, http_error
-from .keys import is_etcd_watch, time_left
-from .messages import PROXIED, Reply
+from .keys import WatchWait, is_etcd_watch, time_left
+from .messages import PROXIED, Later, Reply
 
 if TYPE_CHECKING:
     from .discovery import DiscoveryService
@@ -178,11 +178,7 @@ class DiscoveryServerProfile(Profile):
             except ValueError:
                 wait_index = 0
             if form.get("wait") != "":
-                reply = self._watch(service, key, recursive, wait_index)
-                if reply is None:
-                    # A long poll that gave up: an empty 200, returned before it is counted.
-                    return bare_response(200), False
-                return reply, True
+                return Reply.late(self._watch(service, key, recursive, wait_index)), True
             try:
                 event = store.get(key, recursive=recursive, sorted=True)
             except EtcdError:
@@ -213,27 +209,33 @@ class DiscoveryServerProfile(Profile):
 
     def _watch(
         self, service: DiscoveryService, key: str, recursive: bool, wait_index: int
-    ) -> Reply | None:
-        """discoveryserver's long poll over its v2v3 store; None when it gives up.
+    ) -> Later:
+        """discoveryserver's long poll over its v2v3 store (a late reply: it waits).
 
         It asks for v3 revision ``waitIndex + 1``, which is v2 index ``waitIndex``: the
         first event at or after ``waitIndex`` (no ``waitIndex``: from the oldest one kept).
         Its watcher drops events below the key through a ``_`` name, replayed ones too.
+        When it gives up: an empty 200, returned before it is counted.
         """
         left = time_left(self.watch_timeout)
         store = service.store
         since = max(wait_index, 1, store.hub.history.start_index)
+        gave_up = bare_response(200)
+        gave_up.uncounted = True
         while True:
             try:
                 watcher = store.watch(key, recursive=recursive, since_index=since)
             except EtcdError:
-                return None
+                return gave_up
             try:
-                event = watcher.get(timeout=left())
+                waiting = WatchWait(watcher, left)
+                while not waiting.ready():
+                    yield waiting
+                event = watcher.poll()
             finally:
                 watcher.remove()
             if event is None:
-                return None
+                return gave_up
             if event.key == key or not is_hidden(key, event.key):
                 return self._event(event)
             since = event.index + 1

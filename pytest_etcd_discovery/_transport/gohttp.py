@@ -1,5 +1,5 @@
-"""Go's HTTP/1.x framing, served to a WSGI application on the standard library's
-:mod:`socketserver`.
+"""Go's HTTP/1.x framing, served to a WSGI application by the live server's connections
+(:mod:`.server`, on one event loop).
 
 Both real services are Go programs, so the live fake reads and writes HTTP the way Go's
 ``net/http`` server (1.19, measured against ``/usr/bin/discovery.etcd.io``) does:
@@ -41,23 +41,20 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
    whole request head must arrive within it, counted from the connection's start, or
    for a later request on a kept connection from its first byte (an idle connection
    waits, as Go's with no ``IdleTimeout``). Past it the connection closes without a
-   reply, as Go's does. A head trickled a byte at a time cannot hold a thread longer.
+   reply, as Go's does. A head trickled a byte at a time cannot hold a connection longer
+   (and never holds up another one: each connection is fed as its bytes arrive).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import functools
 import re
-import socket
-import socketserver
-import ssl
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from .._constants import RAISE_BODY_LIMIT
@@ -71,7 +68,7 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "HEAD_TIMEOUT",
     "MAX_HEADER_BYTES",
-    "GoHTTPHandler",
+    "GoExchange",
     "RequestBody",
 ]
 
@@ -121,6 +118,7 @@ def _by_extra_order(header: tuple[str, str]) -> int:
     return _EXTRA_ORDER.get(header[0].lower(), 3)
 
 
+@functools.lru_cache(maxsize=128)
 def status_line(code: int, http10: bool) -> str:
     """Go's status line: its reason phrase, whatever the application's was."""
     reason = _GO_REASONS.get(code)
@@ -157,27 +155,6 @@ class Refusal(Error):
         ).encode("latin-1", "replace")
 
 
-class _HeadClock(io.RawIOBase):
-    """The connection's reads, cut at :attr:`deadline` (a ``time.monotonic()`` instant)
-    while one is set: each read may wait only for what is left of it, so the deadline
-    holds for the whole head however it is trickled."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self.deadline: float | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the request head took too long")
-            self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
-
-
 class RequestBody:
     """``wsgi.input``: the request body as framed, bounded while it is read.
 
@@ -189,7 +166,7 @@ class RequestBody:
 
     def __init__(
         self,
-        rfile: BinaryIO,
+        rfile: Any,
         length: int | None,
         limit: int,
         on_first_read: Callable[[], None] | None = None,
@@ -239,7 +216,7 @@ class RequestBody:
         if self._chunked and self._left == 0 and not self._next_chunk():
             return b""
         want = min(size, room, self._left)
-        data = self._rfile.read(want)
+        data: bytes = self._rfile.read(want)
         if len(data) < want:  # the client went away mid-body
             self._break()
         self._given += len(data)
@@ -295,11 +272,11 @@ class RequestBody:
         return self._ended and not self.broken
 
 
-class _Reply:
+class ReplyWriter:
     """One reply on its way out: ``start_response`` and ``write`` for the application,
     with Go's head and framing (see the module docstring, point 4)."""
 
-    def __init__(self, handler: GoHTTPHandler, environ: WSGIEnvironment, keep: bool) -> None:
+    def __init__(self, handler: GoExchange, environ: WSGIEnvironment, keep: bool) -> None:
         self._handler = handler
         self._environ = environ
         self._head_only = environ["REQUEST_METHOD"] == "HEAD"
@@ -417,97 +394,27 @@ def _go_reply(
     return ("".join(lines) + "\r\n").encode("latin-1")
 
 
-class GoHTTPHandler(socketserver.StreamRequestHandler):
-    """Serves one connection, request after request, to ``server.application``.
-
-    The server must provide ``application`` (a WSGI callable) and ``max_body``.
-    A TLS connection (an :class:`ssl.SSLSocket`) is served with
-    ``wsgi.url_scheme = "https"``.
+class GoExchange:
+    """Go's framing of one connection's requests, without the socket: the live server's
+    connection (:mod:`.server`) feeds it lines and bytes from its buffer and provides
+    :meth:`send`, ``rfile`` (the buffered bytes after the head) and the attributes below.
+    A TLS connection is served with ``wsgi.url_scheme = "https"``.
     """
 
+    max_body: int = DEFAULT_MAX_BODY
+    client_address: Any = None
+    rfile: Any = None
+    _scheme = "http"
+    _server_name = ""
+    _server_port = ""
     _body: RequestBody | None = None
 
-    def setup(self) -> None:
-        super().setup()
-        head_timeout = getattr(self.server, "head_timeout", None)
-        self._head_timeout: float | None = head_timeout
-        self._served = 0
-        if head_timeout is not None:
-            # Reads through a clock that can cut them at the head's deadline.
-            self.rfile.close()
-            self._clock = _HeadClock(self.connection)
-            self.rfile = io.BufferedReader(self._clock)
-        # Like Go: no Nagle delay (a reply never waits for an ACK). Not for every socket
-        # handed over (a Unix socket has no such option).
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def handle(self) -> None:
-        self._scheme = "https" if isinstance(self.request, ssl.SSLSocket) else "http"
-        address: Any = self.server.server_address
-        self._server_name, self._server_port = str(address[0]), str(address[1])
-        try:
-            while self._serve_one():
-                pass
-        except (OSError, ValueError):
-            # The client went away (reset, closed mid-head) or stop() shut the socket:
-            # nobody is there to answer.
-            pass
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-
     def send(self, data: bytes) -> None:
-        self.wfile.write(data)
+        raise NotImplementedError
 
     def body_done(self) -> bool:
         """Whether the request body ended cleanly (after reading away a small rest)."""
         return self._body is None or self._body.drain()
-
-    def _serve_one(self) -> bool:
-        """Serve one request; True when the connection carries on to the next."""
-        try:
-            request = self._read_request()
-        except Refusal as refusal:
-            self.send(refusal.reply)
-            return False
-        if request is None:
-            return False  # the client closed between requests
-        environ, keep = request
-        special = self._go_server_reply(environ, keep)
-        if special is not None:
-            self.send(special)
-            # Only OPTIONS * leaves the connection as the request asked.
-            return keep and environ["REQUEST_METHOD"] == "OPTIONS" and self.body_done()
-        reply = _Reply(self, environ, keep)
-        try:
-            chunks: Iterable[bytes] = self.server.application(  # type: ignore[attr-defined]
-                environ, reply.start_response
-            )
-            try:
-                for data in chunks:
-                    reply.write(data)
-                reply.finish()
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-        except OSError:
-            # A client gone mid-reply, or a "drop" fault: close without (more of) a reply.
-            with contextlib.suppress(OSError):
-                self.request.shutdown(socket.SHUT_RDWR)
-            return False
-        except Exception:
-            # The application failed without answering (it answers its own bugs itself):
-            # Go would close the connection; say 500 first when nothing was sent.
-            if not reply.sent:
-                self.send(Refusal("500 Internal Server Error").reply)
-            sys.stderr.write(
-                f"etcd discovery fake: the application failed: {sys.exc_info()[1]!r}\n"
-            )
-            return False
-        return reply.keep
 
     def _go_server_reply(self, environ: WSGIEnvironment, keep: bool) -> bytes | None:
         """What Go's server answers before any handler (``*`` targets, ``Expect``)."""
@@ -526,28 +433,15 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
 
     # -- the request head -----------------------------------------------------------------
 
-    def _read_request(self) -> tuple[WSGIEnvironment, bool] | None:
-        """The next request head within the head's deadline (see the module docstring,
-        point 6), read and checked by :meth:`_read_head`."""
-        self._body = None
-        timeout = self._head_timeout
-        if timeout is None:
-            return self._read_head()
-        if self._served and not self.rfile.peek(1):  # type: ignore[attr-defined]
-            return None  # a kept connection the client closed
-        self._served += 1
-        self._clock.deadline = time.monotonic() + timeout
-        try:
-            return self._read_head()
-        finally:
-            self._clock.deadline = None
-            self.connection.settimeout(None)  # the body and the reply have no deadline
-
-    def _read_head(self) -> tuple[WSGIEnvironment, bool] | None:
+    def read_head(self) -> Generator[int, bytes, tuple[WSGIEnvironment, bool] | None]:
         """Read and check a request head like Go's ``readRequest``: its WSGI environ and
-        whether the connection may carry on, or None when it ended before a whole head."""
+        whether the connection may carry on, or None when it ended before a whole head.
+
+        It is fed line by line: it yields how many bytes a line may have at most and is
+        sent the line (as ``readline(n)`` gives it: shorter without its newline when the
+        client ended), so a connection can feed it from a buffer as bytes arrive."""
         budget = MAX_HEADER_BYTES
-        raw = self.rfile.readline(budget + 1)
+        raw = yield budget + 1
         if len(raw) > budget:
             raise Refusal("431 Request Header Fields Too Large")
         if not raw.endswith(b"\n"):
@@ -565,7 +459,7 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
         path, query, url_host = self._parse_target(target)
         headers: list[list[str]] = []
         while True:
-            raw = self.rfile.readline(budget + 1)
+            raw = yield budget + 1
             if len(raw) > budget:
                 raise Refusal("431 Request Header Fields Too Large")
             if not raw.endswith(b"\n"):
@@ -650,10 +544,7 @@ class GoHTTPHandler(socketserver.StreamRequestHandler):
             environ["CONTENT_LENGTH"] = "" if length is None else str(length)
             continue_first = http11 and _has_token(environ.get("HTTP_EXPECT", ""), "100-continue")
             self._body = RequestBody(
-                self.rfile,  # type: ignore[arg-type]
-                length,
-                self.server.max_body,  # type: ignore[attr-defined]
-                self._send_continue if continue_first else None,
+                self.rfile, length, self.max_body, self._send_continue if continue_first else None
             )
             environ["wsgi.input"] = self._body
             environ["wsgi.input_terminated"] = True  # the stream ends where the body does

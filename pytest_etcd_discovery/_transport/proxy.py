@@ -20,22 +20,32 @@ on each connection (told apart by its first bytes):
    in-process resolver pointed here; served by the fake.
 
 The fake's own answers always come from the live server (its app, journal and faults).
+
+The front runs on the live server's event loop (:mod:`.loop`): no thread per connection
+or tunnel. A TLS handshake is stepped on readiness (a non-blocking
+:class:`ssl.SSLSocket`), so a client that stalls mid-handshake holds up nobody; a
+discovery connection is then handed to the server as it is (TLS or plain, with the bytes
+already read), and a tunnel to another host copies through two bounded buffers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import logging
-import select
+import os
+import selectors
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .hosts import HostMap, canonical_name, is_loopback
-from .server import DiscoveryServer, ServerError, connect_host, url_host
+from .loop import EventLoop, Timer
+from .server import DiscoveryServer, GoHTTPServer, ServerError, connect_host, url_host
 from .tls import TestCA, session_ca
 
 __all__ = ["DiscoveryFront", "HostMap", "is_loopback"]
@@ -51,6 +61,8 @@ _HELLO_TIMEOUT = 10.0
 #: How long a tunnel to another host may take to connect.
 _CONNECT_TIMEOUT = 10.0
 _TLS_HANDSHAKE = 0x16
+#: Bytes a tunnel holds per direction before it stops reading that side.
+_TUNNEL_BUFFER = 256 << 10
 
 
 class DiscoveryFront:
@@ -85,10 +97,13 @@ class DiscoveryFront:
         #: only on loopback, where nobody but this machine reaches the port.
         self.relays = is_loopback(host)
         self._tls = self.ca.server_context(self.hosts.names)
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: socket.socket | None = None  # None: stopped
+        self._listener_sock: socket.socket | None = None  # open on the loop until closed
+        self._httpd: GoHTTPServer | None = None
+        self._loop: EventLoop | None = None
+        self._loop_ref: EventLoop | None = None  # the loop its connections live on
         self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
+        self._open: set[_FrontConn | _Tunnel] = set()
         self._closed = False
 
     # -- life cycle -----------------------------------------------------------------
@@ -113,13 +128,16 @@ class DiscoveryFront:
         return self._listener is not None
 
     def start(self) -> None:
+        """Listen, on the running live server's event loop."""
         if self._listener is not None:
             return
+        httpd = self.server.httpd  # ServerError when the server is not running
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         try:
             listener.bind((self.host, 0))
             listener.listen(128)
+            listener.setblocking(False)
         except OSError:
             listener.close()
             raise
@@ -131,32 +149,43 @@ class DiscoveryFront:
                 self.host,
             )
         self._closed = False
-        self._listener = listener
-        self._thread = threading.Thread(
-            target=self._accept_loop,
-            args=(listener,),
-            name=f"etcd-discovery-front:{listener.getsockname()[1]}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._listener = self._listener_sock = listener
+        self._httpd = httpd
+        self._loop = self._loop_ref = loop = httpd.loop
+        # The server closes us with it (a server stopped first leaves nothing open).
+        httpd.companions.append(self._close_all)
+        loop.run_soon(lambda: loop.register(listener, selectors.EVENT_READ, self._on_accept))
 
     def stop(self) -> None:
-        """Stop accepting, close every connection and tunnel the front still holds."""
-        listener, thread = self._listener, self._thread
-        if listener is None:
+        """Stop accepting, close every connection and tunnel the front still holds
+        (those handed to the live server are the server's)."""
+        listener, loop, httpd = self._listener, self._loop, self._httpd
+        if listener is None or loop is None:
             return
-        self._listener = self._thread = None
+        self._listener = self._loop = self._httpd = None
+        loop.run_sync(self._close_all)
+        if httpd is not None:
+            with contextlib.suppress(ValueError):
+                httpd.companions.remove(self._close_all)
+
+    def _close_all(self) -> None:
+        """Close the listener and every connection and tunnel (on the loop, or after it
+        stopped)."""
         with self._lock:
             self._closed = True
             still_open, self._open = list(self._open), set()
-        # shutdown() wakes the accept() and every recv() blocked on these sockets.
-        for sock in [listener, *still_open]:
+            listener, self._listener_sock = self._listener_sock, None
+            self._listener = None  # stopped, also when the server closed first
+        if listener is not None:
+            self._loop_unregister(listener)
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
-        if thread is not None:
-            thread.join(timeout=10)
+                listener.close()
+        for item in still_open:
+            item.close()
+
+    def _loop_unregister(self, sock: Any) -> None:
+        if self._loop_ref is not None:
+            self._loop_ref.unregister(sock)
 
     def __enter__(self) -> DiscoveryFront:
         self.start()
@@ -171,111 +200,75 @@ class DiscoveryFront:
 
     # -- connections ----------------------------------------------------------------
 
-    def _keep(self, sock: socket.socket) -> bool:
+    def _keep(self, item: _FrontConn | _Tunnel) -> bool:
         with self._lock:
             if self._closed:
                 return False
-            self._open.add(sock)
+            self._open.add(item)
             return True
 
-    def _forget(self, sock: socket.socket) -> None:
+    def _forget(self, item: _FrontConn | _Tunnel) -> None:
         with self._lock:
-            self._open.discard(sock)
+            self._open.discard(item)
 
-    def _accept_loop(self, listener: socket.socket) -> None:
-        while True:
+    def _on_accept(self, events: int) -> None:
+        listener = self._listener_sock
+        while listener is not None and not self._closed:  # every pending one this turn
             try:
                 conn, addr = listener.accept()
-            except OSError:
-                return  # stop() shut the listener
-            if not self._keep(conn):
-                conn.close()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("etcd discovery fake: front accept: %s", exc)
                 return
             _no_delay(conn)
-            threading.Thread(
-                target=self._serve, args=(conn, addr), name="etcd-discovery-front-conn", daemon=True
-            ).start()
-
-    def _serve(self, conn: socket.socket, addr: tuple[str, int]) -> None:
-        handed_over = False
-        deadline = time.monotonic() + self.head_timeout
-        try:
-            conn.settimeout(self.head_timeout)
-            first = conn.recv(1, socket.MSG_PEEK)
-            if not first:
+            conn.setblocking(False)
+            front_conn = _FrontConn(self, conn, addr)
+            if not self._keep(front_conn):
+                conn.close()
                 return
-            if first[0] == _TLS_HANDSHAKE:
-                handed_over = self._serve_tls(conn, addr, deadline)
-                return
-            read = _read_head(conn, deadline)
-            if read is None:
-                _reply(conn, 400, "Bad Request", "400 Bad Request")
-                return
-            head, extra = read
-            handed_over = self._serve_http(conn, addr, head, extra)
-        except OSError:
-            return  # the client went away, or stop() closed the connection
-        finally:
-            self._forget(conn)
-            if not handed_over:
-                with contextlib.suppress(OSError):
-                    conn.close()
+            front_conn.start()
 
-    def _serve_tls(
-        self, conn: socket.socket, addr: tuple[str, int], deadline: float | None = None
-    ) -> bool:
-        """Finish the handshake here (a bad client costs this thread only), by the
-        ``deadline`` (a CONNECT's: now plus :attr:`head_timeout`), then let the live
-        server serve the decrypted connection."""
-        if deadline is None:
-            deadline = time.monotonic() + self.head_timeout
-        try:
-            tls = self._tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-            _handshake(tls, deadline)
-        except (ssl.SSLError, OSError):
-            return False  # an untrusting client closes with an alert; nothing to answer
-        tls.settimeout(None)
-        self._forget(conn)
-        try:
-            self.server.process_request(tls, addr)
-        except ServerError:
-            # The server stopped between the handshake and now: close as it would have.
-            with contextlib.suppress(OSError):
-                tls.close()
-        return True  # the wrapped socket owns the connection now
+    def _hand_over(self, conn: socket.socket, addr: Any, first: bytes = b"") -> None:
+        """The live server serves ``conn`` from now on (``first``: bytes read already)."""
+        # The server stopped meanwhile: it closed the connection.
+        with contextlib.suppress(ServerError):
+            self.server.process_request(conn, addr, first)
 
-    def _serve_http(
-        self, conn: socket.socket, addr: tuple[str, int], head: bytes, extra: bytes
-    ) -> bool:
+    # -- what a connection asks for -------------------------------------------------
+
+    def _serve_http(self, conn: _FrontConn, head: bytes, extra: bytes) -> None:
         line = head.split(b"\r\n", 1)[0].decode("latin-1")
         words = line.split()
         if len(words) != 3:
-            _reply(conn, 400, "Bad Request", "400 Bad Request")
-            return False
+            conn.reply(400, "Bad Request", "400 Bad Request")
+            return
         method, target, _version = words
         if method == "CONNECT":
             # Clients wait for the 200 before they send more: nothing extra to keep.
-            return self._serve_connect(conn, addr, target)
+            self._serve_connect(conn, target)
+            return
         if target.startswith("/"):
             # Origin form: an http:// discovery host the resolver pointed here.
-            self._pipe_to(conn, self.server_address(), head + extra)
-            return False
+            conn.hand_over(head + extra)
+            return
         parts = urlsplit(target)
         try:
             target_port = parts.port
         except ValueError:  # out of 0-65535, or not a number
             target_port = -1
         if parts.scheme not in ("http", "https") or not parts.hostname or target_port == -1:
-            _reply(conn, 400, "Bad Request", "400 Bad Request: unsupported request target")
-            return False
+            conn.reply(400, "Bad Request", "400 Bad Request: unsupported request target")
+            return
         if self.hosts.is_discovery_name(parts.hostname):
             # Absolute form for a discovery host: the live server routes it by path and
             # takes the Host from the URL.
-            self._pipe_to(conn, self.server_address(), head + extra)
-            return False
+            conn.hand_over(head + extra)
+            return
         if not self.relays:
             self._refuse_relay(conn, parts.hostname, target_port or 80)
-            return False
+            return
         # Another host through a plain proxy: forwarded to it in origin form.
         port = target_port or (443 if parts.scheme == "https" else 80)
         origin_target = parts.path or "/"
@@ -283,47 +276,44 @@ class DiscoveryFront:
             origin_target += "?" + parts.query
         rest = head.split(b"\r\n", 1)[1] if b"\r\n" in head else b""
         forwarded = f"{method} {origin_target} {_version}\r\n".encode("latin-1") + rest + extra
-        self._tunnel(conn, parts.hostname, port, forwarded, established=False)
-        return False
+        conn.tunnel(parts.hostname, port, forwarded, established=False)
 
-    def _serve_connect(self, conn: socket.socket, addr: tuple[str, int], target: str) -> bool:
+    def _serve_connect(self, conn: _FrontConn, target: str) -> None:
         host, _, port_text = target.rpartition(":")
         # Digits only, in range: socket.create_connection would take 65536 + N as N.
         if not host or not port_text.isascii() or not port_text.isdigit():
-            _reply(conn, 400, "Bad Request", "400 Bad Request: CONNECT needs host:port")
-            return False
+            conn.reply(400, "Bad Request", "400 Bad Request: CONNECT needs host:port")
+            return
         port = int(port_text)
         if not 0 < port <= 65535:
-            _reply(conn, 400, "Bad Request", f"400 Bad Request: port out of range: {port_text}")
-            return False
+            conn.reply(400, "Bad Request", f"400 Bad Request: port out of range: {port_text}")
+            return
         scheme = self.hosts.scheme(host, port)
         if scheme == "https":
-            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            return self._serve_tls(conn, addr)
+            conn.send(_ESTABLISHED)
+            conn.start_tls()  # with a deadline of its own, from now
+            return
         if scheme == "http":
-            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            self._pipe_to(conn, self.server_address(), b"")
-            return False
+            conn.send(_ESTABLISHED)
+            conn.hand_over(b"")
+            return
         if self.hosts.is_discovery_name(host):
             # A discovery host on a port the fake does not serve: never let it out.
             served = ", ".join(self.hosts.served(host))
-            _reply(
-                conn,
+            conn.reply(
                 403,
                 "Forbidden",
                 f"etcd discovery fake: {host}:{port} is a discovery host but the fake serves "
                 f"only {served}; add the URL to etcd_discovery_hosts to serve it",
             )
-            return False
+            return
         if not self.relays:
             self._refuse_relay(conn, host, port)
-            return False
-        self._tunnel(conn, canonical_name(host), port, b"", established=True)
-        return False
+            return
+        conn.tunnel(canonical_name(host), port, b"", established=True)
 
-    def _refuse_relay(self, conn: socket.socket, host: str, port: int) -> None:
-        _reply(
-            conn,
+    def _refuse_relay(self, conn: _FrontConn, host: str, port: int) -> None:
+        conn.reply(
             403,
             "Forbidden",
             f"etcd discovery fake: the front listens on {self.host}, beyond loopback, so it "
@@ -334,44 +324,8 @@ class DiscoveryFront:
     def server_address(self) -> tuple[str, int]:
         return connect_host(self.server.host), self.server.port
 
-    def _tunnel(
-        self, conn: socket.socket, host: str, port: int, first: bytes, *, established: bool
-    ) -> None:
-        try:
-            upstream = socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT)
-        except OSError as exc:
-            _reply(conn, 502, "Bad Gateway", f"502 Bad Gateway: {host}:{port}: {exc}")
-            return
-        if established:
-            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self._pipe(conn, upstream, first)
 
-    def _pipe_to(self, conn: socket.socket, address: tuple[str, int], first: bytes) -> None:
-        upstream = socket.create_connection(address, timeout=_CONNECT_TIMEOUT)
-        self._pipe(conn, upstream, first)
-
-    def _pipe(self, conn: socket.socket, upstream: socket.socket, first: bytes) -> None:
-        """Copy bytes both ways until both sides are done (the calling thread copies one
-        way, a second thread the other)."""
-        if not self._keep(upstream):
-            upstream.close()
-            return
-        _no_delay(upstream)
-        try:
-            conn.settimeout(None)
-            upstream.settimeout(None)
-            if first:
-                upstream.sendall(first)
-            back = threading.Thread(
-                target=_copy, args=(upstream, conn), name="etcd-discovery-tunnel", daemon=True
-            )
-            back.start()
-            _copy(conn, upstream)
-            back.join()
-        finally:
-            self._forget(upstream)
-            with contextlib.suppress(OSError):
-                upstream.close()
+_ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
 
 def _no_delay(sock: socket.socket) -> None:
@@ -381,69 +335,353 @@ def _no_delay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _copy(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-    except OSError:
-        # One side broke: end both directions so the other copier stops too.
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        return
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)  # pass the end of the stream on
+class _FrontConn:
+    """A new connection on the front until it has said what it is (its request head,
+    or its TLS handshake), all by one deadline; then handed over, tunnelled or refused."""
 
+    def __init__(self, front: DiscoveryFront, sock: socket.socket, addr: Any) -> None:
+        self.front = front
+        self.loop: EventLoop = front._loop_ref  # type: ignore[assignment]
+        self.sock: socket.socket = sock
+        self.addr = addr
+        self.buf = bytearray()
+        self.closed = False
+        self._timer: Timer | None = None
+        self._events = 0
+        self._step: Callable[[], None] = self._hello
 
-def _left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the request head or TLS handshake took too long")
-    return left
+    def start(self) -> None:
+        self._timer = self.loop.call_later(self.front.head_timeout, self._timed_out)
+        self._want(selectors.EVENT_READ)
 
-
-def _handshake(tls: ssl.SSLSocket, deadline: float) -> None:
-    """``tls.do_handshake()`` done by ``deadline`` however slowly the client sends."""
-    tls.setblocking(False)  # each wait below gets only what is left of the deadline
-    while True:
+    def _want(self, events: int) -> None:
+        if self.closed or events == self._events:
+            return
         try:
-            tls.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            ready = select.select([tls], [], [], _left(deadline))[0]
-        except ssl.SSLWantWriteError:
-            ready = select.select([], [tls], [], _left(deadline))[1]
-        if not ready:
-            raise TimeoutError("the TLS handshake took too long")
-    tls.setblocking(True)
+            if self._events:
+                self.loop.modify(self.sock, events, self._ready)
+            else:
+                self.loop.register(self.sock, events, self._ready)
+        except (OSError, ValueError):
+            self.close()
+            return
+        self._events = events
 
+    def _ready(self, events: int) -> None:
+        if not self.closed:
+            self._step()
 
-def _read_head(conn: socket.socket, deadline: float) -> tuple[bytes, bytes] | None:
-    """The request head up to and including the blank line, and whatever came after it
-    in the same reads (a body's start), by ``deadline``; None when it is too long or cut
-    short."""
-    data = bytearray()
-    while True:
-        end = data.find(b"\r\n\r\n")
-        if end >= 0:
-            return bytes(data[: end + 4]), bytes(data[end + 4 :])
-        if len(data) >= _MAX_HEAD:
-            return None
-        conn.settimeout(_left(deadline))  # each read waits only for what is left
-        chunk = conn.recv(_MAX_HEAD)
-        if not chunk:
-            return None
-        data.extend(chunk)
+    def _timed_out(self) -> None:
+        self._timer = None
+        self.close()  # too slow to say what it is: closed, as before, without a reply
 
+    def _done(self) -> None:
+        """This connection leaves the front's hands (handed over or tunnelled)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.loop.unregister(self.sock)
+        self._events = 0
+        self.front._forget(self)
 
-def _reply(conn: socket.socket, status: int, reason: str, text: str) -> None:
-    body = (text + "\n").encode("utf-8")
-    with contextlib.suppress(OSError):
-        conn.sendall(
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.loop.unregister(self.sock)
+        self.front._forget(self)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        # A few hundred bytes on a fresh connection: they fit its send buffer.
+        with contextlib.suppress(OSError):
+            self.sock.send(data)
+
+    def reply(self, status: int, reason: str, text: str) -> None:
+        body = (text + "\n").encode("utf-8")
+        self.send(
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("latin-1")
             + body
         )
+        self.close()
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _hello(self) -> None:
+        try:
+            first = self.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not first:
+            self.close()
+        elif first[0] == _TLS_HANDSHAKE:
+            self.start_tls(fresh=False)
+        else:
+            self._step = self._head
+            self._head()
+
+    def _head(self) -> None:
+        """The request head up to and including the blank line (and whatever came after
+        it in the same reads, a body's start)."""
+        try:
+            chunk = self.sock.recv(_MAX_HEAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not chunk:
+            self.reply(400, "Bad Request", "400 Bad Request")
+            return
+        self.buf += chunk
+        end = self.buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head, extra = bytes(self.buf[: end + 4]), bytes(self.buf[end + 4 :])
+            self.front._serve_http(self, head, extra)
+        elif len(self.buf) >= _MAX_HEAD:
+            self.reply(400, "Bad Request", "400 Bad Request")
+
+    def start_tls(self, fresh: bool = True) -> None:
+        """Finish the handshake here, stepped on readiness (a bad or slow client costs
+        nobody else), by the deadline (a CONNECT's: from now), then hand it over."""
+        if fresh:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_later(self.front.head_timeout, self._timed_out)
+        try:
+            self.sock = self.front._tls.wrap_socket(
+                self.sock, server_side=True, do_handshake_on_connect=False
+            )
+        except (ssl.SSLError, OSError):
+            self.close()
+            return
+        # wrap_socket made a new socket object on the same descriptor: register it anew.
+        self.loop.unregister(self.sock.fileno())
+        self._events = 0
+        self._step = self._handshake
+        self._handshake()
+
+    def _handshake(self) -> None:
+        tls = self.sock
+        assert isinstance(tls, ssl.SSLSocket)
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want(selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(selectors.EVENT_WRITE)
+            return
+        except (ssl.SSLError, OSError):
+            self.close()  # an untrusting client closes with an alert; nothing to answer
+            return
+        self.hand_over(b"")
+
+    def hand_over(self, first: bytes) -> None:
+        self._done()
+        self.closed = True
+        self.front._hand_over(self.sock, self.addr, first)
+
+    def tunnel(self, host: str, port: int, first: bytes, *, established: bool) -> None:
+        self._done()
+        self.closed = True
+        tunnel = _Tunnel(self.front, self.loop, self.sock, host, port, first, established)
+        if self.front._keep(tunnel):
+            tunnel.start()
+        else:
+            tunnel.close()
+
+
+class _Tunnel:
+    """A byte tunnel to another host on the loop: a non-blocking connect, then copies
+    both ways through buffers of :data:`_TUNNEL_BUFFER` bytes, ends passed on."""
+
+    def __init__(
+        self,
+        front: DiscoveryFront,
+        loop: EventLoop,
+        client: socket.socket,
+        host: str,
+        port: int,
+        first: bytes,
+        established: bool,
+    ) -> None:
+        self.front = front
+        self.loop = loop
+        self.client = client
+        self.host, self.port = host, port
+        self.upstream: socket.socket | None = None
+        self.established = established
+        self.connected = False
+        self.closed = False
+        # What goes up to the other host, what comes down to the client.
+        self.up = bytearray(first)
+        self.down = bytearray()
+        self.client_eof = self.upstream_eof = False
+        self.up_shut = self.down_shut = False
+        self._addresses: list[Any] = []
+        self._timer: Timer | None = None
+        self._registered: dict[socket.socket, int] = {}
+
+    def start(self) -> None:
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self._addresses = [(info[0], info[4]) for info in infos]
+        self._timer = self.loop.call_later(_CONNECT_TIMEOUT, self._connect_timed_out)
+        self._try_next(None)
+
+    def _try_next(self, error: OSError | None) -> None:
+        if self.upstream is not None:
+            self._unwatch(self.upstream)
+            self.upstream.close()
+            self.upstream = None
+        if not self._addresses:
+            self._fail(error or OSError("no address"))
+            return
+        family, address = self._addresses.pop(0)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        self.upstream = sock
+        code = sock.connect_ex(address)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            self._try_next(OSError(code, os.strerror(code)))
+            return
+        self._watch(sock, selectors.EVENT_WRITE)
+
+    def _connect_timed_out(self) -> None:
+        self._timer = None
+        if not self.connected:
+            self._fail(TimeoutError("timed out"))
+
+    def _fail(self, exc: OSError) -> None:
+        text = f"502 Bad Gateway: {self.host}:{self.port}: {exc}"
+        body = (text + "\n").encode("utf-8")
+        with contextlib.suppress(OSError):
+            self.client.send(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+        self.close()
+
+    def _watch(self, sock: socket.socket, events: int) -> None:
+        old = self._registered.get(sock, 0)
+        if events == old or self.closed:
+            return
+        if not events:
+            self._unwatch(sock)
+            return
+        callback = functools.partial(self._ready, sock)
+        if old:
+            self.loop.modify(sock, events, callback)
+        else:
+            self.loop.register(sock, events, callback)
+        self._registered[sock] = events
+
+    def _unwatch(self, sock: socket.socket) -> None:
+        if self._registered.pop(sock, 0):
+            self.loop.unregister(sock)
+
+    def _ready(self, sock: socket.socket, events: int) -> None:
+        if self.closed:
+            return
+        if not self.connected:
+            assert self.upstream is not None
+            code = self.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._try_next(OSError(code, os.strerror(code)))
+                return
+            self.connected = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            _no_delay(self.upstream)
+            if self.established:
+                self.down += _ESTABLISHED
+            self._pump()
+            return
+        if events & selectors.EVENT_READ:
+            self._read(sock)
+        self._pump()
+
+    def _read(self, sock: socket.socket) -> None:
+        to_up = sock is self.client
+        buf = self.up if to_up else self.down
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()  # one side broke: end both
+            return
+        if not data:
+            if to_up:
+                self.client_eof = True
+            else:
+                self.upstream_eof = True
+            return
+        buf += data
+
+    def _pump(self) -> None:
+        """Write what each side can take, pass ends on, and ask for what is next."""
+        upstream = self.upstream
+        if self.closed or upstream is None:
+            return
+        for sock, buf in ((upstream, self.up), (self.client, self.down)):
+            while buf:
+                try:
+                    sent = sock.send(buf)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    self.close()
+                    return
+                del buf[:sent]
+        if self.client_eof and not self.up and not self.up_shut:
+            self.up_shut = True
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_WR)  # pass the end of the stream on
+        if self.upstream_eof and not self.down and not self.down_shut:
+            self.down_shut = True
+            with contextlib.suppress(OSError):
+                self.client.shutdown(socket.SHUT_WR)
+        if self.up_shut and self.down_shut:
+            self.close()
+            return
+        client_events = (
+            selectors.EVENT_READ if not self.client_eof and len(self.up) < _TUNNEL_BUFFER else 0
+        ) | (selectors.EVENT_WRITE if self.down else 0)
+        upstream_events = (
+            selectors.EVENT_READ if not self.upstream_eof and len(self.down) < _TUNNEL_BUFFER else 0
+        ) | (selectors.EVENT_WRITE if self.up else 0)
+        self._watch(self.client, client_events)
+        self._watch(upstream, upstream_events)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.front._forget(self)
+        for sock in (self.client, self.upstream):
+            if sock is None:
+                continue
+            if self._registered.pop(sock, 0):
+                self.loop.unregister(sock)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()

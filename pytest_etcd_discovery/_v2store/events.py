@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 from collections import deque
 from typing import Any
 
@@ -51,6 +52,12 @@ class Event:
     def is_created(self) -> bool:
         """201 rather than 200: a create, or a set that replaced nothing."""
         return self.action == CREATE or (self.action == SET and self.prev_node is None)
+
+    @functools.cached_property
+    def memo(self) -> dict[str, Any]:
+        """A cache for what readers derive from the event (its encoded JSON): an event
+        never changes, and one write may be sent to a thousand watchers."""
+        return {}
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"action": self.action}

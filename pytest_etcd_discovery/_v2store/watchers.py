@@ -1,13 +1,16 @@
 """Watchers and the hub that registers them and hands each its events.
 
 A waiting watch sleeps on its own condition and is woken by the write itself (or
-by an expiry, or by the store closing); nothing polls.
+by an expiry, or by the store closing); nothing polls. A caller that must not block (the
+live server's event loop) sets a wake-up with :meth:`Watcher.set_wake` instead and takes
+the events with :meth:`Watcher.poll` when it is called.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 
 from .events import Event, EventHistory
 
@@ -43,6 +46,7 @@ class Watcher:
         self.start_index = start_index  # the store index when the watch began
         self._events: collections.deque[Event] = collections.deque()
         self._cond = threading.Condition()
+        self._wake: Callable[[], None] | None = None
         self.closed = False
         self.removed = False
 
@@ -53,10 +57,15 @@ class Watcher:
             if len(self._events) >= STREAM_BUFFER:
                 self.closed = True
                 self._cond.notify_all()
-                return False
-            self._events.append(event)
-            self._cond.notify_all()
-            return True
+                pushed = False
+            else:
+                self._events.append(event)
+                self._cond.notify_all()
+                pushed = True
+            wake = self._wake
+        if wake is not None:
+            wake()  # outside the lock: it may run the waiter's code at once
+        return pushed
 
     def notify(self, event: Event, original_path: bool, deleted: bool) -> bool:
         if (self.recursive or original_path or deleted) and event.index >= self.since_index:
@@ -70,14 +79,38 @@ class Watcher:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
+            wake = self._wake
+        if wake is not None:
+            wake()
 
     def get(self, timeout: float | None = None) -> Event | None:
         """The next event, or None on timeout or when the watch was closed."""
+        self.wait(timeout)
+        return self.poll()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until an event is queued or the watch is closed; False on timeout."""
         with self._cond:
-            self._cond.wait_for(lambda: self._events or self.closed, timeout)
-            if self._events:
-                return self._events.popleft()
-            return None
+            return bool(self._cond.wait_for(lambda: self._events or self.closed, timeout))
+
+    def has_news(self) -> bool:
+        """Whether :meth:`poll` would not wait: an event is queued or the watch closed."""
+        return bool(self._events) or self.closed
+
+    def poll(self) -> Event | None:
+        """The next queued event without waiting; None when there is none."""
+        with self._cond:
+            return self._events.popleft() if self._events else None
+
+    def set_wake(self, wake: Callable[[], None] | None) -> None:
+        """Have ``wake`` called (from the writer's thread) whenever an event is queued or
+        the watch closes; None forgets it. Called at once when there is news already."""
+        with self._cond:
+            self._wake = wake
+            news = wake is not None and (bool(self._events) or self.closed)
+        if news:
+            assert wake is not None
+            wake()
 
     def remove(self) -> None:
         """Stop watching (idempotent)."""
@@ -97,7 +130,7 @@ class WatcherHub:
         # until they are removed, so close_all must still find them to wake them.
         self._parked: set[Watcher] = set()
         # Closed (the server stopping): a new watch ends at once instead of blocking a
-        # handler thread that the server would then wait for.
+        # server's request that the server would then wait for.
         self._closed = False
         self.history = EventHistory(capacity)
 
