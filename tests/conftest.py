@@ -20,7 +20,7 @@ from cryptography import x509  # noqa: F401
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: F401
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: F401
 from realutil import FAIL_SUFFIX, real_required, real_skip_reason, require_real
-from unitutil import START
+from unitutil import START, Control
 
 from pytest_etcd_discovery._real.processes import RealDiscoveryService
 from pytest_etcd_discovery._v2store.clock import ControllableClock
@@ -65,6 +65,14 @@ def store(clock: ControllableClock) -> Iterator[Store]:
     s = Store(clock)
     yield s
     s.close()
+
+
+@pytest.fixture
+def control(etcd_discovery: Any) -> Iterator[Control]:
+    """The control API (``/_fake/``) of the test's fake, over HTTP."""
+    ctl = Control(etcd_discovery.url)
+    yield ctl
+    ctl.session.close()
 
 
 @pytest.fixture

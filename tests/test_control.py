@@ -11,14 +11,13 @@ import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unitutil import START
+from unitutil import START, WAIT, Control
 from werkzeug.test import Client
 
 from pytest_etcd_discovery import EtcdDiscovery
@@ -29,36 +28,6 @@ from pytest_etcd_discovery._service.control import MAX_BODY, ControlApp
 from pytest_etcd_discovery._service.discovery import seeded_token_source
 from pytest_etcd_discovery._v2store.clock import NS_PER_S, ControllableClock
 from pytest_etcd_discovery._v2store.store import MAX_REAPER_WAIT, reaper_wait
-
-WAIT = 10.0
-
-
-class Control:
-    """``/_fake/`` of one fake: JSON in, (status, JSON) out."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.session = requests.Session()
-
-    def call(
-        self, method: str, path: str, body: Any = None, *, raw: str | None = None
-    ) -> tuple[int, Any]:
-        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        reply = self.session.request(method, f"{self.url}/_fake/{path}", data=data, timeout=WAIT)
-        assert reply.headers["Content-Type"] == "application/json", reply.text
-        return reply.status_code, reply.json()
-
-    def ok(self, method: str, path: str, body: Any = None) -> Any:
-        status, data = self.call(method, path, body)
-        assert status in (200, 201), data
-        return data
-
-
-@pytest.fixture
-def control(etcd_discovery: EtcdDiscovery) -> Iterator[Control]:
-    ctl = Control(etcd_discovery.url)
-    yield ctl
-    ctl.session.close()
 
 
 def _everything(ctl: Control) -> dict[str, Any]:

@@ -5,30 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from unitutil import WAIT, wait_until
 
 from pytest_etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery._v2store.events import KEY_LOG
-
-WAIT = 10.0
-
-
-def _until(condition: Callable[[], bool]) -> bool:
-    """Whether ``condition`` turns true within :data:`WAIT` (asked every 10 ms)."""
-    stop = threading.Event()
-    timer = threading.Timer(WAIT, stop.set)
-    timer.start()
-    try:
-        while not condition():
-            if stop.wait(0.01):
-                return condition()
-        return True
-    finally:
-        timer.cancel()
 
 
 class Poller:
@@ -226,7 +211,7 @@ def test_a_running_call_is_sent_again_once_it_has_its_answer(
     )
     held.start()
     try:
-        assert _until(lambda: len(etcd_discovery.calls) == 1)
+        wait_until(lambda: len(etcd_discovery.calls) == 1, "the call is in the journal")
         data = poller.poll()
         (running,) = data["calls"]["calls"]
         assert running["status"] is None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -14,57 +13,13 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from unitutil import WAIT, Control, wait_until
 from werkzeug.test import Client
 
 from pytest_etcd_discovery import EtcdDiscovery, FaultPlan, FaultRule
 from pytest_etcd_discovery._service.app import DiscoveryApp
 from pytest_etcd_discovery._service.control import ControlApp
 from pytest_etcd_discovery._stack import FakeStack
-
-WAIT = 10.0
-
-
-def _until(condition: Callable[[], bool]) -> bool:
-    """Whether ``condition`` turns true within :data:`WAIT` (asked every 10 ms)."""
-    stop = threading.Event()
-    timer = threading.Timer(WAIT, stop.set)
-    timer.start()
-    try:
-        while not condition():
-            if stop.wait(0.01):
-                return condition()
-        return True
-    finally:
-        timer.cancel()
-
-
-class Control:
-    """``/_fake/`` of one fake: JSON in, (status, JSON) out."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.session = requests.Session()
-
-    def call(
-        self, method: str, path: str, body: Any = None, *, raw: str | None = None
-    ) -> tuple[int, Any]:
-        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        reply = self.session.request(method, f"{self.url}/_fake/{path}", data=data, timeout=WAIT)
-        assert reply.headers["Content-Type"] == "application/json", reply.text
-        return reply.status_code, reply.json()
-
-    def ok(self, method: str, path: str, body: Any = None) -> Any:
-        status, data = self.call(method, path, body)
-        assert status in (200, 201), data
-        return data
-
-
-@pytest.fixture
-def control(etcd_discovery: EtcdDiscovery) -> Iterator[Control]:
-    ctl = Control(etcd_discovery.url)
-    yield ctl
-    ctl.session.close()
-
 
 # -- fault rules by id -------------------------------------------------------------------
 
@@ -146,7 +101,7 @@ def test_deleting_a_delay_rule_releases_the_requests_it_holds(
     asker = threading.Thread(target=ask, daemon=True)
     asker.start()
     # The request is held once the rule has fired.
-    assert _until(lambda: control.ok("GET", f"faults/{rule['id']}")["fired"] == 1)
+    wait_until(lambda: control.ok("GET", f"faults/{rule['id']}")["fired"] == 1, "the rule fired")
     assert not answered.is_set()
     control.ok("DELETE", f"faults/{rule['id']}")
     assert answered.wait(WAIT), "the delayed request was not released"

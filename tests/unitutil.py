@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import requests
 
 #: Where frozen test clocks start: 2023-11-14T22:13:20Z, exactly representable in ns.
 START = 1_700_000_000
@@ -44,3 +47,24 @@ def wait_until(
             said = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout:g} s waiting until {said}")
         time.sleep(interval)
+
+
+class Control:
+    """``/_fake/`` of one fake: JSON in, (status, JSON) out."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, raw: str | None = None
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        reply = self.session.request(method, f"{self.url}/_fake/{path}", data=data, timeout=WAIT)
+        assert reply.headers["Content-Type"] == "application/json", reply.text
+        return reply.status_code, reply.json()
+
+    def ok(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = self.call(method, path, body)
+        assert status in (200, 201), data
+        return data

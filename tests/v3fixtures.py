@@ -4,6 +4,7 @@ clock), ``side`` (each of them in turn) and ``sides`` (both, for lockstep compar
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -19,9 +20,12 @@ from pytest_etcd_discovery._v3.server import V3Server
 def real_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
     """A real etcd 3.4 member for the module (skips, or fails under
     ``ETCD_DISCOVERY_REQUIRE_REAL=1``, when the binary is missing)."""
-    etcd = start_real(tmp_path_factory.mktemp("v3real"))
+    data = tmp_path_factory.mktemp("v3real")
+    etcd = start_real(data)
     yield etcd
     etcd.stop()
+    # etcd preallocates 64 MB of WAL: pytest's kept tmp_path trees would keep them all.
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
