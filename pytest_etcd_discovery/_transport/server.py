@@ -805,21 +805,24 @@ class GoHTTPServer:
     # -- threads for applications that may block ---------------------------------------
 
     def _start_worker(self, thread: threading.Thread) -> bool:
+        # Started under the lock: server_close() must never see (and join) a thread that
+        # has not started yet ("cannot join thread before it is started").
         with self._lock:
             if self._closed:
                 return False
-            self._workers.add(thread)
-        try:
-            thread.start()
-        except RuntimeError as exc:  # "can't start new thread": out of memory or threads
-            with self._lock:
-                self._workers.discard(thread)
+            try:
+                thread.start()
+                self._workers.add(thread)
+                failure = None
+            except RuntimeError as exc:  # "can't start new thread": out of memory or threads
+                failure = exc
+        if failure is not None:
             self.refused += 1
             if not self._refusing:  # one line, not one per connection
                 log.warning(
                     "etcd discovery fake: cannot start a thread for a connection (%s); "
                     "closing connections until one can be started",
-                    exc,
+                    failure,
                 )
             self._refusing = True
             return False
