@@ -13,6 +13,7 @@ gRPC until a test asks for ``.v3``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -39,6 +40,7 @@ __all__ = [
     "V3Member",
     "V3Token",
     "V3TokenView",
+    "call_data",
     "load_v3",
 ]
 
@@ -170,6 +172,12 @@ class _StoreClient:
     def delete(self, key: str) -> Any:
         return self._store.delete_range(self._message("DeleteRangeRequest", key=key.encode()))
 
+    def delete_prefix(self, prefix: str) -> Any:
+        key = prefix.encode()
+        return self._store.delete_range(
+            self._message("DeleteRangeRequest", key=key, range_end=_prefix_end(key))
+        )
+
 
 def _prefix_end(key: bytes) -> bytes:
     """etcd's ``WithPrefix`` range end: the key with its last byte below 0xff plus one."""
@@ -196,6 +204,8 @@ class V3FaultRule:
     times: int | None = None
     #: Calls it hit so far.
     fired: int = 0
+    #: Its number in the plan (1, 2, ...): the control API names a rule by it.
+    id: int = 0
 
     def matches(self, call: Any) -> bool:
         if self.service is not None and call.service != self.service:
@@ -222,6 +232,42 @@ class V3FaultRule:
         ]
         return f"v3 {what[self.action]} ({', '.join(where) or 'every call'})"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The rule as JSON-able data (``GET /_fake/v3/faults``)."""
+        prefix = self.key_prefix
+        return {
+            "id": self.id,
+            "action": self.action,
+            "code": self.code,
+            "message": self.message,
+            "seconds": self.delay,
+            "service": self.service,
+            "method": self.method,
+            "key_prefix": None if prefix is None else prefix.decode("utf-8", "replace"),
+            "times": self.times,
+            "fired": self.fired,
+            "description": self.describe(),
+        }
+
+
+def call_data(number: int, call: Any) -> dict[str, Any]:
+    """One journal call as JSON-able data (``GET /_fake/v3/calls``)."""
+    key = _request_key(call.request)
+    code, message = call.error if call.error is not None else ("OK", "")
+    return {
+        "number": number,
+        "service": call.service,
+        "method": call.method,
+        "key": None if key is None else key.decode("utf-8", "replace"),
+        "stream": call.stream,
+        "code": code,
+        "message": message,
+        "fault": call.fault,
+        "peer": call.peer,
+        "started": call.started,
+        "finished": call.finished,
+    }
+
 
 def _request_key(request: Any) -> bytes | None:
     """The key a request names (a Watch's create request's), if any."""
@@ -247,6 +293,7 @@ class V3Faults:
         self._lock = threading.Lock()
         self._fired = threading.Condition(self._lock)  # notified when a rule fires
         self.rules: list[V3FaultRule] = []
+        self._last_id = 0
 
     def _add(
         self,
@@ -266,8 +313,19 @@ class V3Faults:
             **what,
         )
         with self._lock:
+            self._last_id += 1  # never reused: a deleted rule's id names no other
+            rule.id = self._last_id
             self.rules.append(rule)
         return rule
+
+    def get(self, rule_id: int) -> V3FaultRule | None:
+        """The rule with id ``rule_id``, if it is still in the plan."""
+        with self._lock:
+            return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def remove(self, rule: V3FaultRule) -> None:
+        with self._lock:
+            self.rules.remove(rule)
 
     def fail(
         self,
@@ -361,6 +419,8 @@ class _Hooks:
         self.faults = faults
         self._lock = threading.Lock()
         self.calls: list[Any] = []
+        #: The number of ``calls[0]``: a reset empties the journal, numbers go on.
+        self.first = 0
 
     def before(self, call: Any) -> Any:
         return self.faults.decide(call)
@@ -414,6 +474,33 @@ class V3Discovery:
         message) and ``fault`` (the rule that hit it).  The helpers' own are not there."""
         with self._hooks._lock:
             return list(self._hooks.calls)
+
+    def numbered_calls(self, since: int = 0) -> tuple[int, list[tuple[int, Any]]]:
+        """The journal from call number ``since`` on, each call with its number, and the
+        number the next call will get (the control API's ``/_fake/v3/calls`` pages)."""
+        with self._hooks._lock:
+            first, calls = self._hooks.first, list(self._hooks.calls)
+        following = first + len(calls)
+        return following, [(first + i, c) for i, c in enumerate(calls) if first + i >= since]
+
+    def reset(self) -> None:
+        """Empty the endpoint for a new start: delete every key, revoke every lease, clear
+        the journal, the fault plan and :attr:`created_tokens`.  The revision goes on
+        counting (a client's open watch sees the deletions, as on a real etcd)."""
+        from ._v3.errors import V3Error
+
+        self.faults.clear()
+        store = self.server.store
+        for lease_id in [lease.ID for lease in store.lease_leases().leases]:
+            with contextlib.suppress(V3Error):  # it expired meanwhile: gone all the same
+                store.lease_revoke(self._client._message("LeaseRevokeRequest", ID=lease_id))
+        store.delete_range(
+            self._client._message("DeleteRangeRequest", key=b"\x00", range_end=b"\x00")
+        )
+        with self._hooks._lock:
+            self._hooks.first += len(self._hooks.calls)
+            self._hooks.calls.clear()
+        self.created_tokens.clear()
 
     def calls_to(self, method: str, *, key_prefix: str | None = None) -> list[Any]:
         """The calls of ``method`` (``"Range"``, ``"Put"``, ``"Watch"``, ...), optionally
@@ -569,6 +656,11 @@ class V3Discovery:
         env["ETCD_DISCOVERY_ENDPOINTS"] = self.endpoints
         env["ETCD_DISCOVERY_TOKEN"] = token
         return env
+
+    def delete_token(self, token: str) -> int:
+        """Delete every key of ``token`` (its size and members); how many there were."""
+        reply = self._client.delete_prefix(f"{REGISTRY}/{token}/")
+        return int(reply.deleted)
 
     def __repr__(self) -> str:
         return f"<V3Discovery {self.endpoints}>"
