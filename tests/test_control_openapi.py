@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_etcd_discovery import EtcdDiscovery
+from pytest_etcd_discovery._stack import FakeStack
 from pytest_etcd_discovery._service.control import CONTROL_MAP
 
 WAIT = 10.0
@@ -116,10 +116,21 @@ def test_the_validator_refuses_what_does_not_fit() -> None:
 
 
 @pytest.fixture
-def api(etcd_discovery: EtcdDiscovery) -> Iterator[tuple[str, requests.Session]]:
+def api() -> Iterator[tuple[str, requests.Session]]:
+    # The command's parts, with its etcd v3 endpoint (--v3-port): every route answers.
+    pytest.importorskip("grpc")
+    from pytest_etcd_discovery._v3face import V3Discovery
+
+    stack = FakeStack().start()
+    v3 = V3Discovery(stack.clock)
+    stack.control.v3 = v3
     session = requests.Session()
-    yield etcd_discovery.url, session
-    session.close()
+    try:
+        yield stack.url, session
+    finally:
+        session.close()
+        v3.close()
+        stack.close()
 
 
 def _document(url: str, session: requests.Session) -> dict[str, Any]:
@@ -137,7 +148,7 @@ def test_every_route_is_described_and_every_described_route_exists(
     assert doc["servers"] == [{"url": api[0]}]
     routed = set()
     for rule in CONTROL_MAP.iter_rules():
-        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        path = re.sub(r"<(?:[a-z]+:)?([a-z0-9_]+)>", r"{\1}", rule.rule)
         for method in rule.methods or ():
             if method not in ("HEAD", "OPTIONS"):  # werkzeug adds them
                 routed.add((path, method.lower()))
@@ -145,7 +156,7 @@ def test_every_route_is_described_and_every_described_route_exists(
     assert described == routed
     # Every reference resolves, every operation has its answers.
     text = json.dumps(doc)
-    for name in re.findall(r'"#/components/schemas/([A-Za-z]+)"', text):
+    for name in re.findall(r'"#/components/schemas/([A-Za-z0-9]+)"', text):
         assert name in doc["components"]["schemas"], name
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
@@ -165,7 +176,20 @@ def _setup(url: str, session: requests.Session) -> dict[str, str]:
     )
     session.get(f"{url}/health", timeout=WAIT)
     session.put(f"{token}/m2", data={"value": "m2=http://10.0.0.2:2380"}, timeout=WAIT)
-    return {"rule_id": str(rule.json()["id"]), "name": "dashboard.js"}
+    v3 = f"{url}/_fake/v3"
+    session.post(f"{v3}/tokens", json={"size": 3, "token": "t3"}, timeout=WAIT).raise_for_status()
+    session.post(
+        f"{v3}/tokens/t3/members",
+        json={"name": "m1", "peer_urls": ["http://127.0.0.1:12381"]},
+        timeout=WAIT,
+    ).raise_for_status()
+    v3_rule = session.post(f"{v3}/faults", json={"action": "drop"}, timeout=WAIT)
+    return {
+        "rule_id": str(rule.json()["id"]),
+        "name": "dashboard.js",
+        "token": "t3",
+        "v3_rule_id": str(v3_rule.json()["id"]),
+    }
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -113,7 +113,7 @@ CONTROL_MAP = Map(
         Rule("/_fake/v3/tokens/<token>/members", endpoint="v3_members", methods=["POST"]),
         Rule("/_fake/v3/calls", endpoint="v3_calls", methods=["GET"]),
         Rule("/_fake/v3/faults", endpoint="v3_faults", methods=["GET", "POST", "DELETE"]),
-        Rule("/_fake/v3/faults/<rule_id>", endpoint="v3_fault", methods=["GET", "DELETE"]),
+        Rule("/_fake/v3/faults/<v3_rule_id>", endpoint="v3_fault", methods=["GET", "DELETE"]),
     ],
     # No redirects: a control client gets the answer or a JSON error, never a 308.
     strict_slashes=False,
@@ -544,13 +544,13 @@ class ControlApp:
             return _json({"removed": removed})
         return _json({"faults": [rule.as_dict() for rule in list(faults.rules)]})
 
-    def on_v3_fault(self, request: Request, rule_id: str) -> Response:
+    def on_v3_fault(self, request: Request, v3_rule_id: str) -> Response:
         faults = self._v3().faults
-        known = rule_id.isascii() and rule_id.isdigit() and len(rule_id) < 19
-        rule = faults.get(int(rule_id)) if known else None
+        known = v3_rule_id.isascii() and v3_rule_id.isdigit() and len(v3_rule_id) < 19
+        rule = faults.get(int(v3_rule_id)) if known else None
         if rule is None:
             raise ControlError(
-                f"no v3 fault rule with id {rule_id!r}: GET /_fake/v3/faults lists them", 404
+                f"no v3 fault rule with id {v3_rule_id!r}: GET /_fake/v3/faults lists them", 404
             )
         if request.method == "DELETE":
             faults.remove(rule)

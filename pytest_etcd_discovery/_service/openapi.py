@@ -70,6 +70,21 @@ _MEMBER: dict[str, Any] = {
     "createdIndex": {"type": "integer"},
 }
 
+_V3_MEMBER: dict[str, Any] = {
+    "id": {"type": "string"},
+    "name": {"type": "string"},
+    "value": {"type": "string"},
+    "create_revision": {"type": "integer", "minimum": 1},
+}
+_V3_TOKEN: dict[str, Any] = {
+    "token": {"type": "string"},
+    "size": _nullable({"type": "integer", "minimum": 1}),
+    "size_raw": _nullable({"type": "string"}),
+    "full": {"type": "boolean"},
+    "initial_cluster": {"type": "string"},
+    "members": {"type": "array", "items": _object(_V3_MEMBER)},
+}
+
 _CALL: dict[str, Any] = {
     "number": {"type": "integer", "minimum": 0},
     "method": {"type": "string"},
@@ -291,29 +306,87 @@ _SCHEMAS: dict[str, Any] = {
             "endpoints": _nullable({"type": "string"}),
             "tokens": {
                 "type": "array",
-                "items": _object(
-                    {
-                        "token": {"type": "string"},
-                        "size": _nullable({"type": "integer", "minimum": 1}),
-                        "size_raw": _nullable({"type": "string"}),
-                        "full": {"type": "boolean"},
-                        "initial_cluster": {"type": "string"},
-                        "members": {
-                            "type": "array",
-                            "items": _object(
-                                {
-                                    "id": {"type": "string"},
-                                    "name": {"type": "string"},
-                                    "value": {"type": "string"},
-                                    "create_revision": {"type": "integer", "minimum": 1},
-                                }
-                            ),
-                        },
-                    }
-                ),
+                "items": _object(_V3_TOKEN),
             },
         }
     ),
+    "V3TokenInput": _object(
+        {
+            "size": {"type": "integer", "minimum": 1, "description": "default 3"},
+            "token": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9._~-]{1,200}$",
+                "description": "its name (default: a new random one)",
+            },
+        },
+        [],
+    ),
+    "V3Token": _object({"endpoints": {"type": "string"}, **_V3_TOKEN}),
+    "V3TokenDeleted": _object(
+        {"token": {"type": "string"}, "deleted": {"type": "integer", "minimum": 1}}
+    ),
+    "V3MemberInput": _object(
+        {
+            "name": {"type": "string"},
+            "peer_urls": _STRINGS,
+            "member_id": {"type": "string", "pattern": "^[0-9a-f]{1,16}$"},
+        },
+        ["name", "peer_urls"],
+    ),
+    "V3MemberCreated": _object({"member": _object(_V3_MEMBER), **_V3_TOKEN}),
+    "V3Calls": _object(
+        {
+            "calls": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "number": {"type": "integer", "minimum": 0},
+                        "service": {"type": "string"},
+                        "method": {"type": "string"},
+                        "key": _nullable({"type": "string"}),
+                        "stream": {"type": "boolean"},
+                        "code": {"type": "string", "description": "a gRPC status name"},
+                        "message": {"type": "string"},
+                        "fault": _nullable({"type": "string"}),
+                        "peer": {"type": "string"},
+                        "started": {"type": "number"},
+                        "finished": _nullable({"type": "number"}),
+                    }
+                ),
+            },
+            "next": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "V3FaultInput": _object(
+        {
+            "action": {"type": "string", "enum": ["fail", "delay", "drop"]},
+            "code": {"type": "string", "description": "a gRPC status name (fail)"},
+            "message": {"type": "string"},
+            "seconds": {"type": "number", "minimum": 0, "maximum": 3600},
+            "service": _nullable({"type": "string"}),
+            "method": _nullable({"type": "string"}),
+            "key_prefix": _nullable({"type": "string"}),
+            "times": _nullable({"type": "integer", "minimum": 1}),
+        },
+        ["action"],
+    ),
+    "V3Fault": _object(
+        {
+            "id": {"type": "integer", "minimum": 1},
+            "action": {"type": "string", "enum": ["fail", "delay", "drop"]},
+            "code": _nullable({"type": "string"}),
+            "message": {"type": "string"},
+            "seconds": {"type": "number", "minimum": 0},
+            "service": _nullable({"type": "string"}),
+            "method": _nullable({"type": "string"}),
+            "key_prefix": _nullable({"type": "string"}),
+            "times": _nullable({"type": "integer", "minimum": 1}),
+            "fired": {"type": "integer", "minimum": 0},
+            "description": {"type": "string"},
+        }
+    ),
+    "V3Faults": _object({"faults": {"type": "array", "items": _ref("V3Fault")}}),
+    "V3FaultRemoved": _object({"removed": _ref("V3Fault")}),
     "Health": _object(
         {
             "status": {"type": "string", "enum": ["ok"]},
@@ -396,6 +469,21 @@ _RULE_ID = {
 }
 
 _BAD = {"400": _ERROR}
+_V3_ERROR = _answer("the fake runs without --v3-port: no etcd v3 endpoint", "Error")
+_V3_TOKEN_PARAM = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "a v3 discovery token (--discovery-token)",
+}
+_V3_RULE_ID = {
+    "name": "v3_rule_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "the id POST /_fake/v3/faults answered",
+}
 
 
 def openapi(server_url: str | None = None) -> dict[str, Any]:
@@ -441,7 +529,93 @@ def openapi(server_url: str | None = None) -> dict[str, Any]:
                 "get": _op(
                     "etcd 3.6 v3 discovery tokens of the command's etcd v3 API (--v3-port)",
                     {"200": _answer("the tokens (none without --v3-port)", "V3Tokens")},
+                ),
+                "post": _op(
+                    "make a v3 discovery token (its size key), as etcd_discovery.v3.new_token",
+                    {"201": _answer("the token", "V3Token"), **_BAD, "409": _V3_ERROR},
+                    body="V3TokenInput",
+                    example={"size": 3},
+                    optional_body=True,
+                ),
+            },
+            "/_fake/v3/tokens/{token}": {
+                "get": _op(
+                    "one v3 token as etcd's discovery reads it",
+                    {"200": _answer("the token", "V3Token"), "404": _ERROR, "409": _V3_ERROR},
+                    parameters=[_V3_TOKEN_PARAM],
+                ),
+                "delete": _op(
+                    "delete every key of a v3 token",
+                    {
+                        "200": _answer("how many keys", "V3TokenDeleted"),
+                        "404": _ERROR,
+                        "409": _V3_ERROR,
+                    },
+                    parameters=[_V3_TOKEN_PARAM],
+                ),
+            },
+            "/_fake/v3/tokens/{token}/members": {
+                "post": _op(
+                    "register a member as etcd 3.6 does (409: cluster is full, size key "
+                    "not found or bad)",
+                    {
+                        "201": _answer("the member", "V3MemberCreated"),
+                        **_BAD,
+                        "404": _ERROR,
+                        "409": _V3_ERROR,
+                    },
+                    body="V3MemberInput",
+                    example={"name": "m0", "peer_urls": "http://127.0.0.1:12380"},
+                    parameters=[_V3_TOKEN_PARAM],
+                ),
+            },
+            "/_fake/v3/calls": {
+                "get": _op(
+                    "the v3 endpoint's journal (gRPC calls), paged as /_fake/calls",
+                    {
+                        "200": _answer("calls and the next number", "V3Calls"),
+                        **_BAD,
+                        "409": _V3_ERROR,
+                    },
+                    parameters=_CALL_QUERY[:2],
                 )
+            },
+            "/_fake/v3/faults": {
+                "get": _op(
+                    "the v3 fault rules, in order, with fired counts",
+                    {"200": _answer("the rules", "V3Faults"), "409": _V3_ERROR},
+                ),
+                "post": _op(
+                    "add a v3 fault rule (fail with a gRPC status, delay, drop a stream)",
+                    {"201": _answer("the rule, with its id", "V3Fault"), **_BAD, "409": _V3_ERROR},
+                    body="V3FaultInput",
+                    example={
+                        "action": "fail",
+                        "code": "UNAVAILABLE",
+                        "method": "Range",
+                        "times": 1,
+                    },
+                ),
+                "delete": _op(
+                    "remove every v3 rule",
+                    {"200": _answer("how many", "FaultsRemoved"), "409": _V3_ERROR},
+                ),
+            },
+            "/_fake/v3/faults/{v3_rule_id}": {
+                "get": _op(
+                    "one v3 rule",
+                    {"200": _answer("the rule", "V3Fault"), "404": _ERROR, "409": _V3_ERROR},
+                    parameters=[_V3_RULE_ID],
+                ),
+                "delete": _op(
+                    "remove one v3 rule",
+                    {
+                        "200": _answer("the rule removed", "V3FaultRemoved"),
+                        "404": _ERROR,
+                        "409": _V3_ERROR,
+                    },
+                    parameters=[_V3_RULE_ID],
+                ),
             },
             "/_fake/health": {
                 "get": _op(
@@ -470,7 +644,8 @@ def openapi(server_url: str | None = None) -> dict[str, Any]:
             },
             "/_fake/reset": {
                 "post": _op(
-                    "empty store, real clock, no faults, empty journal",
+                    "empty store, real clock, no faults, empty journal (the v3 endpoint's "
+                    "keys, leases, faults and journal too)",
                     {"200": _answer("index 0", "Index"), **_BAD},
                 )
             },
