@@ -65,6 +65,7 @@ needs 'Authorization: Bearer TOKEN'; other Hosts and cross-origin changes answer
   GET  /_fake/openapi.json           the OpenAPI 3.1 description of all of /_fake/
   GET|PUT /_fake/state               the whole state, and restore it
   POST /_fake/reset                  empty store, real clock, no faults, empty journal
+                                     (and the v3 endpoint's keys, faults, journal)
   GET|POST /_fake/tokens             list tokens; seed one {"size", "members", "state"}
   GET  /_fake/clock                  the clock: now, time, frozen
   POST /_fake/clock/advance          {"seconds": N}: keys that became due expire
@@ -78,7 +79,14 @@ needs 'Authorization: Bearer TOKEN'; other Hosts and cross-origin changes answer
   POST /_fake/calls/count            {filter, "since", "times"}: the count and the closest
                                      calls that did not match, with why
   GET  /_fake/changes                what changed since=CURSOR (the dashboard's poll)
-  GET  /_fake/v3/tokens              etcd 3.6 v3 discovery tokens of --v3-port's endpoint
+  GET|POST /_fake/v3/tokens          etcd 3.6 v3 discovery tokens of --v3-port's endpoint;
+                                     make one {"size", "token"}
+  GET|DELETE /_fake/v3/tokens/<token>  one v3 token (size, members, full); delete its keys
+  POST /_fake/v3/tokens/<token>/members  register {"name", "peer_urls", "member_id"}
+  GET  /_fake/v3/calls               the v3 journal (gRPC calls): since=N&limit=M pages
+  GET|POST|DELETE /_fake/v3/faults   v3 rules {"action": fail|delay|drop, "code",
+                                     "seconds", "service", "method", "key_prefix", "times"}
+  GET|DELETE /_fake/v3/faults/<id>   one v3 rule by its id
   GET  /_fake/                       the dashboard: a control panel over all of this
 """
 
