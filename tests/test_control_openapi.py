@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_etcd_discovery._stack import FakeStack
 from pytest_etcd_discovery._service.control import CONTROL_MAP
+from pytest_etcd_discovery._stack import FakeStack
 
 WAIT = 10.0
 _KNOWN = {

@@ -328,7 +328,10 @@ def test_the_commands_help_names_every_control_route() -> None:
         for methods, path in re.findall(r"^  ([A-Z|]+) +(/_fake/\S*)", text, re.MULTILINE)
     }
     routed = {
-        rule.rule.replace("<rule_id>", "<id>").replace("<v3_rule_id>", "<id>"): (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        rule.rule.replace("<rule_id>", "<id>").replace("<v3_rule_id>", "<id>"): (
+            rule.methods or set()
+        )
+        - {"HEAD", "OPTIONS"}
         for rule in CONTROL_MAP.iter_rules()
         if rule.endpoint != "static"  # the dashboard's own files
     }
