@@ -725,7 +725,7 @@ class ControlApp:
         )
 
 
-#: The longest a v3 delay rule may hold a call (an hour, as the v2 rules' bound).
+#: The longest a v3 delay rule may hold a call: an hour (a delay tests a client deadline).
 _V3_MAX_DELAY = 3600.0
 _V3_ACTIONS = ("fail", "delay", "drop")
 
