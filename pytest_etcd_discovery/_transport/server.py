@@ -41,6 +41,7 @@ from .gohttp import (
     _CHUNK_LINE_MAX,
     DEFAULT_MAX_BODY,
     HEAD_TIMEOUT,
+    MAX_HEADER_BYTES,
     MAX_POST_HANDLER_READ,
     GoExchange,
     Refusal,
@@ -225,6 +226,7 @@ class _Connection(GoExchange):
         self._head_deadline: float | None = None
         self._request: tuple[WSGIEnvironment, bool] | None = None
         self._pristine: WSGIEnvironment = {}
+        self._reader = _BufReader(self, 0)
         self._chunk_scan: _ChunkScan | None = None
         self._await_body = False
         self._reply: ReplyWriter | None = None
@@ -317,6 +319,19 @@ class _Connection(GoExchange):
     def _send_here(self, data: bytes) -> None:
         if self.closed:
             return
+        if not self.outbuf:
+            # Nothing queued: straight to the socket, no copy through the buffer (and
+            # with all of it sent, nothing for the loop to watch).
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            except OSError:
+                self._close()  # the client went away mid-reply
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
         self.outbuf += data
         self._flush()
 
@@ -377,9 +392,11 @@ class _Connection(GoExchange):
         self._request = None
         self._chunk_scan = None
         self._await_body = False
-        self.rfile = _BufReader(self, 0)
-        self._head = self.read_head()
-        self._head_need = next(self._head)
+        # One reader for all of a connection's requests (each starts at the buffer's
+        # start); the line-by-line head reader only once a head comes in pieces.
+        self.rfile = self._reader
+        self._reader.pos = 0
+        self._head = None
         self._scan = self._searched = 0
         if self._served == 0:
             self._start_head_clock()
@@ -421,7 +438,20 @@ class _Connection(GoExchange):
         if self._served and not buf and self.eof:
             self._close()  # a kept connection the client closed
             return
-        assert self._head is not None
+        if self._head is None:
+            # The usual case: the whole head is in the buffer (a kept connection's next
+            # request), so it is parsed in one call, not fed a line at a time.
+            end = buf.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES)
+            if end >= 0:
+                try:
+                    result, self._scan = self.parse_head(buf[: end + 4].decode("latin-1"))
+                except Refusal as refusal:
+                    self._refuse(refusal)
+                    return
+                self._head_read(result)
+                return
+            self._head = self.read_head()
+            self._head_need = next(self._head)
         while self._phase == _HEAD:
             need = self._head_need
             start = self._scan
@@ -441,10 +471,13 @@ class _Connection(GoExchange):
                 self._head_read(stop.value)
                 return
             except Refusal as refusal:
-                self._stop_head_clock()
-                self.send(refusal.reply)
-                self._finish()
+                self._refuse(refusal)
                 return
+
+    def _refuse(self, refusal: Refusal) -> None:
+        self._stop_head_clock()
+        self.send(refusal.reply)
+        self._finish()
 
     def _head_read(self, result: tuple[WSGIEnvironment, bool] | None) -> None:
         self._stop_head_clock()
@@ -452,9 +485,9 @@ class _Connection(GoExchange):
             self._close()  # the client ended before a whole head
             return
         self._request = result
-        self._pristine = dict(result[0])
-        assert isinstance(self.rfile, _BufReader)
-        self.rfile.pos = self._scan
+        # Kept for a rerun (an application that must wait for its body): only then.
+        self._pristine = dict(result[0]) if self._body is not None else result[0]
+        self._reader.pos = self._scan
         self._phase = _BODY
 
     # -- the request body ---------------------------------------------------------------
