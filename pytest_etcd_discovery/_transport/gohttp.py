@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 import sys
 import time
@@ -111,8 +112,7 @@ _GO_REASONS = {
 }
 
 
-def _by_name(header: tuple[str, str]) -> str:
-    return header[0]
+_NAME = operator.itemgetter(0)  # a header's name, as a sort key (in C, not a Python call)
 
 
 def _by_extra_order(header: tuple[str, str]) -> int:
@@ -363,7 +363,7 @@ class ReplyWriter:
         if not self._has_date:
             date = ("Date", _Date.now())
             (extras if "Date" in supplied else handler_headers).append(date)
-        handler_headers.sort(key=_by_name)
+        handler_headers.sort(key=_NAME)
         extras.sort(key=_by_extra_order)
         if self._http10 and self.keep and (length is not None or self._head_only or bodiless):
             extras.append(("Connection", "keep-alive"))

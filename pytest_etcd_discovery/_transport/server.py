@@ -103,6 +103,9 @@ class _NeedBody(Error):
 OUT_HIGH = 256 << 10
 #: Bytes read from a socket at a time.
 RECV_SIZE = 65536
+#: Bytes buffered at most from a client whose request waits (a long poll), past which
+#: its connection is not read until the reply is out.
+WAIT_READ_MAX = RECV_SIZE
 _HEAD, _BODY, _APP, _CLOSING = range(4)
 
 
@@ -264,10 +267,16 @@ class _Connection(GoExchange):
         if self.closed:
             return
         events = 0
-        # While a request waits (a long poll, a delay, a slow reader, a thread) the
-        # connection is not read: it must not spin on bytes it cannot take yet. One
-        # answered at once keeps its registration (no two epoll calls a request).
-        waiting = self._pending is not None or self._paused or self._worker is not None
+        # While a request waits for a slow reader or a thread the connection is not
+        # read: it must not spin on bytes it cannot take yet. One answered at once, or
+        # waiting on the loop (a long poll, a delay), keeps its registration (no two
+        # epoll calls a request): what arrives meanwhile is buffered for the next
+        # request, up to WAIT_READ_MAX bytes.
+        waiting = (
+            self._paused
+            or self._worker is not None
+            or (self._pending is not None and len(self.inbuf) >= WAIT_READ_MAX)
+        )
         phase = self._phase
         if not self.eof and (phase in (_HEAD, _BODY) or (phase == _APP and not waiting)):
             events |= selectors.EVENT_READ
