@@ -4,8 +4,8 @@
 ``valgrind --tool=callgrind`` (a short and a long run) and prints the difference per
 request: start-up and the client's set-up cancel out. Instruction counts stay the same on
 a loaded machine, where wall-clock medians do not, so they are the before/after measure
-of the server's per-request path. The count covers the whole process: the server's loop
-thread and this raw-socket client (a few ``send``/``recv`` calls a request).
+of the server's per-request path. Each thread is counted apart (``--separate-threads``):
+the server's threads, and in all with this raw-socket client (the main thread).
 
 ``python -m bench.instructions --drive get 500`` is the driver alone.
 """
@@ -105,13 +105,15 @@ def drive(kind: str, count: int) -> None:
         wire.sock.close()
 
 
-def _instructions(kind: str, count: int) -> int:
+def _instructions(kind: str, count: int) -> tuple[int, int]:
+    """(instructions of the whole process, of its threads but the main one: the server)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg.out")
         subprocess.run(
             [
                 "valgrind",
                 "--tool=callgrind",
+                "--separate-threads=yes",
                 f"--callgrind-out-file={out}",
                 sys.executable,
                 "-m",
@@ -122,12 +124,21 @@ def _instructions(kind: str, count: int) -> int:
             ],
             check=True,
             capture_output=True,
+            cwd=Path(__file__).resolve().parent.parent,
         )
-        with open(out, encoding="ascii", errors="replace") as file:
-            for line in file:
-                if line.startswith("summary:") or line.startswith("totals:"):
-                    return int(line.split()[1])
-    raise RuntimeError("no totals in callgrind's output")
+        totals: dict[int, int] = {}
+        for name in os.listdir(tmp):
+            if "-" not in name:
+                continue  # not a thread's file
+            thread = int(name.rsplit("-", 1)[1])
+            with open(os.path.join(tmp, name), encoding="ascii", errors="replace") as file:
+                for line in file:
+                    if line.startswith(("summary:", "totals:")):
+                        totals[thread] = int(line.split()[1])
+                        break
+    if 1 not in totals:
+        raise RuntimeError("no totals in callgrind's output")
+    return sum(totals.values()), sum(n for thread, n in totals.items() if thread != 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     for kind in args.kinds:
         short = _instructions(kind, args.short)
         long = _instructions(kind, args.long)
-        per = (long - short) / (args.long - args.short)
-        print(f"{kind}: {per:,.0f} instructions per request")
+        runs = args.long - args.short
+        whole, server = ((b - a) / runs for a, b in zip(short, long, strict=True))
+        print(f"{kind}: {server:,.0f} instructions per request in the server ({whole:,.0f} in all)")
     return 0
 
 

@@ -552,9 +552,7 @@ class GoExchange:
         """The checks Go makes once the whole head is read, and the WSGI environ."""
         method, target, major, minor, path, query, url_host = request
         http11 = minor >= 1 or major > 1
-        hosts = [value for name, value in headers if name.lower() == "host"]
-        if len(hosts) > 1:
-            raise Refusal()  # too many Host headers
+        hosts: list[str] = []
         lengths: list[str] = []
         encodings: list[str] = []
         connection: list[str] = []
@@ -574,7 +572,11 @@ class GoExchange:
                 continue
             if key == "HTTP_CONNECTION":
                 connection.append(value)
+            elif key == "HTTP_HOST":
+                hosts.append(value)
             environ[key] = f"{environ[key]},{value}" if key in environ else value
+        if len(hosts) > 1:
+            raise Refusal()  # too many Host headers
         length = self._body_length(lengths, encodings if http11 else [])
         if major != 1 and not (method == "PRI" and target == "*" and (major, minor) == (2, 0)):
             raise Refusal("505 HTTP Version Not Supported: unsupported protocol version")
@@ -595,8 +597,12 @@ class GoExchange:
                 # URL can be built on it, so the fake's own address stands in, as the
                 # real service hands out its own URL whatever the request's host.
                 environ.pop("HTTP_HOST", None)
-        close = _has_token(",".join(connection), "close")
-        keep = not close if http11 else _has_token(",".join(connection), "keep-alive") and not close
+        if connection:
+            tokens = ",".join(connection)
+            close = _has_token(tokens, "close")
+            keep = not close if http11 else _has_token(tokens, "keep-alive") and not close
+        else:
+            keep = http11  # no Connection header: HTTP/1.1 keeps, HTTP/1.0 closes
         if method == "PRI":
             keep = False
         if length != 0:
