@@ -236,6 +236,9 @@ class _Connection(GoExchange):
         self._chunks: Any = None
         self._iter: Iterator[bytes] | None = None
         self._paused = False
+        # While the application's pieces are handed out, replies are only buffered and
+        # go out in one send when it stops (a watch's event and its last chunk together).
+        self._corked = False
         self._pending: Pending | None = None
         self._pending_timer: Timer | None = None
         self._wake_token: object | None = None
@@ -280,7 +283,7 @@ class _Connection(GoExchange):
         phase = self._phase
         if not self.eof and (phase in (_HEAD, _BODY) or (phase == _APP and not waiting)):
             events |= selectors.EVENT_READ
-        if self.outbuf:
+        if self.outbuf and not self._corked:  # corked: flushed when the pump stops
             events |= selectors.EVENT_WRITE
         if events != self._events:
             try:
@@ -328,7 +331,7 @@ class _Connection(GoExchange):
     def _send_here(self, data: bytes) -> None:
         if self.closed:
             return
-        if not self.outbuf:
+        if not self.outbuf and not self._corked:
             # Nothing queued: straight to the socket, no copy through the buffer (and
             # with all of it sent, nothing for the loop to watch).
             try:
@@ -576,6 +579,7 @@ class _Connection(GoExchange):
         reply, pieces = self._reply, self._iter
         if self.closed or reply is None or pieces is None:
             return
+        self._corked = True
         try:
             while not self.closed:
                 if len(self.outbuf) > OUT_HIGH:
@@ -593,6 +597,10 @@ class _Connection(GoExchange):
                 reply.write(piece)
         except BaseException as exc:
             self._app_failed(exc)
+        finally:
+            self._corked = False
+            if self.outbuf and not self.closed:
+                self._flush()
 
     def _app_failed(self, exc: BaseException) -> None:
         reply = self._reply
