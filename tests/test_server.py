@@ -486,6 +486,59 @@ def test_long_poll_framing_is_gos(side: str, request: pytest.FixtureRequest) -> 
     assert not re.search(rb"(?im)^content-length:", flushed)
 
 
+@pytest.mark.real
+@pytest.mark.parametrize("side", ["real", "fake"])
+def test_a_request_sent_behind_a_long_poll_is_answered_after_it(
+    side: str, request: pytest.FixtureRequest
+) -> None:
+    """A client that sends its next request while its long poll waits gets both answers
+    in order (the fake buffers what arrives meanwhile; Go reads on after the handler)."""
+    service = request.getfixturevalue(f"{side}_service")
+    token = requests.get(f"{service.url}/new?size=3", timeout=WAIT).text
+    index = int(requests.get(token, timeout=WAIT).headers["X-Etcd-Index"])
+    path = "/" + token.split("//", 1)[1].split("/", 1)[1]
+    host, port = service.url.split("//", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        # waitIndex in the future: answered by the write whether it waits or not.
+        watch = f"{path}?wait=true&recursive=true&waitIndex={index + 1}"
+        store = service.app.store if side == "fake" else None
+        # The shared fake may hold other tests' watchers still.
+        waiting = store.watcher_count if store is not None else 0
+        sock.sendall(f"GET {watch} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        if store is not None:  # the next request arrives while the long poll waits
+            wait_until(lambda: store.watcher_count > waiting, "the long poll waits")
+        sock.sendall(b"GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        requests.put(f"{token}/m1", data={"value": "m1=http://10.0.0.1:2380"}, timeout=WAIT)
+        replies = _read_responses(sock, 2)
+    assert replies.count(b"HTTP/1.1 200 OK") == 2
+    assert b'"action":"set"' in replies
+    assert replies.index(b'"action":"set"') < replies.index(b"Disallow: /")
+
+
+def test_what_a_client_sends_during_a_long_poll_is_buffered_up_to_a_bound() -> None:
+    from pytest_etcd_discovery._transport.server import RECV_SIZE, WAIT_READ_MAX
+
+    with DiscoveryServer() as server:
+        token = requests.get(f"{server.url}/new?size=3", timeout=WAIT).text
+        path = "/" + token.split("//", 1)[1].split("/", 1)[1]
+        with socket.create_connection((server.host, server.port), timeout=WAIT) as sock:
+            sock.sendall(
+                f"GET {path}?wait=true&recursive=true HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            )
+            store = server.app.store
+            wait_until(lambda: store.watcher_count == 1, "the long poll waits")
+            # Far more than the bound: the server stops reading and the socket fills up.
+            sock.setblocking(False)
+            sent, junk = 0, b"x" * 65536
+            with contextlib.suppress(BlockingIOError):
+                while sent < 64 * WAIT_READ_MAX:
+                    sent += sock.send(junk)
+            (conn,) = server.httpd._connections
+            wait_until(lambda: len(conn.inbuf) >= WAIT_READ_MAX, "the server reads some")
+            assert len(conn.inbuf) < WAIT_READ_MAX + RECV_SIZE
+            assert sent > len(conn.inbuf)  # the rest waits in the sockets' buffers
+
+
 def _long_poll(base_url: str, target: str, write: Callable[[], object]) -> bytes:
     """The raw reply to ``GET target`` on ``base_url``, a long poll that ``write()`` ends."""
     host, port = base_url.split("//", 1)[1].rsplit(":", 1)

@@ -80,6 +80,13 @@ def _host_url(
     return get_current_url(environ, host_only=True)
 
 
+@lru_cache(maxsize=256)
+def _header_name(key: str) -> str:
+    """``USER_AGENT`` -> ``User-Agent``; cached: a client sends the same few headers
+    with every request."""
+    return key.replace("_", "-").title()
+
+
 def request_from_environ(environ: WSGIEnvironment) -> ServiceRequest:
     """The :class:`ServiceRequest` of a WSGI environ (PEP 3333)."""
     # PATH_INFO and QUERY_STRING carry the bytes as Latin-1; bytes that are not UTF-8
@@ -89,9 +96,9 @@ def request_from_environ(environ: WSGIEnvironment) -> ServiceRequest:
     headers: list[tuple[str, str]] = []
     for key, value in environ.items():
         if key.startswith("HTTP_"):
-            headers.append((key[5:].replace("_", "-").title(), value))
+            headers.append((_header_name(key[5:]), value))
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.replace("_", "-").title(), value))
+            headers.append((_header_name(key), value))
     if environ.get("CONTENT_LENGTH") in (None, "", "0") and "wsgi.input_terminated" not in environ:
         body = b""  # nothing to read: skip building the stream
     else:

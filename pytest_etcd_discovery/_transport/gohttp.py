@@ -48,6 +48,8 @@ Both real services are Go programs, so the live fake reads and writes HTTP the w
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import re
 import sys
 import time
@@ -110,8 +112,7 @@ _GO_REASONS = {
 }
 
 
-def _by_name(header: tuple[str, str]) -> str:
-    return header[0]
+_NAME = operator.itemgetter(0)  # a header's name, as a sort key (in C, not a Python call)
 
 
 def _by_extra_order(header: tuple[str, str]) -> int:
@@ -288,6 +289,7 @@ class ReplyWriter:
         self._length: str | None = None  # the application's Content-Length
         self._held = bytearray()  # Go's 2 KiB buffer, for a reply of unknown length
         self._chunked = False
+        self._has_date = False  # the application set its own Date
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -297,9 +299,13 @@ class ReplyWriter:
         self._status = int(status[:3])
         self._headers = []
         self._length = None
+        self._has_date = False
         for name, value in headers:
             lowered = name.lower()
-            if lowered == "content-length":
+            if lowered == "date":
+                self._has_date = True
+                self._headers.append((name, value))
+            elif lowered == "content-length":
                 self._length = value
             elif lowered == "connection":
                 if "close" in value.lower():
@@ -354,10 +360,10 @@ class ReplyWriter:
             # A length the server computed is its own; the application's is where it says.
             computed = self._length is None or "Content-Length" in supplied
             (extras if computed else handler_headers).append(("Content-Length", length))
-        if not any(name.lower() == "date" for name, _ in self._headers):
+        if not self._has_date:
             date = ("Date", _Date.now())
             (extras if "Date" in supplied else handler_headers).append(date)
-        handler_headers.sort(key=_by_name)
+        handler_headers.sort(key=_NAME)
         extras.sort(key=_by_extra_order)
         if self._http10 and self.keep and (length is not None or self._head_only or bodiless):
             extras.append(("Connection", "keep-alive"))
@@ -394,6 +400,37 @@ def _go_reply(
     return ("".join(lines) + "\r\n").encode("latin-1")
 
 
+#: A parsed request line: method, target, major and minor version, then PATH_INFO,
+#: QUERY_STRING and the URL's host (:meth:`GoExchange._parse_target`).
+_RequestLine = tuple[str, str, int, int, str, str, "str | None"]
+
+
+def _header_line(headers: list[list[str]], text: str) -> bool:
+    """Add one header line (without its line end) to ``headers``, as Go's
+    ``ReadMIMEHeader`` reads it; False at the empty line that ends the head."""
+    if not text:
+        return False
+    if text[0] in " \t":
+        if not headers:
+            raise Refusal()  # malformed MIME header initial line
+        headers[-1][1] += " " + text.strip(" \t")  # an obsolete folded line
+        return True
+    name, colon, value = text.partition(":")
+    if not colon:
+        raise Refusal()  # malformed MIME header line
+    if name:
+        headers.append([name, value.strip(" \t")])
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _environ_key(name: str) -> str:
+    """A header's environ key (``CONTENT_TYPE``/``CONTENT_LENGTH`` without ``HTTP_``);
+    cached: a client sends the same few names with every request."""
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
 class GoExchange:
     """Go's framing of one connection's requests, without the socket: the live server's
     connection (:mod:`.server`) feeds it lines and bytes from its buffer and provides
@@ -408,6 +445,7 @@ class GoExchange:
     _server_name = ""
     _server_port = ""
     _body: RequestBody | None = None
+    _base: dict[str, Any] | None = None
 
     def send(self, data: bytes) -> None:
         raise NotImplementedError
@@ -439,7 +477,9 @@ class GoExchange:
 
         It is fed line by line: it yields how many bytes a line may have at most and is
         sent the line (as ``readline(n)`` gives it: shorter without its newline when the
-        client ended), so a connection can feed it from a buffer as bytes arrive."""
+        client ended), so a connection can feed it from a buffer as bytes arrive. A
+        head already whole in the buffer takes :meth:`parse_head` instead (the same
+        rules, one call)."""
         budget = MAX_HEADER_BYTES
         raw = yield budget + 1
         if len(raw) > budget:
@@ -447,16 +487,7 @@ class GoExchange:
         if not raw.endswith(b"\n"):
             return None  # the client left mid-line
         budget -= len(raw)
-        line = raw.decode("latin-1").rstrip("\r\n")
-        method, sp1, rest = line.partition(" ")
-        target, sp2, version = rest.partition(" ")
-        if not (sp1 and sp2) or not _TOKEN.match(method):
-            raise Refusal()  # malformed request line, invalid method
-        match = _VERSION.match(version)
-        if match is None:
-            raise Refusal()  # malformed HTTP version
-        major, minor = int(match[1]), int(match[2])
-        path, query, url_host = self._parse_target(target)
+        request = self._request_line(raw.decode("latin-1").rstrip("\r\n"))
         headers: list[list[str]] = []
         while True:
             raw = yield budget + 1
@@ -465,57 +496,87 @@ class GoExchange:
             if not raw.endswith(b"\n"):
                 return None
             budget -= len(raw)
-            text = raw.decode("latin-1").rstrip("\r\n")
-            if not text:
+            if not _header_line(headers, raw.decode("latin-1").rstrip("\r\n")):
                 break
-            if text[0] in " \t":
-                if not headers:
-                    raise Refusal()  # malformed MIME header initial line
-                headers[-1][1] += " " + text.strip(" \t")  # an obsolete folded line
-                continue
-            name, colon, value = text.partition(":")
-            if not colon:
-                raise Refusal()  # malformed MIME header line
-            if name:
-                headers.append([name, value.strip(" \t")])
+        return self._head_environ(request, headers)
+
+    def parse_head(self, text: str) -> tuple[tuple[WSGIEnvironment, bool], int]:
+        """:meth:`read_head` on a head that is all there: ``text`` (the buffer as Latin-1,
+        at most :data:`MAX_HEADER_BYTES`) holds it up to and with its empty line. Returns
+        what read_head does and how many bytes the head took."""
+        lines = text.split("\n")
+        request = self._request_line(lines[0].rstrip("\r"))
+        used = len(lines[0]) + 1
+        headers: list[list[str]] = []
+        for line in itertools.islice(lines, 1, None):
+            used += len(line) + 1
+            if not _header_line(headers, line.rstrip("\r")):
+                return self._head_environ(request, headers), used
+        raise ValueError("parse_head: no empty line ends the head")
+
+    @classmethod
+    def _request_line(cls, line: str) -> _RequestLine:
+        method, sp1, rest = line.partition(" ")
+        target, sp2, version = rest.partition(" ")
+        if not (sp1 and sp2) or not _TOKEN.match(method):
+            raise Refusal()  # malformed request line, invalid method
+        match = _VERSION.match(version)
+        if match is None:
+            raise Refusal()  # malformed HTTP version
+        major, minor = int(match[1]), int(match[2])
+        return (method, target, major, minor, *cls._parse_target(target))
+
+    def _base_environ(self) -> dict[str, Any]:
+        """The environ keys that stay the same for a connection's requests (built once)."""
+        base = self._base
+        if base is None:
+            address = self.client_address
+            base = self._base = {
+                "SCRIPT_NAME": "",
+                "SERVER_NAME": self._server_name,
+                "SERVER_PORT": self._server_port,
+                "REMOTE_ADDR": str(address[0]) if address else "",
+                "REMOTE_PORT": str(address[1]) if address else "",
+                "wsgi.version": (1, 0),
+                "wsgi.url_scheme": self._scheme,
+                "wsgi.errors": sys.stderr,
+                "wsgi.multithread": True,
+                "wsgi.multiprocess": False,
+                "wsgi.run_once": False,
+            }
+        return base
+
+    def _head_environ(
+        self, request: _RequestLine, headers: list[list[str]]
+    ) -> tuple[WSGIEnvironment, bool]:
+        """The checks Go makes once the whole head is read, and the WSGI environ."""
+        method, target, major, minor, path, query, url_host = request
         http11 = minor >= 1 or major > 1
-        hosts = [value for name, value in headers if name.lower() == "host"]
-        if len(hosts) > 1:
-            raise Refusal()  # too many Host headers
+        hosts: list[str] = []
         lengths: list[str] = []
         encodings: list[str] = []
         connection: list[str] = []
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "REQUEST_URI": target,
-            "RAW_URI": target,
-            "SERVER_NAME": self._server_name,
-            "SERVER_PORT": self._server_port,
-            "SERVER_PROTOCOL": "HTTP/1.0" if not http11 else "HTTP/1.1",
-            "REMOTE_ADDR": str(self.client_address[0]) if self.client_address else "",
-            "REMOTE_PORT": str(self.client_address[1]) if self.client_address else "",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": self._scheme,
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
+        environ: dict[str, Any] = self._base_environ().copy()
+        environ["REQUEST_METHOD"] = method
+        environ["PATH_INFO"] = path
+        environ["QUERY_STRING"] = query
+        environ["REQUEST_URI"] = environ["RAW_URI"] = target
+        environ["SERVER_PROTOCOL"] = "HTTP/1.1" if http11 else "HTTP/1.0"
         for name, value in headers:
-            key = name.upper().replace("-", "_")
+            key = _environ_key(name)
             if key == "CONTENT_LENGTH":
                 lengths.append(value)
                 continue
-            if key == "TRANSFER_ENCODING":
+            if key == "HTTP_TRANSFER_ENCODING":
                 encodings.append(value)
                 continue
-            if key == "CONNECTION":
+            if key == "HTTP_CONNECTION":
                 connection.append(value)
-            key = key if key == "CONTENT_TYPE" else "HTTP_" + key
+            elif key == "HTTP_HOST":
+                hosts.append(value)
             environ[key] = f"{environ[key]},{value}" if key in environ else value
+        if len(hosts) > 1:
+            raise Refusal()  # too many Host headers
         length = self._body_length(lengths, encodings if http11 else [])
         if major != 1 and not (method == "PRI" and target == "*" and (major, minor) == (2, 0)):
             raise Refusal("505 HTTP Version Not Supported: unsupported protocol version")
@@ -536,8 +597,12 @@ class GoExchange:
                 # URL can be built on it, so the fake's own address stands in, as the
                 # real service hands out its own URL whatever the request's host.
                 environ.pop("HTTP_HOST", None)
-        close = _has_token(",".join(connection), "close")
-        keep = not close if http11 else _has_token(",".join(connection), "keep-alive") and not close
+        if connection:
+            tokens = ",".join(connection)
+            close = _has_token(tokens, "close")
+            keep = not close if http11 else _has_token(tokens, "keep-alive") and not close
+        else:
+            keep = http11  # no Connection header: HTTP/1.1 keeps, HTTP/1.0 closes
         if method == "PRI":
             keep = False
         if length != 0:

@@ -41,6 +41,7 @@ from .gohttp import (
     _CHUNK_LINE_MAX,
     DEFAULT_MAX_BODY,
     HEAD_TIMEOUT,
+    MAX_HEADER_BYTES,
     MAX_POST_HANDLER_READ,
     GoExchange,
     Refusal,
@@ -102,6 +103,9 @@ class _NeedBody(Error):
 OUT_HIGH = 256 << 10
 #: Bytes read from a socket at a time.
 RECV_SIZE = 65536
+#: Bytes buffered at most from a client whose request waits (a long poll), past which
+#: its connection is not read until the reply is out.
+WAIT_READ_MAX = RECV_SIZE
 _HEAD, _BODY, _APP, _CLOSING = range(4)
 
 
@@ -225,12 +229,16 @@ class _Connection(GoExchange):
         self._head_deadline: float | None = None
         self._request: tuple[WSGIEnvironment, bool] | None = None
         self._pristine: WSGIEnvironment = {}
+        self._reader = _BufReader(self, 0)
         self._chunk_scan: _ChunkScan | None = None
         self._await_body = False
         self._reply: ReplyWriter | None = None
         self._chunks: Any = None
         self._iter: Iterator[bytes] | None = None
         self._paused = False
+        # While the application's pieces are handed out, replies are only buffered and
+        # go out in one send when it stops (a watch's event and its last chunk together).
+        self._corked = False
         self._pending: Pending | None = None
         self._pending_timer: Timer | None = None
         self._wake_token: object | None = None
@@ -262,14 +270,20 @@ class _Connection(GoExchange):
         if self.closed:
             return
         events = 0
-        # While a request waits (a long poll, a delay, a slow reader, a thread) the
-        # connection is not read: it must not spin on bytes it cannot take yet. One
-        # answered at once keeps its registration (no two epoll calls a request).
-        waiting = self._pending is not None or self._paused or self._worker is not None
+        # While a request waits for a slow reader or a thread the connection is not
+        # read: it must not spin on bytes it cannot take yet. One answered at once, or
+        # waiting on the loop (a long poll, a delay), keeps its registration (no two
+        # epoll calls a request): what arrives meanwhile is buffered for the next
+        # request, up to WAIT_READ_MAX bytes.
+        waiting = (
+            self._paused
+            or self._worker is not None
+            or (self._pending is not None and len(self.inbuf) >= WAIT_READ_MAX)
+        )
         phase = self._phase
         if not self.eof and (phase in (_HEAD, _BODY) or (phase == _APP and not waiting)):
             events |= selectors.EVENT_READ
-        if self.outbuf:
+        if self.outbuf and not self._corked:  # corked: flushed when the pump stops
             events |= selectors.EVENT_WRITE
         if events != self._events:
             try:
@@ -317,6 +331,19 @@ class _Connection(GoExchange):
     def _send_here(self, data: bytes) -> None:
         if self.closed:
             return
+        if not self.outbuf and not self._corked:
+            # Nothing queued: straight to the socket, no copy through the buffer (and
+            # with all of it sent, nothing for the loop to watch).
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            except OSError:
+                self._close()  # the client went away mid-reply
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
         self.outbuf += data
         self._flush()
 
@@ -377,9 +404,11 @@ class _Connection(GoExchange):
         self._request = None
         self._chunk_scan = None
         self._await_body = False
-        self.rfile = _BufReader(self, 0)
-        self._head = self.read_head()
-        self._head_need = next(self._head)
+        # One reader for all of a connection's requests (each starts at the buffer's
+        # start); the line-by-line head reader only once a head comes in pieces.
+        self.rfile = self._reader
+        self._reader.pos = 0
+        self._head = None
         self._scan = self._searched = 0
         if self._served == 0:
             self._start_head_clock()
@@ -421,7 +450,20 @@ class _Connection(GoExchange):
         if self._served and not buf and self.eof:
             self._close()  # a kept connection the client closed
             return
-        assert self._head is not None
+        if self._head is None:
+            # The usual case: the whole head is in the buffer (a kept connection's next
+            # request), so it is parsed in one call, not fed a line at a time.
+            end = buf.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES)
+            if end >= 0:
+                try:
+                    result, self._scan = self.parse_head(buf[: end + 4].decode("latin-1"))
+                except Refusal as refusal:
+                    self._refuse(refusal)
+                    return
+                self._head_read(result)
+                return
+            self._head = self.read_head()
+            self._head_need = next(self._head)
         while self._phase == _HEAD:
             need = self._head_need
             start = self._scan
@@ -441,10 +483,13 @@ class _Connection(GoExchange):
                 self._head_read(stop.value)
                 return
             except Refusal as refusal:
-                self._stop_head_clock()
-                self.send(refusal.reply)
-                self._finish()
+                self._refuse(refusal)
                 return
+
+    def _refuse(self, refusal: Refusal) -> None:
+        self._stop_head_clock()
+        self.send(refusal.reply)
+        self._finish()
 
     def _head_read(self, result: tuple[WSGIEnvironment, bool] | None) -> None:
         self._stop_head_clock()
@@ -452,9 +497,9 @@ class _Connection(GoExchange):
             self._close()  # the client ended before a whole head
             return
         self._request = result
-        self._pristine = dict(result[0])
-        assert isinstance(self.rfile, _BufReader)
-        self.rfile.pos = self._scan
+        # Kept for a rerun (an application that must wait for its body): only then.
+        self._pristine = dict(result[0]) if self._body is not None else result[0]
+        self._reader.pos = self._scan
         self._phase = _BODY
 
     # -- the request body ---------------------------------------------------------------
@@ -534,6 +579,7 @@ class _Connection(GoExchange):
         reply, pieces = self._reply, self._iter
         if self.closed or reply is None or pieces is None:
             return
+        self._corked = True
         try:
             while not self.closed:
                 if len(self.outbuf) > OUT_HIGH:
@@ -551,6 +597,10 @@ class _Connection(GoExchange):
                 reply.write(piece)
         except BaseException as exc:
             self._app_failed(exc)
+        finally:
+            self._corked = False
+            if self.outbuf and not self.closed:
+                self._flush()
 
     def _app_failed(self, exc: BaseException) -> None:
         reply = self._reply
