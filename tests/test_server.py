@@ -516,7 +516,7 @@ def test_a_request_sent_behind_a_long_poll_is_answered_after_it(
 
 
 def test_what_a_client_sends_during_a_long_poll_is_buffered_up_to_a_bound() -> None:
-    from pytest_etcd_discovery._transport.server import RECV_SIZE, WAIT_READ_MAX
+    from pytest_etcd_discovery._transport.connection import RECV_SIZE, WAIT_READ_MAX
 
     with DiscoveryServer() as server:
         token = requests.get(f"{server.url}/new?size=3", timeout=WAIT).text
