@@ -71,6 +71,10 @@ def _go_escape(match: re.Match[str]) -> str:
     return _ESCAPES[ord(match.group())]
 
 
+#: One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
 def dumps(obj: Any) -> str:
     """``json.Marshal``: compact, Go's escaping, dict order kept.
 
@@ -78,7 +82,7 @@ def dumps(obj: Any) -> str:
     rewritten (they can only stand inside strings). Python writes ``\\b`` and ``\\f``
     where Go writes ``\\u0008``/``\\u000c``: such text takes the exact, slower path.
     """
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+    text = _ENCODER.encode(obj)
     if "\\b" in text or "\\f" in text:
         return _exact(obj)
     if text.isascii() and "<" not in text and ">" not in text and "&" not in text:

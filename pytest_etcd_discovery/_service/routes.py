@@ -7,6 +7,7 @@ rules match (``route="new"``); :data:`ROUTES` lists them.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -78,6 +79,11 @@ def _adapter(rules: list[Rule]) -> MapAdapter:
     return url_map.bind("discovery.invalid")
 
 
+#: The paths of member PUTs and keys writes: unique each, so the remembered routes
+#: miss; a clean path of these shapes is routed without werkzeug (what it would find).
+_MACHINE_PATH = re.compile(r"/([a-f0-9]{32})/[A-Za-z0-9_.~=:-]+")
+_KEYS_PATH = re.compile(r"/v2/keys/[A-Za-z0-9_.~=:-][A-Za-z0-9_.~=:/-]*")
+
 #: No rule depends on the host, scheme or method: one binding serves every request.
 _ADAPTER = _adapter(_RULES)
 
@@ -127,6 +133,11 @@ class Router:
             return known
         if go_clean_path(path) != path:
             return REDIRECT, ""
+        shaped = _MACHINE_PATH.fullmatch(path)
+        if shaped is not None:
+            return "machine", shaped.group(1)
+        if _KEYS_PATH.fullmatch(path) is not None:
+            return "keys", ""
         try:
             endpoint, args = self._adapter.match(path, "GET")
         except HTTPException:  # NotFound, or a redirect werkzeug would suggest
