@@ -14,8 +14,9 @@ one module per concept:
 - :mod:`.go_net_http`, :mod:`.forms`, :mod:`.go_json`: Go's path cleaning, redirects,
   ``http.Error``, form parsing and JSON;
 - :mod:`.app`: :class:`~.app.DiscoveryApp`, the service as a WSGI application;
-- :mod:`.control`, :mod:`.openapi`, :mod:`.changes`: the control API under ``/_fake/``,
-  its OpenAPI description and the dashboard's poll of what changed.
+- :mod:`.control`, :mod:`.control_v3`, :mod:`.control_io`, :mod:`.openapi`,
+  :mod:`.changes`: the control API under ``/_fake/`` (its etcd v3 routes, its JSON in
+  and out), its OpenAPI description and the dashboard's poll of what changed.
 
 It sits on :mod:`.._v2store` and knows no transport: :mod:`.._transport` carries requests
 to it.

@@ -28,16 +28,8 @@ from typing import TYPE_CHECKING, Any
 from .._constants import TRANSPORT_FIXTURE
 from .._etcd_rules import TOKEN_RE
 from .._v2store.clock import ControllableClock
-from .control import (
-    ControlError,
-    _call_view,
-    _only,
-    _query_int,
-    _rfc3339,
-    _token_views,
-    expired_members,
-    token_view,
-)
+from .control import _call_view, _rfc3339, _token_views, expired_members, token_view
+from .control_io import ControlError, _only, _query_int
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
