@@ -7,7 +7,6 @@ the HTTP side (input, answers, errors) and that the Python face sees the same en
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import WAIT, Fake, run
-from v3disc_util import FAKE, Endpoint, put
+from v3disc_util import FAKE, Endpoint, put, read
 
 from pytest_etcd_discovery._stack import FakeStack
 from pytest_etcd_discovery._v3face import REGISTRY, V3Discovery
@@ -55,17 +54,6 @@ def api() -> Iterator[Api]:
         assert stack.close() == []
 
 
-def _get(endpoint: str, key: str) -> bytes | None:
-    host, _, port = endpoint.rpartition(":")
-
-    async def go() -> bytes | None:
-        async with aetcd.Client(host=host, port=int(port)) as client:
-            got = await client.get(key.encode())
-            return None if got is None else bytes(got.value)
-
-    return asyncio.run(go())
-
-
 def test_a_token_made_registered_read_and_deleted(api: Api) -> None:
     made = api.call("POST", "tokens", {"size": 2})
     assert made.status_code == 201, made.text
@@ -75,7 +63,7 @@ def test_a_token_made_registered_read_and_deleted(api: Api) -> None:
     assert (body["size"], body["full"], body["members"]) == (2, False, [])
     # The Python face and a gRPC client see the same token.
     assert api.v3.token(token).size == 2
-    assert _get(api.v3.endpoint, f"{REGISTRY}/{token}/_config/size") == b"2"
+    assert read(api.v3.endpoint, f"{REGISTRY}/{token}/_config/size") == b"2"
 
     one = api.call(
         "POST", f"tokens/{token}/members", {"name": "m1", "peer_urls": "http://127.0.0.1:12381"}
@@ -164,8 +152,8 @@ def test_fault_rules_fire_list_and_go(api: Api) -> None:
     assert rule.status_code == 201, rule.text
     rule_id = rule.json()["id"]
     with pytest.raises(aetcd.exceptions.InvalidArgumentError):
-        _get(api.v3.endpoint, "/k")
-    assert _get(api.v3.endpoint, "/k") is None  # times=1: the next Range is served
+        read(api.v3.endpoint, "/k")
+    assert read(api.v3.endpoint, "/k") is None  # times=1: the next Range is served
     listed = api.call("GET", "faults").json()["faults"]
     assert [(r["id"], r["fired"]) for r in listed] == [(rule_id, 1)]
     [failed] = [c for c in api.call("GET", "calls").json()["calls"] if c["code"] != "OK"]
@@ -210,7 +198,7 @@ def test_reset_empties_the_v3_endpoint_too(api: Api) -> None:
     assert requests.post(f"{api.url}/_fake/reset", timeout=WAIT).status_code == 200
     assert api.call("GET", "tokens").json()["tokens"] == []
     assert api.call("GET", f"tokens/{token}").status_code == 404
-    assert _get(api.v3.endpoint, "/other") is None
+    assert read(api.v3.endpoint, "/other") is None
     assert api.call("GET", "faults").json() == {"faults": []}
     # The journal is empty; numbers go on (a paging client's cursor stays valid).
     calls = api.call("GET", "calls", params={"since": before}).json()["calls"]

@@ -6,28 +6,16 @@ and the lazy loading against an unrelated run and a missing extra.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 
-import aetcd
 import pydiscovery
 import pytest
+from v3disc_util import read
 
 from pytest_etcd_discovery import EtcdDiscovery
 from pytest_etcd_discovery._etcd_rules import etcd_member_id
 from pytest_etcd_discovery._v3face import V3ClusterFullError, V3DiscoveryError
-
-
-def read(endpoint: str, key: str) -> bytes | None:
-    host, _, port = endpoint.rpartition(":")
-
-    async def go() -> bytes | None:
-        async with aetcd.Client(host=host, port=int(port)) as client:
-            got = await client.get(key.encode())
-            return None if got is None else bytes(got.value)
-
-    return asyncio.run(go())
 
 
 def test_new_token_writes_the_size_key(etcd_discovery: EtcdDiscovery) -> None:

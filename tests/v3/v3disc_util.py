@@ -36,6 +36,18 @@ def put(endpoint: Endpoint, key: str, value: str) -> None:
     asyncio.run(go())
 
 
+def read(endpoint: str, key: str) -> bytes | None:
+    """``key``'s value at ``endpoint`` (``host:port``) as a client reads it, or None."""
+    host, _, port = endpoint.rpartition(":")
+
+    async def go() -> bytes | None:
+        async with aetcd.Client(host=host, port=int(port)) as client:
+            got = await client.get(key.encode())
+            return None if got is None else bytes(got.value)
+
+    return asyncio.run(go())
+
+
 def token_with_size(endpoint: Endpoint, size: str | None) -> str:
     """A new token; its size key holds ``size`` (as given, so bad sizes too), or is absent."""
     token = uuid.uuid4().hex
