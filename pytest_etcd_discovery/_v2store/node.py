@@ -125,8 +125,7 @@ class Node:
             if ttl:
                 out["ttl"] = ttl
         if children is not None and list_children:
-            # etcd hides names starting with "_" from directory listings only.
-            kids = [c for c in children.values() if not c.path.rsplit("/", 1)[-1].startswith("_")]
+            kids = [c for c in children.values() if not c.is_hidden]
             if sorted_:
                 kids.sort(key=lambda c: c.path)
             nodes = [c._view(now_ns, recursive, sorted_, list_children=recursive) for c in kids]
