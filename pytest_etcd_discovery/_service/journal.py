@@ -155,9 +155,11 @@ def entry_bytes(
     form: dict[str, list[str]],
     headers: list[tuple[str, str]] | None = None,
     body: str = "",
+    headers_bytes: int = 0,
 ) -> int:
     """The memory an entry holds, by :func:`sys.getsizeof` of its parts (a non-ASCII
-    string costs 2-4 bytes a character, which a count of characters misses)."""
+    string costs 2-4 bytes a character, which a count of characters misses).
+    ``headers_bytes`` is what :func:`bounded_headers_bytes` counted for ``headers``."""
     size = _ENTRY_BASE + sys.getsizeof(method) + sys.getsizeof(path) + sys.getsizeof(query)
     size += sys.getsizeof(form)
     for name, values in form.items():
@@ -165,11 +167,7 @@ def entry_bytes(
         for value in values:
             size += sys.getsizeof(value)
     if headers:
-        size += sys.getsizeof(headers) + len(headers) * _PAIR
-        for name, value in headers:
-            # An ASCII string's size by arithmetic: getsizeof per field cost a request 2 us.
-            size += _ASCII + len(name) if name.isascii() else sys.getsizeof(name)
-            size += _ASCII + len(value) if value.isascii() else sys.getsizeof(value)
+        size += sys.getsizeof(headers) + headers_bytes
     if body:  # the empty string is shared
         size += sys.getsizeof(body)
     return size
@@ -178,17 +176,38 @@ def entry_bytes(
 def bounded_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
     """``headers`` as a new list cut to :data:`MAX_HEADER_CHARS` in all (a value cut
     ends with :data:`TRUNCATED`, later fields left out); and whether anything was cut."""
+    kept, cut, _ = bounded_headers_bytes(headers)
+    return kept, cut
+
+
+def bounded_headers_bytes(
+    headers: Iterable[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], bool, int]:
+    """:func:`bounded_headers`, and the bytes the kept fields' tuples and strings hold
+    (not the list's own): counted in the same pass, not a second loop per request."""
     kept: list[tuple[str, str]] = []
     budget = MAX_HEADER_CHARS
+    size = 0
     for name, value in headers:
-        if len(name) + len(value) <= budget:
-            kept.append((name, value))
-            budget -= len(name) + len(value)
-            continue
-        if budget > len(name):
-            kept.append((name, _cut(value, budget - len(name))))
-        return kept, True
-    return kept, False
+        chars = len(name) + len(value)
+        if chars > budget:
+            if budget > len(name):
+                value = _cut(value, budget - len(name))
+                kept.append((name, value))
+                size += _PAIR + _str_bytes(name) + _str_bytes(value)
+            return kept, True, size
+        kept.append((name, value))
+        budget -= chars
+        # An ASCII string's size by arithmetic: getsizeof per field cost a request 2 us.
+        if name.isascii() and value.isascii():
+            size += _PAIR + 2 * _ASCII + chars
+        else:
+            size += _PAIR + _str_bytes(name) + _str_bytes(value)
+    return kept, False, size
+
+
+def _str_bytes(text: str) -> int:
+    return _ASCII + len(text) if text.isascii() else sys.getsizeof(text)
 
 
 def bounded_body(body: bytes) -> tuple[str, bool]:
@@ -280,7 +299,7 @@ class Journal:
     ) -> Call:
         """Add the entry of a request about to be answered (its status still None)."""
         query, form, _, truncated = bounded(query, form)
-        kept_headers, cut_headers = bounded_headers(headers)
+        kept_headers, cut_headers, headers_bytes = bounded_headers_bytes(headers)
         text, cut_body = bounded_body(body)
         call = Call(
             method,
@@ -297,7 +316,7 @@ class Journal:
             body=text,
             body_size=len(body),
         )
-        size = entry_bytes(call.method, path, query, form, kept_headers, text)
+        size = entry_bytes(call.method, path, query, form, kept_headers, text, headers_bytes)
         if route == "new":
             size += _CREATED_URL
         with self._lock:
