@@ -236,7 +236,8 @@ def bounded(query: str, form: dict[str, list[str]]) -> tuple[str, dict[str, list
         query = _cut(query, budget // 2)  # half for the query, so form values show too
         truncated = True
     budget -= len(query)
-    size = sum(len(k) + sum(len(v) for v in vs) for k, vs in form.items())
+    # Most GETs carry no form: skip building the generators for nothing.
+    size = sum(len(k) + sum(len(v) for v in vs) for k, vs in form.items()) if form else 0
     if size <= budget:
         return query, form, len(query) + size, truncated
     kept: dict[str, list[str]] = {}
