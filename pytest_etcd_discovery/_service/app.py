@@ -95,7 +95,7 @@ def request_from_environ(environ: WSGIEnvironment) -> ServiceRequest:
     query = environ.get("QUERY_STRING", "").encode("latin-1", "replace")
     headers: list[tuple[str, str]] = []
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
+        if key[:5] == "HTTP_":  # a slice compares cheaper than a method call per key
             headers.append((_header_name(key[5:]), value))
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers.append((_header_name(key), value))
