@@ -31,7 +31,7 @@ PYTEST = ("python", "-m", "pytest", "-p", "no:cacheprovider", "-q")
 
 #: Optional extras whose lowest versions the ``lowest`` session pins too (the ``test``
 #: extra pulls them in).
-PINNED_EXTRAS = ("v3",)
+PINNED_EXTRAS = ("etcd-v3",)
 
 
 def lowest_pins() -> list[str]:
@@ -57,7 +57,7 @@ def _run_tests(session: nox.Session) -> None:
 @nox.session(venv_backend="venv")
 def lowest(session: nox.Session) -> None:
     """The suite on the lowest declared pytest, werkzeug, responses and requests (and
-    grpcio and protobuf, the ``v3`` extra's)."""
+    grpcio and protobuf, the ``etcd-v3`` extra's)."""
     constraints = Path(session.create_tmp()) / "lowest.txt"
     constraints.write_text("\n".join(lowest_pins()) + "\n", encoding="utf-8")
     session.install("-c", str(constraints), "-e", ".[test]")

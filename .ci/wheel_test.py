@@ -12,7 +12,7 @@
    ``pytest --etcd-discovery-fake examples/`` must pass every test, and
    ``etcd-discovery-fake --port 0`` must start, answer ``/health`` on loopback and stop.
    The wheel alone (no extra) has no gRPC and ``--v3-port`` says which extra to install;
-   the suite and the pages run after ``pip install 'wheel[v3]'`` (etcd v3 discovery).
+   the suite and the pages run after ``pip install 'wheel[etcd-v3]'`` (etcd v3 discovery).
    A classified Python that this machine cannot run fails the check: the classifiers
    list only what this proves.
 4. In the same environment, the code of the tutorial and of every how-to page, as a
@@ -310,7 +310,7 @@ def check_pages(venv: Path, work: Path) -> None:
             args = words[1:]
             if words[:3] in (
                 ["pip", "install", "pytest-etcd-discovery"],
-                ["pip", "install", "pytest-etcd-discovery[v3]"],
+                ["pip", "install", "pytest-etcd-discovery[etcd-v3]"],
             ):
                 continue  # what the wheel's installations above stand for
             if words[:1] == ["pytest"] and all(
@@ -397,13 +397,13 @@ def check_command(venv: Path, work: Path) -> None:
 
 
 def check_without_extra(venv: Path, work: Path) -> None:
-    """Without the v3 extra there is no gRPC, and the command's ``--v3-port`` names the
+    """Without the etcd-v3 extra there is no gRPC, and the command's ``--v3-port`` names the
     extra to install instead of failing with a traceback."""
     python = venv / "bin" / "python"
     probe = subprocess.run(
         [str(python), "-c", "import grpc"], capture_output=True, cwd=work, env=clean_env()
     )
-    assert probe.returncode != 0, "grpc is importable without the v3 extra"
+    assert probe.returncode != 0, "grpc is importable without the etcd-v3 extra"
     done = subprocess.run(
         [str(venv / "bin" / "etcd-discovery-fake"), "--port", "0", "--v3-port", "0"],
         capture_output=True,
@@ -413,9 +413,9 @@ def check_without_extra(venv: Path, work: Path) -> None:
         timeout=SERVER_TIMEOUT,
     )
     assert done.returncode == 2, (done.returncode, done.stderr)
-    assert "pip install 'pytest-etcd-discovery[v3]'" in done.stderr, done.stderr
+    assert "pip install 'pytest-etcd-discovery[etcd-v3]'" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    print("without the v3 extra: no grpc; --v3-port names the extra", flush=True)
+    print("without the etcd-v3 extra: no grpc; --v3-port names the extra", flush=True)
 
 
 def check_python(version: str, wheel: Path, base: Path) -> None:
@@ -443,7 +443,7 @@ def check_python(version: str, wheel: Path, base: Path) -> None:
     assert Path(where).is_relative_to(venv), f"{PACKAGE} imported from {where}"
     check_command(venv, work)
     check_without_extra(venv, work)
-    # The examples and pages include etcd v3 discovery: the v3 extra from here on.
+    # The examples and pages include etcd v3 discovery: the etcd-v3 extra from here on.
     run(
         [
             str(venv_python),
@@ -452,7 +452,7 @@ def check_python(version: str, wheel: Path, base: Path) -> None:
             "install",
             "-q",
             "--disable-pip-version-check",
-            f"{wheel}[v3]",
+            f"{wheel}[etcd-v3]",
         ],
         timeout=INSTALL_TIMEOUT,
         env=clean_env(),

@@ -1,6 +1,6 @@
 """``provision_v3.py`` against the fake's etcd v3 API (``etcd_discovery.v3``).
 
-Needs the ``v3`` extra (``pip install 'pytest-etcd-discovery[v3]'``) and ``etcdctl``.
+Needs the ``etcd-v3`` extra (``pip install 'pytest-etcd-discovery[etcd-v3]'``) and ``etcdctl``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 
 # The README's main command installs the package alone: there these skip, saying why.
 pytest.importorskip(
-    "grpc", reason="the v3 examples need the v3 extra: pip install 'pytest-etcd-discovery[v3]'"
+    "grpc",
+    reason="the v3 examples need the etcd-v3 extra: pip install 'pytest-etcd-discovery[etcd-v3]'",
 )
 if shutil.which("etcdctl") is None:
     pytest.skip(

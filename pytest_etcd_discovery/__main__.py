@@ -188,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also serve an etcd v3 API (gRPC) on --host at PORT (0: a free one) for etcd "
         "3.6+ v3 discovery (--discovery-endpoints, --discovery-token); prints "
-        "'etcd v3: http://HOST:PORT' after the URL. Needs the v3 extra: "
-        "pip install 'pytest-etcd-discovery[v3]'",
+        "'etcd v3: http://HOST:PORT' after the URL. Needs the etcd-v3 extra: "
+        "pip install 'pytest-etcd-discovery[etcd-v3]'",
     )
     return parser
 

@@ -149,7 +149,7 @@ class EtcdDiscovery:
     def v3(self) -> V3Discovery:
         """The fake's etcd v3 API, started on first use on this handle's clock, with etcd
         3.6's discovery helpers: ``new_token(size)`` (endpoints and token), ``register``,
-        ``token``, ``env()``.  Needs the ``v3`` extra (gRPC); the fake only."""
+        ``token``, ``env()``.  Needs the ``etcd-v3`` extra (gRPC); the fake only."""
         if self._v3 is None:
             from ._v3face import V3Discovery
 

@@ -5,7 +5,7 @@ each other through any etcd v3 API: the size at ``/_etcd/registry/<token>/_confi
 and each member at ``.../members/<member id in hex>`` = ``name=peerURL[,...]``; members
 sort by their key's create revision and the first ``size`` win.
 
-:class:`V3Discovery` starts the fake's v3 endpoint (:mod:`._v3`, behind the ``v3`` extra)
+:class:`V3Discovery` starts the fake's v3 endpoint (:mod:`._v3`, behind the ``etcd-v3`` extra)
 on first use, on the handle's clock; its helpers act on the endpoint's store directly
 (like the v2 helpers, they stay out of the journal and the faults).  Nothing here imports
 gRPC until a test asks for ``.v3``.
@@ -46,7 +46,7 @@ __all__ = [
 
 #: etcd's v3 discovery prefix.
 REGISTRY = "/_etcd/registry"
-EXTRA_HINT = "pip install 'pytest-etcd-discovery[v3]'"
+EXTRA_HINT = "pip install 'pytest-etcd-discovery[etcd-v3]'"
 # Go's strconv.ParseInt(s, 10, 0): an optional sign and ASCII digits.
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 

@@ -18,7 +18,7 @@ SCRIPT = "v3_shell.sh"
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("bash", "curl", "jq", "etcdctl", "etcd-discovery-fake"))
     or importlib.util.find_spec("grpc") is None,
-    reason="needs bash, curl, jq, etcdctl, the etcd-discovery-fake command and the v3 extra",
+    reason="needs bash, curl, jq, etcdctl, the etcd-discovery-fake command and the etcd-v3 extra",
 )
 
 

@@ -1,6 +1,6 @@
 """The etcd v3 API (gRPC) side of the fake, for etcd 3.6+'s v3 discovery.
 
-Needs the ``v3`` extra (``grpcio``, ``protobuf``); nothing imports this package unless a
+Needs the ``etcd-v3`` extra (``grpcio``, ``protobuf``); nothing imports this package unless a
 v3 endpoint is asked for, so a run without it never loads gRPC.  The pieces:
 :class:`~.mvcc.MVCCStore` (keys, revisions, leases, watchers, on the project's clock),
 :class:`~.server.V3Server` (the gRPC endpoint, with :mod:`.hooks` for journal and

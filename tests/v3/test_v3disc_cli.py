@@ -71,8 +71,8 @@ def test_without_grpc_the_flag_names_the_extra(
 ) -> None:
     from pytest_etcd_discovery.__main__ import main
 
-    monkeypatch.setitem(sys.modules, "grpc", None)  # as if the v3 extra were not installed
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if the etcd-v3 extra were not installed
     assert main(["--port", "0", "--v3-port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("etcd-discovery-fake: error: ")
-    assert "pip install 'pytest-etcd-discovery[v3]'" in err
+    assert "pip install 'pytest-etcd-discovery[etcd-v3]'" in err

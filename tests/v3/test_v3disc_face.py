@@ -151,7 +151,8 @@ def test_without_grpc_v3_names_the_extra(pytester: pytest.Pytester) -> None:
 
         def test_v3(etcd_discovery, monkeypatch):
             monkeypatch.setitem(sys.modules, "grpc", None)  # as if not installed
-            with pytest.raises(ImportError, match=r"pip install 'pytest-etcd-discovery\\[v3\\]'"):
+            hint = r"pip install 'pytest-etcd-discovery\\[etcd-v3\\]'"
+            with pytest.raises(ImportError, match=hint):
                 etcd_discovery.v3
             etcd_discovery.new_token(1)  # the v2 fake is unaffected
         """
