@@ -193,6 +193,20 @@ def _extra(results: dict[str, Any], group: str, case: str, key: str, target: str
     return None
 
 
+def _extra_line(
+    results: dict[str, Any],
+    group: str,
+    case: str,
+    key: str,
+    label: str,
+    unit: str,
+    bound: float | None = None,
+) -> Line:
+    """A row of one extra measurement, the fake (``live``) next to ``real``."""
+    fake = _extra(results, group, case, key, "live")
+    return Line(label, unit, fake, _extra(results, group, case, key, "real"), bound)
+
+
 def at_scale_lines(results: dict[str, Any]) -> list[Line]:
     """Issue 20's rows, fake next to real, from whichever groups ran."""
     out: list[Line] = []
@@ -205,26 +219,13 @@ def at_scale_lines(results: dict[str, Any]) -> list[Line]:
             ("served_once", "connections served once (a burst of N)", "ms", None),
             ("cpu", "clients' CPU (member process)", "ms", None),
         ):
-            out.append(
-                Line(
-                    f"fixed script {case}: {label}",
-                    unit,
-                    _extra(results, "script", case, key, "live"),
-                    _extra(results, "script", case, key, "real"),
-                    bound,
-                )
-            )
+            label = f"fixed script {case}: {label}"
+            out.append(_extra_line(results, "script", case, key, label, unit, bound))
     for r in _rows(results, "bootstrap"):
         case, v = r["case"], r["values"]
         out.append(Line(f"natural protocol {case}: wall", "ms", v.get("live"), v.get("real")))
-        out.append(
-            Line(
-                f"natural protocol {case}: requests",
-                "",
-                _extra(results, "bootstrap", case, "requests", "live"),
-                _extra(results, "bootstrap", case, "requests", "real"),
-            )
-        )
+        label = f"natural protocol {case}: requests"
+        out.append(_extra_line(results, "bootstrap", case, "requests", label, ""))
     for r in _rows(results, "wake"):
         case, v = r["case"], r["values"]
         out.append(Line(f"{case}: the last woken", "ms", v.get("live"), v.get("real"), 1.0))
@@ -233,15 +234,7 @@ def at_scale_lines(results: dict[str, Any]) -> list[Line]:
             ("server_cpu", "server CPU for the wake-up", "ms", 1.0),
             ("rss_per_watcher", "memory per waiting watcher (RSS)", "B", None),
         ):
-            out.append(
-                Line(
-                    f"{case}: {label}",
-                    unit,
-                    _extra(results, "wake", case, key, "live"),
-                    _extra(results, "wake", case, key, "real"),
-                    bound,
-                )
-            )
+            out.append(_extra_line(results, "wake", case, key, f"{case}: {label}", unit, bound))
     for r in _rows(results, "connect"):
         case = r["case"]
         for key, label, bound in (
@@ -251,15 +244,8 @@ def at_scale_lines(results: dict[str, Any]) -> list[Line]:
             ("reply_p99", "reply p99", None),
             ("served", "replies", None),
         ):
-            out.append(
-                Line(
-                    f"{case}: {label}",
-                    "" if key == "served" else "ms",
-                    _extra(results, "connect", case, key, "live"),
-                    _extra(results, "connect", case, key, "real"),
-                    bound,
-                )
-            )
+            unit = "" if key == "served" else "ms"
+            out.append(_extra_line(results, "connect", case, key, f"{case}: {label}", unit, bound))
     for r in _rows(results, "latency"):
         case, v = r["case"], r["values"]
         wake = case == dict(_cases())["wake"]

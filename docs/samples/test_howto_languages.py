@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pagetext import printed_on_the_page
 
 HERE = Path(__file__).parent
 PAGE = HERE.parent / "howto" / "other-languages.rst"
@@ -16,18 +17,6 @@ pytestmark = pytest.mark.skipif(
     not (shutil.which("bash") and shutil.which("curl") and shutil.which("etcd-discovery-fake")),
     reason="needs bash, curl and the etcd-discovery-fake command",
 )
-
-
-def printed_on_the_page(script: str) -> list[str]:
-    """The lines the page says ``script`` prints: the ``text`` block after its include."""
-    text = PAGE.read_text(encoding="utf-8").split(f"samples/{script}", 1)[1]
-    block = text.split(".. code-block:: text\n\n", 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if not line.startswith("   "):
-            break
-        lines.append(line.strip())
-    return lines
 
 
 def run(script: str) -> list[str]:
@@ -46,14 +35,14 @@ def test_the_loopback_script() -> None:
         '"value":"infra1=http://10.0.0.2:2380"',
         "412",
     ]
-    assert printed_on_the_page("standalone.sh") == printed
+    assert printed_on_the_page(PAGE, "standalone.sh") == printed
 
 
 def test_the_public_url_script() -> None:
     printed = run("public_url.sh")
 
     assert printed == ["https://discovery.etcd.io", '"value":"3"']
-    assert printed_on_the_page("public_url.sh") == printed
+    assert printed_on_the_page(PAGE, "public_url.sh") == printed
 
 
 def test_the_verification_script() -> None:
@@ -70,4 +59,4 @@ def test_the_verification_script() -> None:
         "GET 200: method GET, not DELETE; route new, not machine",
         "503 /new",
     ]
-    assert printed_on_the_page("verify.sh") == printed
+    assert printed_on_the_page(PAGE, "verify.sh") == printed

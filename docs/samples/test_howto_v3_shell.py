@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pagetext import printed_on_the_page
 
 HERE = Path(__file__).parent
 PAGE = HERE.parent / "howto" / "etcd-v3.rst"
@@ -20,18 +21,6 @@ pytestmark = pytest.mark.skipif(
     or importlib.util.find_spec("grpc") is None,
     reason="needs bash, curl, jq, etcdctl, the etcd-discovery-fake command and the etcd-v3 extra",
 )
-
-
-def printed_on_the_page() -> list[str]:
-    """The lines the page says the script prints: the ``text`` block after its include."""
-    text = PAGE.read_text(encoding="utf-8").split(f"samples/{SCRIPT}", 1)[1]
-    block = text.split(".. code-block:: text\n\n", 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if not line.startswith("   "):
-            break
-        lines.append(line.strip())
-    return lines
 
 
 def test_the_v3_shell_script() -> None:
@@ -53,4 +42,4 @@ def test_the_v3_shell_script() -> None:
         "Range /_etcd/registry/demo/_config/size FAILED_PRECONDITION",
         "0",
     ]
-    assert printed_on_the_page() == printed
+    assert printed_on_the_page(PAGE, SCRIPT) == printed
