@@ -82,6 +82,13 @@ def etcd_member_value(name: str, peer_urls: Sequence[str]) -> str:
     return ",".join(sorted(f"{name}={u.strip()}" for u in peer_urls))
 
 
+def member_name(value: str, member_id: str) -> str:
+    """The name in a member key's value (``name=url[,...]``), else ``member_id`` (an
+    etcd 0.4 value is a bare peer URL; its key's last segment is the name)."""
+    first = value.split(",", 1)[0]
+    return first.split("=", 1)[0] if "=" in first else member_id
+
+
 def peer_url_list(peer_urls: str | Sequence[str]) -> list[str]:
     """``peer_urls`` as etcd reads ``--initial-advertise-peer-urls``: a comma-separated
     string or a list, each entry trimmed (``types.NewURLs``); empty entries of a string

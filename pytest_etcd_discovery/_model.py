@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import Error
-from ._etcd_rules import token_of
+from ._etcd_rules import member_name, token_of
 
 __all__ = ["ClusterFullError", "DiscoveryError", "Member", "TokenView"]
 
@@ -88,10 +88,7 @@ class Member:
     @property
     def name(self) -> str:
         """The member name (etcd 3.4 value prefix, else the :attr:`id`)."""
-        first = self.value.split(",", 1)[0]
-        if "=" in first:
-            return first.split("=", 1)[0]
-        return self.id
+        return member_name(self.value, self.id)
 
     @property
     def peer_urls(self) -> list[str]:

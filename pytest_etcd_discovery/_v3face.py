@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import Error
-from ._etcd_rules import etcd_member_id, etcd_member_value, peer_url_list
+from ._etcd_rules import etcd_member_id, etcd_member_value, member_name, peer_url_list
 
 if TYPE_CHECKING:
     from ._v2store.clock import ControllableClock
@@ -108,8 +108,7 @@ class V3Member:
 
     @property
     def name(self) -> str:
-        first = self.value.split(",", 1)[0]
-        return first.split("=", 1)[0] if "=" in first else self.id
+        return member_name(self.value, self.id)
 
     @property
     def peer_urls(self) -> list[str]:
