@@ -153,10 +153,12 @@ def replay_history(app: DiscoveryApp) -> dict[str, tuple[str, int]]:
     files: dict[str, tuple[str, int]] = {}
     for event in app.store.hub.history.events():
         key = event.key
-        below = key.rstrip("/") + "/"
-        gone = [k for k in files if k == key or k.startswith(below)]
-        for k in gone:
-            del files[k]
+        # An update of a directory (prevExist=true, no value) changes its TTL only, as in
+        # etcd's v2 store: what is below it stays.
+        if not (event.action == "update" and event.node.get("dir")):
+            below = key.rstrip("/") + "/"
+            for k in [k for k in files if k == key or k.startswith(below)]:
+                del files[k]
         if event.action in ("set", "create", "update", "compareAndSwap") and not event.node.get(
             "dir"
         ):
