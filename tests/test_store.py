@@ -889,3 +889,92 @@ def test_random_operations_follow_the_index_rules(ops: list[tuple[str, str, str,
             assert got is not None and got.to_json() == event.to_json()
     finally:
         s.close()
+
+
+# -- kept reads: the same GET on the same state is built once -----------------------------
+
+
+def test_a_read_is_kept_until_the_state_changes(store: Store) -> None:
+    store.create("/t/a", "1")
+    first = store.get("/t", recursive=True)
+    assert store.get("/t", recursive=True) is first  # built once for this state
+    assert store.get("/t") is not first  # another request
+    store.create("/t/b", "2")
+    after = store.get("/t", recursive=True)
+    assert node_keys(after) == ["/t/a", "/t/b"] and after.etcd_index == store.index
+    with pytest.raises(EtcdError):
+        store.create("/t/b", "3")  # a failed write changes nothing: the read stays
+    assert store.get("/t", recursive=True) is after
+
+
+def test_a_listing_with_a_ttl_is_read_afresh(store: Store, clock: ControllableClock) -> None:
+    store.create("/t/a", "1", ttl=30)
+    store.create("/u/a", "1")
+    before = store.get("/t")
+    clock.advance(10)
+    # Nothing was written, but the remaining TTL it shows changed with the clock.
+    assert before.node["nodes"][0]["ttl"] == 30
+    assert store.get("/t").node["nodes"][0]["ttl"] == 20
+    assert store.get("/u") is store.get("/u")  # a listing without one is still kept
+
+
+def test_a_restore_drops_the_kept_reads(store: Store) -> None:
+    store.create("/t/a", "1")
+    other = Store(clock=store.clock)
+    other.create("/t/b", "2")  # the same index, other contents
+    assert store.index == other.index
+    store.get("/t")
+    store.restore(other.snapshot())
+    assert node_keys(store.get("/t")) == ["/t/b"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["create", "set", "update", "delete", "advance"]),
+            st.sampled_from(["/t/a", "/t/b", "/t/d/c", "/t/_h", "/u/a"]),
+            st.sampled_from([None, 0, 1, 5]),
+        ),
+        max_size=25,
+    )
+)
+def test_kept_reads_match_a_fresh_read(ops: list[tuple[str, str, int | None]]) -> None:
+    clock = ControllableClock(START, frozen=True)
+    store = Store(clock=clock)
+    try:
+        _check_kept_reads(store, clock, ops)
+    finally:
+        store.close()
+
+
+def _check_kept_reads(
+    store: Store, clock: ControllableClock, ops: list[tuple[str, str, int | None]]
+) -> None:
+    for op, key, ttl in ops:
+        try:
+            if op == "create":
+                store.create(key, "v", ttl=ttl)
+            elif op == "set":
+                store.set(key, "w", ttl=ttl)
+            elif op == "update":
+                store.update(key, "x", ttl=ttl)
+            elif op == "delete":
+                store.delete(key, recursive=True)
+            else:
+                clock.advance(ttl or 0.5)
+        except EtcdError:
+            pass
+        for path in ("/", "/t", "/t/", "/t/d", "/u"):
+            for recursive in (False, True):
+                try:
+                    kept = store.get(path, recursive=recursive, sorted=True)
+                except EtcdError:
+                    continue
+                fresh = store.root if path == "/" else store._internal_get(clean_path(path))
+                now = clock.now_ns()
+                view = fresh.view_listing(now, recursive=recursive, sorted_=True)
+                if store.rules.echoes_dir_path and fresh.is_dir and fresh.parent is not None:
+                    view["key"] = path
+                assert kept.to_json() == {"action": "get", "node": view}
+                assert kept.etcd_index == store.index

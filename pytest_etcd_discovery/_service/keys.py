@@ -164,6 +164,19 @@ def _flag_param(values: dict[str, list[str]], name: str, cause: str | None = Non
         raise EtcdError(errors.INVALID_FIELD, cause or f'invalid value for "{name}"') from None
 
 
+def encoded(event: Event, *, line: bool) -> bytes:
+    """``event``'s JSON (``line``: with the newline etcd's encoder ends it with), encoded
+    once: an event never changes, one write may wake a thousand watchers and one kept
+    listing (:meth:`Store.get <.._v2store.store.Store.get>`) answer a hundred polls."""
+    kind = "line" if line else "json"
+    data: bytes | None = event.memo.get(kind)
+    if data is None:
+        body = event.to_json()
+        data = go_json.encode_line(body) if line else go_json.dumps(body).encode()
+        event.memo[kind] = data
+    return data
+
+
 class KeysAPI:
     """etcd's v2 keys handler over ``service``'s store (whichever store it has now)."""
 
@@ -241,10 +254,10 @@ class KeysAPI:
         ]
 
     def event(self, event: Event, no_value: bool = False) -> Reply:
-        body = event.to_json()
         if no_value and event.action in ("set", "compareAndSwap", "create", "update"):
-            body = {"action": event.action}
-        data = go_json.encode_line(body)
+            data = go_json.encode_line({"action": event.action})
+        else:
+            data = encoded(event, line=True)
         headers = self.headers(event.etcd_index)
         headers.append(("Content-Length", str(len(data))))
         return Reply(201 if event.is_created else 200, headers, data)
@@ -275,10 +288,7 @@ class KeysAPI:
                 event = watcher.poll()
                 if event is None:  # closed, or timed out
                     break
-                line = event.memo.get("line")
-                if line is None:  # encoded once for every watcher it wakes
-                    line = event.memo["line"] = go_json.encode_line(event.to_json())
-                held += line
+                held += encoded(event, line=True)
                 if not stream:
                     break
                 if flush_early or len(held) >= PROXY_BUFFER:

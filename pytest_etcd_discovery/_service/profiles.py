@@ -27,10 +27,9 @@ from .._v2store.events import Event
 from .._v2store.rules import ETCD_V2 as ETCD_V2_STORE
 from .._v2store.rules import V2_OVER_V3, StoreRules
 from .._v2store.watchers import is_hidden
-from . import go_json
 from .forms import Form, go_parse_bool, go_parse_uint64
 from .go_net_http import bare_response, body_reply, http_error
-from .keys import WatchWait, is_etcd_watch, time_left
+from .keys import WatchWait, encoded, is_etcd_watch, time_left
 from .messages import PROXIED, Later, Reply
 
 if TYPE_CHECKING:
@@ -202,7 +201,7 @@ class DiscoveryServerProfile(Profile):
     def _event(event: Event) -> Reply:
         return body_reply(
             200,
-            go_json.dumps(event.to_json()),
+            encoded(event, line=False),
             [("X-Etcd-Index", str(event.etcd_index))],
             "application/json",
         )

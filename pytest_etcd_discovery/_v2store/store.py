@@ -48,6 +48,12 @@ MIN_EXPIRE_NS = 946_684_800 * NS_PER_S  # 2000-01-01T00:00:00Z, etcd's minExpire
 #: etcd 3.4's leader proposes a SYNC every 500 ms while its v2 store has TTL keys
 #: (EtcdServer.SyncTicker); applying it runs DeleteExpiredKeys(the SYNC's time).
 SWEEP_INTERVAL_NS = 500_000_000
+#: GET results kept for a state (see :meth:`Store.get`): the members of one token poll
+#: the same one or two listings, so a few suffice.
+READS_KEPT = 64
+#: The TTL heap is scanned for keys below a GET's path only up to this size; above it a
+#: listing is simply not kept.
+READS_TTL_SCAN = 64
 #: The expiry thread's longest sleep: a far expiry (2262) is beyond what a lock's timeout
 #: takes (``threading.TIMEOUT_MAX``), so it wakes now and then and looks again.
 MAX_REAPER_WAIT = 3600.0
@@ -118,6 +124,9 @@ class Store:
         self.root = Node("/", 0, None, is_dir=True)
         self.hub = WatcherHub(rules.history_size if history_size is None else history_size)
         self._ttl = TTLKeyHeap()
+        #: GET events of the state ``_reads_state`` (generation, index), by the request.
+        self._reads: dict[tuple[str, bool, bool], Event] = {}
+        self._reads_state = (0, -1)
         self._closed = False
         self._reaper: threading.Thread | None = None
         self._sweep_anchor = self.clock.now_ns()  # the sweeps tick from the store's start
@@ -187,14 +196,32 @@ class Store:
     # -- reads -------------------------------------------------------------------------
 
     def get(self, key: str, *, recursive: bool = False, sorted: bool = False) -> Event:
+        """A read. The same request on the same state gets the same :class:`Event` (its
+        view and encoded reply built once): a hundred members polling one token's listing
+        cost one listing. Every change of the tree moves the index (or, for a restore,
+        the generation), and a listing that shows a TTL, which changes with the clock,
+        is never kept."""
         with self._lock:
             now = self._expire_due()
+            state = (self.generation, self._index)
+            if state != self._reads_state:
+                self._reads.clear()
+                self._reads_state = state
+            asked = (key, recursive, sorted)
+            event = self._reads.get(asked)
+            if event is not None:
+                return event
             path = clean_path(key)
             node = self._internal_get(path)
             view = node.view_listing(now, recursive=recursive, sorted_=sorted)
             if self.rules.echoes_dir_path and node.is_dir and node.parent is not None:
                 view["key"] = key  # a fresh view: the path as asked, trailing slash and all
-            return Event(GET, view, etcd_index=self._index)
+            event = Event(GET, view, etcd_index=self._index)
+            if len(self._reads) < READS_KEPT and not self._ttl.any_at_or_below(
+                path, READS_TTL_SCAN
+            ):
+                self._reads[asked] = event
+            return event
 
     def watch(
         self, key: str, *, recursive: bool = False, stream: bool = False, since_index: int = 0

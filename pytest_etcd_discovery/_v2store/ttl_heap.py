@@ -49,6 +49,14 @@ class TTLKeyHeap:
         del self._live[id(node)]
         return node
 
+    def any_at_or_below(self, path: str, scan_limit: int) -> bool:
+        """Whether a key with a TTL is ``path`` or below it; also True when the heap is
+        larger than ``scan_limit`` (not scanned: the caller only wants a sure "no")."""
+        if len(self._heap) > scan_limit:
+            return True
+        below = path.rstrip("/") + "/"
+        return any(node.path == path or node.path.startswith(below) for *_, node in self._heap)
+
     def next_expiry(self) -> int | None:
         node = self.top()
         return None if node is None else node.removal_ns
