@@ -112,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                 first = poll()
                 idle = [poll() for _ in range(5)]
                 print(f"{name:8} first poll {first:>9,} B   idle poll {median(idle):>9,.0f} B")
-        rows = [("none", None)] + [(name, make(requests.Session(), base)) for name, make in kinds]
-        for name, poll in rows:
-            samples = health_latencies(base, args.seconds, poll)
+        rows: list[tuple[str, Callable[[], int] | None]] = [("none", None)]
+        rows += [(name, make(requests.Session(), base)) for name, make in kinds]
+        for name, poller in rows:
+            samples = health_latencies(base, args.seconds, poller)
             print(
                 f"/health with poller {name:8} n={len(samples):>6}  "
                 f"p50 {median(samples) * 1000:6.2f} ms  p95 {_p95(samples) * 1000:6.2f} ms"

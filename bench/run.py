@@ -314,6 +314,8 @@ class Runner:
                 targets = self.pick("live", "live-proc", "inprocess", "real")
                 if case in ("new", "get", "put", "get-timeout"):
                     targets.append(floor)
+                elif case in latency.WIRE_CASES:  # responses answers requests only
+                    targets = [t for t in targets if not t.patches_this_process]
                 else:  # the wake-up needs to see the watcher registered
                     targets = [t for t in targets if t.counts_watchers]
                 batch = self.sizes.wake_batch if case == "wake" else self.sizes.latency_batch

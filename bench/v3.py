@@ -48,7 +48,7 @@ EVENT_TIMEOUT = 10.0
 class V3Target:
     """One etcd v3 API endpoint and a client of it."""
 
-    def __init__(self, name: str, endpoint: str, stop: Callable[[], None]) -> None:
+    def __init__(self, name: str, endpoint: str, stop: Callable[[], object]) -> None:
         from pytest_etcd_discovery._v3.client import V3Client
 
         self.name = name
