@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
 
 from .._errors import Error
 
 MAX_FORM_SIZE = 10 << 20  # Go's limit for an urlencoded body
-_HEX = re.compile(r"[0-9a-fA-F]{2}")
+_BAD_ESCAPE = re.compile(rb"%(?![0-9a-fA-F]{2})")
 
 
 class FormError(Error, ValueError):
@@ -28,25 +29,14 @@ def query_unescape(text: str) -> str:
     """
     if "%" not in text and "+" not in text:
         return text
-    out = bytearray()
-    i = 0
     raw = text.encode("utf-8", "surrogateescape")
-    while i < len(raw):
-        c = raw[i]
-        if c == 0x25:  # %
-            pair = raw[i + 1 : i + 3].decode("latin-1")
-            if len(pair) < 2 or not _HEX.fullmatch(pair):
-                bad = raw[i : i + 3].decode("utf-8", "replace")
-                raise FormError(f'invalid URL escape "{bad}"')
-            out.append(int(pair, 16))
-            i += 3
-        elif c == 0x2B:  # +
-            out.append(0x20)
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return out.decode("utf-8", "surrogateescape")
+    # Go fails on the first "%" without two hex digits after it (a hex digit is never
+    # "%", so no escape before it can have taken it); the rest unescapes in C.
+    bad = _BAD_ESCAPE.search(raw)
+    if bad is not None:
+        start = bad.start()
+        raise FormError(f'invalid URL escape "{raw[start : start + 3].decode("utf-8", "replace")}"')
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "surrogateescape")
 
 
 def parse_query(query: str, into: dict[str, list[str]]) -> str | None:
