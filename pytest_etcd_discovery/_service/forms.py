@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
 
 from .._errors import Error
 
 MAX_FORM_SIZE = 10 << 20  # Go's limit for an urlencoded body
-_HEX = re.compile(r"[0-9a-fA-F]{2}")
+#: A ``%`` that does not start a two-digit hex escape.
+_BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
 
 
 class FormError(Error, ValueError):
@@ -26,27 +28,16 @@ def query_unescape(text: str) -> str:
     Bytes that are not UTF-8 stay as surrogate escapes, so a value keeps its exact
     bytes (compare-and-swap compares bytes in Go) and JSON shows them as Go does.
     """
-    if "%" not in text and "+" not in text:
-        return text
-    out = bytearray()
-    i = 0
-    raw = text.encode("utf-8", "surrogateescape")
-    while i < len(raw):
-        c = raw[i]
-        if c == 0x25:  # %
-            pair = raw[i + 1 : i + 3].decode("latin-1")
-            if len(pair) < 2 or not _HEX.fullmatch(pair):
-                bad = raw[i : i + 3].decode("utf-8", "replace")
-                raise FormError(f'invalid URL escape "{bad}"')
-            out.append(int(pair, 16))
-            i += 3
-        elif c == 0x2B:  # +
-            out.append(0x20)
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return out.decode("utf-8", "surrogateescape")
+    if "%" not in text:
+        return text.replace("+", " ") if "+" in text else text
+    bad = _BAD_ESCAPE.search(text)
+    if bad is not None:
+        # Go names the first bad escape by its next 3 bytes.
+        raw = text[bad.start() :].encode("utf-8", "surrogateescape")
+        raise FormError(f'invalid URL escape "{raw[:3].decode("utf-8", "replace")}"')
+    # Every % starts a valid escape now: urllib's unquote (a '+' is no escape of its).
+    raw = text.replace("+", " ").encode("utf-8", "surrogateescape")
+    return unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
 
 
 def parse_query(query: str, into: dict[str, list[str]]) -> str | None:
