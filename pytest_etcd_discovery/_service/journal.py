@@ -6,8 +6,12 @@ of header fields and :data:`MAX_BODY_CHARS` of body (a 5 MiB body is not kept wh
 and the journal at most ``max_bytes`` bytes of memory in all, each entry
 costed with :func:`sys.getsizeof` (its object, its strings, its form), dropping the
 oldest entries first, so a long-running fake or a test sending large bodies stays small.
-(Measured with :mod:`tracemalloc`: a small request's entry holds 0.4-0.8 KB, which the
-cost counts; the old count of characters plus 200 saw a third of it.)
+What requests repeat (the method, the query, form names and short values, a client's
+header fields) is kept once for all entries (:class:`_Shared`), and an entry is costed
+for what it does not share. (Measured with :mod:`tracemalloc`: a small request's entry
+holds 0.35-0.9 KB, a ``requests`` GET's 0.47 KB, an etcd member's PUT 0.8 KB; the cost
+is within -2 % to +15 % of it. Before the sharing and the slotted :class:`Call` they held
+0.8-1.5 KB, costed at 1.5-1.9 times that.)
 """
 
 from __future__ import annotations
