@@ -244,7 +244,6 @@ def bounded_headers_bytes(
     kept: list[tuple[str, str]] = []
     budget = MAX_HEADER_CHARS
     size = 0
-    items = shared.items if shared is not None else None
     for pair in headers:
         name, value = pair
         chars = len(name) + len(value)
@@ -257,12 +256,12 @@ def bounded_headers_bytes(
         budget -= chars
         if type(pair) is not tuple:
             pair = (name, value)
-        if items is not None and chars <= _SHARE_FIELD:
-            known = items.get(pair)
+        if shared is not None and chars <= _SHARE_FIELD:
+            known = shared.items.get(pair)
             if known is not None:
                 kept.append(known)
                 continue
-            shared.adopt(pair)  # type: ignore[union-attr]  # items is shared's
+            shared.adopt(pair)
         kept.append(pair)
         # An ASCII string's size by arithmetic: getsizeof per field cost a request 2 us.
         if name.isascii() and value.isascii():
