@@ -41,6 +41,11 @@ def parsed(query: str) -> tuple[dict[str, list[str]], str | None]:
         ("%e2%82%AC", "€"),
         ("http%3A%2F%2F10.0.0.1%3A2380", "http://10.0.0.1:2380"),
         ("", ""),
+        ("a+%2B+b", "a + b"),
+        ("%25%2541", "%%41"),  # an escaped % starts no escape
+        ("é%C3%A9", "éé"),
+        ("%ff", "\udcff"),  # not UTF-8: the byte kept as a surrogate escape
+        ("\udcc3%A9", "é"),  # a body's stray byte and an escape make one character
     ],
 )
 def test_query_unescape(raw: str, text: str) -> None:
@@ -55,6 +60,9 @@ def test_query_unescape(raw: str, text: str) -> None:
         ("%4", 'invalid URL escape "%4"'),
         ("%", 'invalid URL escape "%"'),
         ("ab%g1cd", 'invalid URL escape "%g1"'),
+        ("%41%4", 'invalid URL escape "%4"'),  # the first bad one, after good ones
+        ("%%41", 'invalid URL escape "%%4"'),
+        ("a+b%é1", 'invalid URL escape "%é"'),  # 3 bytes: the é is 2 of them
     ],
 )
 def test_query_unescape_errors_use_go_text(raw: str, message: str) -> None:

@@ -4,14 +4,17 @@ cannot block run in the caller's thread, timeout or not."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 import requests
 from unitutil import WAIT, wait_until
 
+from pytest_etcd_discovery._service.app import DiscoveryApp
 from pytest_etcd_discovery._service.discovery import DiscoveryService
 from pytest_etcd_discovery._service.messages import Reply, ServiceRequest
 from pytest_etcd_discovery._service.routes import Route
@@ -180,3 +183,27 @@ def test_only_requests_that_can_block_go_to_a_helper() -> None:
         (f"/{token}?wait=true", helper),
         (f"/{token}/_config/size?", helper),
     ]
+
+
+def test_the_interceptor_keeps_no_copy_of_what_it_answered() -> None:
+    """``responses`` keeps every request and response it answered until its mock stops
+    (some 11 KB a GET); the interceptor's mock keeps none: the fake's journal is the
+    record, and the process grows by no more than the journal."""
+    app = DiscoveryApp()
+    with Interceptor(app, [HOST]):
+        session = requests.Session()
+        for _ in range(20):
+            session.get(f"{HOST}/robots.txt")  # warm what is made once
+        gc.collect()
+        tracemalloc.start()
+        try:
+            start, journal = tracemalloc.get_traced_memory()[0], app.journal.bytes
+            for _ in range(300):
+                assert session.get(f"{HOST}/robots.txt").status_code == 200
+            gc.collect()
+            grew = tracemalloc.get_traced_memory()[0] - start
+            journal = app.journal.bytes - journal
+        finally:
+            tracemalloc.stop()
+        session.close()
+    assert grew < journal + 64 * 1024, f"300 calls grew {grew} B, their journal entries {journal} B"

@@ -290,8 +290,15 @@ class DiscoveryService:
     def answer(self, request: ServiceRequest, route: Route | None = None) -> Reply:
         """Answer ``request`` (``route``: its :meth:`route`, if the caller has it);
         waits here for what it waits for (a fault's delay, a long poll)."""
-        with self.on_store(None):
+        # on_store(None), without a generator-based context manager per request.
+        bound = _REQUEST_STORE.get()
+        if bound is not None and bound[0] is self:
             return self._journaled(request, route).settled()
+        token = _REQUEST_STORE.set((self, self._store))
+        try:
+            return self._journaled(request, route).settled()
+        finally:
+            _REQUEST_STORE.reset(token)
 
     def answer_deferred(self, request: ServiceRequest, route: Route | None = None) -> Reply:
         """:meth:`answer` for a caller that must not block (the live server's event
