@@ -62,23 +62,6 @@ def _read_timeout(timeout: object) -> float | None:
     return None
 
 
-class _Unkept(responses.CallList):
-    """A ``responses`` call list that keeps nothing.
-
-    ``responses`` keeps every request and response it answered, twice (the mock's
-    ``calls`` and the registration's), until the mock stops: for the fake, whose journal
-    records every request, that was some 11 KB a call (a GET), growing all session, and a heap the
-    garbage collector walked on each full collection (a third of an in-process call's
-    CPU time). No one reads these lists: the interceptor's mock is its own.
-    """
-
-    def add(self, request: object, response: object) -> None:
-        pass
-
-    def add_call(self, call: object) -> None:
-        pass
-
-
 class _AnyMethodCallback(responses.CallbackResponse):
     """One registration for every method in :data:`_METHODS` on one host.
 
@@ -86,12 +69,21 @@ class _AnyMethodCallback(responses.CallbackResponse):
     per host instead of one per method and host keeps that scan short.
     """
 
-    def __init__(self, pattern: re.Pattern[str], callback: _Callback) -> None:
+    def __init__(
+        self, pattern: re.Pattern[str], callback: _Callback, mock: responses.RequestsMock
+    ) -> None:
         super().__init__(_METHODS[0], pattern, callback=callback, content_type=None)
         self.pattern = pattern
-        self._calls = _Unkept()
+        self._mock = mock
 
     def matches(self, request: PreparedRequest) -> tuple[bool, str]:
+        # responses keeps every request and response it answered (the mock's ``calls``
+        # and each registration's) until the mock stops: some 11 KB a call, growing all
+        # session, and a heap each full garbage collection walks (a third of an
+        # in-process call's CPU). The fake's journal is the record: forget them on every
+        # request (responses matches every request, passed through or not, here first).
+        self._mock.calls.reset()
+        self.calls.reset()
         if request.method not in _METHODS:
             return False, "Method does not match"
         if self.pattern.match(str(request.url)) is None:
@@ -127,7 +119,6 @@ class Interceptor:
         if self._mock is not None:
             return
         mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-        mock._calls = _Unkept()  # see _Unkept
         # responses' stubs say headers are a Mapping; it also takes a list of pairs at
         # run time, which keeps repeated headers intact.
         callback = cast(Any, self._callback)
@@ -135,7 +126,7 @@ class Interceptor:
             # Anchored on the host and a path boundary, so "https://discovery.etcd.io.evil"
             # or another port on the same name is not captured.
             pattern = re.compile(re.escape(host) + r"(?:[/?#].*)?\Z", re.DOTALL)
-            mock.add(_AnyMethodCallback(pattern, callback))
+            mock.add(_AnyMethodCallback(pattern, callback, mock))
         # Anything not matched above goes out for real (other services, the live fake).
         mock.add_passthru(re.compile(r".*", re.DOTALL))
         mock.start()
@@ -203,11 +194,6 @@ def _service_request(request: PreparedRequest) -> ServiceRequest:
 
 def _header_fields(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """The request's header fields but Content-Length (the body's length is known)."""
-    # requests' CaseInsensitiveDict keeps each field as a (name, value) pair in _store:
-    # reading those skips its Mapping methods (a key lower-cased per field).
-    store = getattr(headers, "_store", None)
-    if isinstance(store, dict):
-        return [pair for pair in store.values() if pair[0].lower() != "content-length"]
     return [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
 
 
