@@ -157,11 +157,14 @@ class EventLoop:
         return self.call_at(_now() + delay, callback)
 
     def _drain_wakeups(self, events: int) -> None:
-        with self._lock:
-            self._woken = False
+        # Empty the pipe first, then allow the next write: the other order lost a
+        # wake-up (a write between the two was read away with _woken left set, so
+        # every later call_soon_threadsafe skipped its write and the loop slept on).
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._wake_r, 4096):
                 pass
+        with self._lock:
+            self._woken = False
 
     # -- running ------------------------------------------------------------------------
 
