@@ -978,3 +978,22 @@ def _check_kept_reads(
                     view["key"] = path
                 assert kept.to_json() == {"action": "get", "node": view}
                 assert kept.etcd_index == store.index
+
+
+def test_only_reads_keep_their_encoded_reply() -> None:
+    """A kept read keeps its encoded JSON (a hundred polls send it); a write's reply does
+    not, since the history keeps its event long after (it was 0.4 KB a member)."""
+    from pytest_etcd_discovery._service.app import DiscoveryApp
+
+    app = DiscoveryApp()
+    try:
+        token_url = app.answer_url("GET", "http://127.0.0.1:9/new?size=3")[2].decode()
+        status, _, _ = app.answer_url("PUT", f"{token_url}/m1", form={"value": "m1=http://a"})
+        assert status == 201
+        assert app.store.history_events()[-1].memo == {}
+        first = app.answer_url("GET", token_url)[2]
+        assert app.answer_url("GET", token_url)[2] == first
+        key = "/_etcd/registry/" + token_url.rsplit("/", 1)[1]
+        assert app.store.get(key).memo == {"line": first}
+    finally:
+        app.close()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .._v2store import errors
 from .._v2store.errors import EtcdError
+from .._v2store.events import GET as READ_ACTION
 from .._v2store.events import Event
 from .._v2store.watchers import Watcher
 from . import go_json
@@ -164,16 +165,19 @@ def _flag_param(values: dict[str, list[str]], name: str, cause: str | None = Non
         raise EtcdError(errors.INVALID_FIELD, cause or f'invalid value for "{name}"') from None
 
 
-def encoded(event: Event, *, line: bool) -> bytes:
-    """``event``'s JSON (``line``: with the newline etcd's encoder ends it with), encoded
-    once: an event never changes, one write may wake a thousand watchers and one kept
-    listing (:meth:`Store.get <.._v2store.store.Store.get>`) answer a hundred polls."""
+def encoded(event: Event, *, line: bool, keep: bool = True) -> bytes:
+    """``event``'s JSON (``line``: with the newline etcd's encoder ends it with).
+    ``keep``: encoded once and kept with the event, for what is sent more than once (one
+    write may wake a thousand watchers, one kept read (:meth:`Store.get
+    <.._v2store.store.Store.get>`) answer a hundred polls); not for a write's own
+    reply, whose event the history keeps long after it was sent."""
     kind = "line" if line else "json"
-    data: bytes | None = event.memo.get(kind)
+    data: bytes | None = event.memo.get(kind) if keep else None
     if data is None:
         body = event.to_json()
         data = go_json.encode_line(body) if line else go_json.dumps(body).encode()
-        event.memo[kind] = data
+        if keep:
+            event.memo[kind] = data
     return data
 
 
@@ -257,7 +261,7 @@ class KeysAPI:
         if no_value and event.action in ("set", "compareAndSwap", "create", "update"):
             data = go_json.encode_line({"action": event.action})
         else:
-            data = encoded(event, line=True)
+            data = encoded(event, line=True, keep=event.action == READ_ACTION)
         headers = self.headers(event.etcd_index)
         headers.append(("Content-Length", str(len(data))))
         return Reply(201 if event.is_created else 200, headers, data)

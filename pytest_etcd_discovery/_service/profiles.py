@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from .._constants import PROFILE_DISCOVERYSERVER, PROFILE_ETCD_V2
 from .._v2store import errors
 from .._v2store.errors import EtcdError
+from .._v2store.events import GET as READ_ACTION
 from .._v2store.events import Event
 from .._v2store.rules import ETCD_V2 as ETCD_V2_STORE
 from .._v2store.rules import V2_OVER_V3, StoreRules
@@ -201,7 +202,7 @@ class DiscoveryServerProfile(Profile):
     def _event(event: Event) -> Reply:
         return body_reply(
             200,
-            encoded(event, line=False),
+            encoded(event, line=False, keep=event.action == READ_ACTION),
             [("X-Etcd-Index", str(event.etcd_index))],
             "application/json",
         )
