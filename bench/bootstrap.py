@@ -16,7 +16,7 @@ from .common import RunError, new_token, run_threads
 from .etcdsim import Client, RequestsClient, ScriptedMember, SimulatedMember
 from .memberloop import MemberError, run_members
 from .members import MemberProcess
-from .stats import clock
+from .stats import clock, median
 from .targets import Target
 
 
@@ -86,6 +86,8 @@ def script_loop(
         "seconds": end - start,
         "requests": float(sum(m.requests for m in members)),
         "last_put": max(m.put_answered for m in members) - start,
+        # When the members' PUTs were answered decides how often they poll meanwhile.
+        "median_put": median([m.put_answered for m in members]) - start,
     }
 
 

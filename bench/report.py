@@ -215,6 +215,7 @@ def at_scale_lines(results: dict[str, Any]) -> list[Line]:
         out.append(Line(f"fixed script {case}: wall", "ms", v.get("live"), v.get("real"), 1.0))
         for key, label, unit, bound in (
             ("requests", "requests", "", 1.0),
+            ("median_put", "median PUT answered after", "ms", None),
             ("last_put", "last PUT answered after", "ms", None),
             ("served_once", "connections served once (a burst of N)", "ms", None),
             ("cpu", "clients' CPU (member process)", "ms", None),

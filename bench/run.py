@@ -439,6 +439,7 @@ class Runner:
                 for key, scale_by in (
                     ("requests", 1),
                     ("last_put", 1000),
+                    ("median_put", 1000),
                     ("served_once", 1000),
                     ("cpu", 1000),
                 ):
