@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from ._etcd_rules import CallCriteria
     from ._expectations import CallList
+    from ._interception import InterceptionParts
     from ._service.app import DiscoveryApp
     from ._service.faults import FaultPlan
     from ._service.journal import Call
@@ -67,6 +68,7 @@ class EtcdDiscovery:
         forward: ForwardApp | None = None,
         journal: Callable[[], list[Call]] | None = None,
         store: Callable[[], Store] | None = None,
+        interception_parts: InterceptionParts | None = None,
     ) -> None:
         # The fake's backend when there is an app, else a real service's at ``url``.
         self._backend = backend_for(url, hosts, app, server, clock, forward, journal, store)
@@ -74,7 +76,7 @@ class EtcdDiscovery:
         self.profile = profile
         self.hosts = self._backend.hosts
         self._seeder = Seeder(self._backend)
-        self._interception = Interception(self._backend, front)
+        self._interception = Interception(self._backend, front, interception_parts)
         #: Errors the fake raised inside while this handle's test ran (set at its end).
         self.errors: list[BaseException] = []
         #: Set by the marker's seeding: the token URL it created, if any.

@@ -12,7 +12,7 @@ discovery hosts to the TLS front
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -20,12 +20,70 @@ if TYPE_CHECKING:
     import responses
 
     from ._backend import Backend
+    from ._service.discovery import DiscoveryService
     from ._transport.client_cover import ClientCover
+    from ._transport.forward import ForwardApp
     from ._transport.intercept import Interceptor
     from ._transport.proxy import DiscoveryFront
     from ._transport.responses_passthru import DefaultMockPassthru
 
-__all__ = ["Interception"]
+__all__ = ["Interception", "InterceptionParts"]
+
+
+class InterceptionParts:
+    """The interceptor, client cover and default-mock passthru for one target and set of
+    hosts, built on first use and kept: the plugin's stack hands one to every test's
+    handle, which starts and stops them instead of building its own each test.
+
+    One handle at a time holds them (:meth:`claim`); another that starts meanwhile (a
+    handle kept past its test) builds its own, as without parts.
+    """
+
+    def __init__(
+        self,
+        target: DiscoveryService | ForwardApp,
+        hosts: Sequence[str],
+        front: Callable[[], DiscoveryFront] | None,
+    ) -> None:
+        self.target = target
+        self.hosts = hosts
+        self.front = front
+        self._interceptor: Interceptor | None = None
+        self._cover: ClientCover | None = None
+        self._default_passthru: DefaultMockPassthru | None = None
+        self._holder: object | None = None
+
+    def claim(self, holder: object) -> bool:
+        """True if ``holder`` may use the parts (nobody else holds them)."""
+        if self._holder is None:
+            self._holder = holder
+        return self._holder is holder
+
+    def release(self, holder: object) -> None:
+        if self._holder is holder:
+            self._holder = None
+
+    def interceptor(self) -> Interceptor:
+        if self._interceptor is None:
+            from ._transport.intercept import Interceptor
+
+            self._interceptor = Interceptor(self.target, self.hosts)
+        return self._interceptor
+
+    def cover(self) -> ClientCover:
+        assert self.front is not None
+        if self._cover is None:
+            from ._transport.client_cover import ClientCover
+
+            self._cover = ClientCover(self.hosts, self.front)
+        return self._cover
+
+    def default_passthru(self) -> DefaultMockPassthru:
+        if self._default_passthru is None:
+            from ._transport.responses_passthru import DefaultMockPassthru
+
+            self._default_passthru = DefaultMockPassthru(self.hosts)
+        return self._default_passthru
 
 
 class Interception:
@@ -33,12 +91,20 @@ class Interception:
 
     :param front: starts (once) and returns the TLS + proxy front; None when there is
         none (then only ``requests`` is served).
+    :param parts: kept parts to start and stop rather than building new ones (the same
+        target, hosts and front as ``backend`` and ``front``).
     """
 
-    def __init__(self, backend: Backend, front: Callable[[], DiscoveryFront] | None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        front: Callable[[], DiscoveryFront] | None,
+        parts: InterceptionParts | None = None,
+    ) -> None:
         self.backend = backend
         self.hosts = backend.hosts
         self._front_factory = front
+        self._parts = parts
         self._interceptor: Interceptor | None = None
         self._cover: ClientCover | None = None
         self._default_passthru: DefaultMockPassthru | None = None
@@ -56,19 +122,29 @@ class Interception:
         return f"interception is off: requests to {', '.join(self.hosts)} do not reach the fake"
 
     def start(self) -> None:
+        parts = self._parts
+        if parts is not None and not parts.claim(self):
+            parts = None  # another handle holds them: build this one's own
         # Loaded here: a test that never intercepts never loads responses.
         if self._interceptor is None:
-            from ._transport.intercept import Interceptor
+            if parts is not None:
+                self._interceptor = parts.interceptor()
+            else:
+                from ._transport.intercept import Interceptor
 
-            self._interceptor = Interceptor(self.backend.interception_target(), self.hosts)
+                self._interceptor = Interceptor(self.backend.interception_target(), self.hosts)
         self._interceptor.start()
         if self._front_factory is not None and self._cover is None:
-            from ._transport.client_cover import ClientCover
-            from ._transport.responses_passthru import DefaultMockPassthru
+            if parts is not None:
+                self._cover = parts.cover()
+                self._default_passthru = parts.default_passthru()
+            else:
+                from ._transport.client_cover import ClientCover
+                from ._transport.responses_passthru import DefaultMockPassthru
 
-            self._cover = ClientCover(self.hosts, self._front_factory)
+                self._cover = ClientCover(self.hosts, self._front_factory)
+                self._default_passthru = DefaultMockPassthru(self.hosts)
             self._cover.start()
-            self._default_passthru = DefaultMockPassthru(self.hosts)
             self._default_passthru.start()
 
     def stop(self) -> None:
@@ -81,6 +157,8 @@ class Interception:
         if self._interceptor is not None:
             self._interceptor.stop()
             self._interceptor = None
+        if self._parts is not None:
+            self._parts.release(self)
         self.backend.end_interception()
 
     @contextmanager

@@ -241,6 +241,7 @@ class PluginRun:
             profile=profile,
             hosts=stack.hosts,
             front=stack.front,
+            interception_parts=stack.test_interception(),
         )
         # Tokens the shared phase made show in the failure section under the URL /new
         # handed out for them, like the test's own.

@@ -23,6 +23,7 @@ from ._constants import PROFILE_ETCD_V2, PROFILE_NAMES
 from ._urls import discovery_hosts
 
 if TYPE_CHECKING:
+    from ._interception import InterceptionParts
     from ._service.app import DiscoveryApp
     from ._service.journal import Call
     from ._transport.proxy import DiscoveryFront
@@ -134,6 +135,7 @@ class FakeStack:
         #: Journals of the phases between tests, oldest first (see :meth:`shared_calls`).
         self._shared_journals: list[list[Call]] = []
         self._in_test = False
+        self._test_interception: InterceptionParts | None = None
 
     @property
     def app(self) -> DiscoveryApp:
@@ -158,6 +160,14 @@ class FakeStack:
                 front.start()
                 self._front = front
             return self._front
+
+    def test_interception(self) -> InterceptionParts:
+        """What each test's interception starts and stops, built once (not per test)."""
+        if self._test_interception is None:
+            from ._interception import InterceptionParts
+
+            self._test_interception = InterceptionParts(self.app, self.hosts, self.front)
+        return self._test_interception
 
     # -- shared state and per-test copies ------------------------------------------------
 

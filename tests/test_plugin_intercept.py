@@ -72,6 +72,23 @@ def test_start_and_stop_restore_requests(server: DiscoveryServer) -> None:
     assert not interceptor.active and HTTPAdapter.send is original
 
 
+def test_a_restarted_interceptor_serves_again(server: DiscoveryServer) -> None:
+    # The plugin starts and stops one interceptor for every test; what it registered on
+    # the first start must serve after every later one, and nothing while it is stopped.
+    original = HTTPAdapter.send
+    interceptor = Interceptor(server.app)
+    for _ in range(3):
+        interceptor.start()
+        created = requests.get("https://discovery.etcd.io/new?size=1", timeout=5)
+        assert created.status_code == 200
+        interceptor.stop()
+        assert HTTPAdapter.send is original
+        with pytest.raises(requests.ConnectionError):
+            # This run's guard refuses the host once nothing serves it.
+            requests.get("https://discovery.etcd.io/new?size=1", timeout=5)
+    assert len(server.app.token_names()) == 3
+
+
 def test_timeout_bounds_an_intercepted_long_poll(
     server: DiscoveryServer,
 ) -> None:

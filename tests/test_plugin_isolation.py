@@ -69,3 +69,44 @@ def test_a_request_held_past_its_test_never_reaches_the_next_one(
     pytester.makepyfile(f"TRANSPORT = {transport!r}\n" + HELD_ACROSS_TESTS)
 
     run(pytester).assert_outcomes(passed=2)
+
+
+#: A handle kept past its test and turned on and off in a later one: the later test's
+#: interception stays on (each test's handle reuses its stack's interceptor, so the kept
+#: one must not stop it).
+KEPT_HANDLE = """
+import requests
+
+kept = []
+
+def test_one(etcd_discovery):
+    kept.append(etcd_discovery)
+
+def test_two(etcd_discovery):
+    (old,) = kept
+    with old.intercept():
+        assert requests.get("https://discovery.etcd.io/new?size=2", timeout=5).ok
+    assert etcd_discovery.intercepting and not old.intercepting
+    token_url = requests.get("https://discovery.etcd.io/new?size=3", timeout=5).text
+    assert etcd_discovery.token(token_url).size == 3
+    old.start_intercept()
+    old.stop_intercept()
+    assert etcd_discovery.intercepting
+    assert requests.get(token_url, timeout=5).ok
+
+def test_three():
+    # Refused again once no test serves the host.
+    try:
+        requests.get("https://discovery.etcd.io/new?size=1", timeout=5)
+    except requests.ConnectionError as exc:
+        assert "refused to look up" in str(exc)
+    else:
+        raise AssertionError("served outside a test using the fixture")
+"""
+
+
+def test_a_kept_handle_leaves_the_current_tests_interception_on(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(KEPT_HANDLE)
+    run(pytester).assert_outcomes(passed=3)

@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
+from functools import lru_cache, partial
 from http.client import RemoteDisconnected
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -51,6 +51,20 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _Callback = Callable[["PreparedRequest"], Any]
 #: What a ``responses`` callback returns: status, headers (a list keeps repeats), body.
 _Reply = tuple[int, list[tuple[str, str]], bytes]
+
+
+#: The passthru for everything the discovery hosts' registrations do not match.
+_ANYTHING = re.compile(r".*", re.DOTALL)
+
+
+@lru_cache(maxsize=64)
+def _host_pattern(host: str) -> re.Pattern[str]:
+    """``host`` (a normalized base URL) and any path on it, compiled once per process.
+
+    Anchored on the host and a path boundary, so "https://discovery.etcd.io.evil" or
+    another port on the same name is not captured.
+    """
+    return re.compile(re.escape(host) + r"(?:[/?#].*)?\Z", re.DOTALL)
 
 
 def _read_timeout(timeout: object) -> float | None:
@@ -106,39 +120,48 @@ class Interceptor:
     ) -> None:
         self.app = app
         self.hosts: tuple[str, ...] = tuple(dict.fromkeys(normalize_host(h) for h in hosts))
+        #: Built on the first start and kept, registrations included, for the next one:
+        #: the plugin starts and stops one interceptor per profile for every test.
         self._mock: responses.RequestsMock | None = None
+        self._active = False
         self._helpers = _Helpers()
 
     @property
     def active(self) -> bool:
         """True between :meth:`start` and :meth:`stop`."""
-        return self._mock is not None
+        return self._active
 
     def start(self) -> None:
         """Patch ``requests`` so calls to :attr:`hosts` reach the app in-process."""
-        if self._mock is not None:
+        if self._active:
             return
+        mock = self._mock
+        if mock is None:
+            mock = self._mock = self._new_mock()
+        # responses keeps what was registered across stop() and start() (only reset()
+        # forgets it), so a restart is its patch alone.
+        mock.start()
+        self._helpers.open()
+        self._active = True
+
+    def _new_mock(self) -> responses.RequestsMock:
         mock = responses.RequestsMock(assert_all_requests_are_fired=False)
         # responses' stubs say headers are a Mapping; it also takes a list of pairs at
         # run time, which keeps repeated headers intact.
         callback = cast(Any, self._callback)
         for host in self.hosts:
-            # Anchored on the host and a path boundary, so "https://discovery.etcd.io.evil"
-            # or another port on the same name is not captured.
-            pattern = re.compile(re.escape(host) + r"(?:[/?#].*)?\Z", re.DOTALL)
-            mock.add(_AnyMethodCallback(pattern, callback, mock))
+            mock.add(_AnyMethodCallback(_host_pattern(host), callback, mock))
         # Anything not matched above goes out for real (other services, the live fake).
-        mock.add_passthru(re.compile(r".*", re.DOTALL))
-        mock.start()
-        self._helpers.open()
-        self._mock = mock
+        mock.add_passthru(_ANYTHING)
+        return mock
 
     def stop(self) -> None:
         """Undo the patch; requests to the hosts go to the network again."""
-        mock, self._mock = self._mock, None
-        if mock is not None:
-            mock.stop(allow_assert=False)
-            mock.reset()
+        if self._active:
+            self._active = False
+            assert self._mock is not None
+            self._mock.stop(allow_assert=False)
+            self._mock.calls.reset()  # nothing of the last request outlives the patch
         self._helpers.close()
 
     def __enter__(self) -> Interceptor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .._constants import normalize_host
@@ -28,23 +29,29 @@ __all__ = ["DefaultMockPassthru", "add_to", "passthru_patterns"]
 def passthru_patterns(hosts: Iterable[str]) -> list[re.Pattern[str]]:
     """One pattern per discovery base URL, anchored on the host and a path boundary
     (so ``https://discovery.etcd.io.example`` does not pass)."""
-    return [
+    return list(_patterns(tuple(hosts)))
+
+
+@lru_cache(maxsize=64)
+def _patterns(hosts: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    # Compiled once per set of hosts: the plugin adds and removes them for every test.
+    return tuple(
         re.compile(re.escape(normalize_host(h)) + r"(?:[/?#].*)?\Z", re.DOTALL)
         for h in dict.fromkeys(hosts)
-    ]
+    )
 
 
 def add_to(mock: responses.RequestsMock, hosts: Iterable[str]) -> None:
     """Let ``mock`` pass the discovery hosts through to the fake (idempotent)."""
     have = {getattr(p, "pattern", p) for p in mock.passthru_prefixes}
-    for pattern in passthru_patterns(hosts):
+    for pattern in _patterns(tuple(hosts)):
         if pattern.pattern not in have:
             mock.add_passthru(pattern)
 
 
 def remove_from(mock: responses.RequestsMock, hosts: Iterable[str]) -> None:
     """Undo :func:`add_to` (other passthru entries stay)."""
-    ours = {p.pattern for p in passthru_patterns(hosts)}
+    ours = {p.pattern for p in _patterns(tuple(hosts))}
     mock.passthru_prefixes = tuple(
         p for p in mock.passthru_prefixes if getattr(p, "pattern", None) not in ours
     )
