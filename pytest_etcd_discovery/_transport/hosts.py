@@ -8,7 +8,9 @@ pytest run (:mod:`.client_cover`) costs unrelated runs nothing.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from .._constants import normalize_host
@@ -65,3 +67,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+@lru_cache(maxsize=64)
+def host_pattern(base_url: str) -> re.Pattern[str]:
+    """A discovery base URL and any path on it, compiled once per process (the plugin
+    starts and stops its interception for every test). Anchored on the host and a path
+    boundary, so ``https://discovery.etcd.io.example`` or another port on the same name
+    is not matched."""
+    return re.compile(re.escape(normalize_host(base_url)) + r"(?:[/?#].*)?\Z", re.DOTALL)

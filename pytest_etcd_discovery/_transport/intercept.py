@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import lru_cache, partial
+from functools import partial
 from http.client import RemoteDisconnected
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -31,6 +31,7 @@ from .._constants import DEFAULT_HOSTS, TRANSPORT_INPROCESS, normalize_host
 from .._service.discovery import DiscoveryService
 from .._service.messages import ServiceRequest, host_url_of
 from .._service.routes import Route
+from .hosts import host_pattern
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
@@ -55,16 +56,6 @@ _Reply = tuple[int, list[tuple[str, str]], bytes]
 
 #: The passthru for everything the discovery hosts' registrations do not match.
 _ANYTHING = re.compile(r".*", re.DOTALL)
-
-
-@lru_cache(maxsize=64)
-def _host_pattern(host: str) -> re.Pattern[str]:
-    """``host`` (a normalized base URL) and any path on it, compiled once per process.
-
-    Anchored on the host and a path boundary, so "https://discovery.etcd.io.evil" or
-    another port on the same name is not captured.
-    """
-    return re.compile(re.escape(host) + r"(?:[/?#].*)?\Z", re.DOTALL)
 
 
 def _read_timeout(timeout: object) -> float | None:
@@ -150,7 +141,7 @@ class Interceptor:
         # run time, which keeps repeated headers intact.
         callback = cast(Any, self._callback)
         for host in self.hosts:
-            mock.add(_AnyMethodCallback(_host_pattern(host), callback, mock))
+            mock.add(_AnyMethodCallback(host_pattern(host), callback, mock))
         # Anything not matched above goes out for real (other services, the live fake).
         mock.add_passthru(_ANYTHING)
         return mock

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from .._constants import normalize_host
+from .hosts import host_pattern
 
 if TYPE_CHECKING:
     import responses
@@ -34,11 +34,8 @@ def passthru_patterns(hosts: Iterable[str]) -> list[re.Pattern[str]]:
 
 @lru_cache(maxsize=64)
 def _patterns(hosts: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    # Compiled once per set of hosts: the plugin adds and removes them for every test.
-    return tuple(
-        re.compile(re.escape(normalize_host(h)) + r"(?:[/?#].*)?\Z", re.DOTALL)
-        for h in dict.fromkeys(hosts)
-    )
+    # One tuple per set of hosts: the plugin adds and removes them for every test.
+    return tuple(host_pattern(h) for h in dict.fromkeys(hosts))
 
 
 def add_to(mock: responses.RequestsMock, hosts: Iterable[str]) -> None:
