@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pytest_etcd_discovery._service.app import DiscoveryApp
@@ -77,31 +78,39 @@ class LatencyBench:
         thread's CPU seconds per call: for in-process targets that is the whole cost, and
         unlike wall time it does not depend on what else the machine is running."""
         session, token_url, put_url = self._setup(target)
-        timeout = target.timeout()
-        samples = []
         cpu = cpu if cpu is not None else []
+        if case == "wake":
+            return [self._wake(target, session, put_url) for _ in range(size)]
+        timeout: float | None = 10 if case == "get-timeout" else target.timeout()
+        send: Callable[[str, str, dict[str, str] | None], int]
         if case in WIRE_CASES:
-            return self._wire_batch(target, case, size, token_url, put_url, cpu)
+            client = self._client(target, token_url)
+
+            def send(method: str, url: str, form: dict[str, str] | None) -> int:
+                return client.request(method, url, form, timeout).status
+        else:
+
+            def send(method: str, url: str, form: dict[str, str] | None) -> int:
+                return int(session.request(method, url, data=form, timeout=timeout).status_code)
+
+        kind = case.removeprefix("wire-")
+        samples = []
         for _ in range(size):
-            if case == "wake":
-                samples.append(self._wake(target, session, put_url))
-                continue
-            if case == "new":
-                url, method, data = f"{target.base_url}/new?size=3", "GET", None
-            elif case in ("get", "get-timeout"):
-                url, method, data = token_url, "GET", None
-                if case == "get-timeout":
-                    timeout = 10
+            form: dict[str, str] | None = None
+            if kind == "new":
+                method, url = "GET", f"{target.base_url}/new?size=3"
+            elif kind in ("get", "get-timeout"):
+                method, url = "GET", token_url
             else:
-                url = f"{put_url}/{next(_counter):x}?prevExist=false"
-                method, data = "PUT", {"value": "m=http://10.0.0.9:2380"}
+                method, url = "PUT", f"{put_url}/{next(_counter):x}?prevExist=false"
+                form = {"value": "m=http://10.0.0.9:2380"}
             cpu_start = time.thread_time()
             start = clock()
-            resp = session.request(method, url, data=data, timeout=timeout)
+            status = send(method, url, form)
             samples.append(clock() - start)
             cpu.append(time.thread_time() - cpu_start)
-            if resp.status_code not in (200, 201):
-                raise RunError(f"{target.name}: {method} {url} -> {resp.status_code}")
+            if status not in (200, 201):
+                raise RunError(f"{target.name}: {method} {url} -> {status}")
         return samples
 
     def _client(self, target: Target, url: str) -> WireClient:
@@ -109,31 +118,6 @@ class LatencyBench:
         if client is None:
             client = self._wire[target.name] = WireClient(url)
         return client
-
-    def _wire_batch(
-        self, target: Target, case: str, size: int, token_url: str, put_url: str, cpu: list[float]
-    ) -> list[float]:
-        """``size`` calls of a :data:`WIRE_CASES` case on the target's kept connection."""
-        client = self._client(target, token_url)
-        timeout = target.timeout()
-        samples = []
-        for _ in range(size):
-            form: dict[str, str] | None = None
-            if case == "wire-new":
-                method, url = "GET", f"{target.base_url}/new?size=3"
-            elif case == "wire-get":
-                method, url = "GET", token_url
-            else:
-                method, url = "PUT", f"{put_url}/{next(_counter):x}?prevExist=false"
-                form = {"value": "m=http://10.0.0.9:2380"}
-            cpu_start = time.thread_time()
-            start = clock()
-            reply = client.request(method, url, form, timeout)
-            samples.append(clock() - start)
-            cpu.append(time.thread_time() - cpu_start)
-            if reply.status not in (200, 201):
-                raise RunError(f"{target.name}: {method} {url} -> {reply.status}")
-        return samples
 
     def _wake(self, target: Target, session: Any, token_url: str) -> float:
         """One blocked recursive watch on the token, woken by one PUT.

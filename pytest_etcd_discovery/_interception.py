@@ -105,6 +105,7 @@ class Interception:
         self.hosts = backend.hosts
         self._front_factory = front
         self._parts = parts
+        self._own_parts: InterceptionParts | None = None  # built when it has no parts
         self._interceptor: Interceptor | None = None
         self._cover: ClientCover | None = None
         self._default_passthru: DefaultMockPassthru | None = None
@@ -123,27 +124,19 @@ class Interception:
 
     def start(self) -> None:
         parts = self._parts
-        if parts is not None and not parts.claim(self):
-            parts = None  # another handle holds them: build this one's own
-        # Loaded here: a test that never intercepts never loads responses.
+        if parts is None or not parts.claim(self):
+            # No stack's parts, or another handle holds them: this handle's own.
+            if self._own_parts is None:
+                self._own_parts = InterceptionParts(
+                    self.backend.interception_target(), self.hosts, self._front_factory
+                )
+            parts = self._own_parts
         if self._interceptor is None:
-            if parts is not None:
-                self._interceptor = parts.interceptor()
-            else:
-                from ._transport.intercept import Interceptor
-
-                self._interceptor = Interceptor(self.backend.interception_target(), self.hosts)
+            self._interceptor = parts.interceptor()
         self._interceptor.start()
         if self._front_factory is not None and self._cover is None:
-            if parts is not None:
-                self._cover = parts.cover()
-                self._default_passthru = parts.default_passthru()
-            else:
-                from ._transport.client_cover import ClientCover
-                from ._transport.responses_passthru import DefaultMockPassthru
-
-                self._cover = ClientCover(self.hosts, self._front_factory)
-                self._default_passthru = DefaultMockPassthru(self.hosts)
+            self._cover = parts.cover()
+            self._default_passthru = parts.default_passthru()
             self._cover.start()
             self._default_passthru.start()
 

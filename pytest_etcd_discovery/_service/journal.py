@@ -197,34 +197,22 @@ class _Shared:
             self.adopt(text)
         return text, _str_bytes(text)
 
-    def form(self, form: dict[str, list[str]]) -> tuple[dict[str, list[str]], int, int]:
-        """A copy of ``form`` with shared names and short values; its bytes (the dict,
-        its lists, what it pays for its strings) and its characters (names and values)."""
+    def form(self, form: dict[str, list[str]]) -> tuple[dict[str, list[str]], int]:
+        """A copy of ``form`` with shared names and short values, and its bytes (the dict,
+        its lists, what it pays for its strings)."""
         if not form:
-            return form, sys.getsizeof(form), 0
+            return form, sys.getsizeof(form)
         kept: dict[str, list[str]] = {}
-        size = chars = 0
+        size = 0
         for name, values in form.items():
             name, paid = self.text(name)
             out = list(values)  # exact size: a list grown by appends keeps spare room
             size += paid + sys.getsizeof(out)
-            chars += len(name)
             for i, value in enumerate(out):
                 out[i], paid = self.text(value, _SHARE_VALUE)
                 size += paid
-                chars += len(value)
             kept[name] = out
-        return kept, size + sys.getsizeof(kept), chars
-
-
-def _form_bytes(form: dict[str, list[str]]) -> int:
-    """What ``form`` holds, none of it shared."""
-    size = sys.getsizeof(form)
-    for name, values in form.items():
-        size += _str_bytes(name) + sys.getsizeof(values)
-        for value in values:
-            size += _str_bytes(value)
-    return size
+        return kept, size + sys.getsizeof(kept)
 
 
 def bounded_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
@@ -370,11 +358,8 @@ class Journal:
         text, cut_body = bounded_body(body)
         method, paid = shared.text(method)
         size += paid
-        form, paid, chars = shared.form(form)
-        truncated = len(query) > MAX_ENTRY_CHARS // 2 or len(query) + chars > MAX_ENTRY_CHARS
-        if truncated:  # rare: cut to the bound (see bounded), costed as not shared
-            query, form, _, truncated = bounded(query, form)
-            paid = _form_bytes(form)
+        query, form, _, truncated = bounded(query, form)
+        form, paid = shared.form(form)
         size += paid
         query, paid = shared.text(query)
         size += paid
